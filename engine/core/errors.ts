@@ -23,6 +23,12 @@ export const ERROR_MESSAGES = {
   token_expired: 'The token has expired or is used up.',
   token_scope_insufficient: 'The token does not cover this capability or parameter.',
   token_revoked: 'The token has been revoked.',
+  // --- token verification, local codes (core §7.2; mapped to the wire codes above by engine/tokens) ---
+  token_malformed: 'The token is not a well-formed hntoken.',
+  token_signature_bad: 'The token signature does not verify.',
+  token_not_yet_valid: 'The token is not valid yet.',
+  token_audience_mismatch: 'The token is meant for another community.',
+  token_issuer_revoked: 'The token issuer has been revoked.',
   relay_unreachable: 'The relay is down while a relayed link was required.',
   // --- seed §6, shared ---
   experimental_disabled: 'This experimental module is switched off on this node.',

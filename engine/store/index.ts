@@ -1,0 +1,3 @@
+export * from './types.js';
+export { openMemoryStorage, deleteMemoryDatabase } from './memory.js';
+export { openIndexedDbStorage } from './indexeddb.js';
