@@ -264,7 +264,7 @@ export class EventLog {
     // 8. data schema of known types (before touching storage)
     const schema = this.schemas.get(ev.event_type);
     if (schema) assertSchema(schema, ev.data, 'data_invalid');
-    const stored = await this.o.store.transaction(['events', 'chain', 'heads', 'meta'], 'readwrite', async (tx) => {
+    const stored = await this.o.store.transaction(['events', 'chain', 'heads', 'meta', 'conflicts'], 'readwrite', async (tx) => {
       // 6. Lamport jump
       const clock = (await tx.get<{ v: number }>('meta', 'clock'))?.v ?? 0;
       if (ev.lamport > clock + LAMPORT_MAX_JUMP) throw new HnError('out_of_order', 'Lamport clock jumps too far');

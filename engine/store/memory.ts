@@ -81,7 +81,13 @@ class MemoryStorage implements StorageAdapter {
     const run = async (): Promise<R> => {
       for (const s of stores) this.base(s);
       const ov = new Overlay();
-      const r = await fn(this.txOver(new Set(stores), ov, mode === 'readonly'));
+      let r: R;
+      try {
+        r = await fn(this.txOver(new Set(stores), ov, mode === 'readonly'));
+      } catch (e) {
+        if (e instanceof HnError) throw e;
+        throw new HnError('storage_failed', `transaction aborted: ${(e as Error)?.name ?? 'error'}`);
+      }
       this.commit(ov);
       return r;
     };
