@@ -2,7 +2,15 @@
 export { createNode, type HearthNode, type NodeOptions, type PeerInfo, type EventsApi } from './node.js';
 export { HnError, ERROR_CODES, ERROR_MESSAGES, type ErrorCode, type ErrorObject } from './core/errors.js';
 export * as constants from './core/constants.js';
-export { defaultConfig, resolveConfig, configToToml, configFromToml, MODULE_SECTIONS, type HearthnetConfig, type ModuleName } from './core/config.js';
+export {
+  defaultConfig,
+  resolveConfig,
+  configToToml,
+  configFromToml,
+  MODULE_SECTIONS,
+  type HearthnetConfig,
+  type ModuleName,
+} from './core/config.js';
 export { canonical, canonicalString, jcs } from './core/canonical.js';
 export { memoryPortPair, type BytePort } from './net/port.js';
 export type { PeerSession, LinkInfo } from './net/session.js';

@@ -20,7 +20,13 @@ import { HnError } from './core/errors.js';
 import type { NodeID, TrustLevel } from './core/types.js';
 import { EventLog, type EventEnvelope, type ListQuery, type ReceiveResult } from './events/log.js';
 import { CommunityView } from './identity/community.js';
-import { generateKeyPair, keyPairFromSeed, parseNodeId, shortNodeId, type KeyPair } from './identity/identity.js';
+import {
+  generateKeyPair,
+  keyPairFromSeed,
+  parseNodeId,
+  shortNodeId,
+  type KeyPair,
+} from './identity/identity.js';
 import { unbuiltModule, type ModuleContext, type ModuleDef } from './modules/registry.js';
 import type { BytePort } from './net/port.js';
 import { PeerSession, type LinkInfo } from './net/session.js';
@@ -83,7 +89,10 @@ export interface HearthNode {
   setConfig(patch: ConfigPatch): Promise<HearthnetConfig>;
   exportConfigToml(): string;
   /** parse, validate and (unless `dryRun`) save a TOML config; returns the field diff */
-  importConfigToml(text: string, opts?: { dryRun?: boolean }): Promise<{ field: string; from: unknown; to: unknown }[]>;
+  importConfigToml(
+    text: string,
+    opts?: { dryRun?: boolean },
+  ): Promise<{ field: string; from: unknown; to: unknown }[]>;
   onConfigChange(cb: (c: HearthnetConfig) => void): () => void;
   /** attach a link (any BytePort) to a peer; resolves when the handshake is done */
   connect(port: BytePort, info: LinkInfo): Promise<PeerSession>;
@@ -97,8 +106,13 @@ let memoryCounter = 0;
 
 export async function createNode(options: NodeOptions = {}): Promise<HearthNode> {
   const kind = options.storage ?? 'memory';
-  const factory: StorageFactory = kind === 'memory' ? openMemoryStorage : kind === 'indexeddb' ? openIndexedDbStorage : kind;
-  const dbName = options.name ?? (kind === 'indexeddb' ? 'hearthnet-0' : `hearthnet-mem-${Date.now()}-${++memoryCounter}-${Math.random().toString(36).slice(2)}`);
+  const factory: StorageFactory =
+    kind === 'memory' ? openMemoryStorage : kind === 'indexeddb' ? openIndexedDbStorage : kind;
+  const dbName =
+    options.name ??
+    (kind === 'indexeddb'
+      ? 'hearthnet-0'
+      : `hearthnet-mem-${Date.now()}-${++memoryCounter}-${Math.random().toString(36).slice(2)}`);
   const store: StorageAdapter = await factory(dbName, CORE_SCHEMA);
 
   // identity: generated once, persisted; a stored key wins over nothing, a given seed must match it
@@ -106,11 +120,20 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
 
   // config: defaults ⊕ stored ⊕ options (validated)
   const stored = await store.get<{ k: string; config: unknown }>('config', 'current');
-  let { config, warnings } = resolveConfig(stored?.config ?? {});
+  const loaded = resolveConfig(stored?.config ?? {});
+  const warnings = loaded.warnings;
+  let config = loaded.config;
   if (options.config) ({ config } = resolveConfig(options.config, config));
-  await store.put('config', { k: 'current', schema_version: 1, updated_at: new Date().toISOString(), config });
+  await store.put('config', {
+    k: 'current',
+    schema_version: 1,
+    updated_at: new Date().toISOString(),
+    config,
+  });
 
-  const communityId = config.community.community_id ? parseNodeId(config.community.community_id) : keys.nodeId;
+  const communityId = config.community.community_id
+    ? parseNodeId(config.community.community_id)
+    : keys.nodeId;
   const community = new CommunityView(communityId, config.community.admission as 'open' | 'invite');
   const metrics = new Metrics();
   const bus = new Bus({
@@ -183,7 +206,12 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
   let closed = false;
   async function saveConfig(next: HearthnetConfig) {
     if (closed) throw new HnError('closed', 'node is closed');
-    await store.put('config', { k: 'current', schema_version: 1, updated_at: new Date().toISOString(), config: next });
+    await store.put('config', {
+      k: 'current',
+      schema_version: 1,
+      updated_at: new Date().toISOString(),
+      config: next,
+    });
     config = next;
     await applyFlags();
     for (const cb of configListeners) cb(config);
@@ -223,13 +251,15 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
     call: (cap, input, opts) => bus.call(cap, input, opts),
     stream: (cap, input, opts) => bus.stream(cap, input, opts),
     async enable(m) {
-      if (!(MODULE_SECTIONS as readonly string[]).includes(m)) throw new HnError('bad_request', `unknown module ${String(m)}`);
+      if (!(MODULE_SECTIONS as readonly string[]).includes(m))
+        throw new HnError('bad_request', `unknown module ${String(m)}`);
       const patch: Record<string, { enabled: boolean }> = { [m]: { enabled: true } };
       if (m === 'distributed_llm') patch.tensor_transport = { enabled: true }; // M26 needs X08
       await saveConfig(resolveConfig(patch, config).config);
     },
     async disable(m) {
-      if (!(MODULE_SECTIONS as readonly string[]).includes(m)) throw new HnError('bad_request', `unknown module ${String(m)}`);
+      if (!(MODULE_SECTIONS as readonly string[]).includes(m))
+        throw new HnError('bad_request', `unknown module ${String(m)}`);
       const patch: Record<string, { enabled: boolean }> = { [m]: { enabled: false } };
       if (m === 'tensor_transport') patch.distributed_llm = { enabled: false };
       await saveConfig(resolveConfig(patch, config).config);
@@ -297,7 +327,8 @@ async function loadKeys(store: StorageAdapter, seed?: Uint8Array): Promise<KeyPa
   const rec = await store.get<{ k: string; seed: Uint8Array; created_at: string }>('keys', 'device');
   if (rec) {
     const kp = keyPairFromSeed(new Uint8Array(rec.seed));
-    if (seed && kp.nodeId !== keyPairFromSeed(seed).nodeId) throw new HnError('keys_invalid', 'the database holds another identity');
+    if (seed && kp.nodeId !== keyPairFromSeed(seed).nodeId)
+      throw new HnError('keys_invalid', 'the database holds another identity');
     return kp;
   }
   const kp = seed ? keyPairFromSeed(seed) : generateKeyPair();

@@ -7,7 +7,11 @@
 import { canonicalString } from '../core/canonical.js';
 import type { ModuleName } from '../core/config.js';
 import { moduleOfCapability } from '../core/catalogue.js';
-import { RATE_LIMIT_HARD_RPS_PER_CAP, RATE_LIMIT_SOFT_RPS_PER_CAP, RPC_DEFAULT_TIMEOUT_SECONDS } from '../core/constants.js';
+import {
+  RATE_LIMIT_HARD_RPS_PER_CAP,
+  RATE_LIMIT_SOFT_RPS_PER_CAP,
+  RPC_DEFAULT_TIMEOUT_SECONDS,
+} from '../core/constants.js';
 import { HnError, toHnError } from '../core/errors.js';
 import { blake3Cid } from '../core/hash.js';
 import { trustAtLeast, type NodeID, type TrustLevel } from '../core/types.js';
@@ -46,10 +50,12 @@ export interface ParsedRef {
 }
 export function parseRef(ref: string): ParsedRef {
   const m = /^([^@]+)(?:@(\d{1,4})\.(\d{1,4}))?$/.exec(ref);
-  if (!m || m[1]!.length > 128 || !NAME_RE.test(m[1]!)) throw new HnError('bad_request', `malformed capability reference ${JSON.stringify(ref.slice(0, 140))}`);
+  if (!m || m[1]!.length > 128 || !NAME_RE.test(m[1]!))
+    throw new HnError('bad_request', `malformed capability reference ${JSON.stringify(ref.slice(0, 140))}`);
   return m[2] === undefined ? { name: m[1]! } : { name: m[1]!, major: Number(m[2]), minor: Number(m[3]) };
 }
-export const refOf = (d: Pick<CapabilityDescriptor, 'name' | 'version'>) => `${d.name}@${d.version[0]}.${d.version[1]}`;
+export const refOf = (d: Pick<CapabilityDescriptor, 'name' | 'version'>) =>
+  `${d.name}@${d.version[0]}.${d.version[1]}`;
 
 export function schemaHash(d: CapabilityDescriptor): string {
   return blake3Cid({
@@ -102,11 +108,15 @@ export class Bus {
   register(cap: Capability): void {
     const d = cap.descriptor;
     if (typeof d.name !== 'string' || d.name.length > 128 || !NAME_RE.test(d.name))
-      throw new HnError('namespace_violation', `capability name ${JSON.stringify(d.name)} is not a dotted lowercase name`);
+      throw new HnError(
+        'namespace_violation',
+        `capability name ${JSON.stringify(d.name)} is not a dotted lowercase name`,
+      );
     if (!REGISTRABLE.some((p) => d.name.startsWith(p)))
       throw new HnError('namespace_violation', `capability ${d.name} is outside the registrable namespaces`);
     const mod = moduleOfCapability(d.name);
-    if (mod && !this.o.isEnabled(mod)) throw new HnError('experimental_disabled', `module ${mod} is disabled`);
+    if (mod && !this.o.isEnabled(mod))
+      throw new HnError('experimental_disabled', `module ${mod} is disabled`);
     if (
       !Array.isArray(d.version) ||
       d.version.length !== 2 ||
@@ -121,17 +131,26 @@ export class Bus {
     const isStream = d.stream_schema !== null;
     const isGen = cap.handler.constructor?.name === 'AsyncGeneratorFunction';
     if (isStream !== isGen && cap.handler.constructor?.name !== 'Function')
-      throw new HnError('schema_invalid', `${d.name}: stream_schema must be set exactly for streaming handlers`);
+      throw new HnError(
+        'schema_invalid',
+        `${d.name}: stream_schema must be set exactly for streaming handlers`,
+      );
 
     const hash = schemaHash(d);
     const list = this.entries.get(d.name) ?? [];
-    const same = list.find((e) => e.descriptor.version[0] === d.version[0] && e.descriptor.version[1] === d.version[1]);
+    const same = list.find(
+      (e) => e.descriptor.version[0] === d.version[0] && e.descriptor.version[1] === d.version[1],
+    );
     if (same) {
       if (same.hash === hash && descriptorKey(same.descriptor) === descriptorKey(d)) return; // identical: no-op
       throw new HnError('duplicate', `${refOf(d)} is already registered with a different descriptor`);
     }
     list.push({ ...cap, hash, stats: { calls: 0, errors: 0, in_flight: 0, latency_ms_total: 0 } });
-    list.sort((a, b) => b.descriptor.version[0] - a.descriptor.version[0] || b.descriptor.version[1] - a.descriptor.version[1]);
+    list.sort(
+      (a, b) =>
+        b.descriptor.version[0] - a.descriptor.version[0] ||
+        b.descriptor.version[1] - a.descriptor.version[1],
+    );
     this.entries.set(d.name, list);
     this.changed();
   }
@@ -139,7 +158,9 @@ export class Bus {
   unregister(name: string, version?: [number, number]): void {
     const list = this.entries.get(name);
     if (!list) return;
-    const rest = version ? list.filter((e) => e.descriptor.version[0] !== version[0] || e.descriptor.version[1] !== version[1]) : [];
+    const rest = version
+      ? list.filter((e) => e.descriptor.version[0] !== version[0] || e.descriptor.version[1] !== version[1])
+      : [];
     if (rest.length) this.entries.set(name, rest);
     else this.entries.delete(name);
     this.changed();
@@ -166,7 +187,16 @@ export class Bus {
   }
 
   /** Registered capabilities with their schema hashes (what a manifest advertises). */
-  list(): { ref: string; name: string; version: string; stability: string; module: string; schema_hash: string; stream: boolean; trust_required: string }[] {
+  list(): {
+    ref: string;
+    name: string;
+    version: string;
+    stability: string;
+    module: string;
+    schema_hash: string;
+    stream: boolean;
+    trust_required: string;
+  }[] {
     const out = [];
     for (const list of this.entries.values())
       for (const e of list)
@@ -277,7 +307,10 @@ export class Bus {
     const e = this.lookup(r);
     const d = e.descriptor;
     if ((d.stream_schema !== null) !== wantStream)
-      throw new HnError('bad_request', `${refOf(d)} is ${d.stream_schema ? 'a streaming' : 'a unary'} capability`);
+      throw new HnError(
+        'bad_request',
+        `${refOf(d)} is ${d.stream_schema ? 'a streaming' : 'a unary'} capability`,
+      );
     // trust
     if (d.trust_required === 'self') {
       if (!origin.isLocal) throw new HnError('unauthorized', `${d.name} may only be called by this node`);
@@ -285,16 +318,21 @@ export class Bus {
       const lvl = origin.isLocal ? this.o.levelOf(this.o.self) : this.o.levelOf(origin.caller);
       if (lvl === 'revoked') throw new HnError('revoked', 'the caller has been revoked');
       if (lvl === null) {
-        if (!(origin.isLocal || d.trust_required === 'unknown')) throw new HnError('unauthorized', 'the caller is not a member');
+        if (!(origin.isLocal || d.trust_required === 'unknown'))
+          throw new HnError('unauthorized', 'the caller is not a member');
       } else if (!trustAtLeast(lvl, d.trust_required)) {
         throw new HnError('unauthorized', `${d.name} needs trust level ${d.trust_required}`);
       }
     }
     assertSchema(d.request_schema, input, 'schema_mismatch', { schema_hash_expected: e.hash });
     if (e.stats.in_flight >= d.max_concurrent)
-      throw new HnError('capacity_exceeded', `${d.name} is at its limit of ${d.max_concurrent} concurrent calls`, {
-        retry_after_ms: 1000,
-      });
+      throw new HnError(
+        'capacity_exceeded',
+        `${d.name} is at its limit of ${d.max_concurrent} concurrent calls`,
+        {
+          retry_after_ms: 1000,
+        },
+      );
     return e;
   }
 
@@ -316,7 +354,10 @@ export class Bus {
     e.stats.calls++;
     e.stats.latency_ms_total += ms;
     if (!ok) e.stats.errors++;
-    this.o.metrics.inc('hearthnet_requests_total', { capability: name, result: ok ? 'ok' : (code ?? 'error') });
+    this.o.metrics.inc('hearthnet_requests_total', {
+      capability: name,
+      result: ok ? 'ok' : (code ?? 'error'),
+    });
     this.o.metrics.observe('hearthnet_request_duration_ms', { capability: name }, ms);
   }
 
@@ -334,7 +375,10 @@ export class Bus {
     e.stats.in_flight++;
     const t0 = performance.now();
     try {
-      const out = await Promise.race([(e.handler as UnaryHandler)(input, this.context(e, origin, signal, deadlineMs)), aborted]);
+      const out = await Promise.race([
+        (e.handler as UnaryHandler)(input, this.context(e, origin, signal, deadlineMs)),
+        aborted,
+      ]);
       if (d.response_schema) {
         try {
           assertSchema(d.response_schema, out, 'internal_error');
@@ -430,18 +474,29 @@ function localOrigin(self: NodeID, opts: CallOptions): Origin {
 
 /** Deadline = min(caller timeout, descriptor timeout); caller's AbortSignal cancels too. */
 function deadline(d: CapabilityDescriptor, origin: Origin, now = Date.now) {
-  const ms = Math.min(origin.timeoutMs ?? Infinity, (d.timeout_seconds || RPC_DEFAULT_TIMEOUT_SECONDS) * 1000);
+  const ms = Math.min(
+    origin.timeoutMs ?? Infinity,
+    (d.timeout_seconds || RPC_DEFAULT_TIMEOUT_SECONDS) * 1000,
+  );
   const ac = new AbortController();
   let reject!: (e: unknown) => void;
   const aborted = new Promise<never>((_, rej) => (reject = rej));
   aborted.catch(() => undefined);
   const onAbort = () => {
-    const reason = ac.signal.reason instanceof HnError ? ac.signal.reason : new HnError('timeout', 'the call was cancelled');
+    const reason =
+      ac.signal.reason instanceof HnError
+        ? ac.signal.reason
+        : new HnError('timeout', 'the call was cancelled');
     reject(reason);
   };
   ac.signal.addEventListener('abort', onAbort, { once: true });
   const timer = setTimeout(() => ac.abort(new HnError('timeout', `deadline of ${ms} ms passed`)), ms);
-  const fromCaller = () => ac.abort(origin.signal?.reason instanceof HnError ? origin.signal.reason : new HnError('timeout', 'the call was cancelled'));
+  const fromCaller = () =>
+    ac.abort(
+      origin.signal?.reason instanceof HnError
+        ? origin.signal.reason
+        : new HnError('timeout', 'the call was cancelled'),
+    );
   if (origin.signal) {
     if (origin.signal.aborted) fromCaller();
     else origin.signal.addEventListener('abort', fromCaller, { once: true });

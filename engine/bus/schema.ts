@@ -5,7 +5,8 @@ import { HnError, type ErrorCode } from '../core/errors.js';
 export type JsonSchema = Record<string, unknown>;
 
 // ajv is CommonJS: under Node ESM the class is the default export, under bundlers it may sit on `.default`
-const AjvClass = ((AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule) as typeof AjvModule;
+const AjvClass = ((AjvModule as unknown as { default?: typeof AjvModule }).default ??
+  AjvModule) as typeof AjvModule;
 const ajv = new AjvClass({ allErrors: false, strict: false, validateFormats: false });
 const cache = new WeakMap<JsonSchema, ValidateFunction>();
 
@@ -23,14 +24,22 @@ export function compileSchema(schema: JsonSchema): ValidateFunction {
 }
 
 /** Throw `code` naming the first offending field when `value` does not match `schema`. */
-export function assertSchema(schema: JsonSchema, value: unknown, code: ErrorCode, extra: Record<string, unknown> = {}): void {
+export function assertSchema(
+  schema: JsonSchema,
+  value: unknown,
+  code: ErrorCode,
+  extra: Record<string, unknown> = {},
+): void {
   const v = compileSchema(schema);
   if (v(value)) return;
   const e = v.errors?.[0];
   let field = (e?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
-  if (e?.keyword === 'required') field = [field, (e.params as { missingProperty: string }).missingProperty].filter(Boolean).join('.');
+  if (e?.keyword === 'required')
+    field = [field, (e.params as { missingProperty: string }).missingProperty].filter(Boolean).join('.');
   if (e?.keyword === 'additionalProperties')
-    field = [field, (e.params as { additionalProperty: string }).additionalProperty].filter(Boolean).join('.');
+    field = [field, (e.params as { additionalProperty: string }).additionalProperty]
+      .filter(Boolean)
+      .join('.');
   field ||= '$';
   throw new HnError(code, `field ${field} ${e?.message ?? 'is invalid'}`.slice(0, 300), { field, ...extra });
 }

@@ -56,8 +56,18 @@ export interface CallOptions {
 
 /** The link-facing half of the bus: implemented by the mesh (peer sessions over links). */
 export interface RemoteCaller {
-  call(peer: NodeID, ref: { name: string; version: string }, input: unknown, opts: CallOptions): Promise<unknown>;
-  stream(peer: NodeID, ref: { name: string; version: string }, input: unknown, opts: CallOptions): AsyncIterable<StreamFrame>;
+  call(
+    peer: NodeID,
+    ref: { name: string; version: string },
+    input: unknown,
+    opts: CallOptions,
+  ): Promise<unknown>;
+  stream(
+    peer: NodeID,
+    ref: { name: string; version: string },
+    input: unknown,
+    opts: CallOptions,
+  ): AsyncIterable<StreamFrame>;
 }
 
 export interface CapabilityStats {

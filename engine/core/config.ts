@@ -21,17 +21,28 @@ type Field =
 
 const bool = (d: boolean) => ({ t: 'bool' as const, d });
 const int = (d: number, min?: number, max?: number) => ({ t: 'int' as const, d, min, max });
-const num = (d: number, min?: number, max?: number, minOpen = false) => ({ t: 'num' as const, d, min, max, minOpen });
+const num = (d: number, min?: number, max?: number, minOpen = false) => ({
+  t: 'num' as const,
+  d,
+  min,
+  max,
+  minOpen,
+});
 const str = (d: string, max = 256) => ({ t: 'str' as const, d, max });
 const oneOf = (d: string, of: readonly string[]) => ({ t: 'enum' as const, d, of });
 const nullableStr = (re: RegExp) => ({ t: 'nullable_str' as const, d: null as string | null, re });
 const strList = (d: string[], re: RegExp) => ({ t: 'str_list' as const, d, re });
-const anyList = (item: (v: unknown, path: string) => void) => ({ t: 'any_list' as const, d: [] as unknown[], item });
+const anyList = (item: (v: unknown, path: string) => void) => ({
+  t: 'any_list' as const,
+  d: [] as unknown[],
+  item,
+});
 
 const NODE_ID = /^ed25519:[A-Za-z0-9_-]{43}$/;
 
 function iceServer(v: unknown, path: string) {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw fieldError(path, 'must be a table {urls, username?, credential?}');
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    throw fieldError(path, 'must be a table {urls, username?, credential?}');
   const o = v as Record<string, unknown>;
   const urls = Array.isArray(o.urls) ? o.urls : [o.urls];
   if (urls.length === 0 || !urls.every((u) => typeof u === 'string' && /^(stun|stuns|turn|turns):/.test(u)))
@@ -42,19 +53,27 @@ function iceServer(v: unknown, path: string) {
 function llmBackend(v: unknown, path: string) {
   if (!v || typeof v !== 'object') throw fieldError(path, 'must be a table {name, model, url?}');
   const o = v as Record<string, unknown>;
-  if (!['onnx', 'webllm', 'echo'].includes(o.name as string)) throw fieldError(`${path}.name`, 'must be onnx, webllm or echo');
-  if (typeof o.model !== 'string' || !o.model) throw fieldError(`${path}.model`, 'must be a non-empty string');
+  if (!['onnx', 'webllm', 'echo'].includes(o.name as string))
+    throw fieldError(`${path}.name`, 'must be onnx, webllm or echo');
+  if (typeof o.model !== 'string' || !o.model)
+    throw fieldError(`${path}.model`, 'must be a non-empty string');
 }
 function shardSpec(v: unknown, path: string) {
   if (!v || typeof v !== 'object') throw fieldError(path, 'must be a table {model_id, layer_range, tier?}');
   const o = v as Record<string, unknown>;
-  if (typeof o.model_id !== 'string' || !o.model_id) throw fieldError(`${path}.model_id`, 'must be a non-empty string');
-  if (typeof o.layer_range !== 'string' || !/^\d+-\d+$/.test(o.layer_range)) throw fieldError(`${path}.layer_range`, 'must look like 0-3');
+  if (typeof o.model_id !== 'string' || !o.model_id)
+    throw fieldError(`${path}.model_id`, 'must be a non-empty string');
+  if (typeof o.layer_range !== 'string' || !/^\d+-\d+$/.test(o.layer_range))
+    throw fieldError(`${path}.layer_range`, 'must look like 0-3');
 }
 
 /** The declarative shape of the whole config: section → field → spec. */
 export const CONFIG_SPEC = {
-  identity: { auto_generate: bool(true), display_name: str('', 64), profile: oneOf('spark', ['anchor', 'hearth', 'spark']) },
+  identity: {
+    auto_generate: bool(true),
+    display_name: str('', 64),
+    profile: oneOf('spark', ['anchor', 'hearth', 'spark']),
+  },
   community: { community_id: nullableStr(NODE_ID), admission: oneOf('open', ['open', 'invite']) },
   transport: {
     mode: oneOf('auto', ['auto', 'direct_only', 'relay_only']),
@@ -81,7 +100,11 @@ export const CONFIG_SPEC = {
   // --- Phase 3 (field lists owned by the module digests) ---
   distributed_llm: {
     enabled: bool(false),
-    max_shards_per_pipeline: int(C.DISTRIBUTED_LLM_MAX_SHARDS_PER_PIPELINE, 1, C.DISTRIBUTED_LLM_MAX_SHARDS_PER_PIPELINE),
+    max_shards_per_pipeline: int(
+      C.DISTRIBUTED_LLM_MAX_SHARDS_PER_PIPELINE,
+      1,
+      C.DISTRIBUTED_LLM_MAX_SHARDS_PER_PIPELINE,
+    ),
     shard_heartbeat_seconds: int(C.DISTRIBUTED_LLM_SHARD_HEARTBEAT_SECONDS, 1, 600),
     failover_timeout_seconds: int(C.DISTRIBUTED_LLM_FAILOVER_TIMEOUT_SECONDS, 1, 600),
     min_tokens_per_s: num(C.DISTRIBUTED_LLM_MAX_PIPELINE_LATENCY_TOKENS_PER_S, 0, 1000),
@@ -117,8 +140,16 @@ export const CONFIG_SPEC = {
     max_lora_rank: int(C.FEDLEARN_MAX_LORA_RANK, 1, C.FEDLEARN_MAX_LORA_RANK),
     max_lora_target_modules: int(C.FEDLEARN_MAX_LORA_TARGET_MODULES, 1, C.FEDLEARN_MAX_LORA_TARGET_MODULES),
     max_train_steps: int(C.FEDLEARN_MAX_TRAIN_STEPS, 1, C.FEDLEARN_MAX_TRAIN_STEPS),
-    min_participants: int(C.FEDLEARN_MIN_PARTICIPANTS, C.FEDLEARN_MIN_PARTICIPANTS, C.FEDLEARN_MAX_PARTICIPANTS),
-    max_participants: int(C.FEDLEARN_MAX_PARTICIPANTS, C.FEDLEARN_MIN_PARTICIPANTS, C.FEDLEARN_MAX_PARTICIPANTS),
+    min_participants: int(
+      C.FEDLEARN_MIN_PARTICIPANTS,
+      C.FEDLEARN_MIN_PARTICIPANTS,
+      C.FEDLEARN_MAX_PARTICIPANTS,
+    ),
+    max_participants: int(
+      C.FEDLEARN_MAX_PARTICIPANTS,
+      C.FEDLEARN_MIN_PARTICIPANTS,
+      C.FEDLEARN_MAX_PARTICIPANTS,
+    ),
     dp_noise_scale: num(C.FEDLEARN_DP_NOISE_SCALE_DEFAULT, 0, 100),
     clip_norm: num(C.FEDLEARN_CLIP_NORM_DEFAULT, 0, 1e6),
     submission_max_bytes: int(C.FEDLEARN_SUBMISSION_MAX_BYTES, 1, C.FEDLEARN_SUBMISSION_MAX_BYTES),
@@ -167,7 +198,11 @@ export const CONFIG_SPEC = {
     compression_threshold_bytes: int(C.TENSOR_COMPRESSION_THRESHOLD_BYTES, 0, 1 << 30),
     compression_level: int(3, 1, 19),
     keepalive_seconds: int(C.TENSOR_KEEPALIVE_SECONDS, 1, 3600),
-    max_session_lifetime_seconds: int(C.TENSOR_MAX_SESSION_LIFETIME_SECONDS, 1, C.TENSOR_MAX_SESSION_LIFETIME_SECONDS),
+    max_session_lifetime_seconds: int(
+      C.TENSOR_MAX_SESSION_LIFETIME_SECONDS,
+      1,
+      C.TENSOR_MAX_SESSION_LIFETIME_SECONDS,
+    ),
     max_concurrent_sessions: int(64, 1, 4096),
     rx_buffer_bytes_max: int(64 * 1024 * 1024, 1024, 2 ** 31),
     allow_relayed: bool(false),
@@ -198,7 +233,9 @@ export type HearthnetConfig = { schema_version: 1 } & {
   readonly [S in keyof Spec]: { readonly [K in keyof Spec[S]]: ValueOf<Spec[S][K]> };
 };
 export type SectionName = keyof Spec;
-export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends any[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+export type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends object ? (T[K] extends any[] ? T[K] : DeepPartial<T[K]>) : T[K];
+};
 export type ConfigPatch = DeepPartial<Omit<HearthnetConfig, 'schema_version'>>;
 
 /** The module sections a feature flag can switch (every section that has `enabled`). */
@@ -244,11 +281,13 @@ function checkField(f: Field, v: unknown, path: string): unknown {
     }
     case 'str':
       if (typeof v !== 'string') throw fieldError(path, 'must be a string');
-      if (f.max !== undefined && v.length > f.max) throw fieldError(path, `must be at most ${f.max} characters`);
+      if (f.max !== undefined && v.length > f.max)
+        throw fieldError(path, `must be at most ${f.max} characters`);
       if (f.re && !f.re.test(v)) throw fieldError(path, 'has an invalid format');
       return v;
     case 'enum':
-      if (typeof v !== 'string' || !f.of.includes(v)) throw fieldError(path, `must be one of ${f.of.join(', ')}`);
+      if (typeof v !== 'string' || !f.of.includes(v))
+        throw fieldError(path, `must be one of ${f.of.join(', ')}`);
       return v;
     case 'nullable_str':
       if (v === null) return null;
@@ -257,7 +296,8 @@ function checkField(f: Field, v: unknown, path: string): unknown {
     case 'str_list':
       if (!Array.isArray(v)) throw fieldError(path, 'must be a list');
       v.forEach((x, i) => {
-        if (typeof x !== 'string' || (f.re && !f.re.test(x))) throw fieldError(`${path}[${i}]`, 'has an invalid format');
+        if (typeof x !== 'string' || (f.re && !f.re.test(x)))
+          throw fieldError(`${path}[${i}]`, 'has an invalid format');
       });
       return [...v];
     case 'any_list':
@@ -288,7 +328,8 @@ export function resolveConfig(patch: unknown, base: HearthnetConfig = defaultCon
         warnings.push(`unknown section [${s}] ignored`);
         continue;
       }
-      if (!secPatch || typeof secPatch !== 'object' || Array.isArray(secPatch)) throw fieldError(s, 'must be a table');
+      if (!secPatch || typeof secPatch !== 'object' || Array.isArray(secPatch))
+        throw fieldError(s, 'must be a table');
       for (const [k, v] of Object.entries(secPatch as Record<string, unknown>)) {
         const f = spec[k];
         if (!f) {
@@ -323,7 +364,11 @@ export function configToToml(cfg: HearthnetConfig): string {
   const strip = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(strip);
     if (v && typeof v === 'object')
-      return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null).map(([k, x]) => [k, strip(x)]));
+      return Object.fromEntries(
+        Object.entries(v)
+          .filter(([, x]) => x !== null)
+          .map(([k, x]) => [k, strip(x)]),
+      );
     return v;
   };
   return `# HearthNet node configuration (hearthnet-config.toml)\n${stringifyToml(strip(cfg) as Record<string, unknown>)}\n`;
@@ -342,7 +387,10 @@ export function configFromToml(text: string, base?: HearthnetConfig): LoadResult
 }
 
 /** Field-level difference between two configs, for showing an import before saving it. */
-export function diffConfig(a: HearthnetConfig, b: HearthnetConfig): { field: string; from: unknown; to: unknown }[] {
+export function diffConfig(
+  a: HearthnetConfig,
+  b: HearthnetConfig,
+): { field: string; from: unknown; to: unknown }[] {
   const out: { field: string; from: unknown; to: unknown }[] = [];
   for (const s of Object.keys(CONFIG_SPEC) as SectionName[]) {
     for (const k of Object.keys(CONFIG_SPEC[s])) {

@@ -52,8 +52,20 @@ export const EVIDENCE_LEVELS: readonly EvidenceLevel[] = [
   'attested',
   'disputed',
 ];
-export const ALERT_SEVERITIES: readonly AlertSeverity[] = ['info', 'advisory', 'warning', 'emergency', 'extreme'];
-export const ACK_STATUSES: readonly AckStatus[] = ['received', 'acting', 'need_help', 'standing_down', 'mistaken'];
+export const ALERT_SEVERITIES: readonly AlertSeverity[] = [
+  'info',
+  'advisory',
+  'warning',
+  'emergency',
+  'extreme',
+];
+export const ACK_STATUSES: readonly AckStatus[] = [
+  'received',
+  'acting',
+  'need_help',
+  'standing_down',
+  'mistaken',
+];
 export const TRUST_ORDER: readonly TrustLevel[] = ['unknown', 'member', 'trusted', 'anchor'];
 export const DTYPE_BYTES: Record<Dtype, number> = { fp16: 2, fp32: 4, bf16: 2, int8: 1 };
 
@@ -76,8 +88,10 @@ export const asAlertID = (v: unknown): AlertID => str('AlertID', v, ULID_RE) as 
 /** ClaimID: RFC 4648 base32 (upper, no padding) of a 32-byte SHA-256: 52 characters. */
 export const asClaimID = (v: unknown): ClaimID => str('ClaimID', v, /^[A-Z2-7]{52}$/) as ClaimID;
 export const asSourceID = (v: unknown): SourceID => str('SourceID', v, /^\S{1,256}$/) as SourceID;
-export const asLoraBeaconID = (v: unknown): LoraBeaconID => str('LoraBeaconID', v, /^[0-9a-f]{8,64}$/) as LoraBeaconID;
-export const asLoraDeviceID = (v: unknown): LoraDeviceID => str('LoraDeviceID', v, /^[\x21-\x7e]{1,128}$/) as LoraDeviceID;
+export const asLoraBeaconID = (v: unknown): LoraBeaconID =>
+  str('LoraBeaconID', v, /^[0-9a-f]{8,64}$/) as LoraBeaconID;
+export const asLoraDeviceID = (v: unknown): LoraDeviceID =>
+  str('LoraDeviceID', v, /^[\x21-\x7e]{1,128}$/) as LoraDeviceID;
 /** ShardID: "model:start-end[:tier]". */
 export const SHARD_ID_RE = /^[A-Za-z0-9._\-/]{1,128}:\d{1,4}-\d{1,4}(:[a-z0-9_]{1,32})?$/;
 export function asShardID(v: unknown): ShardID {
@@ -100,7 +114,8 @@ export const asAckStatus = (v: unknown): AckStatus => asOneOf('AckStatus', ACK_S
 export const asExpertKind = (v: unknown): ExpertKind => asOneOf('ExpertKind', EXPERT_KINDS, v);
 
 export function asBbox(v: unknown): Bbox {
-  if (!Array.isArray(v) || v.length !== 4 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) bad('Bbox', v);
+  if (!Array.isArray(v) || v.length !== 4 || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
+    bad('Bbox', v);
   const [w, s, e, n] = v as number[];
   if (!(-180 <= w! && w! < e! && e! <= 180 && -90 <= s! && s! < n! && n! <= 90)) bad('Bbox (range)', v);
   return [w!, s!, e!, n!];

@@ -4,7 +4,12 @@
  * peers so each learns exactly what it lacks. A rejected event never changes stored data.
  */
 import { canonical } from '../core/canonical.js';
-import { EVENT_MAX_BYTES, LAMPORT_MAX_JUMP, SYNC_BATCH_MAX_BYTES, SYNC_BATCH_MAX_EVENTS } from '../core/constants.js';
+import {
+  EVENT_MAX_BYTES,
+  LAMPORT_MAX_JUMP,
+  SYNC_BATCH_MAX_BYTES,
+  SYNC_BATCH_MAX_EVENTS,
+} from '../core/constants.js';
 import { HnError, type ErrorCode } from '../core/errors.js';
 import { blake3Cid, CID_RE } from '../core/hash.js';
 import { NODE_ID_RE, SIGNATURE_RE, type NodeID } from '../core/types.js';
@@ -137,34 +142,40 @@ export class EventLog {
   /** Append a local event: one transaction over events, chain, heads and meta. */
   append(event_type: string, data: Record<string, unknown>): Promise<EventEnvelope> {
     return this.serial(async () => {
-      if (!TYPE_RE.test(event_type) || event_type.length > 128) throw new HnError('bad_request', `malformed event type ${event_type}`);
+      if (!TYPE_RE.test(event_type) || event_type.length > 128)
+        throw new HnError('bad_request', `malformed event type ${event_type}`);
       if (this.o.mayProduce && !this.o.mayProduce(event_type))
         throw new HnError('experimental_disabled', `the module producing ${event_type} is disabled`);
       const schema = this.schemas.get(event_type);
       if (schema) assertSchema(schema, data, 'data_invalid');
       const me = this.o.keys.nodeId;
       const now = this.o.now?.() ?? Date.now();
-      const ev = await this.o.store.transaction(['events', 'chain', 'heads', 'meta'], 'readwrite', async (tx) => {
-        const clock = ((await tx.get<{ v: number }>('meta', 'clock'))?.v ?? 0) + 1;
-        const head = (await tx.get<Head>('heads', me)) ?? { author: me, seq: 0, hash: null, max_seq: 0 };
-        const unsigned = {
-          schema_version: 1 as const,
-          event_id: ulid(),
-          lamport: clock,
-          wall_clock: wallClock(now),
-          community_id: this.communityId,
-          author: me,
-          event_type,
-          data,
-          seq: head.seq + 1,
-          prev: head.hash,
-        };
-        const env = signObject(this.o.keys, unsigned) as EventEnvelope;
-        if (canonical(env).length > EVENT_MAX_BYTES) throw new HnError('too_large', `event exceeds ${EVENT_MAX_BYTES} bytes`);
-        await this.persist(tx, env, eventHash(env), now);
-        await tx.put('meta', { k: 'clock', v: clock });
-        return env;
-      });
+      const ev = await this.o.store.transaction(
+        ['events', 'chain', 'heads', 'meta'],
+        'readwrite',
+        async (tx) => {
+          const clock = ((await tx.get<{ v: number }>('meta', 'clock'))?.v ?? 0) + 1;
+          const head = (await tx.get<Head>('heads', me)) ?? { author: me, seq: 0, hash: null, max_seq: 0 };
+          const unsigned = {
+            schema_version: 1 as const,
+            event_id: ulid(),
+            lamport: clock,
+            wall_clock: wallClock(now),
+            community_id: this.communityId,
+            author: me,
+            event_type,
+            data,
+            seq: head.seq + 1,
+            prev: head.hash,
+          };
+          const env = signObject(this.o.keys, unsigned) as EventEnvelope;
+          if (canonical(env).length > EVENT_MAX_BYTES)
+            throw new HnError('too_large', `event exceeds ${EVENT_MAX_BYTES} bytes`);
+          await this.persist(tx, env, eventHash(env), now);
+          await tx.put('meta', { k: 'clock', v: clock });
+          return env;
+        },
+      );
       this.o.metrics.inc('hearthnet_events_appended_total', { type: event_type });
       this.afterStore(ev, null);
       return ev;
@@ -183,7 +194,12 @@ export class EventLog {
       envelope: env,
     } satisfies StoredEvent);
     await tx.put('chain', { k: chainKey(env.author, env.seq), event_id: env.event_id, hash });
-    const head = (await tx.get<Head>('heads', env.author)) ?? { author: env.author, seq: 0, hash: null, max_seq: 0 };
+    const head = (await tx.get<Head>('heads', env.author)) ?? {
+      author: env.author,
+      seq: 0,
+      hash: null,
+      max_seq: 0,
+    };
     head.max_seq = Math.max(head.max_seq, env.seq);
     if (env.seq === head.seq + 1) {
       head.seq = env.seq;
@@ -219,7 +235,10 @@ export class EventLog {
       // membership events first, then by (lamport, event_id): an author's chain arrives in order
       const sorted = [...list].sort((a, b) => orderKey(a).localeCompare(orderKey(b)));
       for (const raw of sorted) {
-        const id = typeof (raw as EventEnvelope)?.event_id === 'string' ? (raw as EventEnvelope).event_id.slice(0, 32) : '?';
+        const id =
+          typeof (raw as EventEnvelope)?.event_id === 'string'
+            ? (raw as EventEnvelope).event_id.slice(0, 32)
+            : '?';
         try {
           const r = await this.receiveOne(raw, source);
           if (r === 'duplicate') res.duplicates++;
@@ -245,7 +264,8 @@ export class EventLog {
     }
     if (bytes > EVENT_MAX_BYTES) throw new HnError('too_large', 'event too large');
     // 2. community
-    if (ev.community_id !== this.communityId) throw new HnError('community_mismatch', 'event of another community');
+    if (ev.community_id !== this.communityId)
+      throw new HnError('community_mismatch', 'event of another community');
     const hash = eventHash(ev);
     // 3. known id
     const known = await this.o.store.get<StoredEvent>('events', ev.event_id);
@@ -264,25 +284,35 @@ export class EventLog {
     // 8. data schema of known types (before touching storage)
     const schema = this.schemas.get(ev.event_type);
     if (schema) assertSchema(schema, ev.data, 'data_invalid');
-    const stored = await this.o.store.transaction(['events', 'chain', 'heads', 'meta', 'conflicts'], 'readwrite', async (tx) => {
-      // 6. Lamport jump
-      const clock = (await tx.get<{ v: number }>('meta', 'clock'))?.v ?? 0;
-      if (ev.lamport > clock + LAMPORT_MAX_JUMP) throw new HnError('out_of_order', 'Lamport clock jumps too far');
-      // 7. chain
-      const same = await tx.get<{ event_id: string; hash: string }>('chain', chainKey(ev.author, ev.seq));
-      if (same) {
-        this.o.metrics.inc('hearthnet_events_equivocation_total');
-        await tx.put('conflicts', { k: `${ev.author}|${ev.seq}|${hash}`, envelope: ev, other: same.event_id });
-        return false;
-      }
-      if (ev.seq > 1) {
-        const pred = await tx.get<{ hash: string }>('chain', chainKey(ev.author, ev.seq - 1));
-        if (pred && pred.hash !== ev.prev) throw new HnError('chain_conflict', 'prev does not match the predecessor');
-      }
-      await this.persist(tx, ev, hash, Date.parse(ev.wall_clock));
-      await tx.put('meta', { k: 'clock', v: Math.max(clock, ev.lamport) });
-      return true;
-    });
+    const stored = await this.o.store.transaction(
+      ['events', 'chain', 'heads', 'meta', 'conflicts'],
+      'readwrite',
+      async (tx) => {
+        // 6. Lamport jump
+        const clock = (await tx.get<{ v: number }>('meta', 'clock'))?.v ?? 0;
+        if (ev.lamport > clock + LAMPORT_MAX_JUMP)
+          throw new HnError('out_of_order', 'Lamport clock jumps too far');
+        // 7. chain
+        const same = await tx.get<{ event_id: string; hash: string }>('chain', chainKey(ev.author, ev.seq));
+        if (same) {
+          this.o.metrics.inc('hearthnet_events_equivocation_total');
+          await tx.put('conflicts', {
+            k: `${ev.author}|${ev.seq}|${hash}`,
+            envelope: ev,
+            other: same.event_id,
+          });
+          return false;
+        }
+        if (ev.seq > 1) {
+          const pred = await tx.get<{ hash: string }>('chain', chainKey(ev.author, ev.seq - 1));
+          if (pred && pred.hash !== ev.prev)
+            throw new HnError('chain_conflict', 'prev does not match the predecessor');
+        }
+        await this.persist(tx, ev, hash, Date.parse(ev.wall_clock));
+        await tx.put('meta', { k: 'clock', v: Math.max(clock, ev.lamport) });
+        return true;
+      },
+    );
     if (!stored) throw new HnError('chain_conflict', 'another event holds this (author, seq): equivocation');
     this.afterStore(ev, source);
     return 'accepted';
@@ -295,8 +325,16 @@ export class EventLog {
   /** Events in (lamport, event_id) order, filtered by type, author and wall-clock time. */
   async list(q: ListQuery = {}): Promise<EventEnvelope[]> {
     let rows: StoredEvent[];
-    if (q.type) rows = await this.o.store.getAll('events', { index: 'by_type', range: { lower: [q.type, 0], upper: [q.type, Number.MAX_SAFE_INTEGER] } });
-    else if (q.author) rows = await this.o.store.getAll('events', { index: 'by_author', range: { lower: [q.author, 0], upper: [q.author, Number.MAX_SAFE_INTEGER] } });
+    if (q.type)
+      rows = await this.o.store.getAll('events', {
+        index: 'by_type',
+        range: { lower: [q.type, 0], upper: [q.type, Number.MAX_SAFE_INTEGER] },
+      });
+    else if (q.author)
+      rows = await this.o.store.getAll('events', {
+        index: 'by_author',
+        range: { lower: [q.author, 0], upper: [q.author, Number.MAX_SAFE_INTEGER] },
+      });
     else rows = await this.o.store.getAll('events', { index: 'by_order' });
     const out = rows.filter(
       (r) =>
@@ -305,7 +343,9 @@ export class EventLog {
         (q.since_ms === undefined || r.ts_ms >= q.since_ms) &&
         (q.until_ms === undefined || r.ts_ms <= q.until_ms),
     );
-    out.sort((a, b) => a.lamport - b.lamport || (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0));
+    out.sort(
+      (a, b) => a.lamport - b.lamport || (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0),
+    );
     return (q.limit !== undefined ? out.slice(0, q.limit) : out).map((r) => r.envelope);
   }
 
@@ -315,7 +355,10 @@ export class EventLog {
 
   async heads(): Promise<Heads> {
     const hs = await this.o.store.getAll<Head>('heads');
-    return { community_id: this.communityId, authors: Object.fromEntries(hs.map((h) => [h.author, { seq: h.seq, hash: h.hash }])) };
+    return {
+      community_id: this.communityId,
+      authors: Object.fromEntries(hs.map((h) => [h.author, { seq: h.seq, hash: h.hash }])),
+    };
   }
 
   /** What a peer with `theirs` lacks, in batches of ≤ 256 events and ≤ 1 MiB, each author's chain in seq order. */
@@ -377,7 +420,12 @@ function checkShape(raw: unknown): EventEnvelope {
   if (typeof e.event_id !== 'string' || !ULID_RE.test(e.event_id)) bad('event_id');
   if (!Number.isSafeInteger(e.lamport) || (e.lamport as number) < 1) bad('lamport');
   if (!Number.isSafeInteger(e.seq) || (e.seq as number) < 1) bad('seq');
-  if (typeof e.wall_clock !== 'string' || !WALL_RE.test(e.wall_clock) || Number.isNaN(Date.parse(e.wall_clock))) bad('wall_clock');
+  if (
+    typeof e.wall_clock !== 'string' ||
+    !WALL_RE.test(e.wall_clock) ||
+    Number.isNaN(Date.parse(e.wall_clock))
+  )
+    bad('wall_clock');
   if (typeof e.community_id !== 'string' || !NODE_ID_RE.test(e.community_id)) bad('community_id');
   if (typeof e.author !== 'string' || !NODE_ID_RE.test(e.author)) bad('author');
   if (typeof e.event_type !== 'string' || e.event_type.length > 128) bad('event_type');

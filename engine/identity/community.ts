@@ -58,7 +58,8 @@ export class CommunityView {
   authorise(ev: CommunityEvent): 'unknown_author' | 'revoked_author' | null {
     const lvl = this.levelOf(ev.author, ev.lamport);
     if (lvl === 'revoked') return 'revoked_author';
-    if (ev.event_type === 'community.created') return ev.author === this.communityId ? null : 'unknown_author';
+    if (ev.event_type === 'community.created')
+      return ev.author === this.communityId ? null : 'unknown_author';
     if (ev.event_type === 'community.member.joined') {
       const inv = this.invites.get(String(ev.data.invite_event_id));
       if (this.admission === 'open' || (inv && inv.invitee === ev.author)) return null;
@@ -66,7 +67,9 @@ export class CommunityView {
     }
     if (lvl === null || lvl === 'unknown') return 'unknown_author';
     if (ev.event_type === 'community.member.revoked' || ev.event_type === 'community.policy.updated') {
-      return lvl === 'anchor' || (ev.event_type === 'community.member.revoked' && lvl === 'trusted') ? null : 'unknown_author';
+      return lvl === 'anchor' || (ev.event_type === 'community.member.revoked' && lvl === 'trusted')
+        ? null
+        : 'unknown_author';
     }
     return null;
   }
@@ -77,10 +80,15 @@ export class CommunityView {
       case 'community.created':
         if (ev.author !== this.communityId) return;
         this.created = true;
-        if (d.policy?.admission === 'open' || d.policy?.admission === 'invite') this.admission = d.policy.admission;
+        if (d.policy?.admission === 'open' || d.policy?.admission === 'invite')
+          this.admission = d.policy.admission;
         return;
       case 'community.member.invited':
-        this.invites.set(ev.event_id, { invitee: d.invitee_node_id, level: d.initial_level ?? 'member', lamport: ev.lamport });
+        this.invites.set(ev.event_id, {
+          invitee: d.invitee_node_id,
+          level: d.initial_level ?? 'member',
+          lamport: ev.lamport,
+        });
         return;
       case 'community.member.joined': {
         const inv = this.invites.get(String(d.invite_event_id));
@@ -98,7 +106,8 @@ export class CommunityView {
         return;
       }
       case 'community.policy.updated':
-        if (d.policy?.admission === 'open' || d.policy?.admission === 'invite') this.admission = d.policy.admission;
+        if (d.policy?.admission === 'open' || d.policy?.admission === 'invite')
+          this.admission = d.policy.admission;
         return;
     }
   }
@@ -111,24 +120,44 @@ export const CORE_EVENT_SCHEMAS: Record<string, Record<string, unknown>> = {
   'community.created': {
     type: 'object',
     required: ['name', 'founder_node_id', 'policy'],
-    properties: { name: { type: 'string', maxLength: 128 }, founder_node_id: NODE, policy: { type: 'object' } },
+    properties: {
+      name: { type: 'string', maxLength: 128 },
+      founder_node_id: NODE,
+      policy: { type: 'object' },
+    },
   },
   'community.member.invited': {
     type: 'object',
     required: ['invitee_node_id', 'initial_level'],
-    properties: { invitee_node_id: NODE, display_name: { type: 'string', maxLength: 64 }, initial_level: { enum: ['member', 'trusted'] } },
+    properties: {
+      invitee_node_id: NODE,
+      display_name: { type: 'string', maxLength: 64 },
+      initial_level: { enum: ['member', 'trusted'] },
+    },
   },
   'community.member.joined': {
     type: 'object',
     required: ['invite_event_id'],
     properties: { invite_event_id: { type: 'string', maxLength: 32 } },
   },
-  'community.member.promoted': { type: 'object', required: ['target_node_id', 'new_level'], properties: { target_node_id: NODE, new_level: LEVEL } },
-  'community.member.demoted': { type: 'object', required: ['target_node_id', 'new_level'], properties: { target_node_id: NODE, new_level: LEVEL } },
+  'community.member.promoted': {
+    type: 'object',
+    required: ['target_node_id', 'new_level'],
+    properties: { target_node_id: NODE, new_level: LEVEL },
+  },
+  'community.member.demoted': {
+    type: 'object',
+    required: ['target_node_id', 'new_level'],
+    properties: { target_node_id: NODE, new_level: LEVEL },
+  },
   'community.member.revoked': {
     type: 'object',
     required: ['target_node_id', 'reason'],
     properties: { target_node_id: NODE, reason: { type: 'string', maxLength: 256 } },
   },
-  'community.policy.updated': { type: 'object', required: ['policy'], properties: { policy: { type: 'object' } } },
+  'community.policy.updated': {
+    type: 'object',
+    required: ['policy'],
+    properties: { policy: { type: 'object' } },
+  },
 };

@@ -16,7 +16,8 @@ export interface KeyPair {
 }
 
 export function keyPairFromSeed(seed: Uint8Array): KeyPair {
-  if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new HnError('keys_invalid', 'seed must be 32 bytes');
+  if (!(seed instanceof Uint8Array) || seed.length !== 32)
+    throw new HnError('keys_invalid', 'seed must be 32 bytes');
   const publicKey = ed25519.getPublicKey(seed);
   return { seed, publicKey, nodeId: nodeIdFromPublicKey(publicKey) };
 }
@@ -58,7 +59,8 @@ export const senderHash = (id: NodeID): string => toHex(sha256(new TextEncoder()
 
 export const encodeSignature = (sig: Uint8Array): string => `ed25519:${b64url(sig)}`;
 export function decodeSignature(s: unknown): Uint8Array {
-  if (typeof s !== 'string' || !SIGNATURE_RE.test(s)) throw new HnError('invalid_signature', 'malformed signature');
+  if (typeof s !== 'string' || !SIGNATURE_RE.test(s))
+    throw new HnError('invalid_signature', 'malformed signature');
   try {
     const b = fromB64url(s.slice(8));
     if (b.length !== 64) throw new Error();

@@ -40,12 +40,15 @@ export function decodeLinkFrame(b: Uint8Array): LinkFrame {
   if (b.length < HEADER_BYTES) throw new HnError('bad_request', 'link frame shorter than its header');
   if (b[0] !== 1) throw new HnError('bad_request', `unknown link version ${b[0]}`);
   const kind = b[1]!;
-  if (kind !== KIND_CONTROL && kind !== KIND_X08) throw new HnError('bad_request', `unknown link frame kind ${kind}`);
-  if ((b[2]! & ~FLAG_MORE) !== 0 || b[3] !== 0) throw new HnError('bad_request', 'reserved link frame bits set');
+  if (kind !== KIND_CONTROL && kind !== KIND_X08)
+    throw new HnError('bad_request', `unknown link frame kind ${kind}`);
+  if ((b[2]! & ~FLAG_MORE) !== 0 || b[3] !== 0)
+    throw new HnError('bad_request', 'reserved link frame bits set');
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const channel = dv.getUint32(4);
   const msgNo = dv.getUint32(8);
-  if ((kind === KIND_CONTROL) !== (channel === 0)) throw new HnError('bad_request', 'channel 0 is for CONTROL only');
+  if ((kind === KIND_CONTROL) !== (channel === 0))
+    throw new HnError('bad_request', 'channel 0 is for CONTROL only');
   if (msgNo === 0) throw new HnError('bad_request', 'msg_no starts at 1');
   return { kind, more: (b[2]! & FLAG_MORE) !== 0, channel, msgNo, payload: b.subarray(HEADER_BYTES) };
 }
@@ -66,7 +69,10 @@ export class LinkMux {
   private recvNo = new Map<string, number>();
   private partial = new Map<string, Partial>();
   private buffered = 0;
-  private channels = new Map<number, { recv?: (m: Uint8Array) => void; close: ((r: string) => void)[]; closed: boolean }>();
+  private channels = new Map<
+    number,
+    { recv?: (m: Uint8Array) => void; close: ((r: string) => void)[]; closed: boolean }
+  >();
   private onControlCb?: (msg: Record<string, unknown>) => void;
   private closeCbs: ((reason: string) => void)[] = [];
   private sendChain: Promise<void> = Promise.resolve();
@@ -91,7 +97,8 @@ export class LinkMux {
 
   sendControl(msg: Record<string, unknown>): Promise<void> {
     const bytes = utf8(JSON.stringify(msg));
-    if (bytes.length > CONTROL_CAP) return Promise.reject(new HnError('too_large', 'control message over 1 MiB'));
+    if (bytes.length > CONTROL_CAP)
+      return Promise.reject(new HnError('too_large', 'control message over 1 MiB'));
     return this.sendMessage(KIND_CONTROL, 0, bytes);
   }
 
@@ -119,13 +126,15 @@ export class LinkMux {
 
   /** An X08 session channel on this link, itself a BytePort. */
   channel(id: number): BytePort {
-    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new HnError('bad_request', 'channel id must be a non-zero u32');
+    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff)
+      throw new HnError('bad_request', 'channel id must be a non-zero u32');
     let ch = this.channels.get(id);
     if (!ch) this.channels.set(id, (ch = { close: [], closed: false }));
     const c = ch;
     const mux = this;
     return {
-      send: (m) => (c.closed ? Promise.reject(new HnError('closed', 'channel closed')) : mux.sendMessage(KIND_X08, id, m)),
+      send: (m) =>
+        c.closed ? Promise.reject(new HnError('closed', 'channel closed')) : mux.sendMessage(KIND_X08, id, m),
       onMessage: (cb) => {
         c.recv = cb;
       },
@@ -169,7 +178,8 @@ export class LinkMux {
     let p = this.partial.get(key);
     if (!p) {
       const expected = (this.recvNo.get(key) ?? 0) + 1;
-      if (f.msgNo !== expected) return this.close(`protocol: msg_no gap on ${key} (${f.msgNo} ≠ ${expected})`);
+      if (f.msgNo !== expected)
+        return this.close(`protocol: msg_no gap on ${key} (${f.msgNo} ≠ ${expected})`);
       this.recvNo.set(key, f.msgNo);
       p = { msgNo: f.msgNo, parts: [], bytes: 0 };
       this.partial.set(key, p);
@@ -190,7 +200,12 @@ export class LinkMux {
       } catch {
         return this.close('protocol: control message is not JSON');
       }
-      if (!obj || typeof obj !== 'object' || Array.isArray(obj) || typeof (obj as { type?: unknown }).type !== 'string')
+      if (
+        !obj ||
+        typeof obj !== 'object' ||
+        Array.isArray(obj) ||
+        typeof (obj as { type?: unknown }).type !== 'string'
+      )
         return this.close('protocol: control message without type');
       this.onControlCb?.(obj as Record<string, unknown>);
     } else {

@@ -39,7 +39,14 @@ export function memoryPortPair(opts: MemoryPortOptions = {}): [BytePort, BytePor
     waiters: (() => void)[];
     scheduled: boolean;
   };
-  const mk = (): Side => ({ closeCbs: [], closed: false, queue: [], buffered: 0, waiters: [], scheduled: false });
+  const mk = (): Side => ({
+    closeCbs: [],
+    closed: false,
+    queue: [],
+    buffered: 0,
+    waiters: [],
+    scheduled: false,
+  });
   const sides: [Side, Side] = [mk(), mk()];
 
   const pump = (to: Side, from: Side) => {
@@ -76,7 +83,8 @@ export function memoryPortPair(opts: MemoryPortOptions = {}): [BytePort, BytePor
         const { HnError } = await import('../core/errors.js');
         throw new HnError('closed', 'port closed');
       }
-      if (msg.length > maxMessageBytes) throw new RangeError(`message of ${msg.length} bytes exceeds ${maxMessageBytes}`);
+      if (msg.length > maxMessageBytes)
+        throw new RangeError(`message of ${msg.length} bytes exceeds ${maxMessageBytes}`);
       other.queue.push(msg.slice());
       me.buffered += msg.length;
       schedule(other, me);

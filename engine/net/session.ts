@@ -148,7 +148,8 @@ export class PeerSession {
 
   private onHello(m: Record<string, any>) {
     if (this.peerHello) return this.fail('second hello');
-    if (m.v !== 1 || !isNodeId(m.from) || typeof m.nonce !== 'string' || m.nonce.length !== 43) return this.fail('malformed hello');
+    if (m.v !== 1 || !isNodeId(m.from) || typeof m.nonce !== 'string' || m.nonce.length !== 43)
+      return this.fail('malformed hello');
     if (m.community_id !== this.d.communityId) return this.fail('other community');
     if (m.to !== null && m.to !== this.d.keys.nodeId) return this.fail('hello addressed to another node');
     if (this.info.expectedPeer && m.from !== this.info.expectedPeer) return this.fail('unexpected peer');
@@ -176,10 +177,13 @@ export class PeerSession {
     if (m.from !== h.from || m.to !== this.d.keys.nodeId) return this.fail('auth names the wrong nodes');
     if (m.community_id !== this.d.communityId) return this.fail('other community');
     if (m.peer_nonce !== this.myNonce || m.my_nonce !== h.nonce) return this.fail('nonce mismatch');
-    if (typeof m.ts !== 'number' || Math.abs(m.ts - nowSec(this.now)) > CALL_SKEW_PAST_SECONDS) return this.fail('stale auth');
+    if (typeof m.ts !== 'number' || Math.abs(m.ts - nowSec(this.now)) > CALL_SKEW_PAST_SECONDS)
+      return this.fail('stale auth');
     if (this.info.transport === 'direct') {
-      if (!this.info.dtlsLocal || !this.info.dtlsRemote) return this.fail('no DTLS fingerprints on a direct link');
-      if (m.dtls_local !== this.info.dtlsRemote || m.dtls_remote !== this.info.dtlsLocal) return this.fail('DTLS fingerprint mismatch');
+      if (!this.info.dtlsLocal || !this.info.dtlsRemote)
+        return this.fail('no DTLS fingerprints on a direct link');
+      if (m.dtls_local !== this.info.dtlsRemote || m.dtls_remote !== this.info.dtlsLocal)
+        return this.fail('DTLS fingerprint mismatch');
     }
     if (!verifyObject(m, m.from)) return this.fail('bad auth signature');
     const lvl = this.d.community.levelOf(m.from);
@@ -190,7 +194,8 @@ export class PeerSession {
     this.lastSeen = this.now();
     this.startHeartbeat();
     this.unsubEvents = this.d.events.subscribe((ev, source) => {
-      if (source !== this.peer && this.state === 'open') void this.send({ type: 'ev.push', community_id: this.d.communityId, events: [ev] });
+      if (source !== this.peer && this.state === 'open')
+        void this.send({ type: 'ev.push', community_id: this.d.communityId, events: [ev] });
     });
     this.resolveReady(this.peer);
   }
@@ -265,7 +270,8 @@ export class PeerSession {
         return this.syncWaiters.get(`events:${m.id}:${m.batch}`)?.(m);
       case 'ev.push':
         return this.enqueue(async () => {
-          if (Array.isArray(m.events) && m.events.length <= 500) await this.d.events.receive(m.events, this.peer);
+          if (Array.isArray(m.events) && m.events.length <= 500)
+            await this.d.events.receive(m.events, this.peer);
         });
       case 'link.close':
         this.closeReason = String(m.reason ?? 'closed').slice(0, 200);
@@ -282,7 +288,12 @@ export class PeerSession {
 
   // ---------- outbound calls ----------
 
-  private envelope(ref: { name: string; version: string }, input: unknown, stream: boolean, timeoutMs: number) {
+  private envelope(
+    ref: { name: string; version: string },
+    input: unknown,
+    stream: boolean,
+    timeoutMs: number,
+  ) {
     const id = ulid();
     const signed = signObject(this.d.keys, {
       capability: ref.name,
@@ -319,7 +330,9 @@ export class PeerSession {
       const onAbort = () => {
         done();
         void this.send({ type: 'cancel', id });
-        reject(opts.signal?.reason instanceof HnError ? opts.signal.reason : new HnError('timeout', 'cancelled'));
+        reject(
+          opts.signal?.reason instanceof HnError ? opts.signal.reason : new HnError('timeout', 'cancelled'),
+        );
       };
       if (opts.signal?.aborted) return onAbort();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -333,7 +346,17 @@ export class PeerSession {
           reject(e);
         },
       });
-      this.mux.sendControl(msg).catch((e) => this.unary.get(id)?.reject(toHnError(e).code === 'too_large' ? new HnError('bad_request', 'call body over 1 MiB') : new HnError('partition', 'link closed')));
+      this.mux
+        .sendControl(msg)
+        .catch((e) =>
+          this.unary
+            .get(id)
+            ?.reject(
+              toHnError(e).code === 'too_large'
+                ? new HnError('bad_request', 'call body over 1 MiB')
+                : new HnError('partition', 'link closed'),
+            ),
+        );
     });
   }
 
@@ -342,12 +365,26 @@ export class PeerSession {
     if (!p) return;
     const ok =
       m.from === this.peer &&
-      verifyObject({ type: 'bus.response', request_id: m.id, from: m.from, timestamp: m.timestamp, body: m.body, signature: m.signature }, this.peer);
+      verifyObject(
+        {
+          type: 'bus.response',
+          request_id: m.id,
+          from: m.from,
+          timestamp: m.timestamp,
+          body: m.body,
+          signature: m.signature,
+        },
+        this.peer,
+      );
     if (!ok) return p.reject(new HnError('invalid_signature', 'response signature does not verify'));
     p.resolve(m.body?.output);
   }
 
-  stream(ref: { name: string; version: string }, input: unknown, opts: CallOptions = {}): AsyncIterable<StreamFrame> {
+  stream(
+    ref: { name: string; version: string },
+    input: unknown,
+    opts: CallOptions = {},
+  ): AsyncIterable<StreamFrame> {
     const self = this;
     return {
       [Symbol.asyncIterator]: async function* () {
@@ -374,7 +411,8 @@ export class PeerSession {
           wake?.();
         }, timeoutMs);
         const onAbort = () => {
-          failure = opts.signal?.reason instanceof HnError ? opts.signal.reason : new HnError('timeout', 'cancelled');
+          failure =
+            opts.signal?.reason instanceof HnError ? opts.signal.reason : new HnError('timeout', 'cancelled');
           wake?.();
         };
         opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -417,7 +455,14 @@ export class PeerSession {
     const id = typeof m.id === 'string' && ULID_RE.test(m.id) ? m.id : null;
     const err = (e: unknown) => id && void this.send({ type: 'err', id, error: toHnError(e).toObject() });
     try {
-      if (!id || typeof m.capability !== 'string' || typeof m.version !== 'string' || typeof m.timestamp !== 'number' || typeof m.signature !== 'string' || !('body' in m))
+      if (
+        !id ||
+        typeof m.capability !== 'string' ||
+        typeof m.version !== 'string' ||
+        typeof m.timestamp !== 'number' ||
+        typeof m.signature !== 'string' ||
+        !('body' in m)
+      )
         throw new HnError('bad_request', 'malformed call envelope');
       const signed = {
         capability: m.capability,
@@ -431,28 +476,53 @@ export class PeerSession {
       };
       if (m.from !== this.peer || !verifyObject(signed, this.peer)) {
         this.d.metrics.inc('hearthnet_signature_failures_total', { reason: 'call' });
-        throw new HnError('invalid_signature', 'call signature does not verify or sender is not the link peer');
+        throw new HnError(
+          'invalid_signature',
+          'call signature does not verify or sender is not the link peer',
+        );
       }
-      if (m.community !== this.d.communityId) throw new HnError('unauthorized', 'call from another community');
+      if (m.community !== this.d.communityId)
+        throw new HnError('unauthorized', 'call from another community');
       const t = nowSec(this.now);
-      if (m.timestamp < t - CALL_SKEW_PAST_SECONDS || m.timestamp > t + CALL_SKEW_FUTURE_SECONDS) throw new HnError('expired', 'call timestamp outside the allowed window');
+      if (m.timestamp < t - CALL_SKEW_PAST_SECONDS || m.timestamp > t + CALL_SKEW_FUTURE_SECONDS)
+        throw new HnError('expired', 'call timestamp outside the allowed window');
       this.pruneSeen();
       const rk = `${m.from}|${id}`;
       if (this.seenIds.has(rk)) throw new HnError('bad_request', 'replayed request id');
       this.seenIds.set(rk, this.now() + REQUEST_REPLAY_WINDOW_SECONDS * 1000);
       const rate = this.d.bus.rateCheck(this.peer, m.capability);
       if (rate === 'hard') return; // dropped without reply, counted
-      if (rate === 'soft') throw new HnError('rate_limited', 'too many calls to this capability', { retry_after_ms: 1000 });
+      if (rate === 'soft')
+        throw new HnError('rate_limited', 'too many calls to this capability', { retry_after_ms: 1000 });
       const ref = m.version ? `${m.capability}@${m.version}` : m.capability;
       const abort = new AbortController();
       const timeoutMs = Number.isInteger(m.timeout_ms) && m.timeout_ms > 0 ? m.timeout_ms : undefined;
-      const origin = { caller: this.peer, isLocal: false, traceId: id, signal: abort.signal, ...(timeoutMs ? { timeoutMs } : {}) };
+      const origin = {
+        caller: this.peer,
+        isLocal: false,
+        traceId: id,
+        signal: abort.signal,
+        ...(timeoutMs ? { timeoutMs } : {}),
+      };
       if (m.stream === true) return await this.serveStream(id, ref, m.body, origin, abort);
       this.inbound.set(id, { abort, acked: 0 });
       try {
         const output = await this.d.bus.dispatch(ref, m.body, origin);
-        const res = signObject(this.d.keys, { type: 'bus.response', request_id: id, from: this.d.keys.nodeId, timestamp: nowSec(this.now), body: { output, meta: { served_by: this.d.keys.nodeId, trace_id: id } } });
-        void this.send({ type: 'res', id, from: res.from, timestamp: res.timestamp, body: res.body, signature: res.signature });
+        const res = signObject(this.d.keys, {
+          type: 'bus.response',
+          request_id: id,
+          from: this.d.keys.nodeId,
+          timestamp: nowSec(this.now),
+          body: { output, meta: { served_by: this.d.keys.nodeId, trace_id: id } },
+        });
+        void this.send({
+          type: 'res',
+          id,
+          from: res.from,
+          timestamp: res.timestamp,
+          body: res.body,
+          signature: res.signature,
+        });
       } finally {
         this.inbound.delete(id);
       }
@@ -461,7 +531,13 @@ export class PeerSession {
     }
   }
 
-  private async serveStream(id: string, ref: string, body: unknown, origin: Parameters<Bus['dispatch']>[2], abort: AbortController) {
+  private async serveStream(
+    id: string,
+    ref: string,
+    body: unknown,
+    origin: Parameters<Bus['dispatch']>[2],
+    abort: AbortController,
+  ) {
     const slot: { abort: AbortController; acked: number; ackWaiter?: () => void } = { abort, acked: 0 };
     this.inbound.set(id, slot);
     let seq = 0;
@@ -485,7 +561,7 @@ export class PeerSession {
         await this.send({ type: 'frame', id, seq: ++seq, event: f.event, data: f.data });
       }
     } catch (e) {
-      await this.send({ type: 'frame', id, seq: ++seq, event: 'error', data: toHnError(e).toObject() });
+      await this.send({ type: 'frame', id, seq: seq + 1, event: 'error', data: toHnError(e).toObject() });
     } finally {
       this.inbound.delete(id);
     }
@@ -537,7 +613,13 @@ export class PeerSession {
     let batch = 0;
     try {
       for await (const events of this.d.events.missingFor(checkHeads(m.heads))) {
-        void this.send({ type: 'sync.events', id: m.id, batch: ++batch, community_id: this.d.communityId, events });
+        void this.send({
+          type: 'sync.events',
+          id: m.id,
+          batch: ++batch,
+          community_id: this.d.communityId,
+          events,
+        });
       }
     } catch {
       /* malformed heads: answer with ours only */
@@ -549,7 +631,14 @@ export class PeerSession {
     if (m.community_id !== this.d.communityId || !Array.isArray(m.events)) return;
     const r = await this.d.events.receive(m.events.slice(0, 256), this.peer);
     if (this.syncReceived.has(m.id)) this.syncReceived.set(m.id, this.syncReceived.get(m.id)! + r.accepted);
-    await this.send({ type: 'sync.events.res', id: m.id, batch: m.batch, accepted: r.accepted, duplicates: r.duplicates, rejected: r.rejected.slice(0, 256) });
+    await this.send({
+      type: 'sync.events.res',
+      id: m.id,
+      batch: m.batch,
+      accepted: r.accepted,
+      duplicates: r.duplicates,
+      rejected: r.rejected.slice(0, 256),
+    });
   }
 
   // ---------- teardown ----------
@@ -576,7 +665,12 @@ export class PeerSession {
 }
 
 function checkHeads(h: unknown): Heads {
-  if (!h || typeof h !== 'object' || typeof (h as Heads).authors !== 'object' || (h as Heads).authors === null)
+  if (
+    !h ||
+    typeof h !== 'object' ||
+    typeof (h as Heads).authors !== 'object' ||
+    (h as Heads).authors === null
+  )
     throw new HnError('bad_request', 'malformed heads');
   return h as Heads;
 }
@@ -588,7 +682,8 @@ function sanitizeError(e: unknown): ErrorObject {
   if (typeof o.retry_after_ms === 'number') out.retry_after_ms = o.retry_after_ms;
   if (typeof o.field === 'string') out.field = o.field.slice(0, 200);
   if (typeof o.schema_hash_expected === 'string') out.schema_hash_expected = o.schema_hash_expected;
-  if (Array.isArray(o.alt_capabilities)) out.alt_capabilities = o.alt_capabilities.filter((x) => typeof x === 'string').slice(0, 32) as string[];
+  if (Array.isArray(o.alt_capabilities))
+    out.alt_capabilities = o.alt_capabilities.filter((x) => typeof x === 'string').slice(0, 32) as string[];
   return out;
 }
 

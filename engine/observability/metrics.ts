@@ -70,7 +70,10 @@ export class Metrics {
             lines.push(`${f.name}_bucket{${lk ? lk + ',' : ''}le="${b}"} ${s.buckets![i]}`);
           });
           lines.push(`${f.name}_bucket{${lk ? lk + ',' : ''}le="+Inf"} ${s.count}`);
-          lines.push(`${f.name}_sum${lk ? `{${lk}}` : ''} ${s.sum}`, `${f.name}_count${lk ? `{${lk}}` : ''} ${s.count}`);
+          lines.push(
+            `${f.name}_sum${lk ? `{${lk}}` : ''} ${s.sum}`,
+            `${f.name}_count${lk ? `{${lk}}` : ''} ${s.count}`,
+          );
         } else {
           lines.push(`${f.name}${lk ? `{${lk}}` : ''} ${s.value}`);
         }

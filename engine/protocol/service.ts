@@ -4,7 +4,12 @@ import { CONTRACT_VERSION } from '../core/constants.js';
 import { HnError } from '../core/errors.js';
 import { descriptor, type ModuleDef } from '../modules/registry.js';
 
-export const IMPLEMENTATION = { name: 'hearthnet-web', vendor: 'HearthNet community', version: '0.1.0', language: 'TypeScript' };
+export const IMPLEMENTATION = {
+  name: 'hearthnet-web',
+  vendor: 'HearthNet community',
+  version: '0.1.0',
+  language: 'TypeScript',
+};
 
 export const protocolModule: ModuleDef = {
   name: 'protocol',
@@ -18,7 +23,10 @@ export const protocolModule: ModuleDef = {
           response_schema: {
             type: 'object',
             required: ['versions', 'default'],
-            properties: { versions: { type: 'array', items: { type: 'string' } }, default: { type: 'string' } },
+            properties: {
+              versions: { type: 'array', items: { type: 'string' } },
+              default: { type: 'string' },
+            },
           },
         }),
         handler: async () => {
@@ -27,19 +35,29 @@ export const protocolModule: ModuleDef = {
         },
       },
       {
-        descriptor: descriptor('protocol.self.describe', 'protocol', { trust_required: 'unknown', idempotent: true }),
+        descriptor: descriptor('protocol.self.describe', 'protocol', {
+          trust_required: 'unknown',
+          idempotent: true,
+        }),
         handler: async () => ({
           node_id: ctx.self,
           implementation: IMPLEMENTATION,
           contract_version: CONTRACT_VERSION,
           protocol_versions: [...ctx.config().protocol.supported_versions],
-          capabilities: ctx.bus.list().map((c) => ({ name: c.name, version: c.version, stability: c.stability, schema_hash: c.schema_hash })),
+          capabilities: ctx.bus.list().map((c) => ({
+            name: c.name,
+            version: c.version,
+            stability: c.stability,
+            schema_hash: c.schema_hash,
+          })),
         }),
       },
       ...SEED_CAPABILITIES.protocol
         .filter((n) => !built.has(n))
         .map((n) => ({
-          descriptor: descriptor(n, 'protocol', { trust_required: n === 'protocol.conformance.report' ? 'self' : 'member' }),
+          descriptor: descriptor(n, 'protocol', {
+            trust_required: n === 'protocol.conformance.report' ? 'self' : 'member',
+          }),
           handler: async () => {
             throw new HnError('not_implemented', `${n} is not implemented in this build`);
           },

@@ -16,7 +16,8 @@ function toRange(q: Query | undefined): IDBKeyRange | IDBValidKey | undefined {
 }
 
 export async function openIndexedDbStorage(name: string, schema: DbSchema): Promise<StorageAdapter> {
-  if (typeof indexedDB === 'undefined') throw new HnError('storage_failed', 'IndexedDB is not available here');
+  if (typeof indexedDB === 'undefined')
+    throw new HnError('storage_failed', 'IndexedDB is not available here');
   const db = await openDB(name, schema.version, {
     upgrade(db, _old, _new, tx) {
       for (const s of schema.stores) {
@@ -24,7 +25,8 @@ export async function openIndexedDbStorage(name: string, schema: DbSchema): Prom
           ? tx.objectStore(s.name)
           : db.createObjectStore(s.name, { keyPath: s.keyPath });
         for (const idx of s.indexes ?? []) {
-          if (!store.indexNames.contains(idx.name)) store.createIndex(idx.name, idx.keyPath, { unique: !!idx.unique });
+          if (!store.indexNames.contains(idx.name))
+            store.createIndex(idx.name, idx.keyPath, { unique: !!idx.unique });
         }
       }
     },
@@ -42,7 +44,11 @@ class IdbStorage implements StorageAdapter {
     private db: IDBPDatabase,
   ) {}
 
-  async transaction<R>(stores: string[], mode: 'readonly' | 'readwrite', fn: (tx: Tx) => Promise<R>): Promise<R> {
+  async transaction<R>(
+    stores: string[],
+    mode: 'readonly' | 'readwrite',
+    fn: (tx: Tx) => Promise<R>,
+  ): Promise<R> {
     let t: IDBPTransaction<unknown, string[], 'readonly' | 'readwrite'>;
     try {
       t = this.db.transaction(stores, mode);

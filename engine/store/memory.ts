@@ -35,7 +35,9 @@ export async function openMemoryStorage(name: string, schema: DbSchema): Promise
   }
   for (const s of schema.stores) {
     if (!db.has(s.name)) {
-      const uniq = new Map((s.indexes ?? []).filter((i) => i.unique).map((i) => [i.name, new Map<string, string>()]));
+      const uniq = new Map(
+        (s.indexes ?? []).filter((i) => i.unique).map((i) => [i.name, new Map<string, string>()]),
+      );
       db.set(s.name, { rows: new Map(), uniq });
     }
   }
@@ -76,7 +78,11 @@ class MemoryStorage implements StorageAdapter {
     return [t, s];
   }
 
-  async transaction<R>(stores: string[], mode: 'readonly' | 'readwrite', fn: (tx: Tx) => Promise<R>): Promise<R> {
+  async transaction<R>(
+    stores: string[],
+    mode: 'readonly' | 'readwrite',
+    fn: (tx: Tx) => Promise<R>,
+  ): Promise<R> {
     if (this.closed) throw new HnError('closed', 'storage closed');
     const run = async (): Promise<R> => {
       for (const s of stores) this.base(s);
@@ -173,7 +179,8 @@ class MemoryStorage implements StorageAdapter {
         check(store);
         return structuredClone(current(store, ks(key))?.value) as T | undefined;
       },
-      getAll: async <T>(store: string, q?: Query) => select(store, q).map((r) => structuredClone(r.value) as T),
+      getAll: async <T>(store: string, q?: Query) =>
+        select(store, q).map((r) => structuredClone(r.value) as T),
       count: async (store: string, q?: Query) => select(store, q).length,
       put: async (store, value) => {
         const [t, s] = writable(store);

@@ -20,7 +20,12 @@ function mkBus(enabled: Partial<Record<ModuleName, boolean>> = {}, levels: Recor
 }
 const echo = (name: string, over = {}) => ({
   descriptor: descriptor(name, 'core', {
-    request_schema: { type: 'object', required: ['text'], properties: { text: { type: 'string', maxLength: 10 } }, additionalProperties: false },
+    request_schema: {
+      type: 'object',
+      required: ['text'],
+      properties: { text: { type: 'string', maxLength: 10 } },
+      additionalProperties: false,
+    },
     ...over,
   }),
   handler: async (i: { text: string }) => ({ text: i.text }),
@@ -29,24 +34,37 @@ const echo = (name: string, over = {}) => ({
 describe('bus registry', () => {
   it('enforces the namespace rules', () => {
     const { bus } = mkBus();
-    expect(() => bus.register(echo('foo.bar'))).toThrow(expect.objectContaining({ code: 'namespace_violation' }));
-    expect(() => bus.register(echo('experimental.unknown.x'))).toThrow(expect.objectContaining({ code: 'namespace_violation' }));
-    expect(() => bus.register(echo('Llm.Chat'))).toThrow(expect.objectContaining({ code: 'namespace_violation' }));
-    expect(() => bus.register(echo('embed.text'))).toThrow(expect.objectContaining({ code: 'namespace_violation' }));
+    expect(() => bus.register(echo('foo.bar'))).toThrow(
+      expect.objectContaining({ code: 'namespace_violation' }),
+    );
+    expect(() => bus.register(echo('experimental.unknown.x'))).toThrow(
+      expect.objectContaining({ code: 'namespace_violation' }),
+    );
+    expect(() => bus.register(echo('Llm.Chat'))).toThrow(
+      expect.objectContaining({ code: 'namespace_violation' }),
+    );
+    expect(() => bus.register(echo('embed.text'))).toThrow(
+      expect.objectContaining({ code: 'namespace_violation' }),
+    );
   });
   it('identical re-registration is a no-op, a different descriptor is a duplicate', () => {
     const { bus } = mkBus();
     bus.register(echo('llm.echo'));
     bus.register(echo('llm.echo'));
     expect(bus.list()).toHaveLength(1);
-    expect(() => bus.register(echo('llm.echo', { timeout_seconds: 5 }))).toThrow(expect.objectContaining({ code: 'duplicate' }));
+    expect(() => bus.register(echo('llm.echo', { timeout_seconds: 5 }))).toThrow(
+      expect.objectContaining({ code: 'duplicate' }),
+    );
   });
   it('version compatibility: 1.2 serves 1.0 but not 1.3 or 2.0', async () => {
     const { bus } = mkBus();
     bus.register(echo('llm.echo', { version: [1, 2] }));
     expect(await bus.call('llm.echo@1.0', { text: 'hi' })).toEqual({ text: 'hi' });
     for (const v of ['1.3', '2.0'])
-      await expect(bus.call(`llm.echo@${v}`, { text: 'hi' })).rejects.toMatchObject({ code: 'schema_mismatch', extra: { alt_capabilities: ['llm.echo@1.2'] } });
+      await expect(bus.call(`llm.echo@${v}`, { text: 'hi' })).rejects.toMatchObject({
+        code: 'schema_mismatch',
+        extra: { alt_capabilities: ['llm.echo@1.2'] },
+      });
     await expect(bus.call('llm.other', {})).rejects.toMatchObject({ code: 'not_found' });
     await expect(bus.call('not a ref', {})).rejects.toMatchObject({ code: 'bad_request' });
   });
@@ -63,10 +81,18 @@ describe('bus dispatch', () => {
     const { bus } = mkBus();
     let ran = 0;
     bus.register({ ...echo('llm.echo'), handler: async (i: any) => (ran++, i) });
-    await expect(bus.call('llm.echo', { text: 42 })).rejects.toMatchObject({ code: 'schema_mismatch', field: 'text' });
+    await expect(bus.call('llm.echo', { text: 42 })).rejects.toMatchObject({
+      code: 'schema_mismatch',
+      field: 'text',
+    });
     await expect(bus.call('llm.echo', {})).rejects.toMatchObject({ code: 'schema_mismatch', field: 'text' });
-    await expect(bus.call('llm.echo', { text: 'x', extra: 1 })).rejects.toMatchObject({ code: 'schema_mismatch', field: 'extra' });
-    await expect(bus.call('llm.echo', { text: 'x'.repeat(11) })).rejects.toMatchObject({ code: 'schema_mismatch' });
+    await expect(bus.call('llm.echo', { text: 'x', extra: 1 })).rejects.toMatchObject({
+      code: 'schema_mismatch',
+      field: 'extra',
+    });
+    await expect(bus.call('llm.echo', { text: 'x'.repeat(11) })).rejects.toMatchObject({
+      code: 'schema_mismatch',
+    });
     expect(ran).toBe(0);
   });
   it('deadline → timeout, and the handler sees its signal abort', async () => {
@@ -75,7 +101,9 @@ describe('bus dispatch', () => {
     bus.register({
       descriptor: descriptor('llm.wait', 'core'),
       handler: (_i, ctx) =>
-        new Promise((_, rej) => ctx.signal.addEventListener('abort', () => ((sawAbort = true), rej(new Error('x'))))),
+        new Promise((_, rej) =>
+          ctx.signal.addEventListener('abort', () => ((sawAbort = true), rej(new Error('x')))),
+        ),
     });
     await expect(bus.call('llm.wait', {}, { timeout_ms: 30 })).rejects.toMatchObject({ code: 'timeout' });
     expect(sawAbort).toBe(true);
@@ -91,7 +119,12 @@ describe('bus dispatch', () => {
   });
   it('a throwing handler gives internal_error without stack text and in_flight returns to 0', async () => {
     const { bus } = mkBus();
-    bus.register({ descriptor: descriptor('llm.boom', 'core'), handler: async () => { throw new Error('secret /home/x/path'); } });
+    bus.register({
+      descriptor: descriptor('llm.boom', 'core'),
+      handler: async () => {
+        throw new Error('secret /home/x/path');
+      },
+    });
     const e = await bus.call('llm.boom', {}).catch((x) => x);
     expect(e.code).toBe('internal_error');
     expect(e.message).not.toContain('secret');
@@ -101,26 +134,37 @@ describe('bus dispatch', () => {
   it('max_concurrent=1: a second parallel call gets capacity_exceeded with retry_after_ms', async () => {
     const { bus } = mkBus();
     let release!: () => void;
-    bus.register({ descriptor: descriptor('llm.one', 'core', { max_concurrent: 1 }), handler: () =>
+    bus.register({
+      descriptor: descriptor('llm.one', 'core', { max_concurrent: 1 }),
+      handler: () =>
         new Promise((r) => {
           release = () => r({});
         }),
     });
     const first = bus.call('llm.one', {});
-    await expect(bus.call('llm.one', {})).rejects.toMatchObject({ code: 'capacity_exceeded', retry_after_ms: 1000 });
+    await expect(bus.call('llm.one', {})).rejects.toMatchObject({
+      code: 'capacity_exceeded',
+      retry_after_ms: 1000,
+    });
     release();
     await first;
   });
   it('trust: member caller of a trusted capability → unauthorized; revoked → revoked; non-member → unauthorized', async () => {
     const { bus } = mkBus({}, { [PEER]: 'member' });
     bus.register({ ...echo('llm.t', { trust_required: 'trusted' }) });
-    await expect(bus.dispatch('llm.t', { text: 'a' }, { caller: PEER, isLocal: false })).rejects.toMatchObject({ code: 'unauthorized' });
+    await expect(
+      bus.dispatch('llm.t', { text: 'a' }, { caller: PEER, isLocal: false }),
+    ).rejects.toMatchObject({ code: 'unauthorized' });
     const r = mkBus({}, { [PEER]: 'revoked' });
     r.bus.register(echo('llm.t'));
-    await expect(r.bus.dispatch('llm.t', { text: 'a' }, { caller: PEER, isLocal: false })).rejects.toMatchObject({ code: 'revoked' });
+    await expect(
+      r.bus.dispatch('llm.t', { text: 'a' }, { caller: PEER, isLocal: false }),
+    ).rejects.toMatchObject({ code: 'revoked' });
     const n = mkBus({}, { [PEER]: null });
     n.bus.register(echo('llm.t'));
-    await expect(n.bus.dispatch('llm.t', { text: 'a' }, { caller: PEER, isLocal: false })).rejects.toMatchObject({ code: 'unauthorized' });
+    await expect(
+      n.bus.dispatch('llm.t', { text: 'a' }, { caller: PEER, isLocal: false }),
+    ).rejects.toMatchObject({ code: 'unauthorized' });
   });
   it('counts calls, errors and latency per capability, and renders Prometheus text', async () => {
     const { bus, metrics } = mkBus();
@@ -130,7 +174,9 @@ describe('bus dispatch', () => {
     await bus.call('llm.echo', { text: 1 }).catch(() => {});
     expect(bus.stats()['llm.echo@1.0']).toMatchObject({ calls: 2, errors: 0 });
     expect(metrics.get('hearthnet_requests_total', { capability: 'llm.echo@1.0', result: 'ok' })).toBe(2);
-    expect(metrics.get('hearthnet_requests_total', { capability: 'llm.echo', result: 'schema_mismatch' })).toBe(1);
+    expect(
+      metrics.get('hearthnet_requests_total', { capability: 'llm.echo', result: 'schema_mismatch' }),
+    ).toBe(1);
     const text = metrics.render();
     expect(text).toMatch(/# TYPE hearthnet_requests_total counter/);
     expect(text).toMatch(/hearthnet_request_duration_ms_count\{capability="llm.echo@1.0"\} 2/);
@@ -161,7 +207,13 @@ describe('bus dispatch', () => {
   it('inbound rate limits: soft above 10/s, hard drop above 100/s per capability', () => {
     const t = 1_000_000;
     const metrics = new Metrics();
-    const bus = new Bus({ self: SELF, isEnabled: () => true, levelOf: () => 'member', metrics, now: () => t });
+    const bus = new Bus({
+      self: SELF,
+      isEnabled: () => true,
+      levelOf: () => 'member',
+      metrics,
+      now: () => t,
+    });
     const r = Array.from({ length: 150 }, () => bus.rateCheck(PEER, 'llm.x'));
     expect(r.slice(0, 10).every((x) => x === 'ok')).toBe(true);
     expect(r[10]).toBe('soft');

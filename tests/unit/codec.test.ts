@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { generateKeyPairSync, createPublicKey, verify as nodeVerify, sign as nodeSign, createPrivateKey } from 'node:crypto';
+import {
+  generateKeyPairSync,
+  createPublicKey,
+  verify as nodeVerify,
+  sign as nodeSign,
+  createPrivateKey,
+} from 'node:crypto';
 import { canonical, canonicalString, jcs } from '../../engine/core/canonical.js';
 
 /** JSON values inside the signable subset (no integers beyond ±(2^53−1)). */
@@ -88,14 +94,31 @@ describe('RFC 8785 (JCS) vectors', () => {
     expect('ed25519:' + b64url(signBytes(kp, c))).toBe(
       'ed25519:bkiXHaqAZ80xGsD__3YYvxKh0hV2V_If2Gj5IyYbIWKkePU4cwI0KARFG4LVU_gu2-WkxXPfUaK0J-rmUNu-Bg',
     );
-    expect(blake3Hex(new Uint8Array())).toBe('af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262');
+    expect(blake3Hex(new Uint8Array())).toBe(
+      'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262',
+    );
   });
   it('1, 1.0 and 1.00 canonicalise identically', () => {
     expect(canonicalString(JSON.parse('[1,1.0,1.00]'))).toBe('[1,1,1]');
   });
   it('refuses what it cannot represent', () => {
-    const bad: unknown[] = [NaN, Infinity, -Infinity, undefined, 10n, 2 ** 53, '\ud800', { a: '\udc00x' }, new Date(0), new Map(), new Uint8Array(2), () => 1, Symbol('x')];
-    for (const b of bad) expect(() => canonical(b), String(b)).toThrow(expect.objectContaining({ code: 'bad_request' }));
+    const bad: unknown[] = [
+      NaN,
+      Infinity,
+      -Infinity,
+      undefined,
+      10n,
+      2 ** 53,
+      '\ud800',
+      { a: '\udc00x' },
+      new Date(0),
+      new Map(),
+      new Uint8Array(2),
+      () => 1,
+      Symbol('x'),
+    ];
+    for (const b of bad)
+      expect(() => canonical(b), String(b)).toThrow(expect.objectContaining({ code: 'bad_request' }));
     expect(() => canonical({ a: undefined })).toThrow();
     expect(canonicalString(2 ** 53 - 1)).toBe('9007199254740991');
   });
@@ -147,10 +170,16 @@ describe('identity (RFC 8032 TEST 1)', () => {
         const k = keyPairFromSeed(seed);
         const msg = canonical({ payload, type: 'test' });
         const sig = signBytes(k, msg);
-        const spki = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(k.publicKey)]);
+        const spki = Buffer.concat([
+          Buffer.from('302a300506032b6570032100', 'hex'),
+          Buffer.from(k.publicKey),
+        ]);
         const pub = createPublicKey({ key: spki, format: 'der', type: 'spki' });
         expect(nodeVerify(null, msg, pub, sig)).toBe(true);
-        const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(seed)]);
+        const pkcs8 = Buffer.concat([
+          Buffer.from('302e020100300506032b657004220420', 'hex'),
+          Buffer.from(seed),
+        ]);
         const theirs = nodeSign(null, msg, createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }));
         expect(verifyBytes(k.publicKey, msg, new Uint8Array(theirs))).toBe(true);
       }),
@@ -160,16 +189,21 @@ describe('identity (RFC 8032 TEST 1)', () => {
   });
   it('tampering any single byte of message or signature fails verification', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (msg, pos, x) => {
-        const sig = signBytes(kp, msg);
-        expect(verifyBytes(kp.publicKey, msg, sig)).toBe(true);
-        const m2 = msg.slice();
-        m2[pos % m2.length]! ^= x;
-        expect(verifyBytes(kp.publicKey, m2, sig)).toBe(false);
-        const s2 = sig.slice();
-        s2[pos % 64]! ^= x;
-        expect(verifyBytes(kp.publicKey, msg, s2)).toBe(false);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 200 }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (msg, pos, x) => {
+          const sig = signBytes(kp, msg);
+          expect(verifyBytes(kp.publicKey, msg, sig)).toBe(true);
+          const m2 = msg.slice();
+          m2[pos % m2.length]! ^= x;
+          expect(verifyBytes(kp.publicKey, m2, sig)).toBe(false);
+          const s2 = sig.slice();
+          s2[pos % 64]! ^= x;
+          expect(verifyBytes(kp.publicKey, msg, s2)).toBe(false);
+        },
+      ),
       { numRuns: 1000 },
     );
   });

@@ -10,27 +10,41 @@ describe('createNode', () => {
     const n = await createNode({ storage: 'memory' });
     expect(n.id).toMatch(/^ed25519:[A-Za-z0-9_-]{43}$/);
     expect(n.config.protocol.enabled).toBe(true);
-    for (const k of ['call', 'stream', 'enable', 'disable', 'close'] as const) expect(typeof n[k]).toBe('function');
+    for (const k of ['call', 'stream', 'enable', 'disable', 'close'] as const)
+      expect(typeof n[k]).toBe('function');
     for (const k of ['append', 'list', 'sync'] as const) expect(typeof n.events[k]).toBe('function');
     await n.close();
   });
 
   it('flags: experimental capabilities are refused until their module is enabled', async () => {
     const n = await createNode();
-    await expect(n.call('experimental.evidence.claim.get', { claim_id: 'x' })).rejects.toMatchObject({ code: 'experimental_disabled' });
+    await expect(n.call('experimental.evidence.claim.get', { claim_id: 'x' })).rejects.toMatchObject({
+      code: 'experimental_disabled',
+    });
     expect(n.bus.has('experimental.evidence.claim.get')).toBe(false);
-    expect(n.metrics.get('hearthnet_experimental_disabled_total', { capability: 'experimental.evidence.claim.get' })).toBe(1);
+    expect(
+      n.metrics.get('hearthnet_experimental_disabled_total', {
+        capability: 'experimental.evidence.claim.get',
+      }),
+    ).toBe(1);
     // registering into a disabled module is refused
     expect(() =>
-      n.bus.register({ descriptor: descriptor('experimental.moe.expert.list', 'moe'), handler: async () => ({}) }),
+      n.bus.register({
+        descriptor: descriptor('experimental.moe.expert.list', 'moe'),
+        handler: async () => ({}),
+      }),
     ).toThrow(expect.objectContaining({ code: 'experimental_disabled' }));
     await n.enable('evidence');
     for (const cap of SEED_CAPABILITIES.evidence) expect(n.bus.has(cap)).toBe(true);
     // registered, but the module is not built yet: it says so with the generic code
-    await expect(n.call('experimental.evidence.claim.get', {})).rejects.toMatchObject({ code: 'not_implemented' });
+    await expect(n.call('experimental.evidence.claim.get', {})).rejects.toMatchObject({
+      code: 'not_implemented',
+    });
     await n.disable('evidence');
     expect(n.bus.has('experimental.evidence.claim.get')).toBe(false);
-    await expect(n.call('experimental.evidence.claim.get', {})).rejects.toMatchObject({ code: 'experimental_disabled' });
+    await expect(n.call('experimental.evidence.claim.get', {})).rejects.toMatchObject({
+      code: 'experimental_disabled',
+    });
   });
 
   it('protocol.version.list is callable by default', async () => {
@@ -38,7 +52,9 @@ describe('createNode', () => {
     expect(await n.call('protocol.version.list', {})).toEqual({ versions: ['3.0.0'], default: '3.0.0' });
     expect(await n.call('protocol.version.list@1.0', {})).toMatchObject({ default: '3.0.0' });
     await n.disable('protocol');
-    await expect(n.call('protocol.version.list', {})).rejects.toMatchObject({ code: 'experimental_disabled' });
+    await expect(n.call('protocol.version.list', {})).rejects.toMatchObject({
+      code: 'experimental_disabled',
+    });
   });
 
   it('enabling distributed_llm also enables tensor_transport (M26 needs X08)', async () => {
@@ -71,7 +87,9 @@ describe('createNode', () => {
   it('a node refuses a seed that does not match its stored identity', async () => {
     const name = `hn-seed-${Math.random()}`;
     await (await createNode({ name, seed: new Uint8Array(32).fill(1) })).close();
-    await expect(createNode({ name, seed: new Uint8Array(32).fill(2) })).rejects.toMatchObject({ code: 'keys_invalid' });
+    await expect(createNode({ name, seed: new Uint8Array(32).fill(2) })).rejects.toMatchObject({
+      code: 'keys_invalid',
+    });
   });
 });
 
@@ -79,14 +97,25 @@ describe('remote capability calls over an in-memory link', () => {
   it('round-trips, preserves the remote error code, and honours trust', async () => {
     const [A, B] = await linkedPair();
     expect(A.peers()).toEqual([expect.objectContaining({ id: B.id, link: 'memory', state: 'open' })]);
-    expect(await A.call('protocol.version.list', {}, { peer: B.id })).toEqual({ versions: ['3.0.0'], default: '3.0.0' });
-    await expect(A.call('protocol.registry.list', {}, { peer: B.id })).rejects.toMatchObject({ code: 'not_implemented' });
-    await expect(A.call('protocol.nothing.here', {}, { peer: B.id })).rejects.toMatchObject({ code: 'not_found' });
+    expect(await A.call('protocol.version.list', {}, { peer: B.id })).toEqual({
+      versions: ['3.0.0'],
+      default: '3.0.0',
+    });
+    await expect(A.call('protocol.registry.list', {}, { peer: B.id })).rejects.toMatchObject({
+      code: 'not_implemented',
+    });
+    await expect(A.call('protocol.nothing.here', {}, { peer: B.id })).rejects.toMatchObject({
+      code: 'not_found',
+    });
     // a `self` capability cannot be called by a peer
-    await expect(A.call('protocol.conformance.report', {}, { peer: B.id })).rejects.toMatchObject({ code: 'unauthorized' });
+    await expect(A.call('protocol.conformance.report', {}, { peer: B.id })).rejects.toMatchObject({
+      code: 'unauthorized',
+    });
     // a disabled module on the callee answers experimental_disabled even if the caller has it on
     await A.enable('moe');
-    await expect(A.call('experimental.moe.expert.list', {}, { peer: B.id })).rejects.toMatchObject({ code: 'experimental_disabled' });
+    await expect(A.call('experimental.moe.expert.list', {}, { peer: B.id })).rejects.toMatchObject({
+      code: 'experimental_disabled',
+    });
     await A.close();
     await B.close();
   });
@@ -94,14 +123,19 @@ describe('remote capability calls over an in-memory link', () => {
   it('a call to an unlinked node fails with partition', async () => {
     const A = await createNode();
     const other = await createNode();
-    await expect(A.call('protocol.version.list', {}, { peer: other.id })).rejects.toMatchObject({ code: 'partition' });
+    await expect(A.call('protocol.version.list', {}, { peer: other.id })).rejects.toMatchObject({
+      code: 'partition',
+    });
   });
 
   it('streams with deadlines and cancellation work across the link', async () => {
     const [A, B] = await linkedPair();
     let aborted = false;
     B.bus.register({
-      descriptor: descriptor('llm.count', 'core', { stream_schema: { type: 'object', required: ['event', 'data'] }, trust_required: 'member' }),
+      descriptor: descriptor('llm.count', 'core', {
+        stream_schema: { type: 'object', required: ['event', 'data'] },
+        trust_required: 'member',
+      }),
       handler: async function* (input: { n: number }, ctx) {
         for (let i = 1; i <= input.n; i++) {
           if (ctx.signal.aborted) {
@@ -128,7 +162,10 @@ describe('remote capability calls over an in-memory link', () => {
 
   it('a closed link makes pending calls fail with partition', async () => {
     const [A, B] = await linkedPair();
-    B.bus.register({ descriptor: descriptor('llm.slow', 'core'), handler: () => new Promise((r) => setTimeout(() => r({}), 5000)) });
+    B.bus.register({
+      descriptor: descriptor('llm.slow', 'core'),
+      handler: () => new Promise((r) => setTimeout(() => r({}), 5000)),
+    });
     const p = A.call('llm.slow', {}, { peer: B.id });
     B.session(A.id)!.close('test');
     await expect(p).rejects.toMatchObject({ code: 'partition' });

@@ -2,7 +2,13 @@
 import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { openIndexedDbStorage, openMemoryStorage, compareKeys, type DbSchema, type StorageFactory } from '../../engine/store/index.js';
+import {
+  openIndexedDbStorage,
+  openMemoryStorage,
+  compareKeys,
+  type DbSchema,
+  type StorageFactory,
+} from '../../engine/store/index.js';
 
 const schema: DbSchema = {
   version: 1,
@@ -52,8 +58,12 @@ describe.each(adapters)('storage adapter acceptance: %s', (_kind, open) => {
 
   it('index queries with ranges, limit and reverse follow IndexedDB key order', async () => {
     const s = await open(fresh(), schema);
-    for (let i = 0; i < 20; i++) await s.put('items', { id: `i${i}`, kind: i % 2 ? 'odd' : 'even', n: i, slot: i });
-    const odd = await s.getAll<{ n: number }>('items', { index: 'by_kind', range: { lower: ['odd', 0], upper: ['odd', 100] } });
+    for (let i = 0; i < 20; i++)
+      await s.put('items', { id: `i${i}`, kind: i % 2 ? 'odd' : 'even', n: i, slot: i });
+    const odd = await s.getAll<{ n: number }>('items', {
+      index: 'by_kind',
+      range: { lower: ['odd', 0], upper: ['odd', 100] },
+    });
     expect(odd.map((r) => r.n)).toEqual([1, 3, 5, 7, 9, 11, 13, 15, 17, 19]);
     const top = await s.getAll<{ n: number }>('items', {
       index: 'by_kind',
@@ -62,9 +72,14 @@ describe.each(adapters)('storage adapter acceptance: %s', (_kind, open) => {
       limit: 3,
     });
     expect(top.map((r) => r.n)).toEqual([18, 16, 14]);
-    const open5 = await s.getAll<{ n: number }>('items', { index: 'by_kind', range: { lower: ['even', 4], upper: ['even', 8], lowerOpen: true } });
+    const open5 = await s.getAll<{ n: number }>('items', {
+      index: 'by_kind',
+      range: { lower: ['even', 4], upper: ['even', 8], lowerOpen: true },
+    });
     expect(open5.map((r) => r.n)).toEqual([6, 8]);
-    expect(await s.count('items', { index: 'by_kind', range: { lower: ['odd', 0], upper: ['odd', 10] } })).toBe(5);
+    expect(
+      await s.count('items', { index: 'by_kind', range: { lower: ['odd', 0], upper: ['odd', 10] } }),
+    ).toBe(5);
     expect((await s.getAll<{ n: number }>('items', { index: 'by_slot', key: 7 }))[0]!.n).toBe(7);
   });
 

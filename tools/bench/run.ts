@@ -22,7 +22,9 @@ const want: BenchFilter = (name) => prefixes.length === 0 || prefixes.some((p) =
 
 const out = join(root, 'bench-results.json');
 const results: Record<string, number> = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {};
-const files = readdirSync(here).filter((f) => f.endsWith('.bench.ts')).sort();
+const files = readdirSync(here)
+  .filter((f) => f.endsWith('.bench.ts'))
+  .sort();
 for (const f of files) {
   const mod = (await import(pathToFileURL(join(here, f)).href)) as BenchModule;
   if (!mod.names.some(want)) continue;
