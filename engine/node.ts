@@ -29,6 +29,7 @@ import {
 } from './identity/identity.js';
 import { unbuiltModule, type ModuleContext, type ModuleDef } from './modules/registry.js';
 import type { BytePort } from './net/port.js';
+import { Mesh, type JoinOptions } from './net/mesh.js';
 import { PeerSession, type LinkInfo } from './net/session.js';
 import { Metrics } from './observability/metrics.js';
 import { protocolModule } from './protocol/service.js';
@@ -97,6 +98,11 @@ export interface HearthNode {
   /** attach a link (any BytePort) to a peer; resolves when the handshake is done */
   connect(port: BytePort, info: LinkInfo): Promise<PeerSession>;
   peers(): PeerInfo[];
+  /** join the community room at a relay: discover peers, link directly (WebRTC) or through the relay */
+  joinRelay(opts: JoinOptions): Promise<void>;
+  leaveRelay(): void;
+  /** relay connection state, or null when not joined */
+  relayState(): string | null;
   session(peer: NodeID): PeerSession | undefined;
   levelOf(node: NodeID): TrustLevel | 'revoked' | null;
   close(): Promise<void>;
@@ -164,6 +170,7 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
   }
 
   const sessions = new Map<NodeID, PeerSession>();
+  let mesh: Mesh | null = null;
   bus.remote = {
     call: (peer, ref, input, opts) => sessionFor(peer).call(ref, input, opts),
     stream: (peer, ref, input, opts) => sessionFor(peer).stream(ref, input, opts),
@@ -309,10 +316,33 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
         state: s.state,
       }));
     },
+    async joinRelay(opts) {
+      if (closed) throw new HnError('closed', 'node is closed');
+      mesh?.stop();
+      mesh = new Mesh(
+        {
+          keys,
+          communityId,
+          config: () => config,
+          levelOf: (n) => community.levelOf(n),
+          connect: (port, info) => node.connect(port, info),
+          openSession: (peer) => sessions.get(peer),
+        },
+        { displayName: config.identity.display_name, ...opts },
+      );
+      mesh.start();
+      await mesh.client.waitReady();
+    },
+    leaveRelay() {
+      mesh?.stop();
+      mesh = null;
+    },
+    relayState: () => mesh?.client.state ?? null,
     session: (peer) => sessions.get(peer),
     levelOf: (n) => community.levelOf(n),
     async close() {
       if (closed) return;
+      mesh?.stop();
       for (const m of [...running]) await stopModule(m);
       for (const s of sessions.values()) s.close('node closed');
       closed = true;

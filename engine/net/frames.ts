@@ -74,6 +74,7 @@ export class LinkMux {
     { recv?: (m: Uint8Array) => void; close: ((r: string) => void)[]; closed: boolean }
   >();
   private onControlCb?: (msg: Record<string, unknown>) => void;
+  private earlyControl: Record<string, unknown>[] = [];
   private closeCbs: ((reason: string) => void)[] = [];
   private sendChain: Promise<void> = Promise.resolve();
   closed = false;
@@ -87,8 +88,10 @@ export class LinkMux {
     port.onClose((r) => this.shutdown(r));
   }
 
+  /** Control messages that arrived before a handler was set are delivered to it, in order. */
   onControl(cb: (msg: Record<string, unknown>) => void) {
     this.onControlCb = cb;
+    for (const m of this.earlyControl.splice(0)) cb(m);
   }
   onClose(cb: (reason: string) => void) {
     if (this.closed) cb('closed');
@@ -207,7 +210,9 @@ export class LinkMux {
         typeof (obj as { type?: unknown }).type !== 'string'
       )
         return this.close('protocol: control message without type');
-      this.onControlCb?.(obj as Record<string, unknown>);
+      if (this.onControlCb) this.onControlCb(obj as Record<string, unknown>);
+      else if (this.earlyControl.length < 64) this.earlyControl.push(obj as Record<string, unknown>);
+      else this.close('protocol: too many messages before the handshake');
     } else {
       const ch = this.channels.get(f.channel);
       ch?.recv?.(msg); // frames for an unknown or closed channel are dropped; X08 has its own BYE

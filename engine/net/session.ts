@@ -103,7 +103,6 @@ export class PeerSession {
       this.rejectReady = rej;
     });
     this.ready.catch(() => undefined);
-    this.mux.onControl((m) => this.onControl(m));
     this.mux.onClose((r) => this.teardown(r));
     const t = setTimeout(() => this.fail('handshake timeout'), LINK_HANDSHAKE_TIMEOUT_SECONDS * 1000);
     this.ready.then(
@@ -121,6 +120,8 @@ export class PeerSession {
       app_version: d.appVersion ?? '0.1.0',
       contract_version: CONTRACT_VERSION,
     });
+    // after our hello is queued: a peer hello that is already waiting may trigger our auth at once
+    this.mux.onControl((m) => this.onControl(m));
   }
 
   get kind(): Transport {

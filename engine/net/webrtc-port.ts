@@ -1,0 +1,152 @@
+/**
+ * A direct link: a WebRTC data channel through simple-peer, as a BytePort. The simple-peer
+ * constructor is injected (the browser build bundles simple-peer, Node passes `@roamhq/wrtc`),
+ * so the engine stays free of platform imports. Signalling data (SDP/ICE) goes out through
+ * `onSignal` and comes in through `signal()`; it is never logged.
+ */
+import { HnError } from '../core/errors.js';
+import type { BytePort } from './port.js';
+
+/** The part of simple-peer's instance API this module uses. */
+export interface SimplePeerLike {
+  signal(data: unknown): void;
+  write(chunk: Uint8Array): boolean;
+  destroy(err?: Error): void;
+  on(ev: 'signal', cb: (data: unknown) => void): void;
+  on(ev: 'connect' | 'close' | 'drain', cb: () => void): void;
+  on(ev: 'data', cb: (d: Uint8Array) => void): void;
+  on(ev: 'error', cb: (e: Error) => void): void;
+  _pc?: {
+    localDescription?: { sdp?: string } | null;
+    remoteDescription?: { sdp?: string } | null;
+    sctp?: { maxMessageSize?: number } | null;
+  };
+}
+export type SimplePeerCtor = new (opts: Record<string, unknown>) => SimplePeerLike;
+
+export interface WebRtcOptions {
+  initiator: boolean;
+  SimplePeer: SimplePeerCtor;
+  /** `@roamhq/wrtc` under Node; omitted in browsers */
+  wrtc?: unknown;
+  iceServers?: RTCIceServer[];
+  onSignal: (data: unknown) => void;
+  /** give up when the channel is not open within this time */
+  timeoutMs?: number;
+}
+
+export interface DirectLink {
+  port: BytePort;
+  /** SHA-256 DTLS fingerprints from the local and the remote SDP, for link.auth */
+  dtlsLocal: string;
+  dtlsRemote: string;
+}
+
+const FINGERPRINT_RE = /^a=fingerprint:sha-256 ([0-9A-Fa-f:]{95})\s*$/m;
+export function sdpFingerprint(sdp: string | undefined | null): string | null {
+  const m = sdp ? FINGERPRINT_RE.exec(sdp) : null;
+  return m ? m[1]!.toUpperCase() : null;
+}
+
+/** Start a WebRTC connection; resolves with the open channel as a BytePort. */
+export function openWebRtc(o: WebRtcOptions): {
+  signal: (data: unknown) => void;
+  ready: Promise<DirectLink>;
+  destroy: () => void;
+} {
+  const peer = new o.SimplePeer({
+    initiator: o.initiator,
+    trickle: true,
+    config: { iceServers: o.iceServers ?? [] },
+    channelConfig: { ordered: true },
+    allowHalfTrickle: false,
+    ...(o.wrtc ? { wrtc: o.wrtc } : {}),
+  });
+  let closed = false;
+  let recv: ((m: Uint8Array) => void) | undefined;
+  const early: Uint8Array[] = [];
+  const closeCbs: ((r: string) => void)[] = [];
+  let drainWaiters: (() => void)[] = [];
+  const shut = (reason: string) => {
+    if (closed) return;
+    closed = true;
+    for (const w of drainWaiters) w();
+    drainWaiters = [];
+    for (const cb of closeCbs.splice(0)) cb(reason);
+  };
+  peer.on('signal', (d) => o.onSignal(d));
+  peer.on('data', (d) => {
+    const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice();
+    if (recv) recv(bytes);
+    else early.push(bytes);
+  });
+  peer.on('drain', () => {
+    const w = drainWaiters;
+    drainWaiters = [];
+    for (const f of w) f();
+  });
+  peer.on('close', () => shut('data channel closed'));
+  const ready = new Promise<DirectLink>((resolve, reject) => {
+    const t = setTimeout(() => {
+      reject(new HnError('partition', 'WebRTC connection timed out'));
+      peer.destroy();
+    }, o.timeoutMs ?? 10_000);
+    peer.on('error', (e) => {
+      clearTimeout(t);
+      reject(new HnError('partition', `WebRTC failed: ${(e as { code?: string }).code ?? e.name}`));
+      shut('error');
+    });
+    peer.on('connect', () => {
+      clearTimeout(t);
+      const dtlsLocal = sdpFingerprint(peer._pc?.localDescription?.sdp);
+      const dtlsRemote = sdpFingerprint(peer._pc?.remoteDescription?.sdp);
+      if (!dtlsLocal || !dtlsRemote) {
+        peer.destroy();
+        return reject(new HnError('partition', 'no DTLS fingerprint in the SDP'));
+      }
+      const sctpMax = peer._pc?.sctp?.maxMessageSize;
+      const port: BytePort = {
+        async send(msg) {
+          if (closed) throw new HnError('closed', 'data channel closed');
+          const ok = peer.write(msg);
+          if (!ok) await new Promise<void>((r) => drainWaiters.push(r));
+        },
+        onMessage(cb) {
+          recv = cb;
+          for (const m of early.splice(0)) cb(m);
+        },
+        onClose(cb) {
+          if (closed) cb('closed');
+          else closeCbs.push(cb);
+        },
+        close(reason = 'closed') {
+          peer.destroy();
+          shut(reason);
+        },
+        get closed() {
+          return closed;
+        },
+        // Chromium's SCTP cap is 256 KiB; link frames stay at 64 KiB anyway
+        maxMessageBytes: Math.min(sctpMax && sctpMax > 0 ? sctpMax : 65536, 262144),
+      };
+      resolve({ port, dtlsLocal, dtlsRemote });
+    });
+  });
+  ready.catch(() => undefined);
+  return {
+    signal: (d) => {
+      if (!closed) {
+        try {
+          peer.signal(d);
+        } catch {
+          /* malformed signal data from a peer: ignored, the connection times out */
+        }
+      }
+    },
+    ready,
+    destroy: () => {
+      peer.destroy();
+      shut('destroyed');
+    },
+  };
+}
