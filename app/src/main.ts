@@ -1,0 +1,10 @@
+import { mount } from 'svelte';
+import App from './App.svelte';
+import './app.css';
+import { startServiceWorker } from './pwa.js';
+
+const target = document.getElementById('app');
+if (!target) throw new Error('#app is missing from index.html');
+target.textContent = '';
+mount(App, { target });
+startServiceWorker();
