@@ -17,3 +17,4 @@ export type { PeerSession, LinkInfo } from './net/session.js';
 export type { EventEnvelope } from './events/log.js';
 export type { Capability, CapabilityDescriptor, CallOptions, StreamFrame } from './bus/types.js';
 export * from './core/types.js';
+export { shortNodeId, isNodeId } from './identity/identity.js';
