@@ -25,14 +25,16 @@ import {
   keyPairFromSeed,
   parseNodeId,
   shortNodeId,
+  signObject,
   type KeyPair,
 } from './identity/identity.js';
 import { unbuiltModule, type ModuleContext, type ModuleDef } from './modules/registry.js';
 import type { BytePort } from './net/port.js';
 import { Mesh, type JoinOptions } from './net/mesh.js';
-import { PeerSession, type LinkInfo } from './net/session.js';
+import { PeerSession, type LinkInfo, type LinkProtocolHook } from './net/session.js';
 import { Metrics } from './observability/metrics.js';
-import { protocolModule } from './protocol/service.js';
+import { createProtocolModule } from './protocol/service.js';
+import { TensorHost } from './transport/tensor/host.js';
 import { CORE_SCHEMA } from './store/core-schema.js';
 import { openIndexedDbStorage } from './store/indexeddb.js';
 import { openMemoryStorage } from './store/memory.js';
@@ -60,6 +62,8 @@ export interface PeerInfo {
   link: 'direct' | 'relay' | 'memory';
   rtt_ms: number | null;
   state: 'handshaking' | 'open' | 'gone' | 'closed';
+  /** protocol version agreed in the link hello (M32), null when none was negotiated */
+  agreed_version: string | null;
 }
 
 export interface EventsApi {
@@ -105,6 +109,8 @@ export interface HearthNode {
   relayState(): string | null;
   session(peer: NodeID): PeerSession | undefined;
   levelOf(node: NodeID): TrustLevel | 'revoked' | null;
+  /** X08 tensor sessions on peer links, authorised through the bus (gated by tensor_transport.enabled) */
+  readonly tensors: TensorHost;
   close(): Promise<void>;
 }
 
@@ -175,6 +181,15 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
     call: (peer, ref, input, opts) => sessionFor(peer).call(ref, input, opts),
     stream: (peer, ref, input, opts) => sessionFor(peer).stream(ref, input, opts),
   };
+  const tensors = new TensorHost({
+    keys,
+    communityId,
+    config: () => config.tensor_transport,
+    membership: (n) => community.levelOf(n),
+    link: (peer) => sessions.get(peer),
+    call: (cap, input, opts) => bus.call(cap, input, opts),
+    metrics,
+  });
   function sessionFor(peer: NodeID): PeerSession {
     const s = sessions.get(peer);
     if (!s || s.state !== 'open') throw new HnError('partition', `no open link to ${shortNodeId(peer)}`);
@@ -184,9 +199,24 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
   // modules
   const defs = new Map<ModuleName, ModuleDef>();
   for (const m of MODULE_SECTIONS) if (m !== 'tensor_transport') defs.set(m, unbuiltModule(m));
-  defs.set('protocol', protocolModule);
+  defs.set('protocol', createProtocolModule()); // stateful: one per node
   for (const m of options.modules ?? []) defs.set(m.name, m);
-  const ctx: ModuleContext = { self: keys.nodeId, bus, events: log, config: () => config };
+  let closed = false;
+  let linkHook: LinkProtocolHook | null = null;
+  const ctx: ModuleContext = {
+    self: keys.nodeId,
+    bus,
+    events: log,
+    config: () => config,
+    sign: (obj) => signObject(keys, obj),
+    kv: {
+      get: async (k) => (await store.get<{ k: string; v: any }>('meta', `module:${k}`))?.v,
+      put: async (k, v) => {
+        if (!closed) await store.put('meta', { k: `module:${k}`, v });
+      },
+    },
+    setLinkHook: (h) => (linkHook = h),
+  };
   const running = new Set<ModuleName>();
   async function startModule(m: ModuleName) {
     const def = defs.get(m);
@@ -210,7 +240,6 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
   await applyFlags();
 
   const configListeners = new Set<(c: HearthnetConfig) => void>();
-  let closed = false;
   async function saveConfig(next: HearthnetConfig) {
     if (closed) throw new HnError('closed', 'node is closed');
     await store.put('config', {
@@ -221,6 +250,7 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
     });
     config = next;
     await applyFlags();
+    if (!config.tensor_transport.enabled) tensors.closeAll('disabled');
     for (const cb of configListeners) cb(config);
     return config;
   }
@@ -294,6 +324,7 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
         bus,
         events: log,
         metrics,
+        protocol: () => linkHook,
         ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
         ...(options.missedHeartbeats ? { missedHeartbeats: options.missedHeartbeats } : {}),
         ...(options.now ? { now: options.now } : {}),
@@ -302,7 +333,12 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
       const old = sessions.get(peer);
       sessions.set(peer, s);
       if (old && old !== s) old.close('replaced');
+      // anti-entropy: sync when peers meet, then every events.sync_interval_seconds
+      const syncNow = () => void s.sync().catch(() => undefined);
+      syncNow();
+      const timer = setInterval(syncNow, config.events.sync_interval_seconds * 1000);
       s.onClose(() => {
+        clearInterval(timer);
         if (sessions.get(peer) === s && s.state === 'closed') sessions.delete(peer);
       });
       return s;
@@ -314,6 +350,7 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
         link: s.kind,
         rtt_ms: s.rtt_ms,
         state: s.state,
+        agreed_version: s.agreedVersion,
       }));
     },
     async joinRelay(opts) {
@@ -340,8 +377,10 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
     relayState: () => mesh?.client.state ?? null,
     session: (peer) => sessions.get(peer),
     levelOf: (n) => community.levelOf(n),
+    tensors,
     async close() {
       if (closed) return;
+      tensors.closeAll('node closed', true);
       mesh?.stop();
       for (const m of [...running]) await stopModule(m);
       for (const s of sessions.values()) s.close('node closed');

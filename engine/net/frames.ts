@@ -56,11 +56,15 @@ export function decodeLinkFrame(b: Uint8Array): LinkFrame {
 export const CONTROL_CAP = LINK_CONTROL_MAX_BYTES;
 export const X08_CAP = TENSOR_CHUNK_BYTES + 64 * 1024;
 const LINK_BUFFER_CAP = 2 * 1024 * 1024;
+/** Messages a channel holds before its receiver registers (an X08 peer sends only HELLO/PING before READY). */
+const EARLY_MESSAGES_MAX = 16;
 
 interface Partial {
   msgNo: number;
   parts: Uint8Array[];
   bytes: number;
+  /** its channel closed mid-message: the remaining fragments are consumed and dropped */
+  discard?: boolean;
 }
 
 /** Multiplexes CONTROL messages and X08 channels over one BytePort. */
@@ -71,7 +75,14 @@ export class LinkMux {
   private buffered = 0;
   private channels = new Map<
     number,
-    { recv?: (m: Uint8Array) => void; close: ((r: string) => void)[]; closed: boolean }
+    {
+      recv?: (m: Uint8Array) => void;
+      /** messages that arrived before the receiver registered (a session still loading, e.g. zstd WASM) */
+      early: Uint8Array[];
+      earlyBytes: number;
+      close: ((r: string) => void)[];
+      closed: boolean;
+    }
   >();
   private onControlCb?: (msg: Record<string, unknown>) => void;
   private earlyControl: Record<string, unknown>[] = [];
@@ -132,7 +143,7 @@ export class LinkMux {
     if (!Number.isInteger(id) || id < 1 || id > 0xffffffff)
       throw new HnError('bad_request', 'channel id must be a non-zero u32');
     let ch = this.channels.get(id);
-    if (!ch) this.channels.set(id, (ch = { close: [], closed: false }));
+    if (!ch) this.channels.set(id, (ch = { early: [], earlyBytes: 0, close: [], closed: false }));
     const c = ch;
     const mux = this;
     return {
@@ -140,6 +151,9 @@ export class LinkMux {
         c.closed ? Promise.reject(new HnError('closed', 'channel closed')) : mux.sendMessage(KIND_X08, id, m),
       onMessage: (cb) => {
         c.recv = cb;
+        const early = c.early.splice(0);
+        c.earlyBytes = 0;
+        for (const m of early) cb(m);
       },
       onClose: (cb) => {
         c.close.push(cb);
@@ -156,8 +170,18 @@ export class LinkMux {
     const ch = this.channels.get(id);
     if (!ch || ch.closed) return;
     ch.closed = true;
+    ch.early = [];
+    ch.earlyBytes = 0;
     this.channels.delete(id);
-    for (const k of [...this.partial.keys()]) if (k === `${KIND_X08}:${id}`) this.dropPartial(k);
+    // a message half-received on this channel: keep tracking its msg_no so the rest of its fragments are
+    // dropped quietly instead of reading as a gap that would close the whole link
+    const p = this.partial.get(`${KIND_X08}:${id}`);
+    if (p) {
+      this.buffered -= p.bytes;
+      p.parts = [];
+      p.bytes = 0;
+      p.discard = true;
+    }
     for (const cb of ch.close) cb(reason);
   }
 
@@ -188,6 +212,9 @@ export class LinkMux {
       this.partial.set(key, p);
     } else if (f.msgNo !== p.msgNo) {
       return this.close(`protocol: interleaved fragments on ${key}`);
+    } else if (p.discard) {
+      if (!f.more) this.partial.delete(key);
+      return;
     }
     p.parts.push(f.payload.slice());
     p.bytes += f.payload.length;
@@ -214,8 +241,15 @@ export class LinkMux {
       else if (this.earlyControl.length < 64) this.earlyControl.push(obj as Record<string, unknown>);
       else this.close('protocol: too many messages before the handshake');
     } else {
+      // frames for an unknown or closed channel are dropped (X08 has its own BYE); a known channel whose
+      // receiver is not registered yet holds a few, like every BytePort
       const ch = this.channels.get(f.channel);
-      ch?.recv?.(msg); // frames for an unknown or closed channel are dropped; X08 has its own BYE
+      if (!ch) return;
+      if (ch.recv) return ch.recv(msg);
+      if (ch.early.length >= EARLY_MESSAGES_MAX || ch.earlyBytes + msg.length > X08_CAP)
+        return this.closeChannel(f.channel, 'protocol: too much before the receiver');
+      ch.early.push(msg);
+      ch.earlyBytes += msg.length;
     }
   }
 

@@ -34,6 +34,8 @@ export function memoryPortPair(opts: MemoryPortOptions = {}): [BytePort, BytePor
     recv?: (m: Uint8Array) => void;
     closeCbs: ((r: string) => void)[];
     closed: boolean;
+    /** close() was called here; the close itself lands on the next tick */
+    closing: boolean;
     queue: Uint8Array[];
     buffered: number;
     waiters: (() => void)[];
@@ -42,6 +44,7 @@ export function memoryPortPair(opts: MemoryPortOptions = {}): [BytePort, BytePor
   const mk = (): Side => ({
     closeCbs: [],
     closed: false,
+    closing: false,
     queue: [],
     buffered: 0,
     waiters: [],
@@ -79,7 +82,7 @@ export function memoryPortPair(opts: MemoryPortOptions = {}): [BytePort, BytePor
 
   const port = (me: Side, other: Side): BytePort => ({
     async send(msg: Uint8Array) {
-      if (me.closed) {
+      if (me.closed || me.closing) {
         const { HnError } = await import('../core/errors.js');
         throw new HnError('closed', 'port closed');
       }
@@ -95,13 +98,17 @@ export function memoryPortPair(opts: MemoryPortOptions = {}): [BytePort, BytePor
       if (me.queue.length) schedule(me, other);
     },
     onClose(cb) {
-      me.closeCbs.push(cb);
+      if (me.closed) setTimeout(() => cb('closed'), 0);
+      else me.closeCbs.push(cb);
     },
     close(reason = 'closed') {
+      if (me.closed || me.closing) return;
+      // like the other transports: no send is accepted once close() has returned
+      me.closing = true;
       setTimeout(() => closeBoth(reason), 0);
     },
     get closed() {
-      return me.closed;
+      return me.closed || me.closing;
     },
     maxMessageBytes,
   });

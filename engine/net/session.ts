@@ -17,7 +17,7 @@ import {
   STREAM_WINDOW_FRAMES,
 } from '../core/constants.js';
 import { b64url, randomBytes } from '../core/encoding.js';
-import { HnError, isErrorCode, toHnError, type ErrorObject } from '../core/errors.js';
+import { HnError, isErrorCode, toHnError, type ErrorCode, type ErrorObject } from '../core/errors.js';
 import type { NodeID } from '../core/types.js';
 import { ulid, ULID_RE } from '../core/ulid.js';
 import type { EventEnvelope, EventLog, Heads } from '../events/log.js';
@@ -50,9 +50,24 @@ export interface SessionDeps {
   heartbeatMs?: number;
   missedHeartbeats?: number;
   now?: () => number;
+  /** M32 negotiation hook (protocol module) */
+  protocol?: () => LinkProtocolHook | null;
 }
 
 export type SessionState = 'handshaking' | 'open' | 'gone' | 'closed';
+
+/**
+ * M32 version negotiation on the link hello (additive): what this side offers, and the verdict on
+ * the peer's offer. Without a hook (protocol module off) the hello carries no protocol fields and
+ * nothing is negotiated; a peer hello without them is accepted with no agreed version.
+ */
+export interface LinkProtocolHook {
+  offer(): { protocol_versions: string[]; descriptor?: Record<string, unknown> };
+  onPeerHello(
+    peer: NodeID,
+    hello: { protocol_versions?: unknown; descriptor?: unknown },
+  ): { ok: true; agreed: string | null } | { ok: false; code: ErrorCode; reason: string };
+}
 
 interface PendingUnary {
   resolve: (v: unknown) => void;
@@ -70,6 +85,8 @@ export class PeerSession {
   peer!: NodeID;
   state: SessionState = 'handshaking';
   rtt_ms: number | null = null;
+  /** protocol version agreed in the hello (M32 A3.3); null when the peer offered none */
+  agreedVersion: string | null = null;
   lastSeen = 0;
   closeReason = '';
   readonly ready: Promise<NodeID>;
@@ -119,6 +136,7 @@ export class PeerSession {
       transport: info.transport,
       app_version: d.appVersion ?? '0.1.0',
       contract_version: CONTRACT_VERSION,
+      ...(d.protocol?.()?.offer() ?? {}),
     });
     // after our hello is queued: a peer hello that is already waiting may trigger our auth at once
     this.mux.onControl((m) => this.onControl(m));
@@ -137,11 +155,12 @@ export class PeerSession {
     return this.mux.sendControl(m).catch(() => undefined);
   }
 
-  private fail(reason: string) {
+  private fail(reason: string, code: ErrorCode = 'unauthorized') {
     if (this.state !== 'handshaking') return;
     this.d.metrics.inc('hearthnet_signature_failures_total', { reason: 'link_auth' });
-    void this.send({ type: 'link.close', reason });
-    this.rejectReady(new HnError('unauthorized', `link refused: ${reason}`));
+    void this.send({ type: 'link.close', reason, ...(code !== 'unauthorized' ? { code } : {}) });
+    this.closeReason = reason;
+    this.rejectReady(new HnError(code, `link refused: ${reason}`));
     setTimeout(() => this.mux.close(`link refused: ${reason}`), 10);
   }
 
@@ -155,6 +174,12 @@ export class PeerSession {
     if (m.to !== null && m.to !== this.d.keys.nodeId) return this.fail('hello addressed to another node');
     if (this.info.expectedPeer && m.from !== this.info.expectedPeer) return this.fail('unexpected peer');
     if (m.from === this.d.keys.nodeId) return this.fail('link to self');
+    const hook = this.d.protocol?.();
+    if (hook) {
+      const verdict = hook.onPeerHello(m.from, m);
+      if (!verdict.ok) return this.fail(verdict.reason, verdict.code);
+      this.agreedVersion = verdict.agreed;
+    }
     this.peerHello = m;
     this.sentAuth = true;
     void this.send(
@@ -185,6 +210,11 @@ export class PeerSession {
         return this.fail('no DTLS fingerprints on a direct link');
       if (m.dtls_local !== this.info.dtlsRemote || m.dtls_remote !== this.info.dtlsLocal)
         return this.fail('DTLS fingerprint mismatch');
+    } else if (this.info.transport === 'relay' && (this.info.dtlsLocal || this.info.dtlsRemote)) {
+      // a relayed link carries the E2E channel binding where DTLS fingerprints go (mesh.ts):
+      // when we know it, the peer must have signed the same one
+      if (m.dtls_local !== this.info.dtlsRemote || m.dtls_remote !== this.info.dtlsLocal)
+        return this.fail('channel binding mismatch');
     }
     if (!verifyObject(m, m.from)) return this.fail('bad auth signature');
     const lvl = this.d.community.levelOf(m.from);
@@ -223,7 +253,11 @@ export class PeerSession {
     if (this.state === 'handshaking') {
       if (m.type === 'link.hello') return this.onHello(m);
       if (m.type === 'link.auth') return this.onAuth(m);
-      if (m.type === 'link.close') return this.fail(`peer closed: ${String(m.reason).slice(0, 100)}`);
+      if (m.type === 'link.close')
+        return this.fail(
+          `peer closed: ${String(m.reason).slice(0, 100)}`,
+          isErrorCode(m.code) ? m.code : 'unauthorized',
+        );
       return this.fail(`unexpected ${String(m.type).slice(0, 40)} before handshake`);
     }
     if (this.state !== 'open') return;

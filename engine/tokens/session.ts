@@ -88,6 +88,11 @@ export interface MintSessionTokenArgs {
   configMaxTtlSeconds?: number;
   registry?: SessionTokenRegistry;
   jti?: string;
+  /**
+   * Capability ref (`name@X.Y`) the token is scoped to; default `experimental.distributed_llm.shard.forward@1.0`
+   * (core §7.5). Node-level X08 hosts scope it to the capability that authorised the session.
+   */
+  capability?: string;
 }
 
 export interface MintedSessionToken {
@@ -117,7 +122,7 @@ export function mintSessionToken(host: KeyPair, args: MintSessionTokenArgs): Min
       sub: args.caller,
       aud: args.communityId,
       scope: {
-        capabilities: [SHARD_FORWARD_CAPABILITY_REF],
+        capabilities: [args.capability ?? SHARD_FORWARD_CAPABILITY_REF],
         params_constraints: { session_id: [sessionId], purpose: [purpose] },
         rate_limit_per_minute: 0,
         max_calls_total: 1,
@@ -161,6 +166,8 @@ export interface CheckSessionHelloContext {
   /** Unix seconds; default now. */
   now?: number;
   policyTtlSeconds?: number;
+  /** Capability ref (`name@X.Y`) the token must cover; default the §7.5 shard.forward scope. */
+  capability?: string;
 }
 
 export interface AcceptedSessionToken {
@@ -191,13 +198,16 @@ export function checkSessionHello(
     callsUsed: (jti) => (ctx.registry.isConsumed(jti) ? 1 : 0),
   });
   const p = d.payload;
+  const cap = ctx.capability ?? SHARD_FORWARD_CAPABILITY_REF;
+  const at = cap.lastIndexOf('@');
   if (p.iss !== ctx.self) throw new HnError('token_invalid', 'session token was not issued by this node');
   if (p.sub === '*' || p.sub !== ctx.linkPeer || hello.from !== ctx.linkPeer) {
     throw new HnError('invalid_signature', 'session token subject is not the link peer');
   }
   if (hello.to !== ctx.self) throw new HnError('unauthorized', 'HELLO is addressed to another node');
   if (
-    !capabilityCovered(p.scope, SHARD_FORWARD_CAPABILITY, '1.0') ||
+    at < 1 ||
+    !capabilityCovered(p.scope, cap.slice(0, at), cap.slice(at + 1)) ||
     p.scope.max_calls_total !== 1 ||
     !(p.scope.params_constraints.session_id ?? []).includes(hello.session_id) ||
     !(p.scope.params_constraints.purpose ?? []).includes(hello.purpose)

@@ -57,7 +57,7 @@ describe('mesh through a real relay', () => {
         { timeout: 20_000 },
       )
       .toBe(true);
-    expect(await a.call('protocol.version.list', {}, { peer: c.id })).toMatchObject({ default: '3.0.0' });
+    expect(await a.call('protocol.version.list', {}, { peer: c.id })).toMatchObject({ current: '3.0.0' });
     const ev = await b.events.append('test.mesh.hello', { from: 'b' });
     await expect
       .poll(async () => !!(await a.events.get(ev.event_id)) && !!(await c.events.get(ev.event_id)), {
@@ -78,7 +78,7 @@ describe('mesh through a real relay', () => {
     await expect
       .poll(() => linkedTo(a, [b, c], 'relay') && linkedTo(b, [a, c], 'relay'), { timeout: 20_000 })
       .toBe(true);
-    expect(await b.call('protocol.version.list', {}, { peer: a.id })).toMatchObject({ default: '3.0.0' });
+    expect(await b.call('protocol.version.list', {}, { peer: a.id })).toMatchObject({ current: '3.0.0' });
     const forwarded = () =>
       Number(
         /hearthnet_relay_forward_bytes_total(?:\{[^}]*\})? (\d+)/.exec(relay.metrics.render())?.[1] ?? 0,
@@ -97,7 +97,7 @@ describe('mesh through a real relay', () => {
     await relay.close();
     await expect.poll(() => a.relayState(), { timeout: 10_000 }).not.toBe('ready');
     // the direct link does not depend on the relay
-    expect(await a.call('protocol.version.list', {}, { peer: b.id })).toMatchObject({ default: '3.0.0' });
+    expect(await a.call('protocol.version.list', {}, { peer: b.id })).toMatchObject({ current: '3.0.0' });
     relay = await quietRelay(port);
     cleanups.push(() => relay.close());
     await expect

@@ -49,8 +49,8 @@ describe('createNode', () => {
 
   it('protocol.version.list is callable by default', async () => {
     const n = await createNode();
-    expect(await n.call('protocol.version.list', {})).toEqual({ versions: ['3.0.0'], default: '3.0.0' });
-    expect(await n.call('protocol.version.list@1.0', {})).toMatchObject({ default: '3.0.0' });
+    expect(await n.call('protocol.version.list', {})).toMatchObject({ protocol_versions: ['3.0.0'], current: '3.0.0' });
+    expect(await n.call('protocol.version.list@1.0', {})).toMatchObject({ current: '3.0.0' });
     await n.disable('protocol');
     await expect(n.call('protocol.version.list', {})).rejects.toMatchObject({
       code: 'experimental_disabled',
@@ -97,18 +97,18 @@ describe('remote capability calls over an in-memory link', () => {
   it('round-trips, preserves the remote error code, and honours trust', async () => {
     const [A, B] = await linkedPair();
     expect(A.peers()).toEqual([expect.objectContaining({ id: B.id, link: 'memory', state: 'open' })]);
-    expect(await A.call('protocol.version.list', {}, { peer: B.id })).toEqual({
-      versions: ['3.0.0'],
-      default: '3.0.0',
+    expect(await A.call('protocol.version.list', {}, { peer: B.id })).toMatchObject({
+      protocol_versions: ['3.0.0'],
+      current: '3.0.0',
     });
-    await expect(A.call('protocol.registry.list', {}, { peer: B.id })).rejects.toMatchObject({
-      code: 'not_implemented',
+    await expect(A.call('protocol.conformance.report', {}, { peer: B.id })).rejects.toMatchObject({
+      code: 'protocol_suite_not_installed',
     });
     await expect(A.call('protocol.nothing.here', {}, { peer: B.id })).rejects.toMatchObject({
       code: 'not_found',
     });
-    // a `self` capability cannot be called by a peer
-    await expect(A.call('protocol.conformance.report', {}, { peer: B.id })).rejects.toMatchObject({
+    // a self-only action cannot be called by a peer
+    await expect(A.call('protocol.conformance.report', { action: 'run' }, { peer: B.id })).rejects.toMatchObject({
       code: 'unauthorized',
     });
     // a disabled module on the callee answers experimental_disabled even if the caller has it on

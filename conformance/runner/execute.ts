@@ -1,0 +1,202 @@
+/**
+ * Runs the suite against a target: pre-flight, selection, cases (sorted by id, one at a time, with
+ * timeouts), aggregation, signing by the SUT (`protocol.conformance.report` submit) and output files.
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { sha256Hex, utf8, verifyObj } from '../lib/crypto.js';
+import { formatSeed } from '../lib/drbg.js';
+import { buildReport, reportCid, SUITE_VERSION, type CaseResult, type Report, type SectionMeta } from '../report/build.js';
+import { renderHtml } from '../report/html.js';
+import type { Target } from '../harness/target.js';
+import { makeCtx, type Outcome, type SectionDef } from './case.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const SUITE_PROTOCOL_VERSIONS = ['3.0.0'];
+
+/** Every section file under suites/ (a file exports `section` or `sections`): adding a section = adding a file. */
+export async function loadSections(): Promise<SectionDef[]> {
+  const files: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (/\.ts$/.test(e.name) && !e.name.endsWith('.test.ts')) files.push(join(d, e.name));
+    }
+  };
+  walk(join(ROOT, 'suites'));
+  const out: SectionDef[] = [];
+  for (const f of files.sort()) {
+    const m = await import(pathToFileURL(f).href);
+    if (m.section) out.push(m.section);
+    if (Array.isArray(m.sections)) out.push(...m.sections);
+  }
+  const names = new Set<string>();
+  for (const s of out) {
+    if (names.has(s.name)) throw new Error(`duplicate section ${s.name}`);
+    names.add(s.name);
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+/** Check every vector file listed in vectors/index.json against its sha256. */
+export function verifyVectors(): { ok: boolean; index_sha256: string; problems: string[] } {
+  const dir = join(ROOT, 'vectors');
+  const text = readFileSync(join(dir, 'index.json'), 'utf8');
+  const idx = JSON.parse(text) as { files: { path: string; sha256: string }[] };
+  const problems: string[] = [];
+  for (const f of idx.files) {
+    try {
+      if (sha256Hex(readFileSync(join(dir, f.path))) !== f.sha256) problems.push(`${f.path}: sha256 mismatch`);
+    } catch {
+      problems.push(`${f.path}: missing`);
+    }
+  }
+  return { ok: problems.length === 0, index_sha256: sha256Hex(utf8(text)), problems };
+}
+
+export interface RunOptions {
+  seed: number;
+  outDir?: string | null;
+  suites?: string[];
+  caseTimeoutMs?: number;
+  skipExperimental?: boolean;
+  browser?: { name: string; version: string };
+  urls?: string[];
+  log?: (line: string) => void;
+}
+
+export interface RunResult {
+  report: Report;
+  report_cid: string;
+  exitCode: number;
+  files: string[];
+}
+
+const matches = (name: string, globs?: string[]) =>
+  !globs?.length || globs.some((g) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(name));
+
+export async function runSuite(target: Target, o: RunOptions): Promise<RunResult> {
+  const log = o.log ?? (() => undefined);
+  const started = Date.now();
+  const sections = await loadSections();
+  const results: CaseResult[] = [];
+  const metas: SectionMeta[] = [];
+  let info = await target.info();
+  if (!info.test_mode) throw new Error('target is not in test mode: refusing to run');
+  // ---- pre-flight
+  let implementation: any = null;
+  let protocolVersion: string | null = null;
+  let preflight: { ok: boolean; reason?: string } = { ok: true };
+  const d = await target.call(0, 'protocol.self.describe', {});
+  const v = await target.call(0, 'protocol.version.list', {});
+  if ('error' in d || 'error' in v) preflight = { ok: false, reason: 'protocol_capabilities_unavailable' };
+  else {
+    implementation = d.output;
+    if (!verifyObj(implementation, implementation.node_id)) preflight = { ok: false, reason: 'descriptor_signature_invalid' };
+    const majors = new Set(SUITE_PROTOCOL_VERSIONS.map((x) => x.split('.')[0]));
+    const shared = (v.output.protocol_versions as string[]).filter((x) => majors.has(x.split('.')[0]));
+    if (!shared.length) preflight = { ok: false, reason: 'protocol_unsupported_capability' };
+    protocolVersion = shared[0] ?? null;
+  }
+  const vec = verifyVectors();
+  if (!vec.ok) throw Object.assign(new Error(`vector integrity: ${vec.problems.join('; ')}`), { exitCode: 4 });
+  await target.reset();
+  info = await target.info();
+  const manifest = {
+    suite_version: SUITE_VERSION,
+    suite_commit: null,
+    runner: { node: process.version },
+    target: { kind: target.kind, peers: info.peers.length, ...(o.urls ? { urls: o.urls } : {}) },
+    seed: formatSeed(o.seed),
+    selection: { included: [] as string[], excluded: [] as { id: string; reason: string }[] },
+    flags: { suites: o.suites ?? [], skip_experimental: !!o.skipExperimental, case_timeout_ms: o.caseTimeoutMs ?? 30_000 },
+    vectors_index_sha256: vec.index_sha256,
+    started_at: new Date(started).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+  };
+  // ---- sections and cases
+  if (preflight.ok)
+    for (const s of sections) {
+      if (!matches(s.name, o.suites)) continue;
+      const meta: SectionMeta = { name: s.name, required: s.required, experimental: s.name.startsWith('experimental/') };
+      metas.push(meta);
+      let sectionSkip: string | null = null;
+      if (meta.experimental && o.skipExperimental) sectionSkip = 'skip_experimental';
+      else if (s.module) {
+        const desc = await target.call(0, 'protocol.self.describe', {});
+        if ('error' in desc || !desc.output.modules?.[s.module]) sectionSkip = `module_disabled: ${s.module}`;
+        else if (s.probe) {
+          const p = await target.call(0, s.probe.capability, s.probe.input);
+          if ('error' in p && (p.error.code === 'not_implemented' || p.error.code === 'not_found')) sectionSkip = `module_absent: ${s.module}`;
+        }
+      }
+      if (sectionSkip) meta.skipped_reason = sectionSkip;
+      for (const c of [...s.cases].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+        const base = { id: c.id, section: s.name, spec_ref: c.spec_ref, title: c.title };
+        const missingOp = (c.requires?.ops ?? []).find((op) => !info.ops.includes(op));
+        const reason = sectionSkip ?? (missingOp ? `harness_op_unavailable: ${missingOp}` : (c.requires?.peers ?? 1) > info.peers.length ? `needs ${c.requires!.peers} SUT peers` : null);
+        if (reason) {
+          results.push({ ...base, status: 'skipped', reason, duration_ms: 0 });
+          manifest.selection.excluded.push({ id: c.id, reason });
+          continue;
+        }
+        manifest.selection.included.push(c.id);
+        const t0 = performance.now();
+        let out: Outcome;
+        try {
+          const limit = c.timeout_ms ?? o.caseTimeoutMs ?? 30_000;
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          out = await Promise.race([
+            c.run(makeCtx(target, info, o.seed, c.id)),
+            new Promise<Outcome>((res) => {
+              timer = setTimeout(() => res({ status: 'fail', failure: { expected: `done within ${limit} ms`, observed: 'timeout', message: 'case timed out', repro: {} } }), limit);
+            }),
+          ]).finally(() => clearTimeout(timer));
+        } catch (e) {
+          out = { status: 'fail', failure: { expected: 'case completes', observed: String((e as Error)?.message ?? e).slice(0, 500), message: 'case raised', repro: {} } };
+        }
+        const r: CaseResult = { ...base, status: out.status, duration_ms: performance.now() - t0 };
+        if (out.status === 'skipped') r.reason = out.reason;
+        if (out.status === 'fail') r.failure = out.failure;
+        results.push(r);
+        log(`${out.status.padEnd(7)} ${s.name} ${c.id} ${r.duration_ms.toFixed(0)} ms${out.status === 'fail' ? ` — ${out.failure.message}: expected ${out.failure.expected}, observed ${out.failure.observed.slice(0, 200)}` : out.status === 'skipped' ? ` (${out.reason})` : ''}`);
+      }
+    }
+  // ---- report, signed by the SUT itself
+  let report: Report = buildReport({
+    implementation,
+    protocol_version: protocolVersion,
+    seed: o.seed,
+    target: { kind: target.kind, peers: info.peers.length, ...(o.browser ? { browser: o.browser } : {}), ...(o.urls ? { urls: o.urls } : {}) },
+    results,
+    sections: metas,
+    started,
+    finished: Date.now(),
+    preflight,
+  });
+  let cid = reportCid(report);
+  if (preflight.ok) {
+    const s = await target.call(0, 'protocol.conformance.report', { action: 'submit', report });
+    if ('output' in s && verifyObj(s.output.report, implementation.node_id)) {
+      report = s.output.report;
+      cid = s.output.report_cid;
+      if (reportCid(report) !== cid) throw new Error('SUT returned a report_cid that does not recompute');
+    }
+  }
+  const files: string[] = [];
+  if (o.outDir) {
+    const dir = o.outDir;
+    mkdirSync(join(dir, 'reports'), { recursive: true });
+    const w = (p: string, text: string) => {
+      writeFileSync(join(dir, p), text);
+      files.push(relative(process.cwd(), join(dir, p)));
+    };
+    w('report.json', JSON.stringify(report, null, 2) + '\n');
+    w('report.cid', cid + '\n');
+    w(`reports/${cid.slice(7)}.json`, JSON.stringify(report, null, 2) + '\n');
+    w('report.html', renderHtml(report, cid, results));
+    w('run_manifest.json', JSON.stringify(manifest, null, 2) + '\n');
+  }
+  const exitCode = report.overall === 'fail' ? 1 : report.overall === 'skipped' ? 3 : 0;
+  return { report, report_cid: cid, exitCode, files };
+}
