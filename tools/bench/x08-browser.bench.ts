@@ -1,0 +1,390 @@
+/**
+ * X08 between two headless Chromium browsers on this machine (Debian `/usr/bin/chromium`, each peer its own
+ * `chromium.launch` instance), the built PWA served by an in-process relay, both nodes in one community room,
+ * linked directly (WebRTC). Figures:
+ *
+ * - `x08.throughput_ratio_vs_raw_datachannel`: X08 session throughput through the whole stack (`node.tensors`,
+ *   LinkMux fragments, simple-peer's data channel), compression off, 64 tensors of 1 MiB fp16 random data,
+ *   ÷ raw data-channel throughput of the same browser pair: a plain RTCPeerConnection pair in the same pages,
+ *   messages of the channel's max-message-size, sent as fast as `bufferedAmount` allows (high water 8 MiB,
+ *   resume at 2 MiB). 64 MiB each; median of 3 runs after a warm-up. Both timed from the sender's first `send`
+ *   to the receiver's last byte with the shared system clock (`performance.timeOrigin + now()`).
+ * - `x08.hop_overhead_ms_p95`: p95 of the time one 64 KiB fp16 activation takes to cross one hop through the
+ *   whole X08 stack = echo round trip ÷ 2 (sendTensor → peer recvTensor → peer sendTensor → recvTensor),
+ *   200 samples after 20 warm-up.
+ * - extras: `x08.browser_throughput_mb_per_s`, `x08.raw_datachannel_mb_per_s` (10^6 bytes), and
+ *   `x08.raw_datachannel_hop_ms_p95` (the same 64 KiB echo ÷ 2 on the raw channel: the floor under the hop).
+ *
+ * The app is built into a scratch folder (never `app/dist`, which other runs serve). Never logs tensor bytes.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from '@playwright/test';
+import { createRelay } from '../../relay/server.js';
+import type { BenchFilter } from './run.js';
+
+export const names = [
+  'x08.throughput_ratio_vs_raw_datachannel',
+  'x08.hop_overhead_ms_p95',
+  'x08.browser_throughput_mb_per_s',
+  'x08.raw_datachannel_mb_per_s',
+  'x08.raw_datachannel_hop_ms_p95',
+];
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const ARGS = [
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+const TOTAL_BYTES = 64 << 20;
+const TENSOR_BYTES = 1 << 20;
+const HOP_BYTES = 64 << 10;
+const HOP_SAMPLES = 200;
+const HOP_WARMUP = 20;
+const RUNS = 3;
+
+/** In-page bench helpers (serialised into the page). */
+function installBenchHelpers(): void {
+  const w = window as any;
+  const node = w.hearthnet;
+  const CAP = 'llm.bench_tensor.connect@1.0';
+  const now = () => performance.timeOrigin + performance.now();
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const random = (n: number, seed: number) => {
+    const out = new Uint8Array(n);
+    let x = seed >>> 0 || 1;
+    for (let i = 0; i < n; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      out[i] = x & 0xff;
+    }
+    return out;
+  };
+  const waiters = new Map<string, ((s: any) => void)[]>();
+  const accepted = new Map<string, any[]>();
+  const next = (purpose: string): Promise<any> => {
+    const q = accepted.get(purpose) ?? [];
+    const s = q.shift();
+    if (s) return Promise.resolve(s);
+    return new Promise((r) => waiters.set(purpose, [...(waiters.get(purpose) ?? []), r]));
+  };
+  const gathered = (pc: RTCPeerConnection) =>
+    new Promise<void>((r) => {
+      if (pc.iceGatheringState === 'complete') return r();
+      pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && r());
+    });
+  const raw: { pc?: RTCPeerConnection; dc?: RTCDataChannel; onData?: (d: ArrayBuffer) => void } = {};
+  w.__bench = {
+    serve() {
+      node.bus.register({
+        descriptor: {
+          name: 'llm.bench_tensor.connect',
+          version: [1, 0],
+          stability: 'experimental',
+          module: 'core',
+          request_schema: { type: 'object' },
+          response_schema: null,
+          stream_schema: null,
+          max_concurrent: 16,
+          trust_required: 'member',
+          timeout_seconds: 30,
+          idempotent: false,
+        },
+        handler: async (input: { purpose: string }, ctx: { caller: string }) =>
+          node.tensors.authorise({ caller: ctx.caller, capability: CAP, purpose: input.purpose }),
+      });
+      for (const purpose of ['bench.throughput', 'bench.echo']) {
+        node.tensors.onSession(purpose, (s: any) => {
+          const q = waiters.get(purpose) ?? [];
+          const f = q.shift();
+          if (f) f(s);
+          else accepted.set(purpose, [...(accepted.get(purpose) ?? []), s]);
+          if (purpose === 'bench.echo')
+            void (async () => {
+              for (;;) {
+                const r = await s.recvTensor();
+                await s.sendTensor(r.tensorId, r.tensor);
+              }
+            })().catch(() => undefined);
+        });
+      }
+    },
+    async open(peer: string, purpose: string) {
+      const s = await node.tensors.open(peer, {
+        capability: CAP,
+        purpose,
+        input: { purpose },
+        negotiation: { compression: 'none' },
+      });
+      w.__bench[purpose] = s;
+      return s.negotiated;
+    },
+    /** Receiver: the next `count` tensors of the throughput session; resolves with the time of the last. */
+    async x08Receive(count: number) {
+      const h = w.__bench.rx ?? (w.__bench.rx = await next('bench.throughput'));
+      let bytes = 0;
+      for (let i = 0; i < count; i++) bytes += (await h.recvTensor()).tensor.data.length;
+      return { end: now(), bytes };
+    },
+    /** Sender: `count` tensors of `size` bytes as fast as the session takes them; resolves with the start time. */
+    async x08Send(count: number, size: number) {
+      const s = w.__bench['bench.throughput'];
+      const data = random(size, 7);
+      const t = { dtype: 'fp16', shape: [1, size / 2048, 1024], data };
+      const start = now();
+      await Promise.all(Array.from({ length: count }, (_, i) => s.sendTensor(i + 1, t)));
+      return { start };
+    },
+    async x08Echo(samples: number, warmup: number, size: number) {
+      const s = w.__bench['bench.echo'];
+      const t = { dtype: 'fp16', shape: [1, size / 2048, 1024], data: random(size, 9) };
+      const out: number[] = [];
+      for (let i = 0; i < samples + warmup; i++) {
+        const t0 = performance.now();
+        await s.sendTensor(i % 60000, t);
+        const r = await s.recvTensor();
+        const dt = performance.now() - t0;
+        if (r.tensor.data.length !== size) throw new Error('echo size mismatch');
+        if (i >= warmup) out.push(dt / 2);
+      }
+      return out;
+    },
+    // ---- raw data channel (plain RTCPeerConnection pair, same pages) ----
+    async rawOffer() {
+      const pc = new RTCPeerConnection({ iceServers: [] });
+      const dc = pc.createDataChannel('raw-bench', { ordered: true });
+      dc.binaryType = 'arraybuffer';
+      raw.pc = pc;
+      raw.dc = dc;
+      dc.onmessage = (e) => raw.onData?.(e.data as ArrayBuffer);
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      return pc.localDescription!.sdp;
+    },
+    async rawAnswer(sdp: string) {
+      const pc = new RTCPeerConnection({ iceServers: [] });
+      raw.pc = pc;
+      pc.ondatachannel = (e) => {
+        raw.dc = e.channel;
+        e.channel.binaryType = 'arraybuffer';
+        e.channel.onmessage = (m) => raw.onData?.(m.data as ArrayBuffer);
+      };
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      await gathered(pc);
+      return pc.localDescription!.sdp;
+    },
+    async rawConnect(sdp: string) {
+      await raw.pc!.setRemoteDescription({ type: 'answer', sdp });
+      const dc = raw.dc!;
+      if (dc.readyState !== 'open') await new Promise((r) => dc.addEventListener('open', r, { once: true }));
+      return raw.pc!.sctp?.maxMessageSize ?? 65536;
+    },
+    async rawReady() {
+      while (!raw.dc || raw.dc.readyState !== 'open') await sleep(5);
+      return true;
+    },
+    rawReceive(total: number) {
+      return new Promise<{ end: number; bytes: number }>((resolve) => {
+        let bytes = 0;
+        raw.onData = (d) => {
+          bytes += d.byteLength;
+          if (bytes >= total) {
+            raw.onData = undefined;
+            resolve({ end: now(), bytes });
+          }
+        };
+      });
+    },
+    async rawSend(total: number, msgBytes: number) {
+      const dc = raw.dc!;
+      const msg = random(msgBytes, 5);
+      dc.bufferedAmountLowThreshold = 2 << 20;
+      const start = now();
+      for (let sent = 0; sent < total;) {
+        if (dc.bufferedAmount > 8 << 20)
+          await new Promise((r) => dc.addEventListener('bufferedamountlow', r, { once: true }));
+        const n = Math.min(msgBytes, total - sent);
+        dc.send(n === msgBytes ? msg : msg.subarray(0, n));
+        sent += n;
+      }
+      return { start };
+    },
+    rawEchoServe() {
+      raw.onData = (d) => raw.dc!.send(d);
+    },
+    async rawEcho(samples: number, warmup: number, size: number) {
+      const dc = raw.dc!;
+      const msg = random(size, 3);
+      const out: number[] = [];
+      for (let i = 0; i < samples + warmup; i++) {
+        const t0 = performance.now();
+        const back = new Promise<void>((r) => {
+          let got = 0;
+          raw.onData = (d) => {
+            got += d.byteLength;
+            if (got >= size) r();
+          };
+        });
+        dc.send(msg);
+        await back;
+        if (i >= warmup) out.push((performance.now() - t0) / 2);
+      }
+      raw.onData = undefined;
+      return out;
+    },
+  };
+}
+
+const p95 = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)]!;
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+
+async function boot(browser: Browser, url: string): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(url);
+  await page.waitForFunction(() => window.hearthnetReady === true || !!window.hearthnetBootError, null, {
+    timeout: 30_000,
+  });
+  const err = await page.evaluate(() => window.hearthnetBootError ?? null);
+  if (err) throw new Error(`boot failed: ${err.code}`);
+  return page;
+}
+
+async function until(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function figures(want: BenchFilter): Promise<Record<string, number>> {
+  const dist = mkdtempSync(join(tmpdir(), 'hn-x08-bench-'));
+  const browsers: Browser[] = [];
+  let relay: Awaited<ReturnType<typeof createRelay>> | null = null;
+  try {
+    execFileSync(
+      process.execPath,
+      [
+        join(ROOT, 'node_modules/vite/bin/vite.js'),
+        'build',
+        '--outDir',
+        dist,
+        '--emptyOutDir',
+        '--logLevel',
+        'error',
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    relay = await createRelay({ host: '127.0.0.1', port: 0, staticDir: dist, log: () => {} });
+    for (let i = 0; i < 2; i++)
+      browsers.push(
+        await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS }),
+      );
+    const url = relay.url;
+    const pa = await boot(browsers[0]!, url);
+    let pb = await boot(browsers[1]!, url);
+    const community = await pa.evaluate(() => window.hearthnet!.communityId);
+    await pb.evaluate((c) => window.hearthnet!.setConfig({ community: { community_id: c } }), community);
+    await pb.reload();
+    pb = await (async () => {
+      await pb.waitForFunction(() => window.hearthnetReady === true, null, { timeout: 30_000 });
+      return pb;
+    })();
+    const idA = await pa.evaluate(() => window.hearthnet!.id);
+    const idB = await pb.evaluate(() => window.hearthnet!.id);
+    const direct = (p: Page, o: string) =>
+      p.evaluate(
+        (x) => window.hearthnet!.peers().some((q) => q.id === x && q.state === 'open' && q.link === 'direct'),
+        o,
+      );
+    await until(async () => (await direct(pa, idB)) && (await direct(pb, idA)), 30_000, 'a direct link');
+    for (const p of [pa, pb]) {
+      await p.evaluate(() =>
+        window.hearthnet!.setConfig({
+          tensor_transport: { enabled: true, compression_threshold_bytes: 2 ** 30 },
+        }),
+      );
+      // tsx (esbuild keepNames) wraps named functions in `__name(…)`; give the page that helper
+      await p.evaluate('globalThis.__name ??= (f) => f');
+      await p.evaluate(installBenchHelpers);
+    }
+    await pb.evaluate(() => (window as any).__bench.serve());
+
+    // raw data channel between the same two pages
+    const offer = await pa.evaluate(() => (window as any).__bench.rawOffer());
+    const answer = await pb.evaluate((o) => (window as any).__bench.rawAnswer(o), offer);
+    const maxMsg: number = await pa.evaluate((a) => (window as any).__bench.rawConnect(a), answer);
+    await pb.evaluate(() => (window as any).__bench.rawReady());
+    const msgBytes = Math.min(maxMsg, 1 << 20);
+
+    const rawRun = async (total: number) => {
+      const rx = pb.evaluate((t) => (window as any).__bench.rawReceive(t), total);
+      const { start } = await pa.evaluate(
+        ([t, m]) => (window as any).__bench.rawSend(t, m),
+        [total, msgBytes],
+      );
+      const { end, bytes } = await rx;
+      return bytes / ((end - start) / 1000);
+    };
+    const negotiated = await pa.evaluate((b) => (window as any).__bench.open(b, 'bench.throughput'), idB);
+    if (negotiated?.compression !== 'none') throw new Error('compression was not switched off');
+    const x08Run = async (total: number) => {
+      const count = total / TENSOR_BYTES;
+      const rx = pb.evaluate((c) => (window as any).__bench.x08Receive(c), count);
+      const { start } = await pa.evaluate(
+        ([c, s]) => (window as any).__bench.x08Send(c, s),
+        [count, TENSOR_BYTES],
+      );
+      const { end, bytes } = await rx;
+      return bytes / ((end - start) / 1000);
+    };
+    await rawRun(8 << 20); // warm-up
+    await x08Run(8 << 20);
+    const rawT: number[] = [];
+    const x08T: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      rawT.push(await rawRun(TOTAL_BYTES));
+      x08T.push(await x08Run(TOTAL_BYTES));
+    }
+    const raw = median(rawT);
+    const x08 = median(x08T);
+
+    // one hop of a 64 KiB activation
+    await pa.evaluate((b) => (window as any).__bench.open(b, 'bench.echo'), idB);
+    const hops: number[] = await pa.evaluate(
+      ([n, w, s]) => (window as any).__bench.x08Echo(n, w, s),
+      [HOP_SAMPLES, HOP_WARMUP, HOP_BYTES],
+    );
+    await pb.evaluate(() => (window as any).__bench.rawEchoServe());
+    const rawHops: number[] = await pa.evaluate(
+      ([n, w, s]) => (window as any).__bench.rawEcho(n, w, s),
+      [HOP_SAMPLES, HOP_WARMUP, HOP_BYTES],
+    );
+
+    const out: Record<string, number> = {
+      'x08.throughput_ratio_vs_raw_datachannel': round(x08 / raw),
+      'x08.hop_overhead_ms_p95': round(p95(hops)),
+      'x08.browser_throughput_mb_per_s': round(x08 / 1e6, 1),
+      'x08.raw_datachannel_mb_per_s': round(raw / 1e6, 1),
+      'x08.raw_datachannel_hop_ms_p95': round(p95(rawHops)),
+    };
+    return Object.fromEntries(Object.entries(out).filter(([k]) => want(k)));
+  } finally {
+    for (const b of browsers) await b.close().catch(() => undefined);
+    await relay?.close();
+    rmSync(dist, { recursive: true, force: true });
+  }
+}
