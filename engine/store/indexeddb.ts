@@ -2,6 +2,7 @@
 import { openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { HnError } from '../core/errors.js';
 import type { DbSchema, Key, Query, StorageAdapter, Tx } from './types.js';
+import { SingleOpStorage } from './single-op.js';
 
 function toRange(q: Query | undefined): IDBKeyRange | IDBValidKey | undefined {
   if (!q) return undefined;
@@ -37,12 +38,14 @@ export async function openIndexedDbStorage(name: string, schema: DbSchema): Prom
   return new IdbStorage(name, db);
 }
 
-class IdbStorage implements StorageAdapter {
+class IdbStorage extends SingleOpStorage {
   readonly kind = 'indexeddb' as const;
   constructor(
     readonly name: string,
     private db: IDBPDatabase,
-  ) {}
+  ) {
+    super();
+  }
 
   async transaction<R>(
     stores: string[],
@@ -102,24 +105,6 @@ class IdbStorage implements StorageAdapter {
     }
   }
 
-  get<T>(store: string, key: Key) {
-    return this.transaction([store], 'readonly', (tx) => tx.get<T>(store, key));
-  }
-  getAll<T>(store: string, q?: Query) {
-    return this.transaction([store], 'readonly', (tx) => tx.getAll<T>(store, q));
-  }
-  count(store: string, q?: Query) {
-    return this.transaction([store], 'readonly', (tx) => tx.count(store, q));
-  }
-  put<T>(store: string, value: T) {
-    return this.transaction([store], 'readwrite', (tx) => tx.put(store, value));
-  }
-  delete(store: string, key: Key) {
-    return this.transaction([store], 'readwrite', (tx) => tx.delete(store, key));
-  }
-  clear(store: string) {
-    return this.transaction([store], 'readwrite', (tx) => tx.clear(store));
-  }
   async close() {
     this.db.close();
   }

@@ -11,6 +11,7 @@ import {
   type StoreSchema,
   type Tx,
 } from './types.js';
+import { SingleOpStorage } from './single-op.js';
 
 interface Row {
   key: Key;
@@ -60,7 +61,7 @@ class Overlay {
   }
 }
 
-class MemoryStorage implements StorageAdapter {
+class MemoryStorage extends SingleOpStorage {
   readonly kind = 'memory' as const;
   private closed = false;
   private chain: Promise<unknown> = Promise.resolve();
@@ -69,7 +70,9 @@ class MemoryStorage implements StorageAdapter {
     readonly name: string,
     private db: Map<string, Table>,
     private schemas: Map<string, StoreSchema>,
-  ) {}
+  ) {
+    super();
+  }
 
   private base(store: string): [Table, StoreSchema] {
     const t = this.db.get(store);
@@ -219,24 +222,6 @@ class MemoryStorage implements StorageAdapter {
     };
   }
 
-  get<T>(store: string, key: Key) {
-    return this.transaction([store], 'readonly', (tx) => tx.get<T>(store, key));
-  }
-  getAll<T>(store: string, q?: Query) {
-    return this.transaction([store], 'readonly', (tx) => tx.getAll<T>(store, q));
-  }
-  count(store: string, q?: Query) {
-    return this.transaction([store], 'readonly', (tx) => tx.count(store, q));
-  }
-  put<T>(store: string, value: T) {
-    return this.transaction([store], 'readwrite', (tx) => tx.put(store, value));
-  }
-  delete(store: string, key: Key) {
-    return this.transaction([store], 'readwrite', (tx) => tx.delete(store, key));
-  }
-  clear(store: string) {
-    return this.transaction([store], 'readwrite', (tx) => tx.clear(store));
-  }
   async close() {
     this.closed = true;
   }
