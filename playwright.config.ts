@@ -45,8 +45,8 @@ export default defineConfig({
     trace: 'retain-on-failure',
   },
   webServer: {
-    // build once, then the relay serves app/dist with COOP/COEP, /healthz, /metrics and /ws
-    command: `npx vite build --logLevel warn && npx tsx relay/main.ts --host 127.0.0.1 --port ${port}`,
+    // the demo model (models/demo, served under /models/), build once, then the relay serves app/dist with COOP/COEP, /healthz, /metrics and /ws
+    command: `node scripts/ensure-demo-model.mjs && npx vite build --logLevel warn && npx tsx relay/main.ts --host 127.0.0.1 --port ${port}`,
     url: `${baseURL}/healthz`,
     reuseExistingServer: !process.env.CI && !!process.env.HEARTHNET_E2E_REUSE,
     timeout: 180_000,

@@ -57,7 +57,15 @@ export default defineConfig({
       workbox: {
         // the shell: code, styles, page, icons, manifest. Not: .wasm runtimes, models, source maps.
         globPatterns: ['**/*.{js,css,html,png,svg,ico,webmanifest}'],
-        globIgnores: ['**/*.map', '**/*.wasm', '**/*.onnx', '**/*.safetensors', '**/models/**'],
+        // (web-llm's library chunk is a runtime too: fetched when a WebLLM model is loaded, never precached)
+        globIgnores: [
+          '**/*.map',
+          '**/*.wasm',
+          '**/*.onnx',
+          '**/*.safetensors',
+          '**/models/**',
+          '**/web-llm-lib-*.js',
+        ],
         // a shell file above this is a build mistake (a runtime that slipped onto the first-paint path)
         maximumFileSizeToCacheInBytes: 3 * 1024 * 1024,
         cleanupOutdatedCaches: true,

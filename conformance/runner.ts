@@ -27,9 +27,31 @@ export async function makeTarget(spec: string, a: Record<string, string[]>): Pro
     const { EngineTarget } = await import('./harness/targets/engine.js');
     return { target: new EngineTarget({ peers: Number(a.peers?.[0] ?? 2) }) };
   }
-  if (/^browsers?:\d+$/.test(spec) || spec === 'url')
-    // not built yet: see conformance/README.md "Targets" for what each still needs
-    throw Object.assign(new Error(`target ${spec} is not available in this build yet (see conformance/README.md)`), { exitCode: 3 });
+  const b = /^browsers?:(\d+)$/.exec(spec);
+  if (b) {
+    const { BrowserTarget } = await import('./harness/targets/browser.js');
+    const target = new BrowserTarget({ peers: Number(b[1]), log: (l) => console.log(l) });
+    // launches the browsers now: the report names their version
+    const info = await target.info().catch(async (e: unknown) => {
+      await target.close();
+      throw Object.assign(e as Error, { exitCode: 3 });
+    });
+    return { target, ...(info.browser ? { browser: info.browser } : {}), ...(target.url ? { urls: [target.url] } : {}) };
+  }
+  if (spec === 'url') {
+    const url = a.url?.[0];
+    const tokenFile = a['admin-token-file']?.[0];
+    if (!url || !tokenFile)
+      throw Object.assign(new Error('--target url needs --url <base> and --admin-token-file <path>'), { exitCode: 3 });
+    const { readFileSync } = await import('node:fs');
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    const { UrlTarget } = await import('./harness/targets/url.js');
+    const target = new UrlTarget({ url, token, ...(a['relay-url'] ? { relayUrl: a['relay-url'][0]! } : {}) });
+    const info = await target.info().catch((e: unknown) => {
+      throw Object.assign(e as Error, { exitCode: 3 });
+    });
+    return { target, urls: [url], ...(info.browser ? { browser: info.browser } : {}) };
+  }
   throw Object.assign(new Error(`unknown target ${spec}`), { exitCode: 3 });
 }
 

@@ -10,5 +10,7 @@ declare global {
     hearthnetReady?: boolean;
     /** set instead of hearthnetReady when boot failed */
     hearthnetBootError?: { code: string; message: string; field?: string };
+    /** the inference client (worker + model store), imported on demand */
+    hearthnetInference?: () => Promise<import('./llm/lazy.js').InferenceClient>;
   }
 }

@@ -137,7 +137,7 @@ async function loadTokenizer(
   return new LlmTokenizer(JSON.parse(fromUtf8(tkBytes)) as object, tkCfg, eosFromConfig(cfg));
 }
 
-async function readPart(
+export async function readPart(
   src: ModelSource,
   p: ManifestPart,
   label: string,
@@ -157,6 +157,11 @@ export interface LoadOptions extends RuntimeOptions {
   /** Expected SHA-256 of model.onnx (whole mode); a mismatch is refused. */
   expectedSha256?: string;
   maxSeqLen?: number;
+  /**
+   * Split mode only: load just these parts ('head', 'tail', shard ids) — a tab that hosts one shard,
+   * or an orchestrator that runs head and tail. Local generation needs all of them.
+   */
+  parts?: string[];
 }
 
 export class OnnxLocalLlm implements LocalLlm {
@@ -230,10 +235,14 @@ export class OnnxLocalLlm implements LocalLlm {
         loaded.push(part);
         return part;
       };
-      const head = new HeadRunner(await load(m.head, 'head'));
+      const want = (name: string): boolean => !opts.parts || opts.parts.includes(name);
+      for (const name of opts.parts ?? [])
+        if (name !== 'head' && name !== 'tail' && !m.shards.some((s) => s.shard_id === name))
+          throw new HnError('not_found', `the manifest has no part ${name}`);
+      const head = want('head') ? new HeadRunner(await load(m.head, 'head')) : undefined;
       const shards: ShardRunner[] = [];
-      for (const s of m.shards) shards.push(new ShardRunner(await load(s, s.shard_id)));
-      const tail = new TailRunner(await load(m.tail, 'tail'));
+      for (const s of m.shards) if (want(s.shard_id)) shards.push(new ShardRunner(await load(s, s.shard_id)));
+      const tail = want('tail') ? new TailRunner(await load(m.tail, 'tail')) : undefined;
       let cfg: HfConfig = {
         vocab_size: m.dims.vocab_size,
         hidden_size: m.dims.hidden_size,
@@ -251,7 +260,7 @@ export class OnnxLocalLlm implements LocalLlm {
         ...(m.tokenizer_config ? { tokenizer_config: m.tokenizer_config } : {}),
       });
       return new OnnxLocalLlm(
-        { head, shards, tail },
+        { ...(head ? { head } : {}), shards, ...(tail ? { tail } : {}) },
         tokenizer,
         {
           engine: 'onnx',
@@ -260,7 +269,7 @@ export class OnnxLocalLlm implements LocalLlm {
           layers: m.dims.total_layers,
           vocab_size: m.dims.vocab_size,
           max_seq_len: dims.max_seq_len,
-          execution_providers: head.part.executionProviders,
+          execution_providers: loaded[0]!.executionProviders,
           mode: 'split',
         },
         loaded,
@@ -279,7 +288,24 @@ export class OnnxLocalLlm implements LocalLlm {
   openContext(): StepModel {
     const p = this.parts;
     if (p.whole) return new WholeStepModel(p.whole, this.meta.vocab_size);
-    return new SplitStepModel(p.head!, p.shards!, p.tail!);
+    if (!p.head || !p.tail || p.shards!.length === 0 || this.meta.mode !== 'split' || !this.complete)
+      throw new HnError('not_found', 'only some parts of this model are loaded here; local generation needs all');
+    return new SplitStepModel(p.head, p.shards!, p.tail);
+  }
+
+  /** Head, shards and tail (split mode), for an orchestrator or a shard host. */
+  get splitParts(): { head?: HeadRunner; shards: ShardRunner[]; tail?: TailRunner } | undefined {
+    const p = this.parts;
+    if (p.whole) return undefined;
+    return { ...(p.head ? { head: p.head } : {}), shards: p.shards ?? [], ...(p.tail ? { tail: p.tail } : {}) };
+  }
+
+  /** Every part of the model is loaded (generation can run locally). */
+  get complete(): boolean {
+    const p = this.parts;
+    if (p.whole) return true;
+    const covered = (p.shards ?? []).reduce((n, s) => n + s.part.layers.length, 0);
+    return !!p.head && !!p.tail && covered === this.meta.layers;
   }
 
   promptIds(input: string | ChatMessage[]): number[] {

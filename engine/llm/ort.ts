@@ -15,6 +15,33 @@ export interface RuntimeOptions {
   executionProviders?: ExecutionProvider[];
   /** WASM threads (1 in tests; threaded WASM in the browser needs COOP/COEP). */
   numThreads?: number;
+  /**
+   * WebGPU only: keep `present.*` KV outputs in GPU buffers (fed back as the next step's past
+   * without a round trip through the CPU). Default true; other outputs always come back to the CPU.
+   */
+  kvOnGpu?: boolean;
+}
+
+/** Upper bound of layer indices for which KV output names are listed (names not in a graph are ignored). */
+const MAX_KV_LAYERS = 256;
+let kvLocations: Record<string, 'gpu-buffer'> | null = null;
+function gpuKvLocations(): Record<string, 'gpu-buffer'> {
+  if (!kvLocations) {
+    kvLocations = {};
+    for (let i = 0; i < MAX_KV_LAYERS; i++) {
+      kvLocations[`present.${i}.key`] = 'gpu-buffer';
+      kvLocations[`present.${i}.value`] = 'gpu-buffer';
+    }
+  }
+  return kvLocations;
+}
+
+/**
+ * Where the browser build finds its runtime files (.wasm, and the .mjs glue for the non-bundled
+ * builds): URLs served by this origin (bundled as assets), never a CDN. Call before the first session.
+ */
+export function setWasmPaths(paths: { wasm?: string; mjs?: string } | string): void {
+  ort.env.wasm.wasmPaths = paths as typeof ort.env.wasm.wasmPaths;
 }
 
 export interface ExternalDataFile {
@@ -65,6 +92,7 @@ export async function createSession(
     executionProviders: eps,
     graphOptimizationLevel: 'all',
   };
+  if (eps[0] === 'webgpu' && opts.kvOnGpu !== false) so.preferredOutputLocation = gpuKvLocations();
   if (opts.externalData?.length)
     so.externalData = opts.externalData.map((f) => ({ path: f.path, data: f.data }));
   const session = await ort.InferenceSession.create(model, so);

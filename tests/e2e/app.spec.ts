@@ -290,6 +290,10 @@ test.describe('phone', () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
     mkdirSync(path.join(ROOT, 'docs'), { recursive: true });
-    await page.screenshot({ path: path.join(ROOT, 'docs/screenshot-app.png') });
+    // the README's picture is refreshed on request only, so a test run leaves the tree clean
+    const shot = process.env.UPDATE_SCREENSHOT
+      ? path.join(ROOT, 'docs/screenshot-app.png')
+      : test.info().outputPath('screenshot-app.png');
+    await page.screenshot({ path: shot });
   });
 });

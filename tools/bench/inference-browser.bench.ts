@@ -1,0 +1,118 @@
+/**
+ * `npm run bench -- inference`: local generation speed of the demo model in headless Chromium (Debian
+ * `/usr/bin/chromium`), through the app's inference worker, the built PWA served by an in-process relay
+ * (models from `models/`, demo model built if absent). One browser, launched with WebGPU enabled on
+ * SwiftShader's software adapter:
+ *   inference.local_tokens_per_s_webgpu — only when the browser hands out a WebGPU adapter (else nothing,
+ *     and the reason is printed);
+ *   inference.browser_tokens_per_s_wasm — the same run on onnxruntime-web's WASM backend (one thread),
+ *     for comparison with the WebGPU figure and with Node's inference.local_tokens_per_s_wasm.
+ * Each: greedy decode tokens per second after the first token (prefill excluded), median of 3 runs of
+ * 64 tokens from a chat prompt after a warm-up, the same protocol as inference.bench.ts.
+ * The app is built into a scratch folder (never `app/dist`, which other runs serve).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { chromium, type Browser } from '@playwright/test';
+import { createRelay } from '../../relay/server.js';
+import type { BenchFilter } from './run.js';
+
+export const names = ['inference.local_tokens_per_s_webgpu', 'inference.browser_tokens_per_s_wasm'];
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const ARGS = [
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-angle=swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+];
+
+export async function figures(want: BenchFilter): Promise<Record<string, number>> {
+  if (!names.some(want)) return {};
+  const { ensureDemoModel } = (await import(
+    pathToFileURL(resolve(ROOT, 'scripts/ensure-demo-model.mjs')).href
+  )) as {
+    ensureDemoModel(o: { root: string }): Promise<{ dir: string }>;
+  };
+  await ensureDemoModel({ root: ROOT });
+  const dist = mkdtempSync(join(tmpdir(), 'hn-inference-bench-'));
+  let browser: Browser | null = null;
+  let relay: Awaited<ReturnType<typeof createRelay>> | null = null;
+  try {
+    execFileSync(
+      process.execPath,
+      [
+        join(ROOT, 'node_modules/vite/bin/vite.js'),
+        'build',
+        '--outDir',
+        dist,
+        '--emptyOutDir',
+        '--logLevel',
+        'error',
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    relay = await createRelay({
+      host: '127.0.0.1',
+      port: 0,
+      staticDir: dist,
+      modelsDir: join(ROOT, 'models'),
+      log: () => {},
+    });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
+    const page = await browser.newPage();
+    await page.goto(relay.url);
+    await page.waitForFunction(() => window.hearthnetReady === true || !!window.hearthnetBootError, null, {
+      timeout: 60_000,
+    });
+    const probe = await page.evaluate(async () => (await window.hearthnetInference!()).inference().probe());
+    const backends: ('wasm' | 'webgpu')[] = [];
+    if (want('inference.browser_tokens_per_s_wasm')) backends.push('wasm');
+    if (want('inference.local_tokens_per_s_webgpu')) {
+      if (probe.backend === 'webgpu') backends.push('webgpu');
+      else process.stderr.write(`bench: inference.local_tokens_per_s_webgpu not measured: ${probe.reason}\n`);
+    }
+    const out: Record<string, number> = {};
+    for (const backend of backends) {
+      const r = await page.evaluate(async (backend) => {
+        const api = (await window.hearthnetInference!()).inference();
+        const m = await api.load({ location: { kind: 'url', url: '/models/demo/' }, backend, cache: false });
+        try {
+          const msgs = [{ role: 'user', content: 'Describe a community mesh network in one paragraph.' }];
+          await api.generate(m.handle, msgs, { max_tokens: 8, eos_token_ids: [] });
+          const rates: number[] = [];
+          for (let i = 0; i < 3; i++) {
+            const g = await api.generate(m.handle, msgs, { max_tokens: 64, eos_token_ids: [] });
+            if (g.tokens_out !== 64) throw new Error(`expected 64 tokens, got ${g.tokens_out}`);
+            rates.push(g.decode_tokens_per_s);
+          }
+          return { backend: m.backend, rates };
+        } finally {
+          await api.unload(m.handle);
+        }
+      }, backend);
+      if (r.backend.backend !== backend)
+        throw new Error(`asked for ${backend}, got ${r.backend.backend}: ${r.backend.reason}`);
+      const median = [...r.rates].sort((a, b) => a - b)[1]!;
+      process.stderr.write(
+        `bench: browser ${backend}: ${r.rates.map((x) => x.toFixed(1)).join(', ')} tok/s (${r.backend.reason})\n`,
+      );
+      out[
+        backend === 'wasm' ? 'inference.browser_tokens_per_s_wasm' : 'inference.local_tokens_per_s_webgpu'
+      ] = Math.round(median * 10) / 10;
+    }
+    return out;
+  } finally {
+    await browser?.close();
+    await relay?.close();
+    rmSync(dist, { recursive: true, force: true });
+  }
+}
