@@ -210,11 +210,14 @@ export class Mesh {
     });
   }
 
+  /** The relay says the peer left: drop a pending attempt, but an established direct link does not
+   *  depend on the relay — it stays until its own heartbeats or the data channel say otherwise. */
   private forget(peer: NodeID): void {
     const a = this.attempts.get(peer);
     if (!a) return;
     if (a.fallback) clearTimeout(a.fallback);
-    a.rtc?.destroy();
+    const live = this.d.openSession(peer);
+    if (!(live?.state === 'open' && live.kind === 'direct')) a.rtc?.destroy();
     this.attempts.delete(peer);
   }
 }
