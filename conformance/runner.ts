@@ -22,7 +22,10 @@ function args(argv: string[]) {
   return out;
 }
 
-export async function makeTarget(spec: string, a: Record<string, string[]>): Promise<{ target: Target; browser?: { name: string; version: string }; urls?: string[] }> {
+export async function makeTarget(
+  spec: string,
+  a: Record<string, string[]>,
+): Promise<{ target: Target; browser?: { name: string; version: string }; urls?: string[] }> {
   if (spec === 'in-process' || spec === 'engine') {
     const { EngineTarget } = await import('./harness/targets/engine.js');
     return { target: new EngineTarget({ peers: Number(a.peers?.[0] ?? 2) }) };
@@ -36,13 +39,19 @@ export async function makeTarget(spec: string, a: Record<string, string[]>): Pro
       await target.close();
       throw Object.assign(e as Error, { exitCode: 3 });
     });
-    return { target, ...(info.browser ? { browser: info.browser } : {}), ...(target.url ? { urls: [target.url] } : {}) };
+    return {
+      target,
+      ...(info.browser ? { browser: info.browser } : {}),
+      ...(target.url ? { urls: [target.url] } : {}),
+    };
   }
   if (spec === 'url') {
     const url = a.url?.[0];
     const tokenFile = a['admin-token-file']?.[0];
     if (!url || !tokenFile)
-      throw Object.assign(new Error('--target url needs --url <base> and --admin-token-file <path>'), { exitCode: 3 });
+      throw Object.assign(new Error('--target url needs --url <base> and --admin-token-file <path>'), {
+        exitCode: 3,
+      });
     const { readFileSync } = await import('node:fs');
     const token = readFileSync(tokenFile, 'utf8').trim();
     const { UrlTarget } = await import('./harness/targets/url.js');
@@ -60,7 +69,8 @@ async function main() {
   const spec = a.target?.[0] ?? 'in-process';
   const seed = a.seed ? parseSeed(a.seed[0]!) : CONFORMANCE_DEFAULT_SEED;
   if (a.list) {
-    for (const s of await loadSections()) for (const c of s.cases) console.log(`${s.name}\t${c.id}\t${c.title}`);
+    for (const s of await loadSections())
+      for (const c of s.cases) console.log(`${s.name}\t${c.id}\t${c.title}`);
     return 0;
   }
   const { target, browser, urls } = await makeTarget(spec, a);
@@ -77,8 +87,12 @@ async function main() {
       log: (l) => console.log(l),
     });
     const t = r.report.totals;
-    console.log(`\n${r.report.overall.toUpperCase()} (level ${r.report.level}): ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped of ${t.total} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    console.log(`report ${r.report_cid}${r.report.signature ? ' (signed by the implementation)' : ' (unsigned)'}`);
+    console.log(
+      `\n${r.report.overall.toUpperCase()} (level ${r.report.level}): ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped of ${t.total} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    console.log(
+      `report ${r.report_cid}${r.report.signature ? ' (signed by the implementation)' : ' (unsigned)'}`,
+    );
     for (const f of r.files) console.log(`  ${f}`);
     return r.exitCode;
   } finally {

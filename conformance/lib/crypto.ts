@@ -57,7 +57,8 @@ export function publicKeyOfNodeId(id: string): Uint8Array | null {
     return null;
   }
 }
-export const signBytes = (k: SuiteKey, msg: Uint8Array): string => `ed25519:${b64u(ed25519.sign(msg, k.seed))}`;
+export const signBytes = (k: SuiteKey, msg: Uint8Array): string =>
+  `ed25519:${b64u(ed25519.sign(msg, k.seed))}`;
 
 /** Signature over JCS of the object without `signature`. */
 export function signObj<T extends Record<string, unknown>>(k: SuiteKey, obj: T): T & { signature: string } {

@@ -1,9 +1,26 @@
 /** The suite's own X08 frame codec (protocol/experimental/08): 16-byte big-endian header + body. */
 import { utf8 } from './crypto.js';
 
-export const T = { DATA: 1, END: 2, ACK: 3, NACK: 4, HELLO: 5, BYE: 6, FLOWCTL: 7, PING: 8, PONG: 9 } as const;
+export const T = {
+  DATA: 1,
+  END: 2,
+  ACK: 3,
+  NACK: 4,
+  HELLO: 5,
+  BYE: 6,
+  FLOWCTL: 7,
+  PING: 8,
+  PONG: 9,
+} as const;
 
-export function frame(type: number, seq: number, flags: number, body: Uint8Array = new Uint8Array(0), reserved = 0, version = 1): Uint8Array {
+export function frame(
+  type: number,
+  seq: number,
+  flags: number,
+  body: Uint8Array = new Uint8Array(0),
+  reserved = 0,
+  version = 1,
+): Uint8Array {
   const out = new Uint8Array(16 + body.length);
   const dv = new DataView(out.buffer);
   dv.setUint8(0, version);

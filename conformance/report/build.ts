@@ -59,7 +59,12 @@ export function buildReport(b: BuildInput) {
       status: failed ? 'fail' : passed === 0 ? 'skipped' : skipped ? 'partial' : 'pass',
       failures: cases
         .filter((c) => c.failure)
-        .map((c) => ({ case_id: c.id, spec_ref: c.spec_ref, ...c.failure!, repro: redact(c.failure!.repro) })),
+        .map((c) => ({
+          case_id: c.id,
+          spec_ref: c.spec_ref,
+          ...c.failure!,
+          repro: redact(c.failure!.repro),
+        })),
       cases: cases.map((c) => ({
         id: c.id,
         section: c.section,
@@ -81,9 +86,17 @@ export function buildReport(b: BuildInput) {
   const coreFailed = required.some((s) => sections[s.name].failed > 0);
   const requiredUnmet = required.filter((s) => sections[s.name].passed === 0).map((s) => s.name);
   const executed = totals.passed + totals.failed;
-  const overall = !executed || b.preflight?.ok === false ? 'skipped' : coreFailed ? 'fail' : requiredUnmet.length ? 'partial' : 'pass';
+  const overall =
+    !executed || b.preflight?.ok === false
+      ? 'skipped'
+      : coreFailed
+        ? 'fail'
+        : requiredUnmet.length
+          ? 'partial'
+          : 'pass';
   const experimental: Record<string, string> = {};
-  for (const s of b.sections.filter((x) => x.experimental)) experimental[s.name.replace(/^experimental\//, '')] = sections[s.name].status;
+  for (const s of b.sections.filter((x) => x.experimental))
+    experimental[s.name.replace(/^experimental\//, '')] = sections[s.name].status;
   return {
     report_schema: 'hearthnet.conformance.report/1' as const,
     implementation: b.implementation ?? null,
@@ -96,7 +109,8 @@ export function buildReport(b: BuildInput) {
     ran_at: iso(b.started),
     finished_at: iso(b.finished),
     overall: overall as 'pass' | 'fail' | 'partial' | 'skipped',
-    level: (coreFailed || !executed ? 'none' : overall === 'pass' ? 'compliant' : 'core') as 'none' | 'core' | 'compliant',
+    level: (coreFailed || !executed ? 'none' : overall === 'pass' ? 'compliant' : 'core') as
+      'none' | 'core' | 'compliant',
     levels: { experimental },
     required_unmet: requiredUnmet,
     preflight: b.preflight ?? { ok: true },
@@ -114,7 +128,9 @@ export type Report = ReturnType<typeof buildReport>;
 function redact(v: any): any {
   if (Array.isArray(v)) return v.map(redact);
   if (v && typeof v === 'object')
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, /token|secret|private/i.test(k) ? '[redacted]' : redact(x)]));
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [k, /token|secret|private/i.test(k) ? '[redacted]' : redact(x)]),
+    );
   return v;
 }
 

@@ -2,7 +2,10 @@
 import type { CaseResult, Report } from './build.js';
 
 const esc = (s: unknown) =>
-  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 
 export function renderHtml(r: Report, cid: string, results: CaseResult[]): string {
   const title = new Map(results.map((c) => [c.id, c.title]));
@@ -12,19 +15,22 @@ export function renderHtml(r: Report, cid: string, results: CaseResult[]): strin
   };
   const rows = Object.values(r.sections as Record<string, any>)
     .map(
-      (s) => `<tr><td>${esc(s.name)}${s.required ? ' <em>required</em>' : ''}</td><td class="${esc(s.status)}">${esc(s.status)}</td><td>${s.passed}/${s.failed}/${s.skipped}</td><td>${bar(s)}</td></tr>`,
+      (s) =>
+        `<tr><td>${esc(s.name)}${s.required ? ' <em>required</em>' : ''}</td><td class="${esc(s.status)}">${esc(s.status)}</td><td>${s.passed}/${s.failed}/${s.skipped}</td><td>${bar(s)}</td></tr>`,
     )
     .join('\n');
   const cases = Object.values(r.sections as Record<string, any>)
     .flatMap((s) => s.cases)
     .map(
-      (c: any) => `<tr><td>${esc(c.id)}</td><td>${esc(c.section)}</td><td>${esc(title.get(c.id) ?? '')}</td><td class="${esc(c.status)}">${esc(c.status)}${c.reason ? ` — ${esc(c.reason)}` : ''}</td><td>${esc(c.duration_ms)} ms</td><td>${esc(c.spec_ref)}</td></tr>`,
+      (c: any) =>
+        `<tr><td>${esc(c.id)}</td><td>${esc(c.section)}</td><td>${esc(title.get(c.id) ?? '')}</td><td class="${esc(c.status)}">${esc(c.status)}${c.reason ? ` — ${esc(c.reason)}` : ''}</td><td>${esc(c.duration_ms)} ms</td><td>${esc(c.spec_ref)}</td></tr>`,
     )
     .join('\n');
   const failures = Object.values(r.sections as Record<string, any>)
     .flatMap((s) => s.failures)
     .map(
-      (f: any) => `<details open><summary>${esc(f.case_id)} (${esc(f.spec_ref)}): ${esc(f.message)}</summary><p>expected: <code>${esc(f.expected)}</code></p><p>observed: <code>${esc(f.observed)}</code></p><pre>${esc(JSON.stringify(f.repro, null, 2))}</pre></details>`,
+      (f: any) =>
+        `<details open><summary>${esc(f.case_id)} (${esc(f.spec_ref)}): ${esc(f.message)}</summary><p>expected: <code>${esc(f.expected)}</code></p><p>observed: <code>${esc(f.observed)}</code></p><pre>${esc(JSON.stringify(f.repro, null, 2))}</pre></details>`,
     )
     .join('\n');
   const json = JSON.stringify(r).replace(/</g, '\\u003c');

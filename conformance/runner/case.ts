@@ -12,7 +12,8 @@ export interface FailureDetail {
   message: string;
   repro: Record<string, unknown>;
 }
-export type Outcome = { status: 'pass' } | { status: 'fail'; failure: FailureDetail } | { status: 'skipped'; reason: string };
+export type Outcome =
+  { status: 'pass' } | { status: 'fail'; failure: FailureDetail } | { status: 'skipped'; reason: string };
 
 export interface CaseRequires {
   /** harness ops the target must offer */
@@ -75,12 +76,20 @@ export function makeCtx(target: Target, info: TargetInfo, seed: number, caseId: 
 
 export const pass = (): Outcome => ({ status: 'pass' });
 export const skip = (reason: string): Outcome => ({ status: 'skipped', reason });
-export function fail(expected: string, observed: unknown, message: string, repro: Record<string, unknown> = {}): Outcome {
+export function fail(
+  expected: string,
+  observed: unknown,
+  message: string,
+  repro: Record<string, unknown> = {},
+): Outcome {
   return {
     status: 'fail',
     failure: {
       expected,
-      observed: (typeof observed === 'string' ? observed : JSON.stringify(observed) ?? String(observed)).slice(0, 4096),
+      observed: (typeof observed === 'string'
+        ? observed
+        : (JSON.stringify(observed) ?? String(observed))
+      ).slice(0, 4096),
       message: message.slice(0, 4096),
       repro,
     },
@@ -90,13 +99,20 @@ export function fail(expected: string, observed: unknown, message: string, repro
 /** Expect an error code from a call result. */
 export function expectError(r: CallResult, code: string, repro: Record<string, unknown>): Outcome | null {
   if ('error' in r && r.error.code === code) return null;
-  return fail(`error ${code}`, 'error' in r ? `error ${r.error.code}: ${r.error.message}` : r.output, `expected ${code}`, repro);
+  return fail(
+    `error ${code}`,
+    'error' in r ? `error ${r.error.code}: ${r.error.message}` : r.output,
+    `expected ${code}`,
+    repro,
+  );
 }
 
 /** Expect success from a call result; returns the output or a failing outcome. */
 export function expectOk(r: CallResult, repro: Record<string, unknown>): { out: any } | { bad: Outcome } {
   if ('error' in r)
-    return { bad: fail('a successful result', `error ${r.error.code}: ${r.error.message}`, 'call failed', repro) };
+    return {
+      bad: fail('a successful result', `error ${r.error.code}: ${r.error.message}`, 'call failed', repro),
+    };
   return { out: r.output };
 }
 
@@ -112,7 +128,10 @@ export async function all(...checks: (() => Outcome | null | Promise<Outcome | n
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Poll until `fn` returns a truthy value or the time is up. */
-export async function eventually<T>(fn: () => Promise<T | null | undefined | false>, ms = 3000): Promise<T | null> {
+export async function eventually<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  ms = 3000,
+): Promise<T | null> {
   const t0 = Date.now();
   while (true) {
     const v = await fn();

@@ -7,7 +7,14 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { sha256Hex, utf8, verifyObj } from '../lib/crypto.js';
 import { formatSeed } from '../lib/drbg.js';
-import { buildReport, reportCid, SUITE_VERSION, type CaseResult, type Report, type SectionMeta } from '../report/build.js';
+import {
+  buildReport,
+  reportCid,
+  SUITE_VERSION,
+  type CaseResult,
+  type Report,
+  type SectionMeta,
+} from '../report/build.js';
 import { renderHtml } from '../report/html.js';
 import type { Target } from '../harness/target.js';
 import { makeCtx, type Outcome, type SectionDef } from './case.js';
@@ -47,7 +54,8 @@ export function verifyVectors(): { ok: boolean; index_sha256: string; problems: 
   const problems: string[] = [];
   for (const f of idx.files) {
     try {
-      if (sha256Hex(readFileSync(join(dir, f.path))) !== f.sha256) problems.push(`${f.path}: sha256 mismatch`);
+      if (sha256Hex(readFileSync(join(dir, f.path))) !== f.sha256)
+        problems.push(`${f.path}: sha256 mismatch`);
     } catch {
       problems.push(`${f.path}: missing`);
     }
@@ -74,7 +82,10 @@ export interface RunResult {
 }
 
 const matches = (name: string, globs?: string[]) =>
-  !globs?.length || globs.some((g) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(name));
+  !globs?.length ||
+  globs.some((g) =>
+    new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(name),
+  );
 
 export async function runSuite(target: Target, o: RunOptions): Promise<RunResult> {
   const log = o.log ?? (() => undefined);
@@ -93,14 +104,16 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
   if ('error' in d || 'error' in v) preflight = { ok: false, reason: 'protocol_capabilities_unavailable' };
   else {
     implementation = d.output;
-    if (!verifyObj(implementation, implementation.node_id)) preflight = { ok: false, reason: 'descriptor_signature_invalid' };
+    if (!verifyObj(implementation, implementation.node_id))
+      preflight = { ok: false, reason: 'descriptor_signature_invalid' };
     const majors = new Set(SUITE_PROTOCOL_VERSIONS.map((x) => x.split('.')[0]));
     const shared = (v.output.protocol_versions as string[]).filter((x) => majors.has(x.split('.')[0]));
     if (!shared.length) preflight = { ok: false, reason: 'protocol_unsupported_capability' };
     protocolVersion = shared[0] ?? null;
   }
   const vec = verifyVectors();
-  if (!vec.ok) throw Object.assign(new Error(`vector integrity: ${vec.problems.join('; ')}`), { exitCode: 4 });
+  if (!vec.ok)
+    throw Object.assign(new Error(`vector integrity: ${vec.problems.join('; ')}`), { exitCode: 4 });
   await target.reset();
   info = await target.info();
   const manifest = {
@@ -110,7 +123,11 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
     target: { kind: target.kind, peers: info.peers.length, ...(o.urls ? { urls: o.urls } : {}) },
     seed: formatSeed(o.seed),
     selection: { included: [] as string[], excluded: [] as { id: string; reason: string }[] },
-    flags: { suites: o.suites ?? [], skip_experimental: !!o.skipExperimental, case_timeout_ms: o.caseTimeoutMs ?? 30_000 },
+    flags: {
+      suites: o.suites ?? [],
+      skip_experimental: !!o.skipExperimental,
+      case_timeout_ms: o.caseTimeoutMs ?? 30_000,
+    },
     vectors_index_sha256: vec.index_sha256,
     started_at: new Date(started).toISOString().replace(/\.\d{3}Z$/, 'Z'),
   };
@@ -118,7 +135,11 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
   if (preflight.ok)
     for (const s of sections) {
       if (!matches(s.name, o.suites)) continue;
-      const meta: SectionMeta = { name: s.name, required: s.required, experimental: s.name.startsWith('experimental/') };
+      const meta: SectionMeta = {
+        name: s.name,
+        required: s.required,
+        experimental: s.name.startsWith('experimental/'),
+      };
       metas.push(meta);
       let sectionSkip: string | null = null;
       if (meta.experimental && o.skipExperimental) sectionSkip = 'skip_experimental';
@@ -127,14 +148,21 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
         if ('error' in desc || !desc.output.modules?.[s.module]) sectionSkip = `module_disabled: ${s.module}`;
         else if (s.probe) {
           const p = await target.call(0, s.probe.capability, s.probe.input);
-          if ('error' in p && (p.error.code === 'not_implemented' || p.error.code === 'not_found')) sectionSkip = `module_absent: ${s.module}`;
+          if ('error' in p && (p.error.code === 'not_implemented' || p.error.code === 'not_found'))
+            sectionSkip = `module_absent: ${s.module}`;
         }
       }
       if (sectionSkip) meta.skipped_reason = sectionSkip;
       for (const c of [...s.cases].sort((a, b) => (a.id < b.id ? -1 : 1))) {
         const base = { id: c.id, section: s.name, spec_ref: c.spec_ref, title: c.title };
         const missingOp = (c.requires?.ops ?? []).find((op) => !info.ops.includes(op));
-        const reason = sectionSkip ?? (missingOp ? `harness_op_unavailable: ${missingOp}` : (c.requires?.peers ?? 1) > info.peers.length ? `needs ${c.requires!.peers} SUT peers` : null);
+        const reason =
+          sectionSkip ??
+          (missingOp
+            ? `harness_op_unavailable: ${missingOp}`
+            : (c.requires?.peers ?? 1) > info.peers.length
+              ? `needs ${c.requires!.peers} SUT peers`
+              : null);
         if (reason) {
           results.push({ ...base, status: 'skipped', reason, duration_ms: 0 });
           manifest.selection.excluded.push({ id: c.id, reason });
@@ -149,17 +177,39 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
           out = await Promise.race([
             c.run(makeCtx(target, info, o.seed, c.id)),
             new Promise<Outcome>((res) => {
-              timer = setTimeout(() => res({ status: 'fail', failure: { expected: `done within ${limit} ms`, observed: 'timeout', message: 'case timed out', repro: {} } }), limit);
+              timer = setTimeout(
+                () =>
+                  res({
+                    status: 'fail',
+                    failure: {
+                      expected: `done within ${limit} ms`,
+                      observed: 'timeout',
+                      message: 'case timed out',
+                      repro: {},
+                    },
+                  }),
+                limit,
+              );
             }),
           ]).finally(() => clearTimeout(timer));
         } catch (e) {
-          out = { status: 'fail', failure: { expected: 'case completes', observed: String((e as Error)?.message ?? e).slice(0, 500), message: 'case raised', repro: {} } };
+          out = {
+            status: 'fail',
+            failure: {
+              expected: 'case completes',
+              observed: String((e as Error)?.message ?? e).slice(0, 500),
+              message: 'case raised',
+              repro: {},
+            },
+          };
         }
         const r: CaseResult = { ...base, status: out.status, duration_ms: performance.now() - t0 };
         if (out.status === 'skipped') r.reason = out.reason;
         if (out.status === 'fail') r.failure = out.failure;
         results.push(r);
-        log(`${out.status.padEnd(7)} ${s.name} ${c.id} ${r.duration_ms.toFixed(0)} ms${out.status === 'fail' ? ` — ${out.failure.message}: expected ${out.failure.expected}, observed ${out.failure.observed.slice(0, 200)}` : out.status === 'skipped' ? ` (${out.reason})` : ''}`);
+        log(
+          `${out.status.padEnd(7)} ${s.name} ${c.id} ${r.duration_ms.toFixed(0)} ms${out.status === 'fail' ? ` — ${out.failure.message}: expected ${out.failure.expected}, observed ${out.failure.observed.slice(0, 200)}` : out.status === 'skipped' ? ` (${out.reason})` : ''}`,
+        );
       }
     }
   // ---- report, signed by the SUT itself
@@ -167,7 +217,12 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
     implementation,
     protocol_version: protocolVersion,
     seed: o.seed,
-    target: { kind: target.kind, peers: info.peers.length, ...(o.browser ? { browser: o.browser } : {}), ...(o.urls ? { urls: o.urls } : {}) },
+    target: {
+      kind: target.kind,
+      peers: info.peers.length,
+      ...(o.browser ? { browser: o.browser } : {}),
+      ...(o.urls ? { urls: o.urls } : {}),
+    },
     results,
     sections: metas,
     started,

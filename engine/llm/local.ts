@@ -289,7 +289,10 @@ export class OnnxLocalLlm implements LocalLlm {
     const p = this.parts;
     if (p.whole) return new WholeStepModel(p.whole, this.meta.vocab_size);
     if (!p.head || !p.tail || p.shards!.length === 0 || this.meta.mode !== 'split' || !this.complete)
-      throw new HnError('not_found', 'only some parts of this model are loaded here; local generation needs all');
+      throw new HnError(
+        'not_found',
+        'only some parts of this model are loaded here; local generation needs all',
+      );
     return new SplitStepModel(p.head, p.shards!, p.tail);
   }
 
@@ -297,7 +300,11 @@ export class OnnxLocalLlm implements LocalLlm {
   get splitParts(): { head?: HeadRunner; shards: ShardRunner[]; tail?: TailRunner } | undefined {
     const p = this.parts;
     if (p.whole) return undefined;
-    return { ...(p.head ? { head: p.head } : {}), shards: p.shards ?? [], ...(p.tail ? { tail: p.tail } : {}) };
+    return {
+      ...(p.head ? { head: p.head } : {}),
+      shards: p.shards ?? [],
+      ...(p.tail ? { tail: p.tail } : {}),
+    };
   }
 
   /** Every part of the model is loaded (generation can run locally). */

@@ -32,7 +32,8 @@ export function stripMeta(s: Record<string, unknown>): JsonSchema {
 }
 
 /** Protocol version of the schema set (= protocol/VERSION; checked by a test). */
-export const PROTOCOL_SCHEMA_VERSION: string = (capabilitiesIndex as { protocol_version: string }).protocol_version;
+export const PROTOCOL_SCHEMA_VERSION: string = (capabilitiesIndex as { protocol_version: string })
+  .protocol_version;
 
 export const CAPABILITY_INDEX: readonly CapabilityIndexEntry[] = (
   capabilitiesIndex as { capabilities: CapabilityIndexEntry[] }

@@ -55,7 +55,11 @@ export class ProtocolRegistry {
     const old = this.entries.get(key);
     const triple = `${d.name}|${d.vendor}|${d.version}`;
     const nv = `${d.name}|${d.vendor}`;
-    const newTriple = this.triples.has(triple) ? null : this.names.has(nv) ? 'new_version' : 'new_implementation';
+    const newTriple = this.triples.has(triple)
+      ? null
+      : this.names.has(nv)
+        ? 'new_version'
+        : 'new_implementation';
     this.triples.add(triple);
     this.names.add(nv);
     this.order.set(key, ++this.seenTick);

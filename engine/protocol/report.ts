@@ -43,9 +43,13 @@ export function validateReport(r: unknown, self: NodeID): ConformanceReport {
   const v = compileSchema(REPORT_SCHEMA);
   if (!v(r)) {
     const e = v.errors?.[0];
-    throw new HnError('bad_request', `report ${e?.instancePath || '$'} ${e?.message ?? 'is invalid'}`.slice(0, 300), {
-      field: `report${(e?.instancePath ?? '').replace(/\//g, '.')}`,
-    });
+    throw new HnError(
+      'bad_request',
+      `report ${e?.instancePath || '$'} ${e?.message ?? 'is invalid'}`.slice(0, 300),
+      {
+        field: `report${(e?.instancePath ?? '').replace(/\//g, '.')}`,
+      },
+    );
   }
   const rep = r as ConformanceReport;
   if (rep.node_id !== self)

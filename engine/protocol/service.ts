@@ -91,7 +91,9 @@ class MinuteLimiter {
   }
 }
 
-export function createProtocolModule(opts: ProtocolModuleOptions = {}): ModuleDef & { state(): ProtocolState | null } {
+export function createProtocolModule(
+  opts: ProtocolModuleOptions = {},
+): ModuleDef & { state(): ProtocolState | null } {
   const now = opts.now ?? Date.now;
   const impl: ImplementationInfo = { ...IMPLEMENTATION, ...opts.implementation };
   let ctx: ModuleContext | null = null;
@@ -135,7 +137,10 @@ export function createProtocolModule(opts: ProtocolModuleOptions = {}): ModuleDe
     }
   }
 
-  function upsert(d: ImplementationDescriptor, meta: { source: NodeID; origin: Origin; compatible: boolean; agreed_version: string | null }) {
+  function upsert(
+    d: ImplementationDescriptor,
+    meta: { source: NodeID; origin: Origin; compatible: boolean; agreed_version: string | null },
+  ) {
     const [, reg] = need();
     const r = reg.upsert(d, meta);
     if (r.newTriple && d.node_id !== ctx!.self)
@@ -326,7 +331,10 @@ export function createProtocolModule(opts: ProtocolModuleOptions = {}): ModuleDe
         if (input.protocol_version !== undefined) {
           const pv = parseVersion(input.protocol_version);
           if (!pv || !c.config().protocol.supported_versions.includes(input.protocol_version))
-            throw new HnError('protocol_version_unknown', `protocol version ${String(input.protocol_version).slice(0, 70)} is not supported here`);
+            throw new HnError(
+              'protocol_version_unknown',
+              `protocol version ${String(input.protocol_version).slice(0, 70)} is not supported here`,
+            );
         }
         if (action === 'submit') {
           requireLocal(call, 'submit');
@@ -336,7 +344,8 @@ export function createProtocolModule(opts: ProtocolModuleOptions = {}): ModuleDe
         }
         if (action === 'run') {
           requireLocal(call, 'run');
-          if (!opts.runner) throw new HnError('protocol_suite_not_installed', 'no conformance runner in this build');
+          if (!opts.runner)
+            throw new HnError('protocol_suite_not_installed', 'no conformance runner in this build');
           const rep = await opts.runner({
             ...(input.suite_version ? { suite_version: input.suite_version } : {}),
             ...(input.protocol_version ? { protocol_version: input.protocol_version } : {}),
@@ -351,7 +360,9 @@ export function createProtocolModule(opts: ProtocolModuleOptions = {}): ModuleDe
         if (!hit)
           throw new HnError(
             'protocol_suite_not_installed',
-            opts.runner ? 'no stored report yet: call with action "run"' : 'no conformance report is stored and no runner is installed',
+            opts.runner
+              ? 'no stored report yet: call with action "run"'
+              : 'no conformance report is stored and no runner is installed',
           );
         return summary(hit);
       },
@@ -376,8 +387,7 @@ export function createProtocolModule(opts: ProtocolModuleOptions = {}): ModuleDe
       );
       selfDescriptor();
       tierWarnings = tierMismatches(c.bus);
-      for (const w of tierWarnings)
-        (opts.warn ?? (() => undefined))('protocol.tier_mismatch', { ...w });
+      for (const w of tierWarnings) (opts.warn ?? (() => undefined))('protocol.tier_mismatch', { ...w });
       c.setLinkHook(linkHook);
       // the announcement is for peers: it is appended when the first link negotiates (see linkHook)
       linked = false;

@@ -12,7 +12,9 @@ import { runSuite } from '../../conformance/runner/execute.js';
 
 const SEED = 0xc0ffee;
 const failedIds = (r: Awaited<ReturnType<typeof runSuite>>) =>
-  Object.values(r.report.sections).flatMap((s: any) => s.cases.filter((c: any) => c.status === 'fail').map((c: any) => c.id));
+  Object.values(r.report.sections).flatMap((s: any) =>
+    s.cases.filter((c: any) => c.status === 'fail').map((c: any) => c.id),
+  );
 
 describe('broken builds are caught', () => {
   it('an event signer that signs the wrong bytes (plain JSON.stringify, not JCS) fails EV-02', async () => {

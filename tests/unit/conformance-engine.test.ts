@@ -33,7 +33,10 @@ describe('X09 conformance suite, in-process target', () => {
       const s = r.report.sections[`experimental/${m}`];
       expect(s.passed, m).toBe(0);
       expect(s.status, m).toBe('skipped');
-      expect(s.cases.every((c: any) => /module_disabled/.test(c.reason)), m).toBe(true);
+      expect(
+        s.cases.every((c: any) => /module_disabled/.test(c.reason)),
+        m,
+      ).toBe(true);
     }
     // signed by the SUT; CID recomputes; schema-valid
     expect(verifyObj(r.report, r.report.node_id!)).toBe(true);
@@ -41,9 +44,13 @@ describe('X09 conformance suite, in-process target', () => {
     const ajv = new Ajv({ strict: false });
     const json = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
     expect(ajv.validate(strip(reportSchema), json), JSON.stringify(ajv.errors)).toBe(true);
-    expect(ajv.validate(strip(manifestSchema), JSON.parse(readFileSync(join(out, 'run_manifest.json'), 'utf8')))).toBe(true);
+    expect(
+      ajv.validate(strip(manifestSchema), JSON.parse(readFileSync(join(out, 'run_manifest.json'), 'utf8'))),
+    ).toBe(true);
     expect(readFileSync(join(out, 'report.cid'), 'utf8').trim()).toBe(r.report_cid);
-    expect(readFileSync(join(out, 'reports', `${r.report_cid.slice(7)}.json`), 'utf8')).toBe(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(readFileSync(join(out, 'reports', `${r.report_cid.slice(7)}.json`), 'utf8')).toBe(
+      readFileSync(join(out, 'report.json'), 'utf8'),
+    );
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     expect(html).toContain(r.report_cid);
     expect(html).not.toMatch(/(src|href)=["']https?:/);

@@ -5,7 +5,7 @@ import { eventHash, type EventEnvelope } from '../../engine/events/log.js';
 import { verifyObject, keyPairFromSeed, signObject } from '../../engine/identity/identity.js';
 import { openMemoryStorage } from '../../engine/store/memory.js';
 import type { StorageFactory } from '../../engine/store/types.js';
-import { link, linkedPair, seedOf } from './helpers.js';
+import { link, seedOf } from './helpers.js';
 
 async function snapshot(n: HearthNode) {
   const evs = await n.events.list();
@@ -216,7 +216,12 @@ describe('event sync between peers', () => {
     for (let i = 0; i < 4000; i++) await B.events.append('test.bulk.item', { i });
     expect(await B.events.count()).toBe(4000);
     await link(A, B); // the link's first act is a sync in both directions
-    await expect.poll(async () => (await A.events.count()) + (await B.events.count()), { timeout: 120_000, interval: 500 }).toBe(2 * 10_001);
+    await expect
+      .poll(async () => (await A.events.count()) + (await B.events.count()), {
+        timeout: 120_000,
+        interval: 500,
+      })
+      .toBe(2 * 10_001);
     const a = await snapshot(A);
     const b = await snapshot(B);
     expect(a.hashes).toEqual(b.hashes);
@@ -270,7 +275,9 @@ describe('sync when peers meet', () => {
     for (let i = 0; i < 30; i++) evs.push(await A.events.append('test.offline.note', { i }));
     await B.events.append('test.offline.note', { from: 'b' });
     await link(A, B);
-    await expect.poll(async () => (await B.events.count()) === (await A.events.count()), { timeout: 5000 }).toBe(true);
+    await expect
+      .poll(async () => (await B.events.count()) === (await A.events.count()), { timeout: 5000 })
+      .toBe(true);
     expect(await B.events.get(evs[29]!.event_id)).toBeDefined();
   });
 });

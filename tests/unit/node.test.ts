@@ -49,7 +49,10 @@ describe('createNode', () => {
 
   it('protocol.version.list is callable by default', async () => {
     const n = await createNode();
-    expect(await n.call('protocol.version.list', {})).toMatchObject({ protocol_versions: ['3.0.0'], current: '3.0.0' });
+    expect(await n.call('protocol.version.list', {})).toMatchObject({
+      protocol_versions: ['3.0.0'],
+      current: '3.0.0',
+    });
     expect(await n.call('protocol.version.list@1.0', {})).toMatchObject({ current: '3.0.0' });
     await n.disable('protocol');
     await expect(n.call('protocol.version.list', {})).rejects.toMatchObject({
@@ -108,7 +111,9 @@ describe('remote capability calls over an in-memory link', () => {
       code: 'not_found',
     });
     // a self-only action cannot be called by a peer
-    await expect(A.call('protocol.conformance.report', { action: 'run' }, { peer: B.id })).rejects.toMatchObject({
+    await expect(
+      A.call('protocol.conformance.report', { action: 'run' }, { peer: B.id }),
+    ).rejects.toMatchObject({
       code: 'unauthorized',
     });
     // a disabled module on the callee answers experimental_disabled even if the caller has it on

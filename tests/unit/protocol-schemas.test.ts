@@ -7,7 +7,14 @@ import { SEED_CAPABILITIES, SEED_EVENT_TYPES } from '../../engine/core/catalogue
 import { defaultConfig } from '../../engine/core/config.js';
 import { ERROR_CODES } from '../../engine/core/errors.js';
 import { CORE_EVENT_SCHEMAS } from '../../engine/identity/community.js';
-import { CAPABILITY_INDEX, capabilitySchemas, ERROR_LIST, eventSchema, PROTOCOL_SCHEMA_VERSION, stripMeta } from '../../engine/protocol/catalog.js';
+import {
+  CAPABILITY_INDEX,
+  capabilitySchemas,
+  ERROR_LIST,
+  eventSchema,
+  PROTOCOL_SCHEMA_VERSION,
+  stripMeta,
+} from '../../engine/protocol/catalog.js';
 import { compareVersions, parseVersion } from '../../engine/protocol/version.js';
 import { renderSchemaImports } from '../../tools/protocol/gen-schema-imports.js';
 
@@ -29,7 +36,8 @@ describe('protocol artefacts', () => {
     expect(links.length).toBeGreaterThan(20);
     for (const l of links) expect(existsSync(resolve(P, l)), l).toBe(true);
     // every schema file and document is reachable from the README (directly or by its folder pattern)
-    for (const f of [...readdirSync(join(P, 'core')), ...readdirSync(join(P, 'experimental'))]) expect(text).toContain(f);
+    for (const f of [...readdirSync(join(P, 'core')), ...readdirSync(join(P, 'experimental'))])
+      expect(text).toContain(f);
   });
 
   it('CHANGELOG headings are semver, strictly descending, newest = VERSION', () => {
@@ -43,7 +51,9 @@ describe('protocol artefacts', () => {
   it('every core/ and experimental/ document has protocol-version frontmatter ≤ VERSION and a tier', () => {
     for (const d of ['core', 'experimental'])
       for (const f of readdirSync(join(P, d))) {
-        const m = /^---\nprotocol-version: (\S+)\ntier: (stable|provisional|experimental)\n---/.exec(read(`${d}/${f}`));
+        const m = /^---\nprotocol-version: (\S+)\ntier: (stable|provisional|experimental)\n---/.exec(
+          read(`${d}/${f}`),
+        );
         expect(m, f).not.toBeNull();
         expect(compareVersions(parseVersion(m![1])!, parseVersion(VERSION)!), f).toBeLessThanOrEqual(0);
       }
@@ -68,20 +78,32 @@ describe('schema coverage', () => {
   });
 
   it('events/ ⊇ every seed event type and the core community.* ones (same schemas as the engine)', () => {
-    for (const types of Object.values(SEED_EVENT_TYPES)) for (const t of types) expect(eventSchema(t), t).not.toBeNull();
+    for (const types of Object.values(SEED_EVENT_TYPES))
+      for (const t of types) expect(eventSchema(t), t).not.toBeNull();
     for (const [t, s] of Object.entries(CORE_EVENT_SCHEMAS)) expect(eventSchema(t), t).toEqual(s);
-    expect(eventSchema('protocol.conformance.ran')).toMatchObject({ required: expect.arrayContaining(['report_cid', 'overall']) });
+    expect(eventSchema('protocol.conformance.ran')).toMatchObject({
+      required: expect.arrayContaining(['report_cid', 'overall']),
+    });
   });
 
   it('errors.json lists exactly the engine error codes, every seed §6 code marked seed', () => {
     expect(ERROR_LIST.map((e) => e.code).sort()).toEqual([...ERROR_CODES].sort());
-    for (const c of ['experimental_disabled', 'protocol_version_unknown', 'protocol_suite_not_installed', 'protocol_descriptor_invalid', 'protocol_unsupported_capability', 'tensor_too_large', 'civdef_ack_rate_limited'])
+    for (const c of [
+      'experimental_disabled',
+      'protocol_version_unknown',
+      'protocol_suite_not_installed',
+      'protocol_descriptor_invalid',
+      'protocol_unsupported_capability',
+      'tensor_too_large',
+      'civdef_ack_rate_limited',
+    ])
       expect(ERROR_LIST.find((e) => e.code === c)?.seed, c).toBe(true);
   });
 
   it('every capability the engine registers has the protocol request/response/stream schema and tier', async () => {
     const node = await createNode();
-    for (const m of ['distributed_llm', 'moe', 'fedlearn', 'lora', 'evidence', 'civdef'] as const) await node.enable(m);
+    for (const m of ['distributed_llm', 'moe', 'fedlearn', 'lora', 'evidence', 'civdef'] as const)
+      await node.enable(m);
     const listed = node.bus.list();
     expect(listed.length).toBe(CAPABILITY_INDEX.length);
     for (const c of listed) {
@@ -98,7 +120,9 @@ describe('schema coverage', () => {
   });
 
   it('stripMeta only drops annotations', () => {
-    expect(stripMeta({ $schema: 'x', $id: 'y', title: 't', $comment: 'c', type: 'object' })).toEqual({ type: 'object' });
+    expect(stripMeta({ $schema: 'x', $id: 'y', title: 't', $comment: 'c', type: 'object' })).toEqual({
+      type: 'object',
+    });
     expect(dirname('a/b')).toBe('a');
   });
 });

@@ -35,7 +35,14 @@ export function simDescriptor(key: SuiteKey, over: Record<string, unknown> = {},
 /** Open a sim link (handshake done) to SUT peer `peer`; null when the target has no raw_link op. */
 export async function openSim(
   ctx: CaseCtx,
-  opts: { name?: string; key?: SuiteKey; protocol_versions?: string[]; descriptor?: Record<string, unknown>; community?: string; peer?: number } = {},
+  opts: {
+    name?: string;
+    key?: SuiteKey;
+    protocol_versions?: string[];
+    descriptor?: Record<string, unknown>;
+    community?: string;
+    peer?: number;
+  } = {},
 ): Promise<SimPeer> {
   if (!ctx.target.rawLink) throw new Error('raw_link unavailable');
   const key = opts.key ?? ctx.identity(opts.name ?? 'sim');

@@ -197,12 +197,26 @@ export class SimPeer {
     });
     await this.send({ type: 'call', id, ...rest, stream: false, timeout_ms: 5000 });
     const m = await reply;
-    if (m.type === 'err') return { error: { code: String(m.error?.error), message: String(m.error?.message ?? '') } };
+    if (m.type === 'err')
+      return { error: { code: String(m.error?.error), message: String(m.error?.message ?? '') } };
     const ok = verifyObj(
-      { type: 'bus.response', request_id: id, from: m.from, timestamp: m.timestamp, body: m.body, signature: m.signature },
+      {
+        type: 'bus.response',
+        request_id: id,
+        from: m.from,
+        timestamp: m.timestamp,
+        body: m.body,
+        signature: m.signature,
+      },
       this.peer!,
     );
-    if (!ok) return { error: { code: 'suite:response_signature_invalid', message: 'SUT response signature does not verify' } };
+    if (!ok)
+      return {
+        error: {
+          code: 'suite:response_signature_invalid',
+          message: 'SUT response signature does not verify',
+        },
+      };
     return { output: m.body?.output };
   }
 

@@ -8,7 +8,14 @@ import type { ModuleName } from '../../../engine/core/config.js';
 import { TensorSession } from '../../../engine/transport/tensor/index.js';
 import type { NodeID } from '../../../engine/core/types.js';
 import { drbg } from '../../lib/drbg.js';
-import { viaJson, type CallResult, type LinkRow, type RawPort, type Target, type TargetInfo } from '../target.js';
+import {
+  viaJson,
+  type CallResult,
+  type LinkRow,
+  type RawPort,
+  type Target,
+  type TargetInfo,
+} from '../target.js';
 
 export interface EngineTargetOptions {
   peers?: number;
@@ -96,7 +103,10 @@ export class EngineTarget implements Target {
     this.node(peer);
     const log = this.logs[peer]!;
     const t = this.o.tamper?.events;
-    return viaJson({ events: log.slice(cursor).map((e) => (t ? t(viaJson(e), peer) : e)), cursor: log.length });
+    return viaJson({
+      events: log.slice(cursor).map((e) => (t ? t(viaJson(e), peer) : e)),
+      cursor: log.length,
+    });
   }
 
   async linkAll(): Promise<void> {
@@ -123,7 +133,8 @@ export class EngineTarget implements Target {
 
   async config(peer: number, modules: Record<string, boolean>): Promise<void> {
     const n = this.node(peer);
-    for (const [m, on] of Object.entries(modules)) await (on ? n.enable(m as ModuleName) : n.disable(m as ModuleName));
+    for (const [m, on] of Object.entries(modules))
+      await (on ? n.enable(m as ModuleName) : n.disable(m as ModuleName));
   }
 
   async rawLink(peer: number): Promise<RawPort> {

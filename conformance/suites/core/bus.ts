@@ -57,7 +57,13 @@ export const section: SectionDef = {
         const sim = await openSim(ctx, { name: 'bus04' });
         try {
           const r = await sim.call('protocol.conformance.report', { action: 'run' });
-          return expectError(r, 'unauthorized', { capability: 'protocol.conformance.report', input: { action: 'run' }, caller: 'sim peer' }) ?? pass();
+          return (
+            expectError(r, 'unauthorized', {
+              capability: 'protocol.conformance.report',
+              input: { action: 'run' },
+              caller: 'sim peer',
+            }) ?? pass()
+          );
         } finally {
           sim.close();
         }
@@ -69,9 +75,18 @@ export const section: SectionDef = {
       title: 'the five protocol.* capabilities answer with the module flags as they are',
       async run(ctx) {
         return all(
-          async () => ('error' in (await ctx.call('protocol.version.list', {})) ? fail('ok', 'error', 'version.list', {}) : null),
-          async () => ('error' in (await ctx.call('protocol.self.describe', {})) ? fail('ok', 'error', 'self.describe', {}) : null),
-          async () => ('error' in (await ctx.call('protocol.registry.list', {})) ? fail('ok', 'error', 'registry.list', {}) : null),
+          async () =>
+            'error' in (await ctx.call('protocol.version.list', {}))
+              ? fail('ok', 'error', 'version.list', {})
+              : null,
+          async () =>
+            'error' in (await ctx.call('protocol.self.describe', {}))
+              ? fail('ok', 'error', 'self.describe', {})
+              : null,
+          async () =>
+            'error' in (await ctx.call('protocol.registry.list', {}))
+              ? fail('ok', 'error', 'registry.list', {})
+              : null,
         );
       },
     },

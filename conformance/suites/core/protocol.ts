@@ -1,10 +1,20 @@
 /** core/protocol (M32): version list, descriptor, registry, negotiation, self-signed reports. */
 import { blake3Cid, verifyObj } from '../../lib/crypto.js';
-import { all, eventually, expectError, expectOk, fail, pass, type CaseCtx, type SectionDef } from '../../runner/case.js';
+import {
+  all,
+  eventually,
+  expectError,
+  expectOk,
+  fail,
+  pass,
+  type CaseCtx,
+  type SectionDef,
+} from '../../runner/case.js';
 import { openSim, simDescriptor } from '../../harness/simpeer/index.js';
 import { buildReport } from '../../report/build.js';
 
-const PV = /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})(-[0-9A-Za-z]+(\.[0-9A-Za-z-]+)*)?$/;
+const PV =
+  /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})(-[0-9A-Za-z]+(\.[0-9A-Za-z-]+)*)?$/;
 const cmp = (a: string, b: string) => {
   const x = a.split(/[.-]/).slice(0, 3).map(Number);
   const y = b.split(/[.-]/).slice(0, 3).map(Number);
@@ -29,15 +39,35 @@ export const section: SectionDef = {
       spec_ref: 'M32 A2.1',
       title: 'version.list: non-empty, all parse, current included, sorted descending',
       async run(ctx) {
-        const r = expectOk(await ctx.call('protocol.version.list', {}), { capability: 'protocol.version.list', input: {} });
+        const r = expectOk(await ctx.call('protocol.version.list', {}), {
+          capability: 'protocol.version.list',
+          input: {},
+        });
         if ('bad' in r) return r.bad;
         const v = r.out;
         return all(
-          () => (Array.isArray(v.protocol_versions) && v.protocol_versions.length ? null : fail('non-empty list', v.protocol_versions, 'no versions', {})),
-          () => (v.protocol_versions.every((x: string) => PV.test(x)) ? null : fail('ProtocolVersion strings', v.protocol_versions, 'unparseable version', {})),
-          () => (v.protocol_versions.includes(v.current) ? null : fail(`includes ${v.current}`, v.protocol_versions, 'current missing', {})),
-          () => (v.protocol_versions.every((x: string, i: number, a: string[]) => i === 0 || cmp(a[i - 1]!, x) >= 0) ? null : fail('descending', v.protocol_versions, 'not sorted', {})),
-          () => (v.implementation && typeof v.implementation.name === 'string' ? null : fail('implementation', v.implementation, 'missing implementation', {})),
+          () =>
+            Array.isArray(v.protocol_versions) && v.protocol_versions.length
+              ? null
+              : fail('non-empty list', v.protocol_versions, 'no versions', {}),
+          () =>
+            v.protocol_versions.every((x: string) => PV.test(x))
+              ? null
+              : fail('ProtocolVersion strings', v.protocol_versions, 'unparseable version', {}),
+          () =>
+            v.protocol_versions.includes(v.current)
+              ? null
+              : fail(`includes ${v.current}`, v.protocol_versions, 'current missing', {}),
+          () =>
+            v.protocol_versions.every(
+              (x: string, i: number, a: string[]) => i === 0 || cmp(a[i - 1]!, x) >= 0,
+            )
+              ? null
+              : fail('descending', v.protocol_versions, 'not sorted', {}),
+          () =>
+            v.implementation && typeof v.implementation.name === 'string'
+              ? null
+              : fail('implementation', v.implementation, 'missing implementation', {}),
         );
       },
     },
@@ -49,13 +79,32 @@ export const section: SectionDef = {
         const d = await ctx.describe();
         return all(
           () => (d.descriptor_schema === 1 ? null : fail('1', d.descriptor_schema, 'descriptor_schema', {})),
-          () => (/^[a-z0-9][a-z0-9._-]{0,63}$/.test(d.name) ? null : fail('name pattern', d.name, 'name', {})),
-          () => (typeof d.vendor === 'string' && d.vendor.length >= 1 && d.vendor.length <= 128 ? null : fail('1..128', d.vendor, 'vendor', {})),
-          () => (Array.isArray(d.protocol_versions) && d.protocol_versions.length >= 1 && d.protocol_versions.length <= 16 ? null : fail('1..16 versions', d.protocol_versions, 'protocol_versions', {})),
-          () => (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(d.issued_at) ? null : fail('RFC 3339 UTC', d.issued_at, 'issued_at', {})),
-          () => (Array.isArray(d.capabilities) && d.capabilities.length <= 512 ? null : fail('≤512', d.capabilities?.length, 'capabilities', {})),
-          () => (d.modules && typeof d.modules.protocol === 'boolean' ? null : fail('modules map', d.modules, 'modules', {})),
-          () => (verifyObj(d, d.node_id) ? null : fail('valid signature', d.signature, 'descriptor signature', {})),
+          () =>
+            /^[a-z0-9][a-z0-9._-]{0,63}$/.test(d.name) ? null : fail('name pattern', d.name, 'name', {}),
+          () =>
+            typeof d.vendor === 'string' && d.vendor.length >= 1 && d.vendor.length <= 128
+              ? null
+              : fail('1..128', d.vendor, 'vendor', {}),
+          () =>
+            Array.isArray(d.protocol_versions) &&
+            d.protocol_versions.length >= 1 &&
+            d.protocol_versions.length <= 16
+              ? null
+              : fail('1..16 versions', d.protocol_versions, 'protocol_versions', {}),
+          () =>
+            /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(d.issued_at)
+              ? null
+              : fail('RFC 3339 UTC', d.issued_at, 'issued_at', {}),
+          () =>
+            Array.isArray(d.capabilities) && d.capabilities.length <= 512
+              ? null
+              : fail('≤512', d.capabilities?.length, 'capabilities', {}),
+          () =>
+            d.modules && typeof d.modules.protocol === 'boolean'
+              ? null
+              : fail('modules map', d.modules, 'modules', {}),
+          () =>
+            verifyObj(d, d.node_id) ? null : fail('valid signature', d.signature, 'descriptor signature', {}),
         );
       },
     },
@@ -66,14 +115,26 @@ export const section: SectionDef = {
       async run(ctx) {
         const d = await ctx.describe();
         for (const c of d.capabilities) {
-          if (c.name.startsWith('protocol.') && c.tier !== 'stable') return fail('stable', c.tier, `${c.name} tier`, {});
-          if (c.name.startsWith('experimental.') && c.tier !== 'experimental') return fail('experimental', c.tier, `${c.name} tier`, {});
+          if (c.name.startsWith('protocol.') && c.tier !== 'stable')
+            return fail('stable', c.tier, `${c.name} tier`, {});
+          if (c.name.startsWith('experimental.') && c.tier !== 'experimental')
+            return fail('experimental', c.tier, `${c.name} tier`, {});
           if (c.streaming) continue;
           const r = await ctx.call(c.name, {});
-          if ('error' in r && r.error.code === 'not_found') return fail('callable', 'not_found', `${c.name} is listed but not offered`, { capability: c.name });
+          if ('error' in r && r.error.code === 'not_found')
+            return fail('callable', 'not_found', `${c.name} is listed but not offered`, {
+              capability: c.name,
+            });
         }
-        for (const n of ['protocol.version.list', 'protocol.self.describe', 'protocol.conformance.report', 'protocol.registry.list', 'protocol.registry.announce'])
-          if (!d.capabilities.some((c: any) => c.name === n)) return fail(`${n} listed`, 'absent', 'stable capability missing', {});
+        for (const n of [
+          'protocol.version.list',
+          'protocol.self.describe',
+          'protocol.conformance.report',
+          'protocol.registry.list',
+          'protocol.registry.announce',
+        ])
+          if (!d.capabilities.some((c: any) => c.name === n))
+            return fail(`${n} listed`, 'absent', 'stable capability missing', {});
         return pass();
       },
     },
@@ -84,10 +145,20 @@ export const section: SectionDef = {
       requires: { ops: ['config'] },
       async run(ctx) {
         const d = await ctx.describe();
-        const on = Object.entries(d.modules).filter(([m, v]) => v && m !== 'protocol').map(([m]) => m);
-        if (on.length) return fail('all experimental flags off (harness baseline)', on, 'baseline has modules on', {});
+        const on = Object.entries(d.modules)
+          .filter(([m, v]) => v && m !== 'protocol')
+          .map(([m]) => m);
+        if (on.length)
+          return fail('all experimental flags off (harness baseline)', on, 'baseline has modules on', {});
         const leaked = d.capabilities.filter((c: any) => c.name.startsWith('experimental.'));
-        return leaked.length ? fail('none', leaked.map((c: any) => c.name), 'experimental capabilities advertised while off', {}) : pass();
+        return leaked.length
+          ? fail(
+              'none',
+              leaked.map((c: any) => c.name),
+              'experimental capabilities advertised while off',
+              {},
+            )
+          : pass();
       },
     },
     {
@@ -96,7 +167,9 @@ export const section: SectionDef = {
       title: 'registry.list contains the own descriptor with origin self',
       async run(ctx) {
         const own = (await registry(ctx)).find((e) => e.descriptor.node_id === ctx.info.peers[0]);
-        return own?.origin === 'self' ? pass() : fail('own entry, origin self', own ?? 'absent', 'own descriptor missing', {});
+        return own?.origin === 'self'
+          ? pass()
+          : fail('own entry, origin self', own ?? 'absent', 'own descriptor missing', {});
       },
     },
     {
@@ -109,12 +182,19 @@ export const section: SectionDef = {
         const desc = simDescriptor(key, { name: 'sim-pr06' });
         const sim = await openSim(ctx, { key });
         try {
-          const r = expectOk(await sim.call('protocol.registry.announce', { descriptor: desc }), { capability: 'protocol.registry.announce', input: { descriptor: desc } });
+          const r = expectOk(await sim.call('protocol.registry.announce', { descriptor: desc }), {
+            capability: 'protocol.registry.announce',
+            input: { descriptor: desc },
+          });
           if ('bad' in r) return r.bad;
-          if (r.out.change !== 'added' || r.out.accepted !== true) return fail('accepted, added', r.out, 'receipt', {});
+          if (r.out.change !== 'added' || r.out.accepted !== true)
+            return fail('accepted, added', r.out, 'receipt', {});
           const e = (await registry(ctx)).find((x) => x.descriptor.node_id === key.nodeId);
-          if (!e || e.source !== key.nodeId) return fail(`listed with source ${key.nodeId}`, e ?? 'absent', 'registry entry', {});
-          const n = await eventually(async () => countEvents(ctx, 'protocol.registry.updated', (ev) => ev.data.name === 'sim-pr06'));
+          if (!e || e.source !== key.nodeId)
+            return fail(`listed with source ${key.nodeId}`, e ?? 'absent', 'registry entry', {});
+          const n = await eventually(async () =>
+            countEvents(ctx, 'protocol.registry.updated', (ev) => ev.data.name === 'sim-pr06'),
+          );
           return n === 1 ? pass() : fail('1 protocol.registry.updated', n ?? 0, 'event count', {});
         } finally {
           sim.close();
@@ -148,7 +228,8 @@ export const section: SectionDef = {
     {
       id: 'PR-08',
       spec_ref: 'M32 A5',
-      title: 'malformed descriptors → protocol_descriptor_invalid; another node_id → unauthorized; registry unchanged',
+      title:
+        'malformed descriptors → protocol_descriptor_invalid; another node_id → unauthorized; registry unchanged',
       requires: { ops: ['raw_link'] },
       async run(ctx) {
         const key = ctx.identity('impl');
@@ -163,17 +244,30 @@ export const section: SectionDef = {
             ['65-char name', simDescriptor(key, { name: 'a'.repeat(65) })],
             ['empty protocol_versions', simDescriptor(key, { protocol_versions: [] })],
             ['"3.0" only', simDescriptor(key, { protocol_versions: ['3.0'] })],
-            ['bad signature', { ...simDescriptor(key, { name: 'sim-pr08' }), vendor: 'changed after signing' }],
+            [
+              'bad signature',
+              { ...simDescriptor(key, { name: 'sim-pr08' }), vendor: 'changed after signing' },
+            ],
           ];
           for (const [what, d] of bads) {
-            const bad = expectError(await sim.call('protocol.registry.announce', { descriptor: d }), 'protocol_descriptor_invalid', { capability: 'protocol.registry.announce', violation: what });
+            const bad = expectError(
+              await sim.call('protocol.registry.announce', { descriptor: d }),
+              'protocol_descriptor_invalid',
+              { capability: 'protocol.registry.announce', violation: what },
+            );
             if (bad) return bad;
           }
           const foreign = simDescriptor(other, { name: 'sim-pr08-other' });
-          const bad = expectError(await sim.call('protocol.registry.announce', { descriptor: foreign }), 'unauthorized', { violation: 'announces another node_id' });
+          const bad = expectError(
+            await sim.call('protocol.registry.announce', { descriptor: foreign }),
+            'unauthorized',
+            { violation: 'announces another node_id' },
+          );
           if (bad) return bad;
           const after = (await registry(ctx)).length;
-          return after === before ? pass() : fail(`${before} entries`, after, 'registry changed by rejected announces', {});
+          return after === before
+            ? pass()
+            : fail(`${before} entries`, after, 'registry changed by rejected announces', {});
         } finally {
           sim.close();
         }
@@ -188,7 +282,9 @@ export const section: SectionDef = {
         const keys = [ctx.identity('a'), ctx.identity('b')];
         for (const [i, key] of keys.entries()) {
           const sim = await openSim(ctx, { key });
-          const r = await sim.call('protocol.registry.announce', { descriptor: simDescriptor(key, { name: 'sim-pr09', vendor: `vendor-${i}` }) });
+          const r = await sim.call('protocol.registry.announce', {
+            descriptor: simDescriptor(key, { name: 'sim-pr09', vendor: `vendor-${i}` }),
+          });
           sim.close();
           if ('error' in r) return fail('accepted', r.error, 'announce failed', {});
         }
@@ -209,8 +305,11 @@ export const section: SectionDef = {
           const r = await sim.call('protocol.registry.announce', { descriptor: d });
           if ('error' in r) return fail('accepted', r.error, 'announce failed', {});
           const e = (await registry(ctx)).find((x) => x.descriptor.node_id === key.nodeId);
-          if (!e?.descriptor.x_future) return fail('x_future kept', e?.descriptor ?? 'absent', 'unknown field dropped', {});
-          return verifyObj(e.descriptor, key.nodeId) ? pass() : fail('verifies', 'invalid', 'stored descriptor no longer verifies', {});
+          if (!e?.descriptor.x_future)
+            return fail('x_future kept', e?.descriptor ?? 'absent', 'unknown field dropped', {});
+          return verifyObj(e.descriptor, key.nodeId)
+            ? pass()
+            : fail('verifies', 'invalid', 'stored descriptor no longer verifies', {});
         } finally {
           sim.close();
         }
@@ -219,7 +318,8 @@ export const section: SectionDef = {
     {
       id: 'PR-11',
       spec_ref: 'M32 A3.3 step 2',
-      title: 'a hello offering only 99.0.0 → refused with protocol_unsupported_capability; descriptor stored incompatible',
+      title:
+        'a hello offering only 99.0.0 → refused with protocol_unsupported_capability; descriptor stored incompatible',
       requires: { ops: ['raw_link'] },
       async run(ctx) {
         const key = ctx.identity('impl');
@@ -231,9 +331,12 @@ export const section: SectionDef = {
         } catch (e) {
           refused = String((e as Error).message);
         }
-        if (!refused.includes('protocol_unsupported_capability')) return fail('refused: protocol_unsupported_capability', refused || 'link open', 'negotiation', {});
+        if (!refused.includes('protocol_unsupported_capability'))
+          return fail('refused: protocol_unsupported_capability', refused || 'link open', 'negotiation', {});
         const e = (await registry(ctx)).find((x) => x.descriptor.node_id === key.nodeId);
-        return e && e.compatible === false ? pass() : fail('stored, compatible=false', e ?? 'absent', 'incompatible descriptor not kept', {});
+        return e && e.compatible === false
+          ? pass()
+          : fail('stored, compatible=false', e ?? 'absent', 'incompatible descriptor not kept', {});
       },
     },
     {
@@ -243,14 +346,23 @@ export const section: SectionDef = {
       requires: { ops: ['raw_link', 'link'] },
       async run(ctx) {
         const own = (await ctx.call('protocol.version.list', {})) as any;
-        if (!own.output?.protocol_versions?.includes('3.0.0') || own.output.protocol_versions.some((v: string) => v.startsWith('3.') && v !== '3.0.0'))
+        if (
+          !own.output?.protocol_versions?.includes('3.0.0') ||
+          own.output.protocol_versions.some((v: string) => v.startsWith('3.') && v !== '3.0.0')
+        )
           return { status: 'skipped', reason: 'SUT is not on exactly 3.0.0 in major 3' };
-        for (const offer of [['3.0.0', '3.2.0'], ['2.1.0', '3.1.0']]) {
+        for (const offer of [
+          ['3.0.0', '3.2.0'],
+          ['2.1.0', '3.1.0'],
+        ]) {
           const key = ctx.identity(offer.join('+'));
           const sim = await openSim(ctx, { key, protocol_versions: offer });
-          const row = await eventually(async () => (await ctx.target.links!(0)).find((l) => l.peer === key.nodeId));
+          const row = await eventually(async () =>
+            (await ctx.target.links!(0)).find((l) => l.peer === key.nodeId),
+          );
           sim.close();
-          if (row?.agreed_version !== '3.0.0') return fail('agreed 3.0.0', row ?? 'no link', `offer ${offer.join(',')}`, {});
+          if (row?.agreed_version !== '3.0.0')
+            return fail('agreed 3.0.0', row ?? 'no link', `offer ${offer.join(',')}`, {});
         }
         return pass();
       },
@@ -262,12 +374,20 @@ export const section: SectionDef = {
       requires: { ops: ['link'], peers: 2 },
       async run(ctx) {
         await ctx.target.linkAll!();
-        for (const [i, j] of [[0, 1], [1, 0]] as const) {
-          const ok = await eventually(async () => (await registry(ctx, i)).some((e) => e.descriptor.node_id === ctx.info.peers[j]), 5000);
+        for (const [i, j] of [
+          [0, 1],
+          [1, 0],
+        ] as const) {
+          const ok = await eventually(
+            async () => (await registry(ctx, i)).some((e) => e.descriptor.node_id === ctx.info.peers[j]),
+            5000,
+          );
           if (!ok) return fail(`peer ${i} lists peer ${j}`, 'absent', 'descriptor not exchanged', {});
         }
         for (const i of [0, 1]) {
-          const n = (await ctx.target.events(i)).events.filter((e: any) => e.event_type === 'protocol.descriptor.announced' && e.author === ctx.info.peers[i]).length;
+          const n = (await ctx.target.events(i)).events.filter(
+            (e: any) => e.event_type === 'protocol.descriptor.announced' && e.author === ctx.info.peers[i],
+          ).length;
           if (n < 1) return fail('≥1 announcement', n, `peer ${i} did not announce`, {});
         }
         return pass();
@@ -276,27 +396,55 @@ export const section: SectionDef = {
     {
       id: 'PR-14',
       spec_ref: 'M32 A2.5 submit',
-      title: 'submit → signed report; signature verifies; report_cid recomputes; protocol.conformance.ran carries it',
+      title:
+        'submit → signed report; signature verifies; report_cid recomputes; protocol.conformance.ran carries it',
       async run(ctx) {
         const d = await ctx.describe();
-        const report = buildReport({ implementation: d, protocol_version: '3.0.0', seed: ctx.seed, target: { kind: ctx.target.kind, peers: 1 }, results: [], sections: [], started: 0, finished: 1 });
-        const r = expectOk(await ctx.call('protocol.conformance.report', { action: 'submit', report }), { capability: 'protocol.conformance.report', input: { action: 'submit' } });
+        const report = buildReport({
+          implementation: d,
+          protocol_version: '3.0.0',
+          seed: ctx.seed,
+          target: { kind: ctx.target.kind, peers: 1 },
+          results: [],
+          sections: [],
+          started: 0,
+          finished: 1,
+        });
+        const r = expectOk(await ctx.call('protocol.conformance.report', { action: 'submit', report }), {
+          capability: 'protocol.conformance.report',
+          input: { action: 'submit' },
+        });
         if ('bad' in r) return r.bad;
         const o = r.out;
         return all(
-          () => (verifyObj(o.report, d.node_id) ? null : fail('valid signature', o.report.signature, 'report signature', {})),
-          () => (blake3Cid(o.report) === o.report_cid ? null : fail(blake3Cid(o.report), o.report_cid, 'report_cid does not recompute', {})),
+          () =>
+            verifyObj(o.report, d.node_id)
+              ? null
+              : fail('valid signature', o.report.signature, 'report signature', {}),
+          () =>
+            blake3Cid(o.report) === o.report_cid
+              ? null
+              : fail(blake3Cid(o.report), o.report_cid, 'report_cid does not recompute', {}),
           async () =>
-            (await eventually(async () => (await ctx.target.events(0)).events.some((e: any) => e.event_type === 'protocol.conformance.ran' && e.data.report_cid === o.report_cid)))
+            (await eventually(async () =>
+              (await ctx.target.events(0)).events.some(
+                (e: any) => e.event_type === 'protocol.conformance.ran' && e.data.report_cid === o.report_cid,
+              ),
+            ))
               ? null
               : fail('protocol.conformance.ran with the CID', 'absent', 'event missing', {}),
           async () => {
             const l = await ctx.call('protocol.conformance.report', { action: 'latest' });
-            return 'output' in l && l.output.report_cid === o.report_cid ? null : fail(o.report_cid, l, 'latest differs (PR-15)', {});
+            return 'output' in l && l.output.report_cid === o.report_cid
+              ? null
+              : fail(o.report_cid, l, 'latest differs (PR-15)', {});
           },
           async () => {
             const v = await ctx.call('protocol.version.list', {});
-            return 'output' in v && (o.overall === 'fail' || o.overall === 'skipped' || v.output.suites_passed.some((s: any) => s.report_cid === o.report_cid))
+            return 'output' in v &&
+              (o.overall === 'fail' ||
+                o.overall === 'skipped' ||
+                v.output.suites_passed.some((s: any) => s.report_cid === o.report_cid))
               ? null
               : fail('suites_passed lists the report', v, 'version.list', {});
           },
@@ -306,12 +454,28 @@ export const section: SectionDef = {
     {
       id: 'PR-16',
       spec_ref: 'M32 A2.5 errors',
-      title: 'unknown protocol_version → protocol_version_unknown; suite_version "3.0" → bad_request; no such suite → protocol_suite_not_installed',
+      title:
+        'unknown protocol_version → protocol_version_unknown; suite_version "3.0" → bad_request; no such suite → protocol_suite_not_installed',
       async run(ctx) {
         return all(
-          async () => expectError(await ctx.call('protocol.conformance.report', { protocol_version: '9.9.9' }), 'protocol_version_unknown', { input: { protocol_version: '9.9.9' } }),
-          async () => expectError(await ctx.call('protocol.conformance.report', { suite_version: '3.0' }), 'bad_request', { input: { suite_version: '3.0' } }),
-          async () => expectError(await ctx.call('protocol.conformance.report', { action: 'latest', suite_version: '0.0.1' }), 'protocol_suite_not_installed', { input: { suite_version: '0.0.1' } }),
+          async () =>
+            expectError(
+              await ctx.call('protocol.conformance.report', { protocol_version: '9.9.9' }),
+              'protocol_version_unknown',
+              { input: { protocol_version: '9.9.9' } },
+            ),
+          async () =>
+            expectError(
+              await ctx.call('protocol.conformance.report', { suite_version: '3.0' }),
+              'bad_request',
+              { input: { suite_version: '3.0' } },
+            ),
+          async () =>
+            expectError(
+              await ctx.call('protocol.conformance.report', { action: 'latest', suite_version: '0.0.1' }),
+              'protocol_suite_not_installed',
+              { input: { suite_version: '0.0.1' } },
+            ),
         );
       },
     },
@@ -322,16 +486,35 @@ export const section: SectionDef = {
       requires: { ops: ['raw_link'] },
       async run(ctx) {
         const d = await ctx.describe();
-        const report = buildReport({ implementation: d, protocol_version: '3.0.0', seed: ctx.seed, target: { kind: ctx.target.kind, peers: 1 }, results: [], sections: [], started: 0, finished: 1 });
+        const report = buildReport({
+          implementation: d,
+          protocol_version: '3.0.0',
+          seed: ctx.seed,
+          target: { kind: ctx.target.kind, peers: 1 },
+          results: [],
+          sections: [],
+          started: 0,
+          finished: 1,
+        });
         const sim = await openSim(ctx, { name: 'pr17' });
         try {
-          const bad1 = expectError(await sim.call('protocol.conformance.report', { action: 'submit', report }), 'unauthorized', { caller: 'sim peer' });
+          const bad1 = expectError(
+            await sim.call('protocol.conformance.report', { action: 'submit', report }),
+            'unauthorized',
+            { caller: 'sim peer' },
+          );
           if (bad1) return bad1;
         } finally {
           sim.close();
         }
         const foreign = { ...report, node_id: ctx.identity('someone').nodeId };
-        return expectError(await ctx.call('protocol.conformance.report', { action: 'submit', report: foreign }), 'bad_request', { input: 'report.node_id of another node' }) ?? pass();
+        return (
+          expectError(
+            await ctx.call('protocol.conformance.report', { action: 'submit', report: foreign }),
+            'bad_request',
+            { input: 'report.node_id of another node' },
+          ) ?? pass()
+        );
       },
     },
     {
@@ -345,8 +528,12 @@ export const section: SectionDef = {
         try {
           const desc = simDescriptor(key, { name: 'sim-pr18' });
           let last: any = null;
-          for (let i = 0; i < 11; i++) last = await sim.call('protocol.registry.announce', { descriptor: desc });
-          return expectError(last, 'rate_limited', { capability: 'protocol.registry.announce', calls: 11 }) ?? pass();
+          for (let i = 0; i < 11; i++)
+            last = await sim.call('protocol.registry.announce', { descriptor: desc });
+          return (
+            expectError(last, 'rate_limited', { capability: 'protocol.registry.announce', calls: 11 }) ??
+            pass()
+          );
         } finally {
           sim.close();
         }

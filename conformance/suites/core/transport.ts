@@ -18,9 +18,17 @@ export const section: SectionDef = {
         for (let i = 0; i < n; i++) {
           const ok = await eventually(async () => {
             const rows = await ctx.target.links!(i);
-            return ctx.info.peers.every((p, j) => j === i || rows.some((r) => r.peer === p && r.state === 'open'));
+            return ctx.info.peers.every(
+              (p, j) => j === i || rows.some((r) => r.peer === p && r.state === 'open'),
+            );
           }, 10_000);
-          if (!ok) return fail(`peer ${i} linked to all ${n - 1} others`, await ctx.target.links!(i), 'links missing', {});
+          if (!ok)
+            return fail(
+              `peer ${i} linked to all ${n - 1} others`,
+              await ctx.target.links!(i),
+              'links missing',
+              {},
+            );
         }
         return pass();
       },
@@ -28,7 +36,7 @@ export const section: SectionDef = {
     {
       id: 'TR-02',
       spec_ref: 'core/03 remote calls',
-      title: 'a capability called on a linked peer returns that peer\'s answer (its own descriptor)',
+      title: "a capability called on a linked peer returns that peer's answer (its own descriptor)",
       requires: { ops: ['link'], peers: 2 },
       async run(ctx) {
         // peer 1's registry must hold peer 0's descriptor, learned through the link hello
@@ -37,7 +45,9 @@ export const section: SectionDef = {
           const r = await ctx.call('protocol.registry.list', {}, 1);
           return 'output' in r && r.output.entries.some((e: any) => e.descriptor.node_id === want);
         });
-        return hit ? pass() : fail(`registry of peer 1 lists ${want}`, 'absent', 'descriptor not exchanged over the link', {});
+        return hit
+          ? pass()
+          : fail(`registry of peer 1 lists ${want}`, 'absent', 'descriptor not exchanged over the link', {});
       },
     },
     {
@@ -49,7 +59,10 @@ export const section: SectionDef = {
         const own = (await ctx.target.events(0)).events.filter((e: any) => e.author === ctx.info.peers[0]);
         const last = own[own.length - 1];
         if (!last) return fail('an event on peer 0', 'none', 'nothing to gossip', {});
-        const got = await eventually(async () => (await ctx.target.events(1)).events.find((e: any) => e.event_id === last.event_id), 5000);
+        const got = await eventually(
+          async () => (await ctx.target.events(1)).events.find((e: any) => e.event_id === last.event_id),
+          5000,
+        );
         return got ? pass() : fail(`event ${last.event_id} on peer 1`, 'absent', 'event not propagated', {});
       },
     },

@@ -23,7 +23,10 @@ function moduleSection(module: string, dir: string, prefix: string, probe: strin
           await ctx.target.config!(0, { [module]: false });
           try {
             for (const cap of SEED_MODULE_CAPABILITIES[module]!) {
-              const bad = expectError(await ctx.call(cap, {}), 'experimental_disabled', { capability: cap, input: {} });
+              const bad = expectError(await ctx.call(cap, {}), 'experimental_disabled', {
+                capability: cap,
+                input: {},
+              });
               if (bad) return bad;
             }
             return pass();

@@ -3,4 +3,7 @@ import index from '../../../protocol/schemas/capabilities.index.json' with { typ
 
 export const SEED_MODULE_CAPABILITIES: Record<string, readonly string[]> = {};
 for (const c of (index as { capabilities: { name: string; module: string }[] }).capabilities)
-  ((SEED_MODULE_CAPABILITIES[c.module] as string[] | undefined) ?? (SEED_MODULE_CAPABILITIES[c.module] = [] as string[]) as string[]).push(c.name);
+  (
+    (SEED_MODULE_CAPABILITIES[c.module] as string[] | undefined) ??
+    ((SEED_MODULE_CAPABILITIES[c.module] = [] as string[]) as string[])
+  ).push(c.name);

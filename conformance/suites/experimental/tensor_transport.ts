@@ -16,7 +16,11 @@ interface Wire {
   raw: Uint8Array[];
   closed: boolean;
   next: number;
-  send(type: number, body?: Uint8Array, o?: { flags?: number; reserved?: number; seq?: number }): Promise<void>;
+  send(
+    type: number,
+    body?: Uint8Array,
+    o?: { flags?: number; reserved?: number; seq?: number },
+  ): Promise<void>;
 }
 
 async function open(ctx: CaseCtx, hello = true): Promise<Wire> {
@@ -47,7 +51,12 @@ async function open(ctx: CaseCtx, hello = true): Promise<Wire> {
         from: me,
         to: ctx.info.peers[0],
         purpose: PURPOSE,
-        negotiation: { preferred_dtype: 'fp32', compression: 'none', max_chunk_bytes: 262144, flow_window: 16 },
+        negotiation: {
+          preferred_dtype: 'fp32',
+          compression: 'none',
+          max_chunk_bytes: 262144,
+          flow_window: 16,
+        },
       }),
     );
     await eventually(async () => w.got.find((f) => f.type === T.HELLO), 2000);
@@ -61,7 +70,13 @@ const reasonOf = (f: Parsed | undefined) => (f ? new TextDecoder().decode(f.body
 /** The SUT must answer a protocol violation with a NACK naming `reason` and close the session. */
 async function expectNackClose(w: Wire, reason: string | null, repro: Record<string, unknown>) {
   const n = await eventually(async () => nackOf(w), 2000);
-  if (!n) return fail(`CONTROL_NACK${reason ? ` ${reason}` : ''}`, w.got.map((f) => f.type), 'no NACK', repro);
+  if (!n)
+    return fail(
+      `CONTROL_NACK${reason ? ` ${reason}` : ''}`,
+      w.got.map((f) => f.type),
+      'no NACK',
+      repro,
+    );
   if (reason && reasonOf(n) !== reason) return fail(reason, reasonOf(n), 'NACK reason', repro);
   const closed = await eventually(async () => w.closed, 2000);
   return closed ? pass() : fail('session closed', 'open', 'SUT kept the session after a NACK', repro);
@@ -80,12 +95,21 @@ export const section: SectionDef = {
         const w = await open(ctx);
         try {
           const h = w.got.find((f) => f.type === T.HELLO);
-          if (!h) return fail('CONTROL_HELLO', w.got.map((f) => f.type), 'no HELLO answer', {});
+          if (!h)
+            return fail(
+              'CONTROL_HELLO',
+              w.got.map((f) => f.type),
+              'no HELLO answer',
+              {},
+            );
           const body = JSON.parse(new TextDecoder().decode(h.body));
           return all(
             () => (h.version === 1 ? null : fail('0x01', h.version, 'version byte', {})),
             () => (h.reserved === 0 ? null : fail('0', h.reserved, 'reserved', {})),
-            () => (body.session_id === '01J0C0NF0RMANCE00000000000' ? null : fail('same session_id', body.session_id, 'session id', {})),
+            () =>
+              body.session_id === '01J0C0NF0RMANCE00000000000'
+                ? null
+                : fail('same session_id', body.session_id, 'session id', {}),
           );
         } finally {
           w.port.close();
@@ -105,9 +129,17 @@ export const section: SectionDef = {
           await w.send(T.DATA, dataBody(1, 2, [1, 8], data), { flags: 2 });
           await w.send(T.END, endBody(1));
           const back = await eventually(async () => w.got.find((f) => f.type === T.DATA), 3000);
-          if (!back) return fail('TENSOR_DATA back', w.got.map((f) => f.type), 'no echo', {});
+          if (!back)
+            return fail(
+              'TENSOR_DATA back',
+              w.got.map((f) => f.type),
+              'no echo',
+              {},
+            );
           const want = toHex(dataBody(1, 2, [1, 8], data));
-          return toHex(back.body) === want ? pass() : fail(want, toHex(back.body), 'echoed tensor differs', {});
+          return toHex(back.body) === want
+            ? pass()
+            : fail(want, toHex(back.body), 'echoed tensor differs', {});
         } finally {
           w.port.close();
         }
@@ -116,7 +148,8 @@ export const section: SectionDef = {
     {
       id: 'X08-02',
       spec_ref: 'X08 §3 header',
-      title: 'every SUT frame: 16-byte header, payload_length = body length, reserved and reserved flag bits 0, seq +1 per non-ACK frame (ACK carries the acked seq)',
+      title:
+        'every SUT frame: 16-byte header, payload_length = body length, reserved and reserved flag bits 0, seq +1 per non-ACK frame (ACK carries the acked seq)',
       requires: { ops: ['x08_accept'] },
       async run(ctx) {
         const w = await open(ctx);
@@ -127,10 +160,17 @@ export const section: SectionDef = {
           await eventually(async () => w.got.some((f) => f.type === T.PONG), 2000);
           let last = 0;
           for (const f of w.got) {
-            if (f.length !== f.body.length) return fail(String(f.body.length), f.length, 'payload_length', { frames_hex: w.raw.map(toHex) });
-            if (f.reserved !== 0 || (f.flags & 0xfffffff0) !== 0) return fail('0', [f.reserved, f.flags], 'reserved bits', {});
+            if (f.length !== f.body.length)
+              return fail(String(f.body.length), f.length, 'payload_length', {
+                frames_hex: w.raw.map(toHex),
+              });
+            if (f.reserved !== 0 || (f.flags & 0xfffffff0) !== 0)
+              return fail('0', [f.reserved, f.flags], 'reserved bits', {});
             if (f.type === T.ACK) continue; // ACK takes no seq (X08 digest A3.4)
-            if (f.seq !== last + 1) return fail(String(last + 1), f.seq, `seq of frame type ${f.type}`, { frames_hex: w.raw.map(toHex) });
+            if (f.seq !== last + 1)
+              return fail(String(last + 1), f.seq, `seq of frame type ${f.type}`, {
+                frames_hex: w.raw.map(toHex),
+              });
             last = f.seq;
           }
           return pass();
@@ -184,8 +224,16 @@ export const section: SectionDef = {
           const nonce = ctx.bytes('nonce', 8);
           await w.send(T.PING, nonce);
           const p = await eventually(async () => w.got.find((f) => f.type === T.PONG), 1000);
-          if (!p) return fail('PONG', w.got.map((f) => f.type), 'no PONG within 1 s', {});
-          return toHex(p.body) === toHex(nonce) ? pass() : fail(toHex(nonce), toHex(p.body), 'nonce not echoed', {});
+          if (!p)
+            return fail(
+              'PONG',
+              w.got.map((f) => f.type),
+              'no PONG within 1 s',
+              {},
+            );
+          return toHex(p.body) === toHex(nonce)
+            ? pass()
+            : fail(toHex(nonce), toHex(p.body), 'nonce not echoed', {});
         } finally {
           w.port.close();
         }
