@@ -229,7 +229,7 @@ describe('event sync between peers', () => {
     expect(a.hashes.length).toBe(10_000 + 1); // + community.created
     expect(a.heads).toEqual(b.heads);
     expect(await A.events.sync(B.id)).toEqual({ sent: 0, received: 0 });
-  }, 180_000);
+  }, 300_000);
   it('a tampered event in a sync batch is rejected and leaves both logs unchanged', async () => {
     const A = await createNode({ seed: seedOf(31) });
     const B = await createNode({ config: { community: { community_id: A.id } } });
