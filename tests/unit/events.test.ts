@@ -218,7 +218,7 @@ describe('event sync between peers', () => {
     await link(A, B); // the link's first act is a sync in both directions
     await expect
       .poll(async () => (await A.events.count()) + (await B.events.count()), {
-        timeout: 120_000,
+        timeout: 270_000,
         interval: 500,
       })
       .toBe(2 * 10_001);
