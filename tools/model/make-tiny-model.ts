@@ -1,6 +1,7 @@
 /**
  * `npm run make-tiny-model -- --out DIR [--layers N] [--hidden E] [--heads H] [--kv-heads K]
- *   [--head-dim D] [--intermediate I] [--ctx T] [--seed S] [--model-id ID] [--fused]`
+ *   [--head-dim D] [--intermediate I] [--ctx T] [--seed S] [--model-id ID] [--fused]
+ *   [--quantized [--block-size 16|32]]`
  *
  * Writes DIR/model.onnx (Llama-style decoder with KV cache, deterministic seeded weights),
  * DIR/config.json, DIR/tokenizer.json and DIR/tokenizer_config.json.
@@ -24,7 +25,7 @@ const FLAGS: Record<string, keyof TinyConfig> = {
 
 function usage(): never {
   process.stderr.write(
-    `usage: make-tiny-model --out DIR [${Object.keys(FLAGS).join(' N] [')} N] [--model-id ID] [--fused]\n`,
+    `usage: make-tiny-model --out DIR [${Object.keys(FLAGS).join(' N] [')} N] [--model-id ID] [--fused] [--quantized [--block-size 16|32]]\n`,
   );
   process.exit(64);
 }
@@ -36,7 +37,12 @@ export function parseArgs(argv: string[]): { out: string; over: Partial<TinyConf
     const a = argv[i]!;
     if (a === '--out') out = argv[++i];
     else if (a === '--fused') over['fused'] = true;
-    else if (a === '--model-id') over['model_id'] = argv[++i];
+    else if (a === '--quantized') over['quantized'] = true;
+    else if (a === '--block-size') {
+      const v = Number(argv[++i]);
+      if (v !== 16 && v !== 32) throw new Error('--block-size must be 16 or 32');
+      over['quant_block_size'] = v;
+    } else if (a === '--model-id') over['model_id'] = argv[++i];
     else if (FLAGS[a]) {
       const v = Number(argv[++i]);
       if (!Number.isInteger(v)) throw new Error(`${a} needs an integer`);
@@ -53,6 +59,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
   const c = m.config;
   process.stdout.write(
     `wrote ${m.modelPath} (${m.bytes} bytes, sha256 ${m.sha256}): ${c.num_hidden_layers} layers, E ${c.hidden_size}, ` +
-      `heads ${c.num_attention_heads}/${c.num_key_value_heads}, D ${c.head_dim}, vocab ${c.vocab_size}, ctx ${c.max_position_embeddings}${c.fused ? ', fused ops' : ''}\n`,
+      `heads ${c.num_attention_heads}/${c.num_key_value_heads}, D ${c.head_dim}, vocab ${c.vocab_size}, ctx ${c.max_position_embeddings}${c.fused ? ', fused ops' : ''}` +
+      `${c.quantized ? `, int4 MatMulNBits/GatherBlockQuantized (block ${c.quant_block_size})` : ''}\n`,
   );
 }

@@ -1,7 +1,8 @@
 /**
  * Plain TypeScript float64 forward pass of the tiny decoder: the test oracle for the generated
  * ONNX graph (both variants compute the same function). Weights are the generator's float32 values
- * widened to float64; every intermediate is float64. Batch size 1, no padding.
+ * widened to float64; every intermediate is float64. Batch size 1, no padding. For a quantized
+ * model pass the dequantized weights (`effectiveWeights` in quant.ts, or `writeTinyModel().weights`).
  */
 import type { TinyConfig, TinyWeights } from './tiny-weights.js';
 

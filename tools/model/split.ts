@@ -265,15 +265,20 @@ export function analyse(model: Model, opts: { hiddenSize?: number } = {}): Ctx &
   let hiddenSize = opts.hiddenSize;
   if (!hiddenSize) {
     for (const c of consumers.get('input_ids') ?? []) {
-      if (c.opType === 'Gather') {
-        const w = inits.get(c.input[0] ?? '');
-        if (w?.dims?.length === 2) hiddenSize = w.dims[1];
+      const w = inits.get(c.input[0] ?? '');
+      if (w?.dims?.length !== 2) continue;
+      if (c.opType === 'Gather') hiddenSize = w.dims[1];
+      else if (c.opType === 'GatherBlockQuantized' && (getAttr(c, 'quantize_axis')?.i ?? 1) === 1) {
+        // int4 exports: uint8 data packs 8/bits values per byte along the quantized (last) axis
+        const bits = getAttr(c, 'bits')?.i ?? 4;
+        const d = w.dims[1]!;
+        hiddenSize = w.dataType === DataType.UINT8 ? d * (8 / bits) : d;
       }
     }
   }
   if (!hiddenSize)
     throw new SplitError(
-      'cannot infer hidden_size: no Gather embedding on input_ids; pass config.json (hidden_size)',
+      'cannot infer hidden_size: no Gather / GatherBlockQuantized embedding on input_ids; pass config.json (hidden_size)',
     );
 
   const ctx: Ctx = {

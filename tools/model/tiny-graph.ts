@@ -11,6 +11,9 @@
  *  - fused (`--fused`, like the onnxruntime-genai builder): SimplifiedLayerNormalization,
  *    SkipSimplifiedLayerNormalization (so the residual stream is never a single tensor at a layer
  *    boundary), com.microsoft RotaryEmbedding and GroupQueryAttention.
+ * Orthogonal to both, `--quantized` (like an onnxruntime-genai int4 export) stores every linear layer
+ * (q/k/v/o, gate/up/down, lm_head) as a com.microsoft MatMulNBits (4-bit, block size 16 or 32,
+ * scales + zero points) and the embedding as a com.microsoft GatherBlockQuantized; see quant.ts.
  */
 import {
   DataType,
@@ -24,6 +27,7 @@ import {
   type OnnxNode,
   type TensorProto,
 } from './onnx.js';
+import { quantizeTinyWeights, type GatherBlockQuantizedWeights, type MatMulNBitsWeights } from './quant.js';
 import { makeWeights, type TinyConfig, type TinyWeights } from './tiny-weights.js';
 
 class GraphBuilder {
@@ -67,6 +71,49 @@ class GraphBuilder {
   f32(name: string, dims: number[], data: Float32Array): string {
     this.inits.push(tensorFromFloat32(name, dims, data));
     return name;
+  }
+  u8(name: string, dims: number[], data: Uint8Array): string {
+    this.inits.push({ name, dims, dataType: DataType.UINT8, rawData: data.slice() });
+    return name;
+  }
+  /**
+   * y = x @ W: a MatMul on the float32 initializer named `w`, or a MatMulNBits on the 4-bit
+   * initializers `<base>.qweight|scales|qzeros` when `w` is quantized.
+   */
+  linear(
+    p: string,
+    x: string,
+    w: string | { base: string; q: MatMulNBitsWeights },
+    outputs?: string[],
+  ): string {
+    const opts = outputs ? { outputs } : {};
+    if (typeof w === 'string') return this.op(`${p}/MatMul`, 'MatMul', [x, w], {}, opts)[0]!;
+    const { base, q } = w;
+    const nb = q.K / q.blockSize;
+    const b = this.u8(`${base}.qweight`, [q.N, nb, q.blockSize / 2], q.b);
+    const sc = this.f32(`${base}.scales`, [q.N * nb], q.scales);
+    const zp = this.u8(`${base}.qzeros`, [q.zeroPoints.length], q.zeroPoints);
+    return this.op(
+      `${p}/MatMulNBits`,
+      'MatMulNBits',
+      [x, b, sc, zp],
+      { K: q.K, N: q.N, bits: 4, block_size: q.blockSize, accuracy_level: 0 },
+      { ...opts, domain: 'com.microsoft' },
+    )[0]!;
+  }
+  gatherBlockQuantized(p: string, ids: string, weightName: string, q: GatherBlockQuantizedWeights): string {
+    const base = weightName.replace(/\.weight$/, '');
+    const nb = q.E / q.blockSize;
+    const data = this.u8(`${base}.qweight`, [q.V, q.E / 2], q.data);
+    const sc = this.f32(`${base}.scales`, [q.V, nb], q.scales);
+    const zp = this.u8(`${base}.qzeros`, [q.V, Math.ceil(nb / 2)], q.zeroPoints);
+    return this.op1(
+      `${p}/GatherBlockQuantized`,
+      'GatherBlockQuantized',
+      [data, ids, sc, zp],
+      { gather_axis: 0, quantize_axis: 1, block_size: q.blockSize, bits: 4 },
+      'com.microsoft',
+    );
   }
   i64(values: number[], dims?: number[]): string {
     const name = `/model/constants/i64_${this.constCount++}`;
@@ -115,8 +162,15 @@ export function buildTinyModel(c: TinyConfig, w: TinyWeights = makeWeights(c)): 
   const V = c.vocab_size;
   const L = c.num_hidden_layers;
 
-  const embed = g.f32('model.embed_tokens.weight', [V, E], w.embed);
-  let hidden = g.op1('/model/embed_tokens/Gather', 'Gather', [embed, 'input_ids'], { axis: 0 });
+  const qw = c.quantized ? quantizeTinyWeights(c, w) : undefined;
+  let hidden = qw
+    ? g.gatherBlockQuantized('/model/embed_tokens', 'input_ids', 'model.embed_tokens.weight', qw.embed)
+    : g.op1(
+        '/model/embed_tokens/Gather',
+        'Gather',
+        [g.f32('model.embed_tokens.weight', [V, E], w.embed), 'input_ids'],
+        { axis: 0 },
+      );
 
   // ---- shared (computed once, used by every layer) ----
   let cos = '';
@@ -184,13 +238,18 @@ export function buildTinyModel(c: TinyConfig, w: TinyWeights = makeWeights(c)): 
     const pre = `model.layers.${l}`;
     const inNorm = g.f32(`${pre}.input_layernorm.weight`, [E], lw.input_norm);
     const postNorm = g.f32(`${pre}.post_attention_layernorm.weight`, [E], lw.post_norm);
-    const wq = g.f32(`${pre}.self_attn.q_proj.weight`, [E, H * D], lw.wq);
-    const wk = g.f32(`${pre}.self_attn.k_proj.weight`, [E, Hkv * D], lw.wk);
-    const wv = g.f32(`${pre}.self_attn.v_proj.weight`, [E, Hkv * D], lw.wv);
-    const wo = g.f32(`${pre}.self_attn.o_proj.weight`, [H * D, E], lw.wo);
-    const wg = g.f32(`${pre}.mlp.gate_proj.weight`, [E, I], lw.w_gate);
-    const wu = g.f32(`${pre}.mlp.up_proj.weight`, [E, I], lw.w_up);
-    const wd = g.f32(`${pre}.mlp.down_proj.weight`, [I, E], lw.w_down);
+    const ql = qw?.layers[l];
+    // float path: initializers created here, in the same order as before quantization existed
+    type Lin = string | { base: string; q: MatMulNBitsWeights };
+    const lin = (name: string, dims: [number, number], f: Float32Array, q?: MatMulNBitsWeights): Lin =>
+      q ? { base: `${pre}.${name}`, q } : g.f32(`${pre}.${name}.weight`, dims, f);
+    const wq = lin('self_attn.q_proj', [E, H * D], lw.wq, ql?.wq);
+    const wk = lin('self_attn.k_proj', [E, Hkv * D], lw.wk, ql?.wk);
+    const wv = lin('self_attn.v_proj', [E, Hkv * D], lw.wv, ql?.wv);
+    const wo = lin('self_attn.o_proj', [H * D, E], lw.wo, ql?.wo);
+    const wg = lin('mlp.gate_proj', [E, I], lw.w_gate, ql?.w_gate);
+    const wu = lin('mlp.up_proj', [E, I], lw.w_up, ql?.w_up);
+    const wd = lin('mlp.down_proj', [I, E], lw.w_down, ql?.w_down);
     const pastK = `past_key_values.${l}.key`;
     const pastV = `past_key_values.${l}.value`;
     const presK = `present.${l}.key`;
@@ -220,9 +279,9 @@ export function buildTinyModel(c: TinyConfig, w: TinyWeights = makeWeights(c)): 
       hidden = outs[3]!;
     }
 
-    const q = g.op1(`${p}/self_attn/q_proj/MatMul`, 'MatMul', [xn, wq]);
-    const k = g.op1(`${p}/self_attn/k_proj/MatMul`, 'MatMul', [xn, wk]);
-    const v = g.op1(`${p}/self_attn/v_proj/MatMul`, 'MatMul', [xn, wv]);
+    const q = g.linear(`${p}/self_attn/q_proj`, xn, wq);
+    const k = g.linear(`${p}/self_attn/k_proj`, xn, wk);
+    const v = g.linear(`${p}/self_attn/v_proj`, xn, wv);
     let attnFlat: string; // [B,S,H*D]
     if (!c.fused) {
       const qh = g.op1(`${p}/self_attn/Reshape`, 'Reshape', [q, g.i64([0, 0, H, D])]);
@@ -277,7 +336,7 @@ export function buildTinyModel(c: TinyConfig, w: TinyWeights = makeWeights(c)): 
         { outputs: [`${p}/self_attn/GroupQueryAttention/output_0`, presK, presV], domain: 'com.microsoft' },
       )[0]!;
     }
-    const o = g.op1(`${p}/self_attn/o_proj/MatMul`, 'MatMul', [attnFlat, wo]);
+    const o = g.linear(`${p}/self_attn/o_proj`, attnFlat, wo);
 
     let xn2: string;
     if (!c.fused) {
@@ -302,12 +361,12 @@ export function buildTinyModel(c: TinyConfig, w: TinyWeights = makeWeights(c)): 
       xn2 = outs[0]!;
       hidden = outs[3]!;
     }
-    const gate = g.op1(`${p}/mlp/gate_proj/MatMul`, 'MatMul', [xn2, wg]);
+    const gate = g.linear(`${p}/mlp/gate_proj`, xn2, wg);
     const sig = g.op1(`${p}/mlp/act_fn/Sigmoid`, 'Sigmoid', [gate]);
     const silu = g.op1(`${p}/mlp/act_fn/Mul`, 'Mul', [gate, sig]);
-    const up = g.op1(`${p}/mlp/up_proj/MatMul`, 'MatMul', [xn2, wu]);
+    const up = g.linear(`${p}/mlp/up_proj`, xn2, wu);
     const prod = g.op1(`${p}/mlp/Mul`, 'Mul', [silu, up]);
-    const down = g.op1(`${p}/mlp/down_proj/MatMul`, 'MatMul', [prod, wd]);
+    const down = g.linear(`${p}/mlp/down_proj`, prod, wd);
     if (!c.fused) hidden = g.op1(`${p}/residual_add_1/Add`, 'Add', [hidden, down]);
     else skip = down;
   }
@@ -323,8 +382,8 @@ export function buildTinyModel(c: TinyConfig, w: TinyWeights = makeWeights(c)): 
       { epsilon: { float: c.rms_norm_eps } },
       { outputs: ['/model/norm/output_0'], domain: 'com.microsoft' },
     )[0]!;
-  const lm = g.f32('lm_head.weight', [E, V], w.lm_head);
-  g.op('/lm_head/MatMul', 'MatMul', [normed, lm], {}, { outputs: ['logits'] });
+  const lm = qw ? { base: 'lm_head', q: qw.lm_head } : g.f32('lm_head.weight', [E, V], w.lm_head);
+  g.linear('/lm_head', normed, lm, ['logits']);
 
   const inputs = [
     valueInfo('input_ids', DataType.INT64, ['batch_size', 'sequence_length']),
@@ -348,7 +407,7 @@ export function buildTinyModel(c: TinyConfig, w: TinyWeights = makeWeights(c)): 
     }
   }
   const opsetImport = [{ domain: '', version: 17 }];
-  if (c.fused) opsetImport.push({ domain: 'com.microsoft', version: 1 });
+  if (c.fused || c.quantized) opsetImport.push({ domain: 'com.microsoft', version: 1 });
   return {
     irVersion: 8,
     opsetImport,

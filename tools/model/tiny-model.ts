@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { buildTinyModel } from './tiny-graph.js';
 import { encodeModel } from './onnx.js';
+import { effectiveWeights } from './quant.js';
 import {
   DEFAULT_TINY,
   makeWeights,
@@ -110,13 +111,22 @@ export function hfConfig(c: TinyConfig): Record<string, unknown> {
     pad_token_id: 256 + SPECIAL_TOKENS.indexOf('<|endoftext|>'),
     torch_dtype: 'float32',
     _name_or_path: c.model_id,
-    hearthnet: { generator: 'make-tiny-model/1', seed: c.seed, fused: c.fused },
+    hearthnet: {
+      generator: 'make-tiny-model/1',
+      seed: c.seed,
+      fused: c.fused,
+      ...(c.quantized ? { quantized: { bits: 4, block_size: c.quant_block_size } } : {}),
+    },
   };
 }
 
 /** Reads a TinyConfig back from the config.json this module writes. */
 export function tinyConfigFromHf(j: Record<string, unknown>): TinyConfig {
-  const hn = (j['hearthnet'] ?? {}) as { seed?: number; fused?: boolean };
+  const hn = (j['hearthnet'] ?? {}) as {
+    seed?: number;
+    fused?: boolean;
+    quantized?: { bits?: number; block_size?: number };
+  };
   const num = (k: string): number => {
     const v = j[k];
     if (typeof v !== 'number') throw new Error(`config.json: ${k} missing`);
@@ -136,6 +146,8 @@ export function tinyConfigFromHf(j: Record<string, unknown>): TinyConfig {
     rope_theta: num('rope_theta'),
     seed: hn.seed ?? DEFAULT_TINY.seed,
     fused: hn.fused ?? false,
+    quantized: hn.quantized !== undefined,
+    quant_block_size: hn.quantized?.block_size ?? DEFAULT_TINY.quant_block_size,
   };
 }
 
@@ -151,6 +163,7 @@ export interface WrittenTinyModel {
   dir: string;
   modelPath: string;
   config: TinyConfig;
+  /** The weights the graph computes with (dequantized values when `config.quantized`). */
   weights: TinyWeights;
   sha256: string;
   bytes: number;
@@ -158,8 +171,9 @@ export interface WrittenTinyModel {
 
 export function writeTinyModel(dir: string, over: Partial<TinyConfig> = {}): WrittenTinyModel {
   const config = tinyConfig(over);
-  const weights = makeWeights(config);
-  const bytes = encodeModel(buildTinyModel(config, weights));
+  const raw = makeWeights(config);
+  const bytes = encodeModel(buildTinyModel(config, raw));
+  const weights = effectiveWeights(config, raw);
   mkdirSync(dir, { recursive: true });
   const modelPath = join(dir, 'model.onnx');
   writeFileSync(modelPath, bytes);

@@ -21,6 +21,14 @@ export interface TinyConfig {
   seed: number;
   /** Emit com.microsoft fused operators (SkipSimplifiedLayerNormalization, RotaryEmbedding, GroupQueryAttention). */
   fused: boolean;
+  /**
+   * Store the linear-layer weights (q/k/v/o, gate/up/down, lm_head) as 4-bit block-quantized
+   * com.microsoft MatMulNBits and the embedding as GatherBlockQuantized (onnxruntime-genai int4
+   * layout, asymmetric, with scales and zero points); see quant.ts.
+   */
+  quantized: boolean;
+  /** Quantization block size along the reduction axis (16 or 32); used when `quantized`. */
+  quant_block_size: number;
 }
 
 export const DEFAULT_TINY: TinyConfig = {
@@ -37,6 +45,8 @@ export const DEFAULT_TINY: TinyConfig = {
   rope_theta: 10000,
   seed: 42,
   fused: false,
+  quantized: false,
+  quant_block_size: 32,
 };
 
 export interface LayerWeights {
@@ -89,6 +99,17 @@ export function validateConfig(c: TinyConfig): void {
   if (c.num_attention_heads % c.num_key_value_heads !== 0)
     throw new Error('num_attention_heads must be a multiple of num_key_value_heads');
   if (c.head_dim % 2 !== 0) throw new Error('head_dim must be even (rotary halves)');
+  if (c.quantized) {
+    const bs = c.quant_block_size;
+    if (bs !== 16 && bs !== 32) throw new Error('quant_block_size must be 16 or 32');
+    const ks: [string, number][] = [
+      ['hidden_size', c.hidden_size],
+      ['num_attention_heads·head_dim', c.num_attention_heads * c.head_dim],
+      ['intermediate_size', c.intermediate_size],
+    ];
+    for (const [k, v] of ks)
+      if (v % bs !== 0) throw new Error(`quantized: ${k} (${v}) must be a multiple of the block size ${bs}`);
+  }
 }
 
 /**
