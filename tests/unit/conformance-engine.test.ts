@@ -27,7 +27,13 @@ describe('X09 conformance suite, in-process target', () => {
     expect(r.report.seed).toBe('0xC0FFEE');
     for (const s of ['core/identity', 'core/events', 'core/bus', 'core/transport', 'core/protocol'])
       expect(r.report.sections[s].status, s).toBe('pass');
-    expect(r.report.sections['experimental/tensor_transport'].status).toBe('pass');
+    // X08: every case runs; only the [clk] cases (no clock op) and X08-12 (the SUT ACKs before an
+    // overrun can be produced) may skip, each with a reason — none fails
+    const x08 = r.report.sections['experimental/tensor_transport'];
+    expect(x08.failed).toBe(0);
+    expect(x08.passed).toBeGreaterThanOrEqual(18);
+    for (const c of x08.cases.filter((c: any) => c.status === 'skipped'))
+      expect(['X08-12', 'X08-16', 'X08-21'], c.reason).toContain(c.id);
     // modules that are not built: whole section skipped, never passed
     for (const m of ['moe', 'fedlearn', 'lora', 'evidence', 'civdef', 'distributed_inference']) {
       const s = r.report.sections[`experimental/${m}`];

@@ -32,7 +32,13 @@ describe('X09 url target (harness protocol v1)', () => {
       expect(r.report.target.kind).toBe('url');
       // raw_link and x08_accept go over WebSockets: those sections run, not skip
       expect(r.report.sections['core/protocol'].skipped).toBe(0);
-      expect(r.report.sections['experimental/tensor_transport'].status).toBe('pass');
+      // X08: every case runs; only the [clk] cases (no clock op) and X08-12 (the SUT ACKs before an
+      // overrun can be produced) may skip, each with a reason — none fails
+      const x08 = r.report.sections['experimental/tensor_transport'];
+      expect(x08.failed).toBe(0);
+      expect(x08.passed).toBeGreaterThanOrEqual(18);
+      for (const c of x08.cases.filter((c: any) => c.status === 'skipped'))
+        expect(['X08-12', 'X08-16', 'X08-21'], c.reason).toContain(c.id);
       expect(r.report.totals.passed).toBeGreaterThanOrEqual(40);
     } finally {
       await target.close();

@@ -8,8 +8,8 @@
  * strings so nothing the TypeScript loader injects (helpers like `__name`) can leak into the page.
  * `raw_link` is a byte pipe bridged through Playwright: the sim peer speaks the link protocol in
  * Node, the page's node runs its side of the handshake on a BytePort whose bytes cross
- * `exposeFunction` / `evaluate`. `x08_accept` needs TensorSession, which the page does not expose:
- * cases that need it are skipped (harness_op_unavailable), never passed.
+ * `exposeFunction` / `evaluate`. `x08_accept` runs `TensorSession.accept` in the page on such a bridged
+ * port; the page reaches the class through a session it opens with `window.hearthnet.tensors` (N ≥ 2).
  */
 import { chromium, type Browser, type Page } from '@playwright/test';
 import { spawnSync } from 'node:child_process';
@@ -36,7 +36,7 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--no-first-run',
 ];
-export const BROWSER_OPS = ['call', 'events', 'reset', 'link', 'config', 'raw_link'];
+export const BROWSER_OPS = ['call', 'events', 'reset', 'link', 'config', 'raw_link', 'x08_accept'];
 /** the harness baseline: every experimental flag off, protocol on */
 const EXPERIMENTAL = ['distributed_llm', 'moe', 'fedlearn', 'lora', 'evidence', 'civdef', 'tensor_transport'];
 
@@ -103,8 +103,8 @@ const wipeJs = (patch: unknown) => `(async () => {
   return stores;
 })()`;
 
-/** open a BytePort bridged to Node (raw_link) and hand it to the node as a fresh peer link */
-const rawOpenJs = (id: number) => `(() => {
+/** in-page source of a BytePort bridged to Node (`window.__hnRaw[id]`), bound to `port` */
+const bridgePortJs = (id: number, maxMessageBytes: number) => `
   const id = ${id};
   const raw = (window.__hnRaw ||= {});
   const enc = (u8) => { let s = ''; for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode.apply(null, u8.subarray(i, i + 0x8000)); return btoa(s); };
@@ -113,7 +113,7 @@ const rawOpenJs = (id: number) => `(() => {
   const shut = (reason) => { if (closed) return false; closed = true; for (const cb of closeCbs) cb(reason); return true; };
   const port = {
     get closed() { return closed; },
-    maxMessageBytes: 256 * 1024,
+    maxMessageBytes: ${maxMessageBytes},
     send(msg) {
       if (closed) return Promise.reject(Object.assign(new Error('port closed'), { code: 'closed' }));
       const b = enc(msg);
@@ -127,8 +127,72 @@ const rawOpenJs = (id: number) => `(() => {
   raw[id] = {
     deliver(b) { if (closed) return; const m = dec(b); if (recv) recv(m); else pending.push(m); },
     remoteClose(reason) { shut(reason); },
-  };
+  };`;
+
+/** open a BytePort bridged to Node (raw_link) and hand it to the node as a fresh peer link */
+const rawOpenJs = (id: number) => `(() => {${bridgePortJs(id, 256 * 1024)}
   window.hearthnet.connect(port, { transport: 'memory' }).catch(() => undefined);
+})()`;
+
+/** the X08 capability a helper peer serves so the SUT peer can get hold of the page's TensorSession class */
+const X08_BOOT_CAP = 'llm.conformance_x08.connect@1.0';
+const X08_BOOT_PURPOSE = 'conformance.x08.boot';
+
+/** tensor_transport on (through `enable`), relayed links allowed (the mesh may relay) */
+const X08_ENABLE_JS = `(async () => {
+  const n = window.hearthnet;
+  await n.enable('tensor_transport');
+  await n.setConfig({ tensor_transport: { allow_relayed: true } });
+})()`;
+
+/** helper peer: serve the boot capability through node.tensors (once per page load) */
+const X08_SERVE_JS = `(() => {
+  const n = window.hearthnet;
+  if (window.__hnX08Served) return;
+  n.bus.register({
+    descriptor: {
+      name: ${JSON.stringify(X08_BOOT_CAP.split('@')[0])}, version: [1, 0], stability: 'experimental', module: 'core',
+      request_schema: { type: 'object' }, response_schema: null, stream_schema: null,
+      max_concurrent: 16, trust_required: 'member', timeout_seconds: 30, idempotent: false,
+    },
+    handler: async (_input, ctx) =>
+      n.tensors.authorise({ caller: ctx.caller, capability: ${JSON.stringify(X08_BOOT_CAP)}, purpose: ${JSON.stringify(X08_BOOT_PURPOSE)} }),
+  });
+  n.tensors.onSession(${JSON.stringify(X08_BOOT_PURPOSE)}, (s) => s.close('done'));
+  window.__hnX08Served = true;
+})()`;
+
+/** SUT peer: open one session through node.tensors to learn the page's TensorSession class, then close it */
+const x08BootJs = (helper: string) => `(async () => {
+  if (window.__hnTS) return true;
+  const s = await window.hearthnet.tensors.open(${JSON.stringify(helper)}, { capability: ${JSON.stringify(X08_BOOT_CAP)}, purpose: ${JSON.stringify(X08_BOOT_PURPOSE)} });
+  window.__hnTS = s.constructor;
+  s.close('done');
+  return typeof window.__hnTS.accept === 'function';
+})()`;
+
+/** what an X08 channel of a link carries per message (engine/net/frames.ts X08_CAP) */
+const X08_PORT_BYTES = 1024 * 1024 + 64 * 1024;
+
+/** SUT peer: an X08 responder on a bridged port accepting `purpose` with `token`, echoing every tensor */
+const x08AcceptJs = (
+  id: number,
+  o: { purpose: string; token: string; local: string },
+) => `(() => {${bridgePortJs(id, X08_PORT_BYTES)}
+  const o = ${JSON.stringify(o)};
+  window.__hnTS.accept(port, {
+    local: window.hearthnet.id,
+    peer: o.local,
+    expectedPurpose: o.purpose,
+    validateToken: (tok) => {
+      if (tok !== o.token) throw Object.assign(new Error('bad token'), { code: 'token_invalid' });
+    },
+  }).then(async (s) => {
+    while (true) {
+      const r = await s.recvTensor();
+      await s.sendTensor(r.tensorId, r.tensor);
+    }
+  }).catch(() => undefined);
 })()`;
 
 // ---------- the target ----------
@@ -259,7 +323,8 @@ export class BrowserTarget implements Target {
       test_mode: true,
       peers: this.ids,
       community_id: this.community,
-      ops: BROWSER_OPS,
+      // x08_accept borrows a second peer to reach the page's TensorSession class
+      ops: this.peerList.length >= 2 ? BROWSER_OPS : BROWSER_OPS.filter((o) => o !== 'x08_accept'),
       deterministic: false,
       browser: { name: 'chromium', version: this.browserVersion },
     });
@@ -319,7 +384,11 @@ export class BrowserTarget implements Target {
       await page.evaluate(`window.hearthnet.${on ? 'enable' : 'disable'}(${JSON.stringify(m)})`);
   }
 
-  async rawLink(peer: number): Promise<RawPort> {
+  private async bridge(
+    peer: number,
+    openJs: (id: number) => string,
+    maxMessageBytes?: number,
+  ): Promise<RawPort> {
     const page = this.page(peer);
     const id = this.nextRaw++;
     const into = (fn: string, arg: string) =>
@@ -329,10 +398,34 @@ export class BrowserTarget implements Target {
     const port = new BridgePort({
       out: (msg) => into('deliver', Buffer.from(msg).toString('base64')),
       close: (reason) => into('remoteClose', reason),
+      ...(maxMessageBytes ? { maxMessageBytes } : {}),
     });
     this.raws.set(id, port);
-    await page.evaluate(rawOpenJs(id));
+    await page.evaluate(openJs(id));
     return port;
+  }
+
+  async rawLink(peer: number): Promise<RawPort> {
+    return this.bridge(peer, rawOpenJs);
+  }
+
+  /**
+   * `x08_accept`: the page runs `TensorSession.accept` on a bridged port. The page exposes no
+   * TensorSession, so the SUT peer first opens one session through `node.tensors` to a helper peer
+   * (which serves it with `authorise`) and keeps that session's class.
+   */
+  async x08Accept(peer: number, o: { purpose: string; token: string; local: string }): Promise<RawPort> {
+    const page = this.page(peer);
+    const hi = (peer + 1) % this.peerList.length;
+    if (hi === peer) throw new Error('x08_accept needs a second browser peer');
+    const helper = this.page(hi);
+    if (!(await page.evaluate('!!window.__hnTS'))) {
+      await Promise.all([page.evaluate(X08_ENABLE_JS), helper.evaluate(X08_ENABLE_JS)]);
+      await helper.evaluate(X08_SERVE_JS);
+      if (!(await page.evaluate(x08BootJs(this.ids[hi]!))))
+        throw new Error('the page has no TensorSession.accept');
+    }
+    return this.bridge(peer, (id) => x08AcceptJs(id, viaJson(o)), X08_PORT_BYTES);
   }
 
   async close(): Promise<void> {
