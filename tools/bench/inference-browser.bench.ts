@@ -11,13 +11,10 @@
  * 64 tokens from a chat prompt after a warm-up, the same protocol as inference.bench.ts.
  * The app is built into a scratch folder (never `app/dist`, which other runs serve).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type Browser } from '@playwright/test';
-import { createRelay } from '../../relay/server.js';
+import { serveBuiltApp, type BuiltApp } from './built-app.js';
 import type { BenchFilter } from './run.js';
 
 export const names = ['inference.local_tokens_per_s_webgpu', 'inference.browser_tokens_per_s_wasm'];
@@ -43,33 +40,13 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     ensureDemoModel(o: { root: string }): Promise<{ dir: string }>;
   };
   await ensureDemoModel({ root: ROOT });
-  const dist = mkdtempSync(join(tmpdir(), 'hn-inference-bench-'));
   let browser: Browser | null = null;
-  let relay: Awaited<ReturnType<typeof createRelay>> | null = null;
+  let app: BuiltApp | null = null;
   try {
-    execFileSync(
-      process.execPath,
-      [
-        join(ROOT, 'node_modules/vite/bin/vite.js'),
-        'build',
-        '--outDir',
-        dist,
-        '--emptyOutDir',
-        '--logLevel',
-        'error',
-      ],
-      { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
-    );
-    relay = await createRelay({
-      host: '127.0.0.1',
-      port: 0,
-      staticDir: dist,
-      modelsDir: join(ROOT, 'models'),
-      log: () => {},
-    });
+    app = await serveBuiltApp({ models: true });
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
     const page = await browser.newPage();
-    await page.goto(relay.url);
+    await page.goto(app.url);
     await page.waitForFunction(() => window.hearthnetReady === true || !!window.hearthnetBootError, null, {
       timeout: 60_000,
     });
@@ -112,7 +89,6 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     return out;
   } finally {
     await browser?.close();
-    await relay?.close();
-    rmSync(dist, { recursive: true, force: true });
+    await app?.close();
   }
 }

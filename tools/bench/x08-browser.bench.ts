@@ -17,13 +17,8 @@
  *
  * The app is built into a scratch folder (never `app/dist`, which other runs serve). Never logs tensor bytes.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from '@playwright/test';
-import { createRelay } from '../../relay/server.js';
+import { serveBuiltApp, type BuiltApp } from './built-app.js';
 import type { BenchFilter } from './run.js';
 
 export const names = [
@@ -34,7 +29,6 @@ export const names = [
   'x08.raw_datachannel_hop_ms_p95',
 ];
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const ARGS = [
   '--no-sandbox',
   '--disable-background-networking',
@@ -271,29 +265,15 @@ async function until(cond: () => Promise<boolean>, timeoutMs: number, what: stri
 }
 
 export async function figures(want: BenchFilter): Promise<Record<string, number>> {
-  const dist = mkdtempSync(join(tmpdir(), 'hn-x08-bench-'));
   const browsers: Browser[] = [];
-  let relay: Awaited<ReturnType<typeof createRelay>> | null = null;
+  let app: BuiltApp | null = null;
   try {
-    execFileSync(
-      process.execPath,
-      [
-        join(ROOT, 'node_modules/vite/bin/vite.js'),
-        'build',
-        '--outDir',
-        dist,
-        '--emptyOutDir',
-        '--logLevel',
-        'error',
-      ],
-      { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
-    );
-    relay = await createRelay({ host: '127.0.0.1', port: 0, staticDir: dist, log: () => {} });
+    app = await serveBuiltApp();
     for (let i = 0; i < 2; i++)
       browsers.push(
         await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS }),
       );
-    const url = relay.url;
+    const url = app.url;
     const pa = await boot(browsers[0]!, url);
     let pb = await boot(browsers[1]!, url);
     const community = await pa.evaluate(() => window.hearthnet!.communityId);
@@ -384,7 +364,6 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     return Object.fromEntries(Object.entries(out).filter(([k]) => want(k)));
   } finally {
     for (const b of browsers) await b.close().catch(() => undefined);
-    await relay?.close();
-    rmSync(dist, { recursive: true, force: true });
+    await app?.close();
   }
 }
