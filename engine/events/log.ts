@@ -11,7 +11,8 @@ import {
   SYNC_BATCH_MAX_EVENTS,
 } from '../core/constants.js';
 import { HnError, type ErrorCode } from '../core/errors.js';
-import { blake3Cid, CID_RE } from '../core/hash.js';
+import { blake3, CID_RE } from '../core/hash.js';
+import { toHex } from '../core/encoding.js';
 import { NODE_ID_RE, SIGNATURE_RE, type NodeID } from '../core/types.js';
 import { ulid, ULID_RE } from '../core/ulid.js';
 import { assertSchema } from '../bus/schema.js';
@@ -42,6 +43,8 @@ interface StoredEvent {
   seq: number;
   event_type: string;
   ts_ms: number;
+  /** canonical size in bytes (sync batching reads it instead of re-canonicalising) */
+  size: number;
   envelope: EventEnvelope;
 }
 interface Head {
@@ -86,7 +89,12 @@ export interface ListQuery {
 const TYPE_RE = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 const WALL_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 const chainKey = (author: string, seq: number) => `${author}|${String(seq).padStart(12, '0')}`;
-export const eventHash = (ev: EventEnvelope): string => blake3Cid(ev);
+/** Canonical bytes of an envelope, its size and its hash, from one canonicalisation. */
+function encodeEvent(ev: EventEnvelope): { size: number; hash: string } {
+  const bytes = canonical(ev);
+  return { size: bytes.length, hash: `blake3:${toHex(blake3(bytes))}` };
+}
+export const eventHash = (ev: EventEnvelope): string => encodeEvent(ev).hash;
 const wallClock = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export interface EventLogOptions {
@@ -169,9 +177,10 @@ export class EventLog {
             prev: head.hash,
           };
           const env = signObject(this.o.keys, unsigned) as EventEnvelope;
-          if (canonical(env).length > EVENT_MAX_BYTES)
+          const enc = encodeEvent(env);
+          if (enc.size > EVENT_MAX_BYTES)
             throw new HnError('too_large', `event exceeds ${EVENT_MAX_BYTES} bytes`);
-          await this.persist(tx, env, eventHash(env), now);
+          await this.persist(tx, env, enc, now);
           await tx.put('meta', { k: 'clock', v: clock });
           return env;
         },
@@ -182,10 +191,16 @@ export class EventLog {
     });
   }
 
-  private async persist(tx: Tx, env: EventEnvelope, hash: string, tsMs: number) {
+  private async persist(
+    tx: Tx,
+    env: EventEnvelope,
+    { hash, size }: { hash: string; size: number },
+    tsMs: number,
+  ) {
     await tx.put('events', {
       event_id: env.event_id,
       hash,
+      size,
       lamport: env.lamport,
       author: env.author,
       seq: env.seq,
@@ -256,17 +271,17 @@ export class EventLog {
   private async receiveOne(raw: unknown, source: NodeID | null): Promise<'accepted' | 'duplicate'> {
     // 1. shape, size, types
     const ev = checkShape(raw);
-    let bytes: number;
+    let enc: { size: number; hash: string };
     try {
-      bytes = canonical(ev).length;
+      enc = encodeEvent(ev);
     } catch {
       throw new HnError('bad_request', 'event is not canonicalisable');
     }
-    if (bytes > EVENT_MAX_BYTES) throw new HnError('too_large', 'event too large');
+    if (enc.size > EVENT_MAX_BYTES) throw new HnError('too_large', 'event too large');
     // 2. community
     if (ev.community_id !== this.communityId)
       throw new HnError('community_mismatch', 'event of another community');
-    const hash = eventHash(ev);
+    const hash = enc.hash;
     // 3. known id
     const known = await this.o.store.get<StoredEvent>('events', ev.event_id);
     if (known) {
@@ -308,7 +323,7 @@ export class EventLog {
           if (pred && pred.hash !== ev.prev)
             throw new HnError('chain_conflict', 'prev does not match the predecessor');
         }
-        await this.persist(tx, ev, hash, Date.parse(ev.wall_clock));
+        await this.persist(tx, ev, enc, Date.parse(ev.wall_clock));
         await tx.put('meta', { k: 'clock', v: Math.max(clock, ev.lamport) });
         return true;
       },
@@ -374,7 +389,7 @@ export class EventLog {
         range: { lower: [h.author, have + 1], upper: [h.author, Number.MAX_SAFE_INTEGER] },
       });
       for (const r of rows) {
-        const size = canonical(r.envelope).length;
+        const size = r.size ?? canonical(r.envelope).length;
         if (batch.length >= SYNC_BATCH_MAX_EVENTS || bytes + size > SYNC_BATCH_MAX_BYTES) {
           yield batch;
           batch = [];
