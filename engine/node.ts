@@ -255,6 +255,16 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
     return config;
   }
 
+  /** Flip one module's flag; M26 needs X08, so the two move together where one implies the other. */
+  async function switchModule(m: ModuleName, on: boolean) {
+    if (!(MODULE_SECTIONS as readonly string[]).includes(m))
+      throw new HnError('bad_request', `unknown module ${String(m)}`);
+    const patch: Record<string, { enabled: boolean }> = { [m]: { enabled: on } };
+    if (on && m === 'distributed_llm') patch.tensor_transport = { enabled: true };
+    if (!on && m === 'tensor_transport') patch.distributed_llm = { enabled: false };
+    await saveConfig(resolveConfig(patch, config).config);
+  }
+
   const node: HearthNode = {
     id: keys.nodeId,
     shortId: shortNodeId(keys.nodeId),
@@ -287,20 +297,8 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
     },
     call: (cap, input, opts) => bus.call(cap, input, opts),
     stream: (cap, input, opts) => bus.stream(cap, input, opts),
-    async enable(m) {
-      if (!(MODULE_SECTIONS as readonly string[]).includes(m))
-        throw new HnError('bad_request', `unknown module ${String(m)}`);
-      const patch: Record<string, { enabled: boolean }> = { [m]: { enabled: true } };
-      if (m === 'distributed_llm') patch.tensor_transport = { enabled: true }; // M26 needs X08
-      await saveConfig(resolveConfig(patch, config).config);
-    },
-    async disable(m) {
-      if (!(MODULE_SECTIONS as readonly string[]).includes(m))
-        throw new HnError('bad_request', `unknown module ${String(m)}`);
-      const patch: Record<string, { enabled: boolean }> = { [m]: { enabled: false } };
-      if (m === 'tensor_transport') patch.distributed_llm = { enabled: false };
-      await saveConfig(resolveConfig(patch, config).config);
-    },
+    enable: (m) => switchModule(m, true),
+    disable: (m) => switchModule(m, false),
     async setConfig(patch) {
       return saveConfig(resolveConfig(patch, config).config);
     },
