@@ -66,8 +66,8 @@ function load(file: string): Case[] {
 /** Raw WebCrypto verdict (no prechecks, no fallback): to show where it differs from the project's rule. */
 async function rawWebCrypto(pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): Promise<boolean> {
   try {
-    const k = await crypto.subtle.importKey('raw', pk, { name: 'Ed25519' }, false, ['verify']);
-    return await crypto.subtle.verify('Ed25519', k, sig, msg);
+    const k = await crypto.subtle.importKey('raw', pk as BufferSource, { name: 'Ed25519' }, false, ['verify']);
+    return await crypto.subtle.verify('Ed25519', k, sig as BufferSource, msg as BufferSource);
   } catch {
     return false;
   }
