@@ -8,6 +8,16 @@ import { b64url, fromB64url, randomBytes, toBase32NoPad, toHex } from '../core/e
 import { HnError } from '../core/errors.js';
 import { blake3, sha256 } from '../core/hash.js';
 import { NODE_ID_RE, SIGNATURE_RE, type NodeID } from '../core/types.js';
+import { verifyBatch, verifySync } from './verify.js';
+
+export {
+  verifyAsync,
+  verifyBatch,
+  verifierBackend,
+  verifySync,
+  type VerifierBackend,
+  type VerifyItem,
+} from './verify.js';
 
 export interface KeyPair {
   readonly seed: Uint8Array; // 32-byte secret seed; never logged, exported or sent
@@ -72,14 +82,12 @@ export function decodeSignature(s: unknown): Uint8Array {
 
 export const signBytes = (kp: KeyPair, msg: Uint8Array): Uint8Array => ed25519.sign(msg, kp.seed);
 
-/** Strict (RFC 8032, non-ZIP-215) verification; never throws, returns false on any malformed input. */
-export function verifyBytes(pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean {
-  try {
-    return ed25519.verify(sig, msg, pk, { zip215: false });
-  } catch {
-    return false;
-  }
-}
+/**
+ * Strict (RFC 8032, non-ZIP-215) verification, sync (noble) path of the engine's one verifier (verify.ts);
+ * never throws, returns false on any malformed input. Call sites that can await use `verifyAsync`/`verifyBatch`.
+ */
+export const verifyBytes = (pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean =>
+  verifySync(pk, msg, sig);
 
 type Signed<T> = T & { signature: string };
 
@@ -95,30 +103,72 @@ const VERIFY_CACHE = new Map<string, number>();
 const VERIFY_CACHE_MAX = 50_000;
 const VERIFY_CACHE_MS = 60_000;
 
+interface Prepared {
+  key: string;
+  pk: Uint8Array;
+  msg: Uint8Array;
+  sig: Uint8Array;
+}
+
+/** Decode signer, signature and canonical message of a signed object; null when any is malformed. */
+function prepare(obj: Record<string, unknown>, signer: NodeID): Prepared | null {
+  const { signature, ...rest } = obj;
+  try {
+    const sig = decodeSignature(signature);
+    const pk = publicKeyOf(signer);
+    const msg = canonical(rest);
+    return { key: `${signer}|${toHex(blake3(msg))}|${signature as string}`, pk, msg, sig };
+  } catch {
+    return null;
+  }
+}
+
+function cached(key: string): boolean {
+  const hit = VERIFY_CACHE.get(key);
+  return hit !== undefined && hit > Date.now();
+}
+
+function remember(key: string): void {
+  if (VERIFY_CACHE.size >= VERIFY_CACHE_MAX) VERIFY_CACHE.clear();
+  VERIFY_CACHE.set(key, Date.now() + VERIFY_CACHE_MS);
+}
+
 /**
  * Verify an object signed by `signer` (default: its `author`/`from`/`node_id` field must be passed explicitly).
- * The object is canonicalised as received, all members included.
+ * The object is canonicalised as received, all members included. Sync (noble) path.
  */
 export function verifyObject(obj: Record<string, unknown>, signer: NodeID): boolean {
-  const { signature, ...rest } = obj;
-  let sig: Uint8Array;
-  let pk: Uint8Array;
-  let msg: Uint8Array;
-  try {
-    sig = decodeSignature(signature);
-    pk = publicKeyOf(signer);
-    msg = canonical(rest);
-  } catch {
-    return false;
-  }
-  const key = `${signer}|${toHex(blake3(msg))}|${signature as string}`;
-  const now = Date.now();
-  const hit = VERIFY_CACHE.get(key);
-  if (hit !== undefined && hit > now) return true;
-  const ok = verifyBytes(pk, msg, sig);
-  if (ok) {
-    if (VERIFY_CACHE.size >= VERIFY_CACHE_MAX) VERIFY_CACHE.clear();
-    VERIFY_CACHE.set(key, now + VERIFY_CACHE_MS);
-  }
+  const p = prepare(obj, signer);
+  if (!p) return false;
+  if (cached(p.key)) return true;
+  const ok = verifySync(p.pk, p.msg, p.sig);
+  if (ok) remember(p.key);
   return ok;
+}
+
+/** `verifyObject` for many objects at once on the platform's fastest path (WebCrypto when it passed its self-test). */
+export async function verifyObjects(
+  items: readonly { obj: Record<string, unknown>; signer: NodeID }[],
+): Promise<boolean[]> {
+  const out: boolean[] = new Array<boolean>(items.length).fill(false);
+  const todo: { i: number; p: Prepared }[] = [];
+  items.forEach((it, i) => {
+    const p = prepare(it.obj, it.signer);
+    if (!p) return;
+    if (cached(p.key)) out[i] = true;
+    else todo.push({ i, p });
+  });
+  const verdicts = await verifyBatch(todo.map(({ p }) => ({ publicKey: p.pk, msg: p.msg, sig: p.sig })));
+  todo.forEach(({ i, p }, j) => {
+    if (verdicts[j]) {
+      out[i] = true;
+      remember(p.key);
+    }
+  });
+  return out;
+}
+
+/** `verifyObject` on the platform's fastest path. */
+export async function verifyObjectAsync(obj: Record<string, unknown>, signer: NodeID): Promise<boolean> {
+  return (await verifyObjects([{ obj, signer }]))[0]!;
 }

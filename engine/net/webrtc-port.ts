@@ -16,6 +16,14 @@ export interface SimplePeerLike {
   on(ev: 'connect' | 'close' | 'drain', cb: () => void): void;
   on(ev: 'data', cb: (d: Uint8Array) => void): void;
   on(ev: 'error', cb: (e: Error) => void): void;
+  /** simple-peer's RTCDataChannel (set once connected) */
+  _channel?: {
+    send(data: Uint8Array): void;
+    bufferedAmount: number;
+    bufferedAmountLowThreshold: number;
+    onbufferedamountlow: ((ev: unknown) => void) | null;
+    readyState?: string;
+  } | null;
   _pc?: {
     localDescription?: { sdp?: string } | null;
     remoteDescription?: { sdp?: string } | null;
@@ -41,6 +49,10 @@ export interface DirectLink {
   dtlsLocal: string;
   dtlsRemote: string;
 }
+
+/** Bytes queued on the data channel before `send` waits, and the level that wakes it (issue #11). */
+export const SEND_HIGH_WATER = 1 << 20;
+export const SEND_LOW_WATER = 256 << 10;
 
 const FINGERPRINT_RE = /^a=fingerprint:sha-256 ([0-9A-Fa-f:]{95})\s*$/m;
 export function sdpFingerprint(sdp: string | undefined | null): string | null {
@@ -76,7 +88,12 @@ export function openWebRtc(o: WebRtcOptions): {
   };
   peer.on('signal', (d) => o.onSignal(d));
   peer.on('data', (d) => {
-    const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice();
+    // simple-peer hands a Buffer view of the message's own ArrayBuffer: take it as is (no copy); copy only
+    // a view into a larger (possibly pooled) buffer
+    const whole = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength;
+    const bytes = whole
+      ? new Uint8Array(d.buffer, 0, d.byteLength)
+      : new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice();
     if (recv) recv(bytes);
     else early.push(bytes);
   });
@@ -105,11 +122,43 @@ export function openWebRtc(o: WebRtcOptions): {
         return reject(new HnError('partition', 'no DTLS fingerprint in the SDP'));
       }
       const sctpMax = peer._pc?.sctp?.maxMessageSize;
+      // Send on the data channel itself, not through simple-peer's stream: its write() stops at 64 KiB
+      // buffered and refills only on 'bufferedamountlow' at 64 KiB, so the channel ran dry between link
+      // fragments (profile in docs/decisions.md, issue #11). We keep up to SEND_HIGH_WATER queued and wake
+      // senders when it drains below SEND_LOW_WATER.
+      const ch = peer._channel;
+      // without 'bufferedamountlow' events (an old wrtc build) a waiting sender re-checks every 20 ms
+      const lowEvents = !!ch && typeof ch.bufferedAmountLowThreshold === 'number';
+      if (ch && lowEvents) {
+        ch.bufferedAmountLowThreshold = SEND_LOW_WATER;
+        const prev = ch.onbufferedamountlow;
+        ch.onbufferedamountlow = (ev) => {
+          if (typeof prev === 'function') prev.call(ch, ev);
+          const w = drainWaiters;
+          drainWaiters = [];
+          for (const f of w) f();
+        };
+      }
       const port: BytePort = {
         async send(msg) {
           if (closed) throw new HnError('closed', 'data channel closed');
-          const ok = peer.write(msg);
-          if (!ok) await new Promise<void>((r) => drainWaiters.push(r));
+          if (!ch || typeof ch.send !== 'function') {
+            const ok = peer.write(msg);
+            if (!ok) await new Promise<void>((r) => drainWaiters.push(r));
+            return;
+          }
+          try {
+            ch.send(msg);
+          } catch (e) {
+            peer.destroy();
+            shut('error');
+            throw new HnError('closed', `data channel send failed: ${(e as Error).name}`);
+          }
+          while (!closed && ch.bufferedAmount > SEND_HIGH_WATER)
+            await new Promise<void>((r) => {
+              drainWaiters.push(r);
+              if (!lowEvents) setTimeout(r, 20);
+            });
         },
         onMessage(cb) {
           recv = cb;

@@ -17,16 +17,30 @@
  *
  * The app is built into a scratch folder (never `app/dist`, which other runs serve). Never logs tensor bytes.
  */
-import { chromium, type Browser, type Page } from '@playwright/test';
+import { chromium, type Browser, type CDPSession, type Page } from '@playwright/test';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { serveBuiltApp, type BuiltApp } from './built-app.js';
 import type { BenchFilter } from './run.js';
+
+/** Hop sizes (label → bytes, samples after warm-up): decode activations, the classic 64 KiB, bulk. */
+const HOP_SIZES: [string, number, number, number][] = [
+  ['4k', 4 << 10, 200, 20],
+  ['64k', 64 << 10, 200, 20],
+  ['1m', 1 << 20, 40, 5],
+  ['16m', 16 << 20, 6, 1],
+];
 
 export const names = [
   'x08.throughput_ratio_vs_raw_datachannel',
   'x08.hop_overhead_ms_p95',
+  'x08.hop_overhead_ms_p95_4k',
+  'x08.hop_ms_p95',
+  'x08.hop_p95_ratio_vs_raw',
   'x08.browser_throughput_mb_per_s',
   'x08.raw_datachannel_mb_per_s',
   'x08.raw_datachannel_hop_ms_p95',
+  ...HOP_SIZES.flatMap(([l]) => [`x08.hop_ms_p95_${l}`, `x08.raw_datachannel_hop_ms_p95_${l}`]),
 ];
 
 const ARGS = [
@@ -39,9 +53,6 @@ const ARGS = [
 ];
 const TOTAL_BYTES = 64 << 20;
 const TENSOR_BYTES = 1 << 20;
-const HOP_BYTES = 64 << 10;
-const HOP_SAMPLES = 200;
-const HOP_WARMUP = 20;
 const RUNS = 3;
 
 /** In-page bench helpers (serialised into the page). */
@@ -215,7 +226,10 @@ function installBenchHelpers(): void {
     rawEchoServe() {
       raw.onData = (d) => raw.dc!.send(d);
     },
-    async rawEcho(samples: number, warmup: number, size: number) {
+    async sleep(ms: number) {
+      await sleep(ms);
+    },
+    async rawEcho(samples: number, warmup: number, size: number, maxMsg: number) {
       const dc = raw.dc!;
       const msg = random(size, 3);
       const out: number[] = [];
@@ -228,7 +242,8 @@ function installBenchHelpers(): void {
             if (got >= size) r();
           };
         });
-        dc.send(msg);
+        // a message over the channel's max-message-size goes in pieces, as any sender must
+        for (let off = 0; off < size; off += maxMsg) dc.send(msg.subarray(off, Math.min(size, off + maxMsg)));
         await back;
         if (i >= warmup) out.push((performance.now() - t0) / 2);
       }
@@ -263,6 +278,8 @@ async function until(cond: () => Promise<boolean>, timeoutMs: number, what: stri
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+let stopProfiles: (tag?: string) => Promise<void> = async () => {};
 
 export async function figures(want: BenchFilter): Promise<Record<string, number>> {
   const browsers: Browser[] = [];
@@ -303,6 +320,31 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     }
     await pb.evaluate(() => (window as any).__bench.serve());
 
+    // HN_BENCH_PROFILE=<dir>: V8 CPU profiles of both pages over the X08 runs (open in DevTools / speedscope)
+    const profDir = process.env.HN_BENCH_PROFILE;
+    const cdp: [string, CDPSession][] = [];
+    if (profDir) {
+      mkdirSync(profDir, { recursive: true });
+      for (const [name, p] of [
+        ['sender', pa],
+        ['receiver', pb],
+      ] as const) {
+        const c = await p.context().newCDPSession(p);
+        await c.send('Profiler.enable');
+        await c.send('Profiler.setSamplingInterval', { interval: 200 });
+        cdp.push([name, c]);
+      }
+    }
+    const startProfiles = async () => {
+      for (const [, c] of cdp) await c.send('Profiler.start');
+    };
+    stopProfiles = async (tag = 'x08') => {
+      for (const [name, c] of cdp) {
+        const { profile } = await c.send('Profiler.stop');
+        writeFileSync(join(profDir!, `${tag}-${name}.cpuprofile`), JSON.stringify(profile));
+      }
+    };
+
     // raw data channel between the same two pages
     const offer = await pa.evaluate(() => (window as any).__bench.rawOffer());
     const answer = await pb.evaluate((o) => (window as any).__bench.rawAnswer(o), offer);
@@ -337,30 +379,49 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     const x08T: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       rawT.push(await rawRun(TOTAL_BYTES));
+      if (r === RUNS - 1) await startProfiles();
       x08T.push(await x08Run(TOTAL_BYTES));
+      if (r === RUNS - 1) {
+        await stopProfiles('throughput');
+        await startProfiles();
+      }
     }
     const raw = median(rawT);
     const x08 = median(x08T);
 
-    // one hop of a 64 KiB activation
+    // one hop per size, X08 and the raw channel in the same run (echo round trip ÷ 2)
     await pa.evaluate((b) => (window as any).__bench.open(b, 'bench.echo'), idB);
-    const hops: number[] = await pa.evaluate(
-      ([n, w, s]) => (window as any).__bench.x08Echo(n, w, s),
-      [HOP_SAMPLES, HOP_WARMUP, HOP_BYTES],
-    );
-    await pb.evaluate(() => (window as any).__bench.rawEchoServe());
-    const rawHops: number[] = await pa.evaluate(
-      ([n, w, s]) => (window as any).__bench.rawEcho(n, w, s),
-      [HOP_SAMPLES, HOP_WARMUP, HOP_BYTES],
-    );
+    const hop: Record<string, number> = {};
+    const rawHop: Record<string, number> = {};
+    for (const [label, size, samples, warm] of HOP_SIZES) {
+      const hops: number[] = await pa.evaluate(
+        ([n, w, s]) => (window as any).__bench.x08Echo(n, w, s),
+        [samples, warm, size],
+      );
+      await pb.evaluate(() => (window as any).__bench.rawEchoServe());
+      const rawHops: number[] = await pa.evaluate(
+        ([n, w, s, m]) => (window as any).__bench.rawEcho(n, w, s, m),
+        [samples, warm, size, msgBytes],
+      );
+      hop[label] = p95(hops);
+      rawHop[label] = p95(rawHops);
+    }
+    await stopProfiles();
 
     const out: Record<string, number> = {
       'x08.throughput_ratio_vs_raw_datachannel': round(x08 / raw),
-      'x08.hop_overhead_ms_p95': round(p95(hops)),
+      'x08.hop_ms_p95': round(hop['64k']!),
+      'x08.raw_datachannel_hop_ms_p95': round(rawHop['64k']!),
+      'x08.hop_overhead_ms_p95': round(hop['64k']! - rawHop['64k']!),
+      'x08.hop_overhead_ms_p95_4k': round(hop['4k']! - rawHop['4k']!),
+      'x08.hop_p95_ratio_vs_raw': round(hop['64k']! / rawHop['64k']!),
       'x08.browser_throughput_mb_per_s': round(x08 / 1e6, 1),
       'x08.raw_datachannel_mb_per_s': round(raw / 1e6, 1),
-      'x08.raw_datachannel_hop_ms_p95': round(p95(rawHops)),
     };
+    for (const [label] of HOP_SIZES) {
+      out[`x08.hop_ms_p95_${label}`] = round(hop[label]!);
+      out[`x08.raw_datachannel_hop_ms_p95_${label}`] = round(rawHop[label]!);
+    }
     return Object.fromEntries(Object.entries(out).filter(([k]) => want(k)));
   } finally {
     for (const b of browsers) await b.close().catch(() => undefined);
