@@ -238,7 +238,8 @@ export class LinkMux {
       )
         return this.close('protocol: control message without type');
       if (this.onControlCb) this.onControlCb(obj as Record<string, unknown>, msg.length);
-      else if (this.earlyControl.length < 64) this.earlyControl.push([obj as Record<string, unknown>, msg.length]);
+      else if (this.earlyControl.length < 64)
+        this.earlyControl.push([obj as Record<string, unknown>, msg.length]);
       else this.close('protocol: too many messages before the handshake');
     } else {
       // frames for an unknown or closed channel are dropped (X08 has its own BYE); a known channel whose

@@ -12,7 +12,8 @@ import { LINK_HELLO_MAX_BYTES, type Incoming, type LinkAuth, type LinkHello } fr
 import { nowSec, type LinkInfo, type SessionDeps } from './session-types.js';
 
 export type Verdict = { ok: true } | { ok: false; reason: string; code?: ErrorCode };
-const no = (reason: string, code?: ErrorCode): Verdict => (code ? { ok: false, reason, code } : { ok: false, reason });
+const no = (reason: string, code?: ErrorCode): Verdict =>
+  code ? { ok: false, reason, code } : { ok: false, reason };
 const OK: Verdict = { ok: true };
 
 export class HandshakePart {

@@ -253,8 +253,7 @@ export class RpcPart {
     };
     const overHard = budget.callsHard.take() > 0;
     const wait = budget.calls.take();
-    if (wait > 0)
-      throw limited('_total', overHard ? 'hard' : 'soft', wait, 'too many calls from this peer');
+    if (wait > 0) throw limited('_total', overHard ? 'hard' : 'soft', wait, 'too many calls from this peer');
     const bwait = budget.bytes.take(bytes);
     if (bwait > 0) throw limited('_total', 'bytes', bwait, 'too many bytes of calls from this peer');
     if (typeof m.capability !== 'string' || typeof m.version !== 'string' || m.version.length > 16)

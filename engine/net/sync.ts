@@ -79,7 +79,11 @@ export class SyncPart {
   onHeadsRes(m: Incoming) {
     // resolve only after every batch sent before it has been stored
     if (!this.enqueue(async () => this.waiters.get(`heads:${m.id}`)?.(m)))
-      this.waiters.get(`heads:${m.id}`)?.({ type: 'sync.heads.res', id: m.id, error: { error: 'rate_limited' } });
+      this.waiters.get(`heads:${m.id}`)?.({
+        type: 'sync.heads.res',
+        id: m.id,
+        error: { error: 'rate_limited' },
+      });
   }
 
   onEventsRes(m: Incoming) {
