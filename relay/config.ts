@@ -4,7 +4,7 @@
  * named by the caller) so it is unit-testable.
  */
 import path from 'node:path';
-import type { IceServer, RelayOptions } from './server.js';
+import type { IceServer, RelayOptions } from './types.js';
 
 export interface RelayCliConfig {
   host: string;

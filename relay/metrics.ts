@@ -1,94 +1,53 @@
 /**
- * The relay's metrics: a tiny counter/gauge registry rendered as Prometheus text
- * (exposition format 0.0.4). Labels are bounded (error codes, reject reasons, message kinds);
- * no NodeIDs, rooms or payload-derived values ever become labels.
+ * The relay's metrics: the engine's registry (one metrics module for engine and relay), with
+ * bounded labels (error codes, reject reasons, message kinds); no NodeIDs, rooms or
+ * payload-derived values ever become labels.
  */
+import type { NodeID } from '../engine/core/types.js';
+import type { Metrics } from '../engine/observability/metrics.js';
+import type { Conn } from './types.js';
 
-type Labels = Record<string, string>;
+export { Metrics as MetricsRegistry } from '../engine/observability/metrics.js';
 
-interface Family {
-  name: string;
-  help: string;
-  type: 'counter' | 'gauge';
-  values: Map<string, { labels: Labels; value: number }>;
-  /** For callback gauges. */
-  collect?: () => number;
+/** The relay's metric families, with live gauges over its connections and rooms. */
+export function registerMetrics(
+  m: Metrics,
+  ctx: { conns: Set<Conn>; rooms: Map<NodeID, Map<NodeID, Conn>> },
+) {
+  const { conns, rooms } = ctx;
+  m.gauge('hearthnet_relay_connections', 'Open WebSocket connections (joined or not).', () => conns.size);
+  m.gauge('hearthnet_relay_peers', 'Authenticated peers present in rooms.', () => {
+    let n = 0;
+    for (const r of rooms.values()) n += r.size;
+    return n;
+  });
+  m.gauge('hearthnet_relay_rooms', 'Rooms with at least one peer.', () => rooms.size);
+  m.counter('hearthnet_relay_joins_total', 'Successful room joins.');
+  m.counter('hearthnet_relay_messages_forwarded_total', 'Messages passed between peers, by kind.');
+  m.counter('hearthnet_relay_forward_bytes_total', 'Bytes of binary forward frames passed between peers.');
+  m.counter('hearthnet_relay_signal_bytes_total', 'Bytes of signal messages passed between peers.');
+  m.counter('hearthnet_relay_errors_total', 'Error messages sent to clients, by wire code.');
+  m.counter('hearthnet_relay_rejects_total', 'Rejected client input, by reason.');
+  m.counter('hearthnet_relay_backpressure_pauses_total', 'Times frames were held for a slow target.');
+  m.counter('hearthnet_relay_budget_pauses_total', 'Times a sender was paced for exceeding a budget.');
+  m.gauge('hearthnet_relay_forward_pending_bytes', 'Bytes queued towards receivers right now.', () => {
+    let n = 0;
+    for (const c of conns) n += c.pending;
+    return n;
+  });
+  m.gauge('hearthnet_relay_held_bytes', 'Bytes held for receivers that are not reading.', () => {
+    let n = 0;
+    for (const c of conns) n += c.heldBytes;
+    return n;
+  });
+  m.gauge('hearthnet_relay_forward_pending_bytes_max', 'Largest queue towards one receiver since start.');
+  m.set('hearthnet_relay_forward_pending_bytes_max', {}, 0);
+  for (const name of [
+    'hearthnet_relay_joins_total',
+    'hearthnet_relay_forward_bytes_total',
+    'hearthnet_relay_signal_bytes_total',
+    'hearthnet_relay_backpressure_pauses_total',
+    'hearthnet_relay_budget_pauses_total',
+  ])
+    m.inc(name, {}, 0);
 }
-
-const labelKey = (l: Labels) =>
-  Object.keys(l)
-    .sort()
-    .map((k) => `${k}=${l[k]}`)
-    .join(',');
-
-const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-
-export class MetricsRegistry {
-  private readonly families = new Map<string, Family>();
-
-  counter(name: string, help: string): void {
-    if (!this.families.has(name)) this.families.set(name, { name, help, type: 'counter', values: new Map() });
-  }
-
-  gauge(name: string, help: string, collect?: () => number): void {
-    if (!this.families.has(name)) {
-      const f: Family = { name, help, type: 'gauge', values: new Map() };
-      if (collect) f.collect = collect;
-      this.families.set(name, f);
-    }
-  }
-
-  inc(name: string, labels: Labels = {}, by = 1): void {
-    const f = this.families.get(name);
-    if (!f) throw new Error(`unknown metric ${name}`);
-    const k = labelKey(labels);
-    const cur = f.values.get(k);
-    if (cur) cur.value += by;
-    else f.values.set(k, { labels, value: by });
-  }
-
-  set(name: string, value: number, labels: Labels = {}): void {
-    const f = this.families.get(name);
-    if (!f) throw new Error(`unknown metric ${name}`);
-    f.values.set(labelKey(labels), { labels, value });
-  }
-
-  /** Current value of one series (0 when absent). */
-  get(name: string, labels: Labels = {}): number {
-    const f = this.families.get(name);
-    if (!f) return 0;
-    if (f.collect) return f.collect();
-    return f.values.get(labelKey(labels))?.value ?? 0;
-  }
-
-  /** Sum over all label sets of one family. */
-  sum(name: string): number {
-    const f = this.families.get(name);
-    if (!f) return 0;
-    if (f.collect) return f.collect();
-    let s = 0;
-    for (const v of f.values.values()) s += v.value;
-    return s;
-  }
-
-  render(): string {
-    const out: string[] = [];
-    for (const f of this.families.values()) {
-      out.push(`# HELP ${f.name} ${f.help}`);
-      out.push(`# TYPE ${f.name} ${f.type}`);
-      if (f.collect) {
-        out.push(`${f.name} ${fmt(f.collect())}`);
-        continue;
-      }
-      if (f.values.size === 0 && f.type === 'gauge') out.push(`${f.name} 0`);
-      for (const { labels, value } of f.values.values()) {
-        const ks = Object.keys(labels).sort();
-        const l = ks.length ? `{${ks.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(',')}}` : '';
-        out.push(`${f.name}${l} ${fmt(value)}`);
-      }
-    }
-    return out.join('\n') + '\n';
-  }
-}
-
-const fmt = (v: number) => (Number.isFinite(v) ? String(v) : v > 0 ? '+Inf' : v < 0 ? '-Inf' : 'NaN');

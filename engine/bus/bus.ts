@@ -281,6 +281,11 @@ export class Bus {
     return this.dispatchStream(ref, input, localOrigin(this.o.self, opts));
   }
 
+  /** Metrics label for a reference a caller chose: the registered ref, else one shared label. */
+  private labelOf(ref: string): string {
+    return this.has(ref) ? ref : '_unregistered';
+  }
+
   /** Rate limit for inbound calls: 'soft' → rate_limited, 'hard' → drop without reply. */
   rateCheck(peer: NodeID, name: string): 'ok' | 'soft' | 'hard' {
     const now = Math.floor((this.o.now?.() ?? Date.now()) / 1000);
@@ -369,7 +374,10 @@ export class Bus {
     try {
       e = this.admit(ref, input, origin, false);
     } catch (err) {
-      this.o.metrics.inc('hearthnet_requests_total', { capability: ref, result: toHnError(err).code });
+      this.o.metrics.inc('hearthnet_requests_total', {
+        capability: this.labelOf(ref),
+        result: toHnError(err).code,
+      });
       throw err;
     }
     const d = e.descriptor;
@@ -407,7 +415,10 @@ export class Bus {
     try {
       e = this.admit(ref, input, origin, true);
     } catch (err) {
-      this.o.metrics.inc('hearthnet_requests_total', { capability: ref, result: toHnError(err).code });
+      this.o.metrics.inc('hearthnet_requests_total', {
+        capability: this.labelOf(ref),
+        result: toHnError(err).code,
+      });
       return failingIterable(err);
     }
     return {

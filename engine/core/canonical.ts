@@ -15,7 +15,11 @@ function fail(path: string, why: string): never {
   throw new HnError('bad_request', `not canonicalisable at ${path || '$'}: ${why}`, { field: path || '$' });
 }
 
-function serialise(v: unknown, strict: boolean, path: string, out: string[]): void {
+/** Deepest nesting canonicalised; deeper input is `bad_request`, never a stack overflow. */
+export const CANONICAL_MAX_DEPTH = 128;
+
+function serialise(v: unknown, strict: boolean, path: string, out: string[], depth = 0): void {
+  if (depth > CANONICAL_MAX_DEPTH) fail(path.slice(0, 200), `nested deeper than ${CANONICAL_MAX_DEPTH}`);
   if (v === null) {
     out.push('null');
     return;
@@ -39,7 +43,7 @@ function serialise(v: unknown, strict: boolean, path: string, out: string[]): vo
         for (let i = 0; i < v.length; i++) {
           if (i > 0) out.push(',');
           if (!(i in v)) fail(`${path}[${i}]`, 'sparse array');
-          serialise(v[i], strict, `${path}[${i}]`, out);
+          serialise(v[i], strict, `${path}[${i}]`, out, depth + 1);
         }
         out.push(']');
         return;
@@ -56,7 +60,7 @@ function serialise(v: unknown, strict: boolean, path: string, out: string[]): vo
         if (!first) out.push(',');
         first = false;
         out.push(JSON.stringify(k), ':');
-        serialise(child, strict, path ? `${path}.${k}` : k, out);
+        serialise(child, strict, path ? `${path}.${k}` : k, out, depth + 1);
       }
       out.push('}');
       return;

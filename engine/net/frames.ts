@@ -84,8 +84,8 @@ export class LinkMux {
       closed: boolean;
     }
   >();
-  private onControlCb?: (msg: Record<string, unknown>) => void;
-  private earlyControl: Record<string, unknown>[] = [];
+  private onControlCb?: (msg: Record<string, unknown>, bytes: number) => void;
+  private earlyControl: [Record<string, unknown>, number][] = [];
   private closeCbs: ((reason: string) => void)[] = [];
   private sendChain: Promise<void> = Promise.resolve();
   closed = false;
@@ -100,9 +100,9 @@ export class LinkMux {
   }
 
   /** Control messages that arrived before a handler was set are delivered to it, in order. */
-  onControl(cb: (msg: Record<string, unknown>) => void) {
+  onControl(cb: (msg: Record<string, unknown>, bytes: number) => void) {
     this.onControlCb = cb;
-    for (const m of this.earlyControl.splice(0)) cb(m);
+    for (const [m, n] of this.earlyControl.splice(0)) cb(m, n);
   }
   onClose(cb: (reason: string) => void) {
     if (this.closed) cb('closed');
@@ -237,8 +237,9 @@ export class LinkMux {
         typeof (obj as { type?: unknown }).type !== 'string'
       )
         return this.close('protocol: control message without type');
-      if (this.onControlCb) this.onControlCb(obj as Record<string, unknown>);
-      else if (this.earlyControl.length < 64) this.earlyControl.push(obj as Record<string, unknown>);
+      if (this.onControlCb) this.onControlCb(obj as Record<string, unknown>, msg.length);
+      else if (this.earlyControl.length < 64)
+        this.earlyControl.push([obj as Record<string, unknown>, msg.length]);
       else this.close('protocol: too many messages before the handshake');
     } else {
       // frames for an unknown or closed channel are dropped (X08 has its own BYE); a known channel whose

@@ -1,6 +1,6 @@
 /**
- * Relay signalling client (core digest §8.3, §8.4, §8.6) and the relay wire codec that the
- * Node relay (`relay/`) shares with it.
+ * Relay signalling client (core digest §8.3, §8.4, §8.6). The wire protocol it speaks lives in
+ * relay-wire.ts, shared with the Node relay (`relay/`); it is re-exported here.
  *
  * Runs in browser tabs and in Node peers: the WebSocket constructor is injected (the
  * browser's `WebSocket`, or `ws` in Node). The client proves its NodeID by signing the
@@ -13,156 +13,24 @@
 import { RECONNECT_BACKOFF_CAP_SECONDS } from '../core/constants.js';
 import { HnError } from '../core/errors.js';
 import type { NodeID } from '../core/types.js';
-import { NODE_ID_RE } from '../core/types.js';
-import { signObject, type KeyPair } from '../identity/identity.js';
+import type { KeyPair } from '../identity/identity.js';
+import {
+  RELAY_CLIENT_SEND_HIGH_WATER_BYTES,
+  RELAY_CLOCK_APPLY_THRESHOLD_MS,
+  RELAY_CLOSE_REPLACED,
+  RELAY_SUBPROTOCOL,
+  RELAY_TEXT_MAX_BYTES,
+  buildRelayHello,
+  decodeForwardFrame,
+  encodeForwardFrame,
+  parseWallClock,
+  type RelayClientMessage,
+  type RelayErrorCode,
+  type RelayPeerInfo,
+  type RelayServerMessage,
+} from './relay-wire.js';
 
-// ---------------------------------------------------------------------------------------
-// Protocol constants (relay wire, core §8.3–§8.5)
-// ---------------------------------------------------------------------------------------
-
-/** WebSocket subprotocol of the relay (core §8.2). */
-export const RELAY_SUBPROTOCOL = 'hearthnet-relay.v1';
-/** `v` of `relay.hello`. */
-export const RELAY_HELLO_VERSION = 1;
-/** First byte of every binary forward frame (core §8.4). */
-export const RELAY_FORWARD_VERSION = 0x01;
-/** Largest binary forward frame, header included (core §8.4). */
-export const RELAY_FORWARD_MAX_BYTES = 128 * 1024;
-/** Length of a full NodeID in ASCII ("ed25519:" + 43 chars). */
-export const RELAY_NODE_ID_CHARS = 51;
-/** version + addr_len + addr. */
-export const RELAY_FORWARD_HEADER_BYTES = 2 + RELAY_NODE_ID_CHARS;
-/** Largest payload (link frame or E2E record) in one forward frame. */
-export const RELAY_FORWARD_MAX_PAYLOAD_BYTES = RELAY_FORWARD_MAX_BYTES - RELAY_FORWARD_HEADER_BYTES;
-/** Largest `signal.data` (canonical JSON text, core §8.3). */
-export const RELAY_SIGNAL_MAX_BYTES = 64 * 1024;
-/** Largest text message the relay accepts: a maximal signal plus its envelope. */
-export const RELAY_TEXT_MAX_BYTES = RELAY_SIGNAL_MAX_BYTES + 1024;
-/** The client must send `hello` within this many seconds of the challenge. */
-export const RELAY_HELLO_TIMEOUT_SECONDS = 10;
-/** `hello.ts` must lie within ± this many seconds of the relay's clock. */
-export const RELAY_HELLO_SKEW_SECONDS = 300;
-/** Clock offsets smaller than this are not applied (core §8.6). */
-export const RELAY_CLOCK_APPLY_THRESHOLD_MS = 2000;
-/** Close codes used by the relay. */
-export const RELAY_CLOSE_REPLACED = 4001;
-export const RELAY_CLOSE_POLICY = 4008;
-export const RELAY_CLOSE_GOING_AWAY = 1001;
-/** Default send-side high-water mark of the client's socket before `forward()` waits. */
-export const RELAY_CLIENT_SEND_HIGH_WATER_BYTES = 1024 * 1024;
-
-/** Error codes the relay puts in `{t:"error"}` (core §8.3). */
-export type RelayErrorCode =
-  | 'bad_request'
-  | 'invalid_signature'
-  | 'expired'
-  | 'rate_limited'
-  | 'capacity_exceeded'
-  | 'forward_target_offline';
-export const RELAY_ERROR_CODES: readonly RelayErrorCode[] = [
-  'bad_request',
-  'invalid_signature',
-  'expired',
-  'rate_limited',
-  'capacity_exceeded',
-  'forward_target_offline',
-];
-
-export interface RelayPeerInfo {
-  node_id: NodeID;
-  display_name: string;
-  joined_at: string;
-}
-
-/** Messages the relay sends (text frames). */
-export type RelayServerMessage =
-  | { t: 'challenge'; nonce: string; server_time: string }
-  | { t: 'welcome'; room: NodeID; node_id: NodeID; peers: RelayPeerInfo[]; server_time: string }
-  | { t: 'peer_joined'; node_id: NodeID; display_name: string; joined_at: string }
-  | { t: 'peer_left'; node_id: NodeID }
-  | { t: 'signal'; from: NodeID; data: unknown }
-  | { t: 'pong'; server_time: string }
-  | { t: 'error'; code: RelayErrorCode; message?: string; retry_after_ms?: number; to?: NodeID };
-
-/** Messages a client sends (text frames). `hello` is signed over every member except `signature`. */
-export type RelayClientMessage =
-  | {
-      t: 'hello';
-      v: 1;
-      type: 'relay.hello';
-      node_id: NodeID;
-      room: NodeID;
-      nonce: string;
-      ts: string;
-      display_name?: string;
-      signature: string;
-    }
-  | { t: 'signal'; to: NodeID; data: unknown }
-  | { t: 'ping' };
-
-// ---------------------------------------------------------------------------------------
-// Codec helpers shared with relay/
-// ---------------------------------------------------------------------------------------
-
-/** RFC 3339 UTC with milliseconds (`server_time`, `hello.ts`). */
-export const wallClockMs = (ms: number): string => new Date(ms).toISOString();
-
-const WALL_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
-/** Parse an RFC 3339 UTC timestamp (`YYYY-MM-DDTHH:MM:SS[.mmm]Z`); null when malformed. */
-export function parseWallClock(s: unknown): number | null {
-  if (typeof s !== 'string' || !WALL_RE.test(s)) return null;
-  const ms = Date.parse(s);
-  return Number.isFinite(ms) ? ms : null;
-}
-
-/** Build a forward frame: `[0x01][addr_len][addr ASCII][payload]`. */
-export function encodeForwardFrame(addr: string, payload: Uint8Array): Uint8Array {
-  if (!NODE_ID_RE.test(addr)) throw new HnError('bad_request', 'forward address is not a NodeID');
-  if (RELAY_FORWARD_HEADER_BYTES + payload.length > RELAY_FORWARD_MAX_BYTES) {
-    throw new HnError(
-      'too_large',
-      `forward payload of ${payload.length} bytes exceeds ${RELAY_FORWARD_MAX_PAYLOAD_BYTES}`,
-    );
-  }
-  const out = new Uint8Array(RELAY_FORWARD_HEADER_BYTES + payload.length);
-  out[0] = RELAY_FORWARD_VERSION;
-  out[1] = RELAY_NODE_ID_CHARS;
-  for (let i = 0; i < RELAY_NODE_ID_CHARS; i++) out[2 + i] = addr.charCodeAt(i);
-  out.set(payload, RELAY_FORWARD_HEADER_BYTES);
-  return out;
-}
-
-/** Parse a forward frame; throws `bad_request` on a malformed header. The payload is a view. */
-export function decodeForwardFrame(buf: Uint8Array): { addr: NodeID; payload: Uint8Array } {
-  if (buf.length < RELAY_FORWARD_HEADER_BYTES) throw new HnError('bad_request', 'forward frame too short');
-  if (buf[0] !== RELAY_FORWARD_VERSION) throw new HnError('bad_request', 'unknown forward frame version');
-  if (buf[1] !== RELAY_NODE_ID_CHARS) throw new HnError('bad_request', 'bad forward address length');
-  let addr = '';
-  for (let i = 0; i < RELAY_NODE_ID_CHARS; i++) addr += String.fromCharCode(buf[2 + i]!);
-  if (!NODE_ID_RE.test(addr)) throw new HnError('bad_request', 'forward address is not a NodeID');
-  return { addr: addr as NodeID, payload: buf.subarray(RELAY_FORWARD_HEADER_BYTES) };
-}
-
-/** The signed `hello` message answering a challenge. */
-export function buildRelayHello(
-  kp: KeyPair,
-  room: NodeID,
-  nonce: string,
-  tsMs: number,
-  displayName?: string,
-): Extract<RelayClientMessage, { t: 'hello' }> {
-  const body: Record<string, unknown> = {
-    t: 'hello',
-    v: RELAY_HELLO_VERSION,
-    type: 'relay.hello',
-    node_id: kp.nodeId,
-    room,
-    nonce,
-    ts: wallClockMs(tsMs),
-  };
-  if (displayName !== undefined && displayName !== '') body.display_name = displayName;
-  return signObject(kp, body) as unknown as Extract<RelayClientMessage, { t: 'hello' }>;
-}
+export * from './relay-wire.js';
 
 // ---------------------------------------------------------------------------------------
 // The client
@@ -233,6 +101,13 @@ export interface RelayClientOptions {
 }
 
 type Listener<T> = (v: T) => void;
+interface HeldFrame {
+  frame: Uint8Array;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+/** Frames held per paused destination (callers await each forward, so a few suffice). */
+const RELAY_CLIENT_HELD_FRAMES_MAX = 256;
 /** Handler of forwarded payloads from one peer; return `false` to pass the frame on as unrouted. */
 export type ForwardHandler = (payload: Uint8Array) => boolean | void;
 
@@ -251,6 +126,8 @@ export class RelayClient {
   private tHello = 0;
   private offsetMs = 0;
   private drainWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** Destinations the relay reported as not reading: frames to them wait here, in order. */
+  private readonly held = new Map<NodeID, HeldFrame[]>();
   private drainTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   /** Whether the current socket reached `open` (a failed attempt is not a disconnect). */
@@ -425,6 +302,7 @@ export class RelayClient {
     if (this.drainTimer) clearTimeout(this.drainTimer);
     this.drainTimer = null;
     for (const w of waiters) w.reject(new HnError('relay_unreachable', 'relay connection closed'));
+    this.releaseHeld(null, new HnError('relay_unreachable', 'relay connection closed'));
     const wasMember = this.roster.size > 0 || this._state === 'ready';
     this.roster.clear();
     if (had || wasMember) this.emit('disconnected', { code, reason });
@@ -513,6 +391,7 @@ export class RelayClient {
       case 'peer_left': {
         if (typeof msg.node_id !== 'string') return;
         this.roster.delete(msg.node_id);
+        this.releaseHeld(msg.node_id, new HnError('partition', 'peer left the relay room'));
         this.emit('peer_left', { node_id: msg.node_id });
         return;
       }
@@ -521,6 +400,13 @@ export class RelayClient {
         this.emit('signal', { from: msg.from, data: msg.data });
         return;
       case 'pong': {
+        return;
+      }
+      case 'flow': {
+        if (typeof msg.peer !== 'string') return;
+        if (msg.paused === true) {
+          if (!this.held.has(msg.peer)) this.held.set(msg.peer, []);
+        } else this.releaseHeld(msg.peer, null);
         return;
       }
       case 'error': {
@@ -604,6 +490,33 @@ export class RelayClient {
       frame = encodeForwardFrame(to, payload);
     } catch (e) {
       return Promise.reject(e);
+    }
+    const held = this.held.get(to);
+    if (held) {
+      // this destination is not reading: hold its frames here; the others go on (no head-of-line)
+      if (held.length >= RELAY_CLIENT_HELD_FRAMES_MAX)
+        return Promise.reject(new HnError('rate_limited', 'too many frames held for a slow peer'));
+      return new Promise((resolve, reject) => held.push({ frame, resolve, reject }));
+    }
+    return this.sendFrame(frame);
+  }
+
+  /** Resume one destination (or, with null, fail every held frame on a closed connection). */
+  private releaseHeld(peer: NodeID | null, err: HnError | null): void {
+    const peers = peer === null ? [...this.held.keys()] : [peer];
+    for (const p of peers) {
+      const q = this.held.get(p);
+      this.held.delete(p);
+      for (const h of q ?? []) {
+        if (err) h.reject(err);
+        else this.sendFrame(h.frame).then(h.resolve, h.reject);
+      }
+    }
+  }
+
+  private sendFrame(frame: Uint8Array): Promise<void> {
+    if (this._state !== 'ready' || !this.ws) {
+      return Promise.reject(new HnError('relay_unreachable', 'not joined to the relay'));
     }
     this.ws.send(frame);
     if (this.ws.bufferedAmount <= this.opts.sendHighWaterBytes) return Promise.resolve();

@@ -1,0 +1,193 @@
+/**
+ * The relay's wire protocol (core digest §8.3–§8.5), shared by the relay server (`relay/`) and
+ * the engine's relay client: constants, message types, the forward-frame codec, the signed
+ * hello, and the input bounds both sides apply (display names, hello size).
+ */
+import { HnError } from '../core/errors.js';
+import type { NodeID } from '../core/types.js';
+import { NODE_ID_RE } from '../core/types.js';
+import { signObject, type KeyPair } from '../identity/identity.js';
+
+// ---------------------------------------------------------------------------------------
+// Protocol constants (relay wire, core §8.3–§8.5)
+// ---------------------------------------------------------------------------------------
+
+/** WebSocket subprotocol of the relay (core §8.2). */
+export const RELAY_SUBPROTOCOL = 'hearthnet-relay.v1';
+/** `v` of `relay.hello`. */
+export const RELAY_HELLO_VERSION = 1;
+/** First byte of every binary forward frame (core §8.4). */
+export const RELAY_FORWARD_VERSION = 0x01;
+/** Largest binary forward frame, header included (core §8.4). */
+export const RELAY_FORWARD_MAX_BYTES = 128 * 1024;
+/** Length of a full NodeID in ASCII ("ed25519:" + 43 chars). */
+export const RELAY_NODE_ID_CHARS = 51;
+/** version + addr_len + addr. */
+export const RELAY_FORWARD_HEADER_BYTES = 2 + RELAY_NODE_ID_CHARS;
+/** Largest payload (link frame or E2E record) in one forward frame. */
+export const RELAY_FORWARD_MAX_PAYLOAD_BYTES = RELAY_FORWARD_MAX_BYTES - RELAY_FORWARD_HEADER_BYTES;
+/** Largest `signal.data` (canonical JSON text, core §8.3). */
+export const RELAY_SIGNAL_MAX_BYTES = 64 * 1024;
+/** Largest text message the relay accepts: a maximal signal plus its envelope. */
+export const RELAY_TEXT_MAX_BYTES = RELAY_SIGNAL_MAX_BYTES + 1024;
+/** The client must send `hello` within this many seconds of the challenge. */
+export const RELAY_HELLO_TIMEOUT_SECONDS = 10;
+/** `hello.ts` must lie within ± this many seconds of the relay's clock. */
+export const RELAY_HELLO_SKEW_SECONDS = 300;
+/** Clock offsets smaller than this are not applied (core §8.6). */
+export const RELAY_CLOCK_APPLY_THRESHOLD_MS = 2000;
+/** Close codes used by the relay. */
+export const RELAY_CLOSE_REPLACED = 4001;
+export const RELAY_CLOSE_POLICY = 4008;
+export const RELAY_CLOSE_GOING_AWAY = 1001;
+/** Default send-side high-water mark of the client's socket before `forward()` waits. */
+export const RELAY_CLIENT_SEND_HIGH_WATER_BYTES = 1024 * 1024;
+
+/** Error codes the relay puts in `{t:"error"}` (core §8.3). */
+export type RelayErrorCode =
+  | 'bad_request'
+  | 'invalid_signature'
+  | 'expired'
+  | 'rate_limited'
+  | 'capacity_exceeded'
+  | 'forward_target_offline';
+export const RELAY_ERROR_CODES: readonly RelayErrorCode[] = [
+  'bad_request',
+  'invalid_signature',
+  'expired',
+  'rate_limited',
+  'capacity_exceeded',
+  'forward_target_offline',
+];
+
+export interface RelayPeerInfo {
+  node_id: NodeID;
+  display_name: string;
+  joined_at: string;
+}
+
+/** Messages the relay sends (text frames). */
+export type RelayServerMessage =
+  | { t: 'challenge'; nonce: string; server_time: string }
+  | { t: 'welcome'; room: NodeID; node_id: NodeID; peers: RelayPeerInfo[]; server_time: string }
+  | { t: 'peer_joined'; node_id: NodeID; display_name: string; joined_at: string }
+  | { t: 'peer_left'; node_id: NodeID }
+  | { t: 'signal'; from: NodeID; data: unknown }
+  | { t: 'pong'; server_time: string }
+  | { t: 'error'; code: RelayErrorCode; message?: string; retry_after_ms?: number; to?: NodeID }
+  /**
+   * Per-destination flow (issue #18): frames to `peer` are held at the relay because `peer` is not
+   * reading; the client holds further frames to it (and only to it) until `paused: false`.
+   */
+  | { t: 'flow'; peer: NodeID; paused: boolean };
+
+/** Messages a client sends (text frames). `hello` is signed over every member except `signature`. */
+export type RelayClientMessage =
+  | {
+      t: 'hello';
+      v: 1;
+      type: 'relay.hello';
+      node_id: NodeID;
+      room: NodeID;
+      nonce: string;
+      ts: string;
+      display_name?: string;
+      signature: string;
+    }
+  | { t: 'signal'; to: NodeID; data: unknown }
+  | { t: 'ping' };
+
+// ---------------------------------------------------------------------------------------
+// Codec helpers shared with relay/
+// ---------------------------------------------------------------------------------------
+
+/** RFC 3339 UTC with milliseconds (`server_time`, `hello.ts`). */
+export const wallClockMs = (ms: number): string => new Date(ms).toISOString();
+
+const WALL_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
+/** Parse an RFC 3339 UTC timestamp (`YYYY-MM-DDTHH:MM:SS[.mmm]Z`); null when malformed. */
+export function parseWallClock(s: unknown): number | null {
+  if (typeof s !== 'string' || !WALL_RE.test(s)) return null;
+  const ms = Date.parse(s);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/** Build a forward frame: `[0x01][addr_len][addr ASCII][payload]`. */
+export function encodeForwardFrame(addr: string, payload: Uint8Array): Uint8Array {
+  if (!NODE_ID_RE.test(addr)) throw new HnError('bad_request', 'forward address is not a NodeID');
+  if (RELAY_FORWARD_HEADER_BYTES + payload.length > RELAY_FORWARD_MAX_BYTES) {
+    throw new HnError(
+      'too_large',
+      `forward payload of ${payload.length} bytes exceeds ${RELAY_FORWARD_MAX_PAYLOAD_BYTES}`,
+    );
+  }
+  const out = new Uint8Array(RELAY_FORWARD_HEADER_BYTES + payload.length);
+  out[0] = RELAY_FORWARD_VERSION;
+  out[1] = RELAY_NODE_ID_CHARS;
+  for (let i = 0; i < RELAY_NODE_ID_CHARS; i++) out[2 + i] = addr.charCodeAt(i);
+  out.set(payload, RELAY_FORWARD_HEADER_BYTES);
+  return out;
+}
+
+/** Parse a forward frame; throws `bad_request` on a malformed header. The payload is a view. */
+export function decodeForwardFrame(buf: Uint8Array): { addr: NodeID; payload: Uint8Array } {
+  if (buf.length < RELAY_FORWARD_HEADER_BYTES) throw new HnError('bad_request', 'forward frame too short');
+  if (buf[0] !== RELAY_FORWARD_VERSION) throw new HnError('bad_request', 'unknown forward frame version');
+  if (buf[1] !== RELAY_NODE_ID_CHARS) throw new HnError('bad_request', 'bad forward address length');
+  let addr = '';
+  for (let i = 0; i < RELAY_NODE_ID_CHARS; i++) addr += String.fromCharCode(buf[2 + i]!);
+  if (!NODE_ID_RE.test(addr)) throw new HnError('bad_request', 'forward address is not a NodeID');
+  return { addr: addr as NodeID, payload: buf.subarray(RELAY_FORWARD_HEADER_BYTES) };
+}
+
+/** The signed `hello` message answering a challenge. */
+export function buildRelayHello(
+  kp: KeyPair,
+  room: NodeID,
+  nonce: string,
+  tsMs: number,
+  displayName?: string,
+): Extract<RelayClientMessage, { t: 'hello' }> {
+  const body: Record<string, unknown> = {
+    t: 'hello',
+    v: RELAY_HELLO_VERSION,
+    type: 'relay.hello',
+    node_id: kp.nodeId,
+    room,
+    nonce,
+    ts: wallClockMs(tsMs),
+  };
+  if (displayName !== undefined && displayName !== '') body.display_name = displayName;
+  return signObject(kp, body) as unknown as Extract<RelayClientMessage, { t: 'hello' }>;
+}
+
+/** Largest `hello` text message (its known fields fit in well under 1 KiB). */
+export const RELAY_HELLO_MAX_BYTES = 2048;
+/** Longest display name (UTF-16 code units). */
+export const RELAY_DISPLAY_NAME_MAX = 64;
+// C0/C1 controls, bidi embeddings/overrides/isolates, zero-width and line/paragraph separators
+// eslint-disable-next-line no-control-regex
+const UNSAFE_NAME_RE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
+
+/** A display name is refused when too long or when it carries controls or bidi overrides. */
+export function isSafeDisplayName(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= RELAY_DISPLAY_NAME_MAX && !UNSAFE_NAME_RE.test(v);
+}
+
+/** The destination of a forward frame, read in place; null when the header is malformed. */
+export function forwardFrameAddr(buf: Uint8Array): NodeID | null {
+  if (
+    buf.length < RELAY_FORWARD_HEADER_BYTES ||
+    buf[0] !== RELAY_FORWARD_VERSION ||
+    buf[1] !== RELAY_NODE_ID_CHARS
+  )
+    return null;
+  let addr = '';
+  for (let i = 0; i < RELAY_NODE_ID_CHARS; i++) addr += String.fromCharCode(buf[2 + i]!);
+  return NODE_ID_RE.test(addr) ? (addr as NodeID) : null;
+}
+
+/** Rewrite a forward frame's address in place (same length): relay → receiver names the sender. */
+export function rewriteForwardAddr(buf: Uint8Array, addr: NodeID): void {
+  for (let i = 0; i < RELAY_NODE_ID_CHARS; i++) buf[2 + i] = addr.charCodeAt(i);
+}

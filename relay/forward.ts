@@ -1,0 +1,265 @@
+/**
+ * The relay's byte accounting and forwarding (core digest §8.4, issue #18).
+ *
+ * - Every byte the relay queues towards a connection — forward frames, signals, roster news —
+ *   goes through `queueTo` and counts in that connection's `pending`.
+ * - Everything a connection sends is charged to one byte budget per connection (text and binary).
+ * - Forward frames are never dropped. A target over its high-water mark does not stall its
+ *   senders' sockets: the frames for that target are held per (sender, target) and the sender is
+ *   told `{t:"flow", peer, paused:true}`, so its frames to other peers keep flowing. A sender that
+ *   ignores the notice and holds more than twice the high-water mark is paused (its own fault).
+ * - Signals to a target over its high-water mark are refused with `rate_limited`.
+ * - A target that stays over its mark for `slowConsumerMs` is cut off; its held frames are freed.
+ */
+import type { NodeID } from '../engine/core/types.js';
+import { RELAY_FORWARD_MAX_BYTES, forwardFrameAddr, rewriteForwardAddr } from '../engine/net/relay-wire.js';
+import { shortId, type RelayCtx } from './context.js';
+import type { Conn } from './types.js';
+
+export function createForwarder(ctx: RelayCtx) {
+  const { o, m } = ctx;
+  let pendingMax = 0;
+  const holdCap = () => 2 * o.forwardHighWaterBytes;
+
+  const over = (t: Conn) => t.pending > o.forwardHighWaterBytes;
+  const markOver = (t: Conn) => {
+    if (t.overSince === 0) t.overSince = o.now();
+  };
+
+  /** Queue bytes towards `t`, accounted until the socket has written them. */
+  const queueTo = (t: Conn, data: Buffer | string, len: number, binary: boolean) => {
+    if (t.state === 'closed' || t.ws.readyState !== t.ws.OPEN) return;
+    t.pending += len;
+    if (t.pending > pendingMax) {
+      pendingMax = t.pending;
+      m.set('hearthnet_relay_forward_pending_bytes_max', {}, pendingMax);
+    }
+    if (over(t)) markOver(t);
+    t.ws.send(data, { binary }, () => {
+      t.pending = Math.max(0, t.pending - len);
+      if (t.pending <= o.forwardLowWaterBytes) {
+        t.overSince = 0;
+        if (t.waitingSenders.size) drain(t);
+      }
+    });
+  };
+
+  /** The target drained: pass held frames on in order; tell each fully flushed sender to go on. */
+  const drain = (t: Conn) => {
+    for (const s of [...t.waitingSenders]) {
+      const h = s.held.get(t);
+      while (h && h.frames.length && !over(t)) {
+        const f = h.frames.shift()!;
+        h.bytes -= f.length;
+        s.heldBytes -= f.length;
+        queueTo(t, f, f.length, true);
+      }
+      if (h && h.frames.length) return; // over again: wait for the next drain
+      s.held.delete(t);
+      t.waitingSenders.delete(s);
+      ctx.sendJson(s, { t: 'flow', peer: t.nodeId, paused: false });
+      if (s.heldBytes <= holdCap()) ctx.resumeReading(s, 'hold');
+    }
+  };
+
+  /** Byte budget of everything a connection sends; returns ms until `len` bytes are affordable. */
+  const chargeBytes = (c: Conn, len: number): number => {
+    const now = o.now();
+    const rate = o.connectionBytesPerSecond;
+    const burst = Math.max(rate, 2 * RELAY_FORWARD_MAX_BYTES);
+    c.byteTokens = Math.min(burst, c.byteTokens + ((now - c.byteTokensAt) / 1000) * rate);
+    c.byteTokensAt = now;
+    c.byteTokens -= len; // may go negative: binary is paced by pausing until it is paid back
+    return c.byteTokens >= 0 ? 0 : Math.ceil((-c.byteTokens / rate) * 1000);
+  };
+
+  const payBack = (c: Conn, wait: number) => {
+    ctx.pauseReading(c, 'bytes');
+    m.inc('hearthnet_relay_budget_pauses_total');
+    setTimeout(() => ctx.resumeReading(c, 'bytes'), Math.max(1, wait)).unref?.();
+  };
+
+  /** Signals are text: refused (rate_limited) when the target is not reading or the budget is spent. */
+  const signal = (c: Conn, target: Conn, msg: Record<string, unknown>, bytes: number): boolean => {
+    const wait = chargeBytes(c, bytes);
+    if (wait > 0) {
+      c.byteTokens += bytes; // refused: not charged
+      ctx.reject(c, 'rate_limited', 'byte_budget', 'over this connection’s byte budget', {
+        retry_after_ms: wait,
+        strike: false,
+      });
+      return false;
+    }
+    if (target.pending + bytes > o.forwardHighWaterBytes) {
+      markOver(target);
+      ctx.reject(c, 'rate_limited', 'target_slow', 'the target is not reading', {
+        retry_after_ms: 1000,
+        to: target.nodeId!,
+        strike: false,
+      });
+      return false;
+    }
+    const text = JSON.stringify(msg);
+    queueTo(target, text, Buffer.byteLength(text), false);
+    return true;
+  };
+
+  /** Per-pair budget: shape a sender to its budget per second; disconnect if it stays capped. */
+  const chargePair = (c: Conn, target: Conn, len: number) => {
+    const now = o.now();
+    let p = c.pairs.get(target.id);
+    if (!p) {
+      p = { winStart: now, bytes: 0, frames: 0, capped: false, cappedRun: 0, timer: null };
+      c.pairs.set(target.id, p);
+    }
+    if (now - p.winStart >= 1000) {
+      p.cappedRun = p.capped && now - p.winStart < 2000 ? p.cappedRun + 1 : 0;
+      p.winStart = now;
+      p.bytes = 0;
+      p.frames = 0;
+      p.capped = false;
+    }
+    p.bytes += len;
+    p.frames += 1;
+    if (p.capped || (p.bytes < o.pairBytesPerSecond && p.frames < o.pairFramesPerSecond)) return;
+    p.capped = true;
+    if ((p.cappedRun + 1) * 1000 >= o.overBudgetGraceMs) {
+      ctx.reject(c, 'rate_limited', 'forward_budget', 'forwarding stayed over the per-pair budget', {
+        close: true,
+        retry_after_ms: 1000,
+      });
+      return;
+    }
+    const reason = `budget:${target.id}`;
+    ctx.pauseReading(c, reason);
+    m.inc('hearthnet_relay_budget_pauses_total');
+    const pair = p;
+    pair.timer = setTimeout(
+      () => {
+        pair.timer = null;
+        ctx.resumeReading(c, reason);
+      },
+      Math.max(1, pair.winStart + 1000 - now),
+    );
+  };
+
+  /** Offline-target replies come from their own bucket; a flood past it costs strikes. */
+  const takeOffline = (c: Conn): boolean => {
+    const now = o.now();
+    const rate = o.messagesPerSecond;
+    c.offlineTokens = Math.min(rate, c.offlineTokens + ((now - c.offlineTokensAt) / 1000) * rate);
+    c.offlineTokensAt = now;
+    if (c.offlineTokens < 1) return false;
+    c.offlineTokens -= 1;
+    return true;
+  };
+
+  const binary = (c: Conn, buf: Buffer) => {
+    if (c.state !== 'joined') {
+      ctx.reject(c, 'bad_request', 'forward_before_hello', 'binary frames need a joined connection');
+      return;
+    }
+    if (!o.forward) {
+      ctx.reject(c, 'bad_request', 'forward_disabled', 'forwarding is disabled on this relay');
+      return;
+    }
+    const wait = chargeBytes(c, buf.length);
+    if (wait > 0) payBack(c, wait);
+    if (buf.length > RELAY_FORWARD_MAX_BYTES) {
+      ctx.reject(c, 'bad_request', 'oversized', `forward frame above ${RELAY_FORWARD_MAX_BYTES} bytes`);
+      return;
+    }
+    const to = forwardFrameAddr(buf);
+    if (to === null) {
+      ctx.reject(c, 'bad_request', 'malformed_frame', 'malformed forward frame');
+      return;
+    }
+    if (to === c.nodeId) {
+      ctx.reject(c, 'bad_request', 'forward_to_self', 'cannot forward to oneself');
+      return;
+    }
+    const target = ctx.rooms.get(c.room!)?.get(to);
+    if (!target) {
+      // Tell the sender within its offline bucket; past it, each frame is a strike.
+      if (takeOffline(c))
+        ctx.reject(c, 'forward_target_offline', 'forward_target_offline', 'target is not in this room', {
+          to,
+          strike: false,
+        });
+      else ctx.reject(c, 'rate_limited', 'forward_flood', 'forwarding to absent peers', { to });
+      return;
+    }
+    rewriteForwardAddr(buf, c.nodeId!);
+    m.inc('hearthnet_relay_messages_forwarded_total', { kind: 'forward' });
+    m.inc('hearthnet_relay_forward_bytes_total', {}, buf.length);
+    const h = c.held.get(target);
+    if (h || over(target)) {
+      // the target is not reading: hold this pair's frames, keep reading the sender's others
+      if (!h) {
+        c.held.set(target, { frames: [buf], bytes: buf.length });
+        target.waitingSenders.add(c);
+        m.inc('hearthnet_relay_backpressure_pauses_total');
+        ctx.sendJson(c, { t: 'flow', peer: target.nodeId, paused: true });
+      } else {
+        h.frames.push(buf);
+        h.bytes += buf.length;
+      }
+      c.heldBytes += buf.length;
+      markOver(target);
+      if (c.heldBytes > holdCap()) ctx.pauseReading(c, 'hold');
+    } else queueTo(target, buf, buf.length, true);
+    chargePair(c, target, buf.length);
+  };
+
+  /** A connection closed: free what it held and what was held for it. */
+  const release = (c: Conn) => {
+    for (const [t, h] of c.held) {
+      c.heldBytes -= h.bytes;
+      t.waitingSenders.delete(c);
+    }
+    c.held.clear();
+    for (const s of c.waitingSenders) {
+      const h = s.held.get(c);
+      if (h) s.heldBytes -= h.bytes;
+      s.held.delete(c);
+      if (s.heldBytes <= holdCap()) ctx.resumeReading(s, 'hold');
+    }
+    c.waitingSenders.clear();
+    for (const p of c.pairs.values()) if (p.timer) clearTimeout(p.timer);
+    c.pairs.clear();
+    c.pending = 0;
+  };
+
+  /** Receivers stuck over the mark are cut off (they are not reading, so no error could reach them). */
+  const sweep = () => {
+    const now = o.now();
+    for (const c of ctx.conns) {
+      if (c.overSince !== 0 && now - c.overSince >= o.slowConsumerMs && (over(c) || c.waitingSenders.size)) {
+        m.inc('hearthnet_relay_rejects_total', { reason: 'slow_consumer' });
+        ctx.log('warning', 'reject', {
+          reason: 'slow_consumer',
+          peer: shortId(c.nodeId),
+          room: shortId(c.room),
+        });
+        c.ws.terminate();
+      }
+    }
+  };
+
+  /** Every byte the relay holds for peers right now (queued and held). */
+  const queuedBytes = () => {
+    let n = 0;
+    for (const c of ctx.conns) n += c.pending + c.heldBytes;
+    return n;
+  };
+
+  const send = (c: Conn, msg: Record<string, unknown>) => {
+    const text = JSON.stringify(msg);
+    queueTo(c, text, Buffer.byteLength(text), false);
+  };
+
+  return { binary, signal, release, sweep, queuedBytes, send, chargeBytes };
+}
+
+export type Forwarder = ReturnType<typeof createForwarder>;
+export type { NodeID };

@@ -1,0 +1,184 @@
+/**
+ * Room admission (core digest §8.3, §8.5; issue #18): the signed hello, join rate per node, room
+ * capacity, fresh keys per address per minute (so one address cannot fill a room with throwaway
+ * identities), and the roster a joiner receives.
+ */
+import type { NodeID } from '../engine/core/types.js';
+import { isNodeId, verifyObject } from '../engine/identity/identity.js';
+import {
+  RELAY_CLOSE_REPLACED,
+  RELAY_HELLO_SKEW_SECONDS,
+  isSafeDisplayName,
+  parseWallClock,
+  wallClockMs,
+  type RelayPeerInfo,
+} from '../engine/net/relay-wire.js';
+import { shortId, type RelayCtx } from './context.js';
+import type { Conn } from './types.js';
+
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+/** Addresses and nodes remembered for the per-minute and per-hour limits (oldest forgotten first). */
+const MEMORY_MAX = 50_000;
+
+export function createRooms(ctx: RelayCtx) {
+  const { o, m, rooms } = ctx;
+  const joinLog = new Map<string, number[]>(); // node_id → join times within the last hour
+  const freshLog = new Map<string, number[]>(); // ip → times a new NodeID joined from it (last minute)
+
+  const roomPeers = (room: NodeID, except: NodeID | null): RelayPeerInfo[] => {
+    const r = rooms.get(room);
+    if (!r) return [];
+    const out: RelayPeerInfo[] = [];
+    for (const c of r.values()) {
+      if (c.nodeId !== except)
+        out.push({ node_id: c.nodeId!, display_name: c.displayName, joined_at: c.joinedAt });
+    }
+    return out;
+  };
+
+  const broadcast = (room: NodeID, except: Conn | null, msg: Record<string, unknown>) => {
+    const r = rooms.get(room);
+    if (!r) return;
+    for (const c of r.values()) if (c !== except) ctx.sendJson(c, msg);
+  };
+
+  const bounded = (map: Map<string, number[]>) => {
+    while (map.size > MEMORY_MAX) map.delete(map.keys().next().value as string);
+  };
+
+  const hello = (c: Conn, h: Record<string, unknown>) => {
+    const dn = h.display_name;
+    if (
+      h.v !== 1 ||
+      h.type !== 'relay.hello' ||
+      !isNodeId(h.node_id) ||
+      !isNodeId(h.room) ||
+      typeof h.nonce !== 'string' ||
+      typeof h.ts !== 'string' ||
+      typeof h.signature !== 'string' ||
+      (dn !== undefined && !isSafeDisplayName(dn))
+    ) {
+      ctx.reject(c, 'bad_request', 'bad_hello', 'malformed hello');
+      return;
+    }
+    const nodeId = h.node_id as NodeID;
+    const room = h.room as NodeID;
+    if (h.nonce !== c.nonce) {
+      ctx.reject(c, 'expired', 'stale_nonce', 'hello nonce is not this connection’s challenge');
+      return;
+    }
+    const ts = parseWallClock(h.ts);
+    const now = o.now();
+    if (ts === null || Math.abs(ts - now) > RELAY_HELLO_SKEW_SECONDS * 1000) {
+      ctx.reject(c, 'expired', 'stale_ts', 'hello ts is outside ±300 s of the relay clock');
+      return;
+    }
+    if (!verifyObject(h, nodeId)) {
+      ctx.reject(c, 'invalid_signature', 'bad_signature', 'hello signature does not verify for node_id');
+      return;
+    }
+    // Join rate per node (sliding hour).
+    const joins = (joinLog.get(nodeId) ?? []).filter((t) => t > now - HOUR);
+    if (joins.length >= o.joinsPerHour) {
+      joinLog.set(nodeId, joins);
+      ctx.reject(c, 'rate_limited', 'join_rate', 'too many joins for this node in the last hour', {
+        retry_after_ms: joins[0]! + HOUR - now,
+        close: true,
+      });
+      return;
+    }
+    // Fresh keys per address (sliding minute): a node that joined within the hour is not fresh.
+    const fresh = joins.length === 0;
+    const fromIp = (freshLog.get(c.ip) ?? []).filter((t) => t > now - MINUTE);
+    if (fresh && fromIp.length >= o.freshKeysPerIpPerMinute) {
+      freshLog.set(c.ip, fromIp);
+      ctx.reject(c, 'rate_limited', 'fresh_keys', 'too many new identities from this address', {
+        retry_after_ms: fromIp[0]! + MINUTE - now,
+        close: true,
+      });
+      return;
+    }
+    let r = rooms.get(room);
+    const existing = r?.get(nodeId) ?? null;
+    const others = (r?.size ?? 0) - (existing ? 1 : 0);
+    if (others >= o.maxRoomPeers) {
+      ctx.reject(c, 'capacity_exceeded', 'room_full', 'the room is full', { close: true });
+      return;
+    }
+    joins.push(now);
+    joinLog.set(nodeId, joins);
+    if (fresh) {
+      fromIp.push(now);
+      freshLog.set(c.ip, fromIp);
+    }
+    bounded(joinLog);
+    bounded(freshLog);
+    if (c.helloTimer) clearTimeout(c.helloTimer);
+    c.helloTimer = null;
+    c.state = 'joined';
+    c.nodeId = nodeId;
+    c.room = room;
+    c.displayName = typeof dn === 'string' ? dn : '';
+    c.joinedAt = wallClockMs(now).replace(/\.\d{3}Z$/, 'Z');
+    if (!r) rooms.set(room, (r = new Map()));
+    if (existing) {
+      // A second connection of the same node replaces the first (tab reload, network change).
+      existing.replaced = true;
+      r.delete(nodeId);
+      m.inc('hearthnet_relay_rejects_total', { reason: 'replaced' });
+      ctx.closeConn(existing, RELAY_CLOSE_REPLACED, 'replaced');
+      broadcast(room, existing, { t: 'peer_left', node_id: nodeId });
+    }
+    r.set(nodeId, c);
+    m.inc('hearthnet_relay_joins_total');
+    ctx.sendJson(c, {
+      t: 'welcome',
+      room,
+      node_id: nodeId,
+      peers: roomPeers(room, nodeId),
+      server_time: wallClockMs(now),
+    });
+    broadcast(room, c, {
+      t: 'peer_joined',
+      node_id: nodeId,
+      display_name: c.displayName,
+      joined_at: c.joinedAt,
+    });
+    ctx.log('info', 'joined', {
+      peer: shortId(nodeId),
+      room: shortId(room),
+      replaced: !!existing,
+      room_size: r.size,
+    });
+  };
+
+  /** A joined connection left: drop it from its room and tell the others. */
+  const leave = (c: Conn) => {
+    if (!c.room || !c.nodeId) return;
+    const r = rooms.get(c.room);
+    if (r && r.get(c.nodeId) === c) {
+      r.delete(c.nodeId);
+      if (r.size === 0) rooms.delete(c.room);
+      broadcast(c.room, null, { t: 'peer_left', node_id: c.nodeId });
+    }
+    ctx.log('info', 'left', { peer: shortId(c.nodeId), room: shortId(c.room), replaced: c.replaced });
+  };
+
+  /** Forget join times older than the window (called from the ping sweep). */
+  const prune = () => {
+    const now = o.now();
+    for (const [k, v] of joinLog) {
+      const keep = v.filter((t) => t > now - HOUR);
+      if (keep.length) joinLog.set(k, keep);
+      else joinLog.delete(k);
+    }
+    for (const [k, v] of freshLog) {
+      const keep = v.filter((t) => t > now - MINUTE);
+      if (keep.length) freshLog.set(k, keep);
+      else freshLog.delete(k);
+    }
+  };
+
+  return { hello, leave, prune };
+}
