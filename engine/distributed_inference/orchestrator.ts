@@ -570,7 +570,6 @@ export class Orchestrator {
       const exclude = new Set<string>();
       let failures = 0;
       let lastReason: FailureReason | null = null;
-      let candidatesSeen = false;
       const statusFrame = (): StreamFrame => ({
         event: 'shard_status',
         data: {
@@ -623,7 +622,6 @@ export class Orchestrator {
         for (;;) {
           const prefer = new Set(current.map(keyOf).filter((k) => !exclude.has(k)));
           const shards = await this.cover(model, exclude, { prefer });
-          candidatesSeen = true;
           try {
             return await open(shards);
           } catch (e) {
@@ -732,12 +730,13 @@ export class Orchestrator {
             const local = allowLocal && this.d.local ? await this.d.local(model.model_id, model.weights_sha256) : undefined;
             if (!local) {
               touch('failed');
-              if (planError && planError.code === 'shard_unavailable' && !candidatesSeen)
-                throw planError;
-              if (planError && planError.code === 'shard_unavailable')
-                throw new HnError('shard_unavailable', planError.message, planError.details ? { details: planError.details } : {});
+              // the run had started: whatever stopped the re-plan, the run itself failed (B10.2, B10.8)
               throw new HnError('pipeline_failed', `the pipeline failed (${lastReason}) and no fallback is available`, {
-                details: { reason: lastReason, failovers: failures },
+                details: {
+                  reason: lastReason,
+                  failovers: failures,
+                  ...(planError ? { replan: planError.code, ...(planError.details ?? {}) } : {}),
+                },
               });
             }
             backend = new LocalBackend(local);
