@@ -100,10 +100,14 @@ export function createDistributedInferenceModule(o: DistributedInferenceOptions)
   };
 
   const capabilities = (): Capability[] => {
-    const d = (name: string, over: Parameters<typeof descriptor>[2]) => descriptor(name, 'distributed_llm', over);
+    const d = (name: string, over: Parameters<typeof descriptor>[2]) =>
+      descriptor(name, 'distributed_llm', over);
     return [
       {
-        descriptor: d(CAP.list, { trust_required: 'member', description: 'shards this host serves, with health' }),
+        descriptor: d(CAP.list, {
+          trust_required: 'member',
+          description: 'shards this host serves, with health',
+        }),
         handler: async (input: { model_id?: unknown; scope?: unknown }, cx) => {
           const p = ensure();
           if (input?.scope !== undefined && input.scope !== 'local' && input.scope !== 'known')
@@ -117,8 +121,12 @@ export function createDistributedInferenceModule(o: DistributedInferenceOptions)
         },
       },
       {
-        descriptor: d(CAP.connect, { trust_required: 'trusted', description: 'open a forward session on a shard' }),
-        handler: async (input: Record<string, unknown>, cx) => ensure().host.connect(input, cx.caller, cx.callerLevel),
+        descriptor: d(CAP.connect, {
+          trust_required: 'trusted',
+          description: 'open a forward session on a shard',
+        }),
+        handler: async (input: Record<string, unknown>, cx) =>
+          ensure().host.connect(input, cx.caller, cx.callerLevel),
       },
       {
         descriptor: d(CAP.forward, { trust_required: 'trusted', description: 'one forward on inline data' }),

@@ -380,7 +380,13 @@ export class Orchestrator {
         r.reason === 'max_shards'
           ? `no cover within the shard limit (first layer beyond it: ${r.first_uncovered_layer})`
           : `no shard starts at layer ${r.first_uncovered_layer}`,
-        { details: { first_uncovered_layer: r.first_uncovered_layer, reason: r.reason, candidates: cands.length } },
+        {
+          details: {
+            first_uncovered_layer: r.first_uncovered_layer,
+            reason: r.reason,
+            candidates: cands.length,
+          },
+        },
       );
     return r.shards;
   }
@@ -398,7 +404,9 @@ export class Orchestrator {
       throw new HnError('bad_request', 'allow_self_as_shard must be a boolean');
     const shards = await this.cover(model, exclude, {
       ...(ms !== undefined ? { max_shards: ms as number } : {}),
-      ...(input.allow_self_as_shard !== undefined ? { allow_self: input.allow_self_as_shard as boolean } : {}),
+      ...(input.allow_self_as_shard !== undefined
+        ? { allow_self: input.allow_self_as_shard as boolean }
+        : {}),
     });
     return this.register(model, shards, this.now() - t0);
   }
@@ -432,7 +440,9 @@ export class Orchestrator {
 
   private async modelFor(model_id: unknown, weights: unknown): Promise<OrchestratorModel> {
     if (typeof model_id !== 'string' || model_id.length < 1 || model_id.length > 128)
-      throw new HnError('bad_request', 'model_id must be 1..128 characters', { details: { field: 'model_id' } });
+      throw new HnError('bad_request', 'model_id must be 1..128 characters', {
+        details: { field: 'model_id' },
+      });
     const w = checkHash(weights, 'weights_sha256');
     const m = await this.d.models(model_id, w);
     if (!m)
@@ -447,7 +457,8 @@ export class Orchestrator {
   /** `pipeline.status` (self). */
   status(input: { pipeline_id?: unknown } = {}): { pipelines: unknown[] } {
     const id = input?.pipeline_id;
-    if (id !== undefined && typeof id !== 'string') throw new HnError('bad_request', 'pipeline_id must be a string');
+    if (id !== undefined && typeof id !== 'string')
+      throw new HnError('bad_request', 'pipeline_id must be a string');
     const recs = id !== undefined ? [this.runs.get(id)] : [...this.runs.values()];
     if (id !== undefined && !recs[0]) throw new HnError('not_found', 'no such pipeline');
     return {
@@ -509,9 +520,13 @@ export class Orchestrator {
     const cfg = this.d.config();
     const o = parseRunInput(input, cfg);
     if (this.active >= cfg.max_concurrent_pipelines)
-      throw new HnError('capacity_exceeded', `at most ${cfg.max_concurrent_pipelines} pipelines run at once`, {
-        retry_after_ms: 1000,
-      });
+      throw new HnError(
+        'capacity_exceeded',
+        `at most ${cfg.max_concurrent_pipelines} pipelines run at once`,
+        {
+          retry_after_ms: 1000,
+        },
+      );
     this.active++;
     const t0 = this.now();
     let backend: Backend | null = null;
@@ -532,7 +547,10 @@ export class Orchestrator {
         planned = p;
       } else {
         const model = await this.modelFor(input.model_id, input.weights_sha256);
-        planned = { plan: await this.register(model, await this.cover(model, new Set(), {}), this.now() - t0), model };
+        planned = {
+          plan: await this.register(model, await this.cover(model, new Set(), {}), this.now() - t0),
+          model,
+        };
         this.plans.delete(planned.plan.pipeline_id);
       }
       const { plan, model } = planned;
@@ -661,7 +679,7 @@ export class Orchestrator {
       let stopReason = 'max_tokens';
       let via: 'pipeline' | 'local' = 'pipeline';
       touch('prefilling');
-      for (let index = 0; index < o.max_tokens; ) {
+      for (let index = 0; index < o.max_tokens;) {
         if (signal?.aborted) throw new HnError('pipeline_cancelled', 'the run was cancelled');
         let logits: Float32Array;
         try {
@@ -727,17 +745,24 @@ export class Orchestrator {
           } else {
             // (7) local fallback on the same context, else fail
             const allowLocal = o.fallback_to_local;
-            const local = allowLocal && this.d.local ? await this.d.local(model.model_id, model.weights_sha256) : undefined;
+            const local =
+              allowLocal && this.d.local
+                ? await this.d.local(model.model_id, model.weights_sha256)
+                : undefined;
             if (!local) {
               touch('failed');
               // the run had started: whatever stopped the re-plan, the run itself failed (B10.2, B10.8)
-              throw new HnError('pipeline_failed', `the pipeline failed (${lastReason}) and no fallback is available`, {
-                details: {
-                  reason: lastReason,
-                  failovers: failures,
-                  ...(planError ? { replan: planError.code, ...(planError.details ?? {}) } : {}),
+              throw new HnError(
+                'pipeline_failed',
+                `the pipeline failed (${lastReason}) and no fallback is available`,
+                {
+                  details: {
+                    reason: lastReason,
+                    failovers: failures,
+                    ...(planError ? { replan: planError.code, ...(planError.details ?? {}) } : {}),
+                  },
                 },
-              });
+              );
             }
             backend = new LocalBackend(local);
             via = 'local';
@@ -758,7 +783,8 @@ export class Orchestrator {
           pending = [...context];
           continue;
         }
-        if (R.state === 'prefilling' || R.state === 'failing_over') touch(via === 'local' ? 'local_fallback' : 'decoding');
+        if (R.state === 'prefilling' || R.state === 'failing_over')
+          touch(via === 'local' ? 'local_fallback' : 'decoding');
         const id = sampleToken(logits, { temperature: o.temperature, top_p: o.top_p }, rng);
         if (index === 0) {
           firstMs = this.now() - t0;
@@ -854,8 +880,14 @@ export class Orchestrator {
 
 function parseExclude(x: unknown): Set<string> {
   if (x === undefined) return new Set();
-  if (!Array.isArray(x) || x.length > 64 || !x.every((s) => typeof s === 'string' && s.length <= 300 && s.includes('@')))
-    throw new HnError('bad_request', 'exclude must be a list of shard_id@host', { details: { field: 'exclude' } });
+  if (
+    !Array.isArray(x) ||
+    x.length > 64 ||
+    !x.every((s) => typeof s === 'string' && s.length <= 300 && s.includes('@'))
+  )
+    throw new HnError('bad_request', 'exclude must be a list of shard_id@host', {
+      details: { field: 'exclude' },
+    });
   return new Set(x as string[]);
 }
 
@@ -883,10 +915,12 @@ export function parseRunInput(i: RunInput, cfg: DistributedLlmSection): ParsedRu
   if (!i || typeof i !== 'object') bad('input must be an object', 'input');
   const given = [i.messages, i.prompt, i.prompt_tokens].filter((x) => x !== undefined).length;
   if (given !== 1) bad('give exactly one of messages, prompt, prompt_tokens', 'prompt');
-  if (i.pipeline_id !== undefined && typeof i.pipeline_id !== 'string') bad('pipeline_id must be a string', 'pipeline_id');
+  if (i.pipeline_id !== undefined && typeof i.pipeline_id !== 'string')
+    bad('pipeline_id must be a string', 'pipeline_id');
   if (i.pipeline_id === undefined && (i.model_id === undefined || i.weights_sha256 === undefined))
     bad('give pipeline_id, or model_id and weights_sha256', 'pipeline_id');
-  if (i.prompt !== undefined && (typeof i.prompt !== 'string' || i.prompt.length > 65536)) bad('prompt must be a string', 'prompt');
+  if (i.prompt !== undefined && (typeof i.prompt !== 'string' || i.prompt.length > 65536))
+    bad('prompt must be a string', 'prompt');
   if (
     i.messages !== undefined &&
     (!Array.isArray(i.messages) ||
@@ -900,10 +934,12 @@ export function parseRunInput(i: RunInput, cfg: DistributedLlmSection): ParsedRu
   )
     bad('prompt_tokens must be a non-empty list of ids', 'prompt_tokens');
   const max_tokens = i.max_tokens ?? 256;
-  if (!Number.isInteger(max_tokens) || max_tokens < 1 || max_tokens > 4096) bad('max_tokens must be 1..4096', 'max_tokens');
+  if (!Number.isInteger(max_tokens) || max_tokens < 1 || max_tokens > 4096)
+    bad('max_tokens must be 1..4096', 'max_tokens');
   const temperature = i.temperature ?? 0;
   const top_p = i.top_p ?? 1;
-  if (typeof temperature !== 'number' || typeof top_p !== 'number') bad('temperature and top_p are numbers', 'temperature');
+  if (typeof temperature !== 'number' || typeof top_p !== 'number')
+    bad('temperature and top_p are numbers', 'temperature');
   checkSampling({ temperature, top_p });
   const seed = i.seed ?? 0;
   if (!Number.isSafeInteger(seed)) bad('seed must be an integer', 'seed');

@@ -35,10 +35,17 @@ export class ShardStore {
       const exp = Number(d.expires_at);
       if (!Number.isFinite(exp) || exp > this.now() / 1000 + MAX_AHEAD_S) return;
       const r = d.layer_range;
-      if (!Array.isArray(r) || r.length !== 2 || !r.every((x) => Number.isInteger(x) && x >= 0) || r[0] > r[1]) return;
+      if (
+        !Array.isArray(r) ||
+        r.length !== 2 ||
+        !r.every((x) => Number.isInteger(x) && x >= 0) ||
+        r[0] > r[1]
+      )
+        return;
       const key = keyOf({ shard_id: d.shard_id, host: ev.author });
       const old = this.ads.get(key);
-      if (!old || old.advertised_at <= Number(d.advertised_at)) this.ads.set(key, d as unknown as ShardDescriptor);
+      if (!old || old.advertised_at <= Number(d.advertised_at))
+        this.ads.set(key, d as unknown as ShardDescriptor);
     } else if (ev.event_type === EV.withdrawn) {
       if (typeof d.shard_id !== 'string') return;
       const key = keyOf({ shard_id: d.shard_id, host: ev.author });
@@ -50,7 +57,9 @@ export class ShardStore {
   /** Live (unexpired) ads, optionally of one model. */
   list(model_id?: string): ShardDescriptor[] {
     const nowS = this.now() / 1000;
-    return [...this.ads.values()].filter((a) => a.expires_at > nowS && (!model_id || a.model_id === model_id));
+    return [...this.ads.values()].filter(
+      (a) => a.expires_at > nowS && (!model_id || a.model_id === model_id),
+    );
   }
 
   setHealth(h: ShardHealth): void {

@@ -43,7 +43,8 @@ export type DistributedLlmSection = HearthnetConfig['distributed_llm'];
 /** Direct `shard.forward` carries at most 256 KiB of tensor data (B3). */
 export const INLINE_TENSOR_MAX = 256 * 1024;
 const HEX64 = /^[0-9a-f]{64}$/;
-const SHARD_ID_RE = /^([A-Za-z0-9][A-Za-z0-9._/-]{0,127}):(\d{1,5})-(\d{1,5})(?::([A-Za-z0-9][A-Za-z0-9_.+-]{0,31}))?$/;
+const SHARD_ID_RE =
+  /^([A-Za-z0-9][A-Za-z0-9._/-]{0,127}):(\d{1,5})-(\d{1,5})(?::([A-Za-z0-9][A-Za-z0-9_.+-]{0,31}))?$/;
 const P95_WINDOW = 64;
 
 export interface ParsedShardId {
@@ -55,7 +56,8 @@ export interface ParsedShardId {
 
 /** `<model_id>:<lo>-<hi>[:<tier>]`; malformed or lo > hi → `bad_request`. */
 export function parseShardId(id: unknown): ParsedShardId {
-  if (typeof id !== 'string' || id.length > 200) throw new HnError('bad_request', 'shard_id must be a string');
+  if (typeof id !== 'string' || id.length > 200)
+    throw new HnError('bad_request', 'shard_id must be a string');
   const m = SHARD_ID_RE.exec(id);
   if (!m) throw new HnError('bad_request', 'malformed shard_id (want <model_id>:<lo>-<hi>[:<tier>])');
   const lo = Number(m[2]);
@@ -270,7 +272,10 @@ export class ShardHost {
   }
 
   /** Stop serving a range: sessions closed (BYE), KV freed, `shard.withdrawn`. */
-  async withdraw(shardId: string, reason: 'stopped' | 'evicted' | 'disabled' | 'weights_changed'): Promise<void> {
+  async withdraw(
+    shardId: string,
+    reason: 'stopped' | 'evicted' | 'disabled' | 'weights_changed',
+  ): Promise<void> {
     const s = this.served.get(shardId);
     if (!s) return;
     this.served.delete(shardId);
@@ -296,7 +301,11 @@ export class ShardHost {
     for (const [id, s] of [...this.served]) {
       for (const h of [...s.sessions])
         if (now - h.lastActive > SESSION_IDLE_S * 1000) h.session.close('idle');
-      if (s.sessions.size === 0 && s.reserved.size === 0 && now - s.lastUsed > cfg.eviction_idle_seconds * 1000) {
+      if (
+        s.sessions.size === 0 &&
+        s.reserved.size === 0 &&
+        now - s.lastUsed > cfg.eviction_idle_seconds * 1000
+      ) {
         await this.withdraw(id, 'evicted');
         continue;
       }
@@ -330,7 +339,11 @@ export class ShardHost {
   // ---- capabilities ------------------------------------------------------------------------------------------
 
   /** `shard.list` (member): this host's shards with health. */
-  list(input: { model_id?: unknown }): { host: NodeID; at: number; shards: (ShardDescriptor & ShardHealth)[] } {
+  list(input: { model_id?: unknown }): {
+    host: NodeID;
+    at: number;
+    shards: (ShardDescriptor & ShardHealth)[];
+  } {
     const mid = input?.model_id;
     if (mid !== undefined && (typeof mid !== 'string' || mid.length > 128))
       throw new HnError('bad_request', 'model_id must be a string of at most 128 characters');
@@ -350,9 +363,12 @@ export class ShardHost {
     if (m && p.hi >= m.total_layers)
       throw new HnError('bad_request', `layer range outside 0..${m.total_layers - 1}`);
     const s = this.served.get(shardId as string);
-    if (!s) throw new HnError('shard_unavailable', 'this host does not serve that shard', { details: { reason: 'not_hosted' } });
+    if (!s)
+      throw new HnError('shard_unavailable', 'this host does not serve that shard', {
+        details: { reason: 'not_hosted' },
+      });
     if (s.desc.weights_sha256 !== w)
-      throw new HnError('shard_unavailable', 'weights differ from the requested export', {
+      throw new HnError('shard_unavailable', 'weights_mismatch: weights differ from the requested export', {
         details: { reason: 'weights_mismatch' },
       });
     return s;
@@ -383,7 +399,9 @@ export class ShardHost {
     const [lo, hi] = s.desc.layer_range;
     const kvBytes = this.kvReserve(s.model, lo, hi, maxSeq as number);
     if (this.budget() > 0 && this.usedBytes() + kvBytes > this.budget())
-      throw new HnError('capacity_exceeded', 'the KV reserve does not fit the memory budget', { retry_after_ms: 1000 });
+      throw new HnError('capacity_exceeded', 'the KV reserve does not fit the memory budget', {
+        retry_after_ms: 1000,
+      });
     const grant = this.d.tensors.authorise({
       caller,
       capability: CONNECT_REF,
@@ -410,7 +428,11 @@ export class ShardHost {
   async forward(
     input: Record<string, unknown>,
     callerLevel: TrustLevel,
-  ): Promise<{ tensor: { dtype: WireDtype; shape: number[]; data: string }; past_len_after: number; ms: number }> {
+  ): Promise<{
+    tensor: { dtype: WireDtype; shape: number[]; data: string };
+    past_len_after: number;
+    ms: number;
+  }> {
     if (!input || typeof input !== 'object') throw new HnError('bad_request', 'input must be an object');
     const s = this.resolve(input.shard_id, input.weights_sha256, callerLevel);
     if (input.session_id !== undefined) {
@@ -419,7 +441,8 @@ export class ShardHost {
     }
     const t = input.tensor as Record<string, unknown> | undefined;
     if (!t || typeof t !== 'object') throw new HnError('bad_request', 'tensor is required');
-    if (t.dtype !== 'fp16' && t.dtype !== 'fp32') throw new HnError('bad_request', 'tensor.dtype must be fp16 or fp32');
+    if (t.dtype !== 'fp16' && t.dtype !== 'fp32')
+      throw new HnError('bad_request', 'tensor.dtype must be fp16 or fp32');
     if (!Array.isArray(t.shape) || !t.shape.every((x) => Number.isSafeInteger(x) && x >= 0))
       throw new HnError('bad_request', 'tensor.shape must be a list of non-negative integers');
     if (typeof t.data !== 'string') throw new HnError('bad_request', 'tensor.data must be base64');
@@ -474,7 +497,12 @@ export class ShardHost {
     }
     clearTimeout(r.timer);
     s.reserved.delete(session.sessionId);
-    const h: HostSession = { session, kv: s.backend.openSession(), kvBytes: r.kvBytes, lastActive: this.now() };
+    const h: HostSession = {
+      session,
+      kv: s.backend.openSession(),
+      kvBytes: r.kvBytes,
+      lastActive: this.now(),
+    };
     s.sessions.add(h);
     const served = s;
     session.onClose(() => {
@@ -531,7 +559,8 @@ export class ShardHost {
 }
 
 function checkNegotiation(n: unknown): void {
-  if (!n || typeof n !== 'object' || Array.isArray(n)) throw new HnError('bad_request', 'negotiation must be an object');
+  if (!n || typeof n !== 'object' || Array.isArray(n))
+    throw new HnError('bad_request', 'negotiation must be an object');
   const o = n as Record<string, unknown>;
   if (o.preferred_dtype !== undefined && o.preferred_dtype !== 'fp16' && o.preferred_dtype !== 'fp32')
     throw new HnError('bad_request', 'negotiation.preferred_dtype must be fp16 or fp32');

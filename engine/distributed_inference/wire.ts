@@ -34,7 +34,9 @@ function u16(b: Uint8Array): Uint16Array {
 /** Shape/dtype check of an incoming activation: [1,S,E], fp16|fp32, S ≥ 1, length consistent. */
 export function checkWireTensor(t: Tensor, hidden: number, maxS: number): number {
   if (t.dtype !== 'fp16' && t.dtype !== 'fp32')
-    throw new HnError('bad_request', 'activation dtype must be fp16 or fp32', { details: { reason: 'shape' } });
+    throw new HnError('bad_request', 'activation dtype must be fp16 or fp32', {
+      details: { reason: 'shape' },
+    });
   const [b, s, e] = t.shape;
   if (t.shape.length !== 3 || b !== 1 || e !== hidden || !Number.isInteger(s) || s! < 1)
     throw new HnError('bad_request', `activation must be [1,S,${hidden}]`, { details: { reason: 'shape' } });

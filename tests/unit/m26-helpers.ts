@@ -51,7 +51,9 @@ export async function makeFixture(): Promise<Fixture> {
   });
   const manifest = parseManifest(JSON.parse(readFileSync(join(splitDir, 'manifest.json'), 'utf8')));
   const whole = await OnnxLocalLlm.loadWhole(dirSource(tiny.dir), { executionProviders: ['wasm'] });
-  const orch = await orchestratorFromManifest(dirSource(splitDir), manifest, { executionProviders: ['wasm'] });
+  const orch = await orchestratorFromManifest(dirSource(splitDir), manifest, {
+    executionProviders: ['wasm'],
+  });
   return { dir, tiny, splitDir, manifest, whole, orch };
 }
 
@@ -122,16 +124,20 @@ export async function m26Node(
     serve?: boolean;
   } = {},
 ): Promise<M26Node> {
-  let n: HearthNode | undefined;
+  const bound: { n?: HearthNode } = {};
   const inst = installed(f, opts.fault);
   const mod = createDistributedInferenceModule({
-    node: () =>
-      n && {
-        tensors: n.tensors,
-        session: (p) => n!.session(p),
-        levelOf: (x) => n!.levelOf(x),
-        metrics: n.metrics,
-      },
+    node: () => {
+      const n = bound.n;
+      return (
+        n && {
+          tensors: n.tensors,
+          session: (p) => n.session(p),
+          levelOf: (x) => n.levelOf(x),
+          metrics: n.metrics,
+        }
+      );
+    },
     installed: () => (opts.serve === false ? [] : [inst]),
     orchestratorModel: async (m, w) =>
       m === f.orch.model_id && w === f.orch.weights_sha256 ? f.orch : undefined,
@@ -148,7 +154,8 @@ export async function m26Node(
     distributed_llm: { ...(ON.distributed_llm as object), ...(opts.config?.distributed_llm as object) },
     ...(opts.founder ? { community: { community_id: opts.founder.id } } : {}),
   } as ConfigPatch;
-  n = await createNode({ config: cfg, modules: [mod] });
+  const n = await createNode({ config: cfg, modules: [mod] });
+  bound.n = n;
   return { node: n, mod };
 }
 

@@ -37,11 +37,19 @@ async function mesh(
   ranges: ([number, number] | null)[],
   o: { faults?: (() => Fault)[]; local?: boolean; config?: Record<string, unknown> } = {},
 ) {
-  const orch = await m26Node(f, { serve: false, ...(o.local ? { local: true } : {}), ...(o.config ? { config: o.config } : {}) });
+  const orch = await m26Node(f, {
+    serve: false,
+    ...(o.local ? { local: true } : {}),
+    ...(o.config ? { config: o.config } : {}),
+  });
   open.push(orch);
   const hosts: M26Node[] = [];
   for (const [i] of ranges.entries()) {
-    const h = await m26Node(f, { founder: orch.node, ...(o.faults?.[i] ? { fault: o.faults[i] } : {}), ...(o.config ? { config: o.config } : {}) });
+    const h = await m26Node(f, {
+      founder: orch.node,
+      ...(o.faults?.[i] ? { fault: o.faults[i] } : {}),
+      ...(o.config ? { config: o.config } : {}),
+    });
     open.push(h);
     await admit(orch.node, h.node, 'trusted');
     await link(orch.node, h.node);
@@ -61,7 +69,8 @@ async function collect(it: AsyncIterable<StreamFrame>, onToken?: (i: number) => 
   }
   return frames;
 }
-const tokensOf = (frames: StreamFrame[]) => frames.filter((x) => x.event === 'token').map((x) => x.data.token_id as number);
+const tokensOf = (frames: StreamFrame[]) =>
+  frames.filter((x) => x.event === 'token').map((x) => x.data.token_id as number);
 const doneOf = (frames: StreamFrame[]) => frames.find((x) => x.event === 'done')!.data;
 const runInput = (extra: Record<string, unknown> = {}) => ({
   model_id: f.manifest.model_id,
@@ -113,7 +122,9 @@ describe('M26 pipeline over real nodes', () => {
     expect(fo).toHaveLength(1);
     expect(fo[0]!.data.failed_shard).toBe(`${f.manifest.model_id}:2-3:fp32@${victim}`);
     expect(fo[0]!.data.restart_from).toBe(6);
-    const other = hosts.find((h) => h.node.id !== victim && h.mod.parts().host.shards[0]!.layer_range[0] === 2)!;
+    const other = hosts.find(
+      (h) => h.node.id !== victim && h.mod.parts().host.shards[0]!.layer_range[0] === 2,
+    )!;
     expect(fo[0]!.data.replacement).toBe(`${f.manifest.model_id}:2-3:fp32@${other.node.id}`);
     expect(doneOf(frames)).toMatchObject({ failovers: 1, via: 'pipeline', tokens_out: ref.length });
     const types = (await orch.node.events.list()).map((e) => e.event_type);
@@ -131,7 +142,9 @@ describe('M26 pipeline over real nodes', () => {
   it('a host returning NaN is detected (corruption metric + 1) and replaced by the replica; with no replica → pipeline_failed', async () => {
     const ref = await reference(f, PROMPT, 24);
     let target: string | null = null;
-    const faults = [0, 1, 2].map((i) => () => (target && hostsRef[i]?.node.id === target ? ({ kind: 'nan', after: 4 } as const) : null));
+    const faults = [0, 1, 2].map(
+      (i) => () => (target && hostsRef[i]?.node.id === target ? ({ kind: 'nan', after: 4 } as const) : null),
+    );
     const hostsRef: M26Node[] = [];
     const { orch, hosts } = await mesh(
       [
@@ -156,7 +169,8 @@ describe('M26 pipeline over real nodes', () => {
     expect(orch.mod.parts().orchestrator.suspects.has(target!)).toBe(true);
 
     // the suspect host is avoided; the remaining 2-3 host now injects NaN too → no replica left → pipeline_failed
-    target = hosts.find((h) => h.node.id !== target && h.mod.parts().host.shards[0]!.layer_range[0] === 2)!.node.id;
+    target = hosts.find((h) => h.node.id !== target && h.mod.parts().host.shards[0]!.layer_range[0] === 2)!
+      .node.id;
     await expect(
       collect(orch.node.stream(CAP.run, runInput({ fallback_to_local: false }))),
     ).rejects.toMatchObject({ code: 'pipeline_failed' });
@@ -166,7 +180,10 @@ describe('M26 pipeline over real nodes', () => {
     const ref = await reference(f, PROMPT, 16);
     let target: string | null = null;
     const hostsRef: M26Node[] = [];
-    const faults = [0, 1, 2].map((i) => () => (target && hostsRef[i]?.node.id === target ? ({ kind: 'stall', after: 3 } as const) : null));
+    const faults = [0, 1, 2].map(
+      (i) => () =>
+        target && hostsRef[i]?.node.id === target ? ({ kind: 'stall', after: 3 } as const) : null,
+    );
     const { orch, hosts } = await mesh(
       [
         [0, 1],
@@ -221,12 +238,17 @@ describe('M26 pipeline over real nodes', () => {
     const t0 = Date.now();
     await it.return?.();
     await expect
-      .poll(() => hosts.map((h) => h.mod.parts().host.activeSessions + h.node.tensors.active), { timeout: 5000, interval: 5 })
+      .poll(() => hosts.map((h) => h.mod.parts().host.activeSessions + h.node.tensors.active), {
+        timeout: 5000,
+        interval: 5,
+      })
       .toEqual([0, 0]);
     const ms = Date.now() - t0;
     expect(ms).toBeLessThan(5000); // ≤ 200 ms on an idle machine; the bench reports it, the test only bounds it
     await expect
-      .poll(async () => (await orch.node.events.list()).some((e) => e.event_type === 'distributed_llm.pipeline.cancelled'))
+      .poll(async () =>
+        (await orch.node.events.list()).some((e) => e.event_type === 'distributed_llm.pipeline.cancelled'),
+      )
       .toBe(true);
     expect(orch.mod.parts().orchestrator.activeRuns).toBe(0);
   }, 120_000);
@@ -264,7 +286,8 @@ describe('M26 pipeline over real nodes', () => {
         for await (const fr of other.orch.node.stream(CAP.run, runInput({ max_failovers: 0 }))) {
           seen.push(fr);
           if (fr.event === 'shard_status' && !v2) v2 = fr.data.shards[0].host;
-          if (fr.event === 'token' && fr.data.index === 2) other.orch.node.session(v2 as never)!.close('killed');
+          if (fr.event === 'token' && fr.data.index === 2)
+            other.orch.node.session(v2 as never)!.close('killed');
         }
       })(),
     ).rejects.toMatchObject({ code: 'pipeline_failed' });

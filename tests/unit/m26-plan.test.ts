@@ -10,12 +10,7 @@ import type { InstalledShardModel } from '../../engine/distributed_inference/typ
 import { defaultConfig } from '../../engine/core/config.js';
 import { HnError } from '../../engine/core/errors.js';
 
-const c = (
-  lo: number,
-  hi: number,
-  host = 'h',
-  over: Partial<PlanCandidate> = {},
-): PlanCandidate => ({
+const c = (lo: number, hi: number, host = 'h', over: Partial<PlanCandidate> = {}): PlanCandidate => ({
   shard_id: `m:${lo}-${hi}`,
   host,
   layer_range: [lo, hi],
@@ -50,13 +45,25 @@ describe('planCover (B6 vectors)', () => {
   it('ordering: direct before relayed → lower queue → larger hi → lower p95 → lexicographic id@host', () => {
     const pick = (cs: PlanCandidate[]) => (planCover(cs, 4) as { shards: PlanCandidate[] }).shards[0]!;
     expect(keyOf(pick([c(0, 3, 'a', { path: 'relayed' }), c(0, 3, 'b')]))).toBe('m:0-3@b');
-    expect(keyOf(pick([c(0, 3, 'a', { queue_depth: 2 }), c(0, 3, 'b', { path: 'relayed' })]))).toBe('m:0-3@a');
+    expect(keyOf(pick([c(0, 3, 'a', { queue_depth: 2 }), c(0, 3, 'b', { path: 'relayed' })]))).toBe(
+      'm:0-3@a',
+    );
     expect(keyOf(pick([c(0, 3, 'a', { queue_depth: 2 }), c(0, 3, 'b', { queue_depth: 1 })]))).toBe('m:0-3@b');
     expect(keyOf(pick([c(0, 1, 'a'), c(2, 3, 'a'), c(0, 3, 'b', { p95_latency_ms: 50 })]))).toBe('m:0-3@b');
-    expect(keyOf(pick([c(0, 3, 'a', { p95_latency_ms: 9 }), c(0, 3, 'b', { p95_latency_ms: 3 })]))).toBe('m:0-3@b');
+    expect(keyOf(pick([c(0, 3, 'a', { p95_latency_ms: 9 }), c(0, 3, 'b', { p95_latency_ms: 3 })]))).toBe(
+      'm:0-3@b',
+    );
     expect(keyOf(pick([c(0, 3, 'b'), c(0, 3, 'a')]))).toBe('m:0-3@a');
     // re-plan: shards already in the run rank first
-    expect(keyOf((planCover([c(0, 3, 'a'), c(0, 3, 'b')], 4, { prefer: new Set(['m:0-3@b']) }) as { shards: PlanCandidate[] }).shards[0]!)).toBe('m:0-3@b');
+    expect(
+      keyOf(
+        (
+          planCover([c(0, 3, 'a'), c(0, 3, 'b')], 4, { prefer: new Set(['m:0-3@b']) }) as {
+            shards: PlanCandidate[];
+          }
+        ).shards[0]!,
+      ),
+    ).toBe('m:0-3@b');
   });
   it('only lo == cursor qualifies: a shard starting earlier never re-runs layers', () => {
     expect(ids(planCover([c(0, 2), c(1, 3)], 4))).toMatchObject({ ok: false, first_uncovered_layer: 3 });
@@ -68,7 +75,11 @@ describe('planCover (B6 vectors)', () => {
   });
   it('property: deterministic in any candidate order, and every cover is contiguous from 0 to L−1', () => {
     const arb = fc.array(
-      fc.record({ lo: fc.integer({ min: 0, max: 11 }), len: fc.integer({ min: 0, max: 5 }), host: fc.constantFrom('a', 'b', 'c') }),
+      fc.record({
+        lo: fc.integer({ min: 0, max: 11 }),
+        len: fc.integer({ min: 0, max: 5 }),
+        host: fc.constantFrom('a', 'b', 'c'),
+      }),
       { maxLength: 14 },
     );
     fc.assert(
@@ -108,12 +119,16 @@ describe('serve automatically (proposeRange)', () => {
     load: () => Promise.reject(new Error('not loaded in this test')),
   };
   const host = (mb: number) => {
-    const cfg = defaultConfig();
-    cfg.distributed_llm.max_vram_mb = mb;
+    const dl = { ...defaultConfig().distributed_llm, max_vram_mb: mb };
     return new ShardHost({
       self: 'ed25519:x' as never,
-      config: () => cfg.distributed_llm,
-      tensors: { authorise: () => { throw new Error('unused'); }, onSession: () => () => undefined },
+      config: () => dl,
+      tensors: {
+        authorise: () => {
+          throw new Error('unused');
+        },
+        onSession: () => () => undefined,
+      },
       events: { append: async () => undefined },
       models: () => [model],
     });
@@ -138,6 +153,8 @@ describe('serve automatically (proposeRange)', () => {
     expect(add(host(5).proposeRange(model, cov))).toEqual([0, 3]);
   });
   it('a budget smaller than one shard → capacity_exceeded', () => {
-    expect(() => host(1).proposeRange(model, [])).toThrow(expect.objectContaining({ code: 'capacity_exceeded' }));
+    expect(() => host(1).proposeRange(model, [])).toThrow(
+      expect.objectContaining({ code: 'capacity_exceeded' }),
+    );
   });
 });
