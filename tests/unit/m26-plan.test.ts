@@ -158,3 +158,31 @@ describe('serve automatically (proposeRange)', () => {
     );
   });
 });
+
+describe('shared planner vectors (conformance/vectors/distributed_inference/planner.json)', () => {
+  it('the engine planner and the X09 suite planner both reproduce every vector', async () => {
+    const { vectors } = (await import('../../conformance/vectors/distributed_inference/planner.json', {
+      with: { type: 'json' },
+    })) as unknown as {
+      vectors: {
+        name: string;
+        total_layers: number;
+        candidates: [string, string, number, number, string, number, number][];
+        expected: string[] | { reason: string; first_uncovered_layer: number };
+      }[];
+    };
+    expect(vectors.length).toBeGreaterThanOrEqual(9);
+    for (const v of vectors) {
+      const cs = v.candidates.map(([shard_id, host, lo, hi, path, q, p]) =>
+        c(lo, hi, host, { shard_id, path: path as PlanCandidate['path'], queue_depth: q, p95_latency_ms: p }),
+      );
+      const r = planCover(cs, v.total_layers);
+      expect(
+        r.ok ? r.shards.map(keyOf) : { reason: r.reason, first_uncovered_layer: r.first_uncovered_layer },
+      ).toEqual(v.expected);
+    }
+    const { section } = await import('../../conformance/suites/experimental/distributed_inference.js');
+    const out = await section.cases.find((x) => x.id === 'M26-PLAN-01')!.run({} as never);
+    expect(out).toEqual({ status: 'pass' });
+  });
+});
