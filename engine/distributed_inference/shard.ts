@@ -84,6 +84,8 @@ export interface ShardHostDeps {
   models: () => InstalledShardModel[];
   metrics?: Metrics;
   now?: () => number;
+  /** timer source (the module kit's clock); default the global one */
+  setInterval?: (fn: () => void, ms: number) => () => void;
   transports?: string[];
 }
 
@@ -126,7 +128,7 @@ export class ShardHost {
   private readonly served = new Map<string, Served>();
   private queue: Promise<unknown> = Promise.resolve();
   private queued = 0;
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private timer: (() => void) | null = null;
   private unregister: (() => void) | null = null;
   private stopped = false;
 
@@ -141,7 +143,12 @@ export class ShardHost {
   /** Start the heartbeat (idle sessions, eviction, ad refresh). */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), this.d.config().shard_heartbeat_seconds * 1000);
+    const ms = this.d.config().shard_heartbeat_seconds * 1000;
+    if (this.d.setInterval) this.timer = this.d.setInterval(() => void this.tick(), ms);
+    else {
+      const t = setInterval(() => void this.tick(), ms);
+      this.timer = () => clearInterval(t);
+    }
   }
 
   get shards(): ShardDescriptor[] {
@@ -287,7 +294,7 @@ export class ShardHost {
 
   async stop(reason: 'stopped' | 'disabled' = 'stopped'): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.();
     this.timer = null;
     for (const id of [...this.served.keys()]) await this.withdraw(id, reason);
     this.unregister?.();

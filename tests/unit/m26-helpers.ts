@@ -12,9 +12,12 @@ import { OnnxLocalLlm } from '../../engine/llm/local.js';
 import { parseManifest, type ModelManifest } from '../../engine/llm/manifest.js';
 import { configureOrt } from '../../engine/llm/ort.js';
 import {
-  createDistributedInferenceModule,
-  type DistributedInferenceModule,
-} from '../../engine/distributed_inference/module.js';
+  createDistributedLlm,
+  distributedLlmApi,
+  type DistributedLlmApi,
+} from '../../engine/distributed_llm/index.js';
+import type { ServeSpec } from '../../engine/distributed_inference/shard.js';
+import type { ShardDescriptor } from '../../engine/distributed_inference/types.js';
 import { installedFromManifest, orchestratorFromManifest } from '../../engine/distributed_inference/onnx.js';
 import type {
   InstalledShardModel,
@@ -106,12 +109,12 @@ export function installed(f: Fixture, fault: () => Fault = () => null): Installe
 
 export interface M26Node {
   node: HearthNode;
-  mod: DistributedInferenceModule;
+  mod: { serve(spec: ServeSpec): Promise<ShardDescriptor>; parts(): DistributedLlmApi };
 }
 
 export const ON: ConfigPatch = {
   tensor_transport: { enabled: true },
-  distributed_llm: { enabled: true, serve_shards: true, failover_timeout_seconds: 2 },
+  distributed_llm: { enabled: true, failover_timeout_seconds: 2 },
 };
 
 export async function m26Node(
@@ -124,29 +127,21 @@ export async function m26Node(
     serve?: boolean;
   } = {},
 ): Promise<M26Node> {
-  const bound: { n?: HearthNode } = {};
   const inst = installed(f, opts.fault);
-  const mod = createDistributedInferenceModule({
-    node: () => {
-      const n = bound.n;
-      return (
-        n && {
-          tensors: n.tensors,
-          session: (p) => n.session(p),
-          levelOf: (x) => n.levelOf(x),
-          metrics: n.metrics,
-        }
-      );
+  const def = createDistributedLlm({
+    models: {
+      installed: () => (opts.serve === false ? [] : [inst]),
+      orchestrator: async (m, w) =>
+        m === f.orch.model_id && w === f.orch.weights_sha256 ? f.orch : undefined,
+      ...(opts.local
+        ? {
+            local: async (m: string, w: string) =>
+              m === f.manifest.model_id && w === f.manifest.weights_sha256
+                ? f.whole.openContext()
+                : undefined,
+          }
+        : {}),
     },
-    installed: () => (opts.serve === false ? [] : [inst]),
-    orchestratorModel: async (m, w) =>
-      m === f.orch.model_id && w === f.orch.weights_sha256 ? f.orch : undefined,
-    ...(opts.local
-      ? {
-          local: async (m: string, w: string) =>
-            m === f.manifest.model_id && w === f.manifest.weights_sha256 ? f.whole.openContext() : undefined,
-        }
-      : {}),
   });
   const base = { ...ON, ...opts.config } as Record<string, Record<string, unknown>>;
   const cfg = {
@@ -154,9 +149,13 @@ export async function m26Node(
     distributed_llm: { ...(ON.distributed_llm as object), ...(opts.config?.distributed_llm as object) },
     ...(opts.founder ? { community: { community_id: opts.founder.id } } : {}),
   } as ConfigPatch;
-  const n = await createNode({ config: cfg, modules: [mod] });
-  bound.n = n;
-  return { node: n, mod };
+  const n = await createNode({ config: cfg, modules: [def] });
+  const parts = () => {
+    const a = distributedLlmApi(n.id);
+    if (!a) throw new Error('distributed_llm is not running');
+    return a;
+  };
+  return { node: n, mod: { serve: (spec) => parts().serve(spec), parts } };
 }
 
 /** Founder invites `x` at `level`; `x` joins; both logs agree. */

@@ -322,3 +322,28 @@ describe('M26 shard host: bad input, admission, isolation', () => {
     }
   }, 180_000);
 });
+
+describe('M26 built-in definition', () => {
+  it('on without models: shard.list is empty, plan → bad_request, run → bad_request; off → experimental_disabled', async () => {
+    const { createNode } = await import('../../engine/index.js');
+    const n = await createNode();
+    try {
+      await n.enable('distributed_llm');
+      expect(n.config.tensor_transport.enabled).toBe(true);
+      expect((await n.call(CAP.list, {})).shards).toEqual([]);
+      await expect(n.call(CAP.plan, { model_id: 'x', weights_sha256: 'a'.repeat(64) })).rejects.toMatchObject(
+        {
+          code: 'bad_request',
+        },
+      );
+      await expect(collect(n.stream(CAP.run, { prompt: 'hi' }))).rejects.toMatchObject({
+        code: 'bad_request',
+      });
+      await expect(n.call(CAP.status, { pipeline_id: ulid() })).rejects.toMatchObject({ code: 'not_found' });
+      await n.disable('distributed_llm');
+      await expect(n.call(CAP.list, {})).rejects.toMatchObject({ code: 'experimental_disabled' });
+    } finally {
+      await n.close();
+    }
+  });
+});
