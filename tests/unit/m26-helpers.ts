@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNode, memoryPortPair, type HearthNode } from '../../engine/index.js';
 import type { ConfigPatch } from '../../engine/core/config.js';
+import type { BytePort } from '../../engine/net/port.js';
 import { OnnxLocalLlm } from '../../engine/llm/local.js';
 import { parseManifest, type ModelManifest } from '../../engine/llm/manifest.js';
 import { configureOrt } from '../../engine/llm/ort.js';
@@ -27,6 +28,7 @@ import type {
 import { dirSource } from '../../tools/model/node-source.js';
 import { splitModelFile } from '../../tools/model/split-model.js';
 import { writeTinyModel, type WrittenTinyModel } from '../../tools/model/tiny-model.js';
+import type { TinyConfig } from '../../tools/model/tiny-weights.js';
 
 configureOrt({ numThreads: 1 });
 
@@ -39,18 +41,18 @@ export interface Fixture {
   orch: OrchestratorModel & { close(): Promise<void> };
 }
 
-export async function makeFixture(): Promise<Fixture> {
+/** The tiny decoder (or a larger generated one) split per layer unless `ranges` says otherwise. */
+export async function makeFixture(
+  o: { tiny?: Partial<TinyConfig>; ranges?: [number, number][]; validate?: boolean } = {},
+): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'hn-m26-'));
-  const tiny = writeTinyModel(join(dir, 'model'), { model_id: 'hn-m26-tiny' });
+  const tiny = writeTinyModel(join(dir, 'model'), { model_id: 'hn-m26-tiny', ...o.tiny });
   const splitDir = join(dir, 'split');
+  const L = tiny.config.num_hidden_layers;
   await splitModelFile(tiny.modelPath, {
-    ranges: [
-      [0, 0],
-      [1, 1],
-      [2, 2],
-      [3, 3],
-    ],
+    ranges: o.ranges ?? Array.from({ length: L }, (_, i) => [i, i] as [number, number]),
     outDir: splitDir,
+    ...(o.validate === false ? { validate: false } : {}),
   });
   const manifest = parseManifest(JSON.parse(readFileSync(join(splitDir, 'manifest.json'), 'utf8')));
   const whole = await OnnxLocalLlm.loadWhole(dirSource(tiny.dir), { executionProviders: ['wasm'] });
@@ -169,8 +171,30 @@ export async function admit(founder: HearthNode, x: HearthNode, level: 'member' 
   await founder.events.receive([joined]);
 }
 
-export async function link(A: HearthNode, B: HearthNode): Promise<void> {
-  const [pa, pb] = memoryPortPair();
+/** Link two nodes in memory; `count` (optional) receives the size of every message A sends to B. */
+export async function link(A: HearthNode, B: HearthNode, count?: (bytes: number) => void): Promise<void> {
+  const [raw, pb] = memoryPortPair();
+  const pa: BytePort = count
+    ? {
+        send: (m) => {
+          count(m.length);
+          return raw.send(m);
+        },
+        onMessage: (cb) =>
+          raw.onMessage((m) => {
+            count(m.length);
+            cb(m);
+          }),
+        onClose: (cb) => raw.onClose(cb),
+        close: (r) => raw.close(r),
+        get closed() {
+          return raw.closed;
+        },
+        get maxMessageBytes() {
+          return raw.maxMessageBytes;
+        },
+      }
+    : raw;
   await Promise.all([
     A.connect(pa, { transport: 'memory', expectedPeer: B.id }),
     B.connect(pb, { transport: 'memory', expectedPeer: A.id }),
