@@ -178,7 +178,13 @@ class Writer {
 }
 
 const isDefault = (t: Scalar, v: unknown): boolean =>
-  t === 'bytes' || t === 'string' ? (v as { length: number }).length === 0 : t === 'bool' ? v === false : v === 0;
+  t === 'bytes' || t === 'string'
+    ? (v as { length: number }).length === 0
+    : t === 'bool'
+      ? v === false
+      : t === 'float'
+        ? Object.is(v, 0) // the reference writes -0.0
+        : v === 0;
 
 function writeMsg(w: Writer, d: MsgDesc, m: PbMessage): void {
   for (const f of d.fields) {
