@@ -151,22 +151,25 @@ export class RxPipeline {
 
   private pump(): Promise<void> {
     if (this.pumping) return this.pumping;
-    this.pumping = (async () => {
-      try {
-        while (!this.paused && this.queue.length) {
-          const item = this.queue.shift()!;
-          try {
-            await this.process(item);
-          } catch (e) {
-            if (e instanceof HnError && e.code === 'lora_frame_malformed') this.malformed(String(e.details?.reason ?? 'frame'));
-            else this.malformed('internal');
-          }
+    if (this.paused || !this.queue.length) return Promise.resolve();
+    const p = (async () => {
+      while (!this.paused && this.queue.length) {
+        const item = this.queue.shift()!;
+        try {
+          await this.process(item);
+        } catch (e) {
+          if (e instanceof HnError && e.code === 'lora_frame_malformed') this.malformed(String(e.details?.reason ?? 'frame'));
+          else this.malformed('internal');
         }
-      } finally {
-        this.pumping = null;
       }
     })();
-    return this.pumping;
+    this.pumping = p;
+    void p.then(() => {
+      if (this.pumping !== p) return;
+      this.pumping = null;
+      if (!this.paused && this.queue.length) void this.pump(); // pushed while the loop was finishing
+    });
+    return p;
   }
 
   private prune(now: number) {
