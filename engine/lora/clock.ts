@@ -46,6 +46,30 @@ export class VirtualClock implements Clock {
   sleep(ms: number): Promise<void> {
     return new Promise((r) => this.setTimeout(r, ms));
   }
+  /** The same time as the module kit's clock shape (cancel functions, intervals), for `createNode({ clock })`. */
+  asKitClock(): { now(): number; setTimeout(fn: () => void, ms: number): () => void; setInterval(fn: () => void, ms: number): () => void } {
+    return {
+      now: () => this.now(),
+      setTimeout: (fn, ms) => {
+        const h = this.setTimeout(fn, ms);
+        return () => this.clearTimeout(h);
+      },
+      setInterval: (fn, ms) => {
+        let h: unknown;
+        let live = true;
+        const tick = () => {
+          if (!live) return;
+          h = this.setTimeout(tick, Math.max(1, ms));
+          fn();
+        };
+        h = this.setTimeout(tick, Math.max(1, ms));
+        return () => {
+          live = false;
+          this.clearTimeout(h);
+        };
+      },
+    };
+  }
   get pending(): number {
     return this.timers.length;
   }

@@ -19,7 +19,7 @@ const AIR = load('airtime.json');
 const DUTY = load('duty_cycle.json');
 
 describe('M29 time on air (digest §6 table)', () => {
-  it.each(AIR.cases)('PL $payload_bytes SF$sf BW$bw_khz CR4/$cr pre $preamble → $toa_ms ms', (c: any) => {
+  it.each(AIR.cases as any[])('PL $payload_bytes SF$sf BW$bw_khz CR4/$cr pre $preamble → $toa_ms ms', (c: any) => {
     const got = timeOnAirMs(c.payload_bytes, { sf: c.sf, bw_khz: c.bw_khz, cr: c.cr, preamble: c.preamble });
     expect(Math.abs(got - c.toa_ms)).toBeLessThanOrEqual(AIR.tolerance_ms / 2);
     if (c.beacons_per_36s) expect(Math.floor(36000 / got)).toBe(c.beacons_per_36s);
@@ -39,7 +39,7 @@ describe('M29 time on air (digest §6 table)', () => {
 });
 
 describe('M29 duty cycle (digest §6 accounting)', () => {
-  it.each(DUTY.cases)('$name', async (c: any) => {
+  it.each(DUTY.cases as any[])('$name', async (c: any) => {
     const { store } = await openDb();
     const kv = kvOver(store);
     await kv.put(AIRTIME_KEY, c.entries);

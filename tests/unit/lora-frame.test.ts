@@ -46,20 +46,20 @@ describe('M29 frame vectors (hand-derived, digest §4)', () => {
   it('sender_hash of the digest NodeID is 5bd4e337', () => {
     for (const v of V.sender_hash) expect(senderHashOf(v.node_id)).toBe(v.sender_hash);
   });
-  it.each(V.valid)('encodes and decodes $name', (v: any) => {
+  it.each(V.valid as any[])('encodes and decodes $name', (v: any) => {
     const bytes = encodeFrame(v.fields);
     expect(bytes.length).toBe(32);
     expect(toHex(bytes)).toBe(v.hex);
     expect(decodeFrame(fromHex(v.hex))).toEqual({ version: 1, ...v.fields });
     expect(beaconIdOf(v.fields)).toBe(v.beacon_id);
   });
-  it.each(V.tolerant)('decodes tolerantly: $name', (v: any) => {
+  it.each(V.tolerant as any[])('decodes tolerantly: $name', (v: any) => {
     expect(decodeFrame(fromHex(v.hex))).toEqual({ version: 1, ...v.fields });
   });
-  it.each(V.malformed)('rejects $name with lora_frame_malformed', (v: any) => {
+  it.each(V.malformed as any[])('rejects $name with lora_frame_malformed', (v: any) => {
     expect(codeOf(() => decodeFrame(fromHex(v.hex)))).toBe(v.error);
   });
-  it.each(V.encode_rejects)('refuses to encode $name', (v: any) => {
+  it.each(V.encode_rejects as any[])('refuses to encode $name', (v: any) => {
     expect(codeOf(() => encodeFrame(v.fields))).toBe(v.error);
   });
 });

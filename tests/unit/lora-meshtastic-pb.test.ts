@@ -174,7 +174,7 @@ describe('Meshtastic protobuf: byte-for-byte with @meshtastic/protobufs 2.7.18',
 });
 
 describe('Meshtastic serial vectors (hand-derived)', () => {
-  it.each(V.to_radio)('$name', (v: any) => {
+  it.each(V.to_radio as any[])('$name', (v: any) => {
     const m: ToRadioMsg = v.message.packet
       ? {
           packet: {
@@ -192,7 +192,7 @@ describe('Meshtastic serial vectors (hand-derived)', () => {
     expect(out.length).toBe(55);
     expect(toHex(out)).toBe(v.hex);
   });
-  it.each(V.from_radio)('adapter receives $name', (v: any) => {
+  it.each(V.from_radio as any[])('adapter receives $name', (v: any) => {
     const evs = new MeshtasticAdapter().feed(fromHex(v.hex));
     expect(evs).toEqual([
       { kind: 'frame', payload: fromHex(v.expect.payload_hex), rssi: v.expect.rssi, snr: v.expect.snr, device_id: v.expect.device_id },
