@@ -450,3 +450,16 @@ describe('M29 authenticated beacons (v2)', () => {
     expect(c.svc.status().state).toBe('ready');
   });
 });
+
+describe('M29 three nodes on one ether at 10 % loss (§11.14, in Node)', () => {
+  it('a panic from A reaches B and C within 3 s of virtual time, over 10 seeded runs', async () => {
+    const { runPanicScenario } = await import('../../engine/lora/sim/scenario.js');
+    let lost = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const r = await runPanicScenario({ seed, lossRate: 0.1 });
+      for (const d of r.deliveryMs) expect(d).toBeLessThanOrEqual(3000);
+      lost += r.channel.stats.lost;
+    }
+    expect(lost).toBeGreaterThan(0); // the loss really happened
+  });
+});
