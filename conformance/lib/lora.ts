@@ -11,7 +11,12 @@ export function loraToaMs(pl: number, sf: number, bwKhz: number, crDenom: number
   return Math.round(us) / 1000;
 }
 
-export function beaconBytes(f: { sender_hash: string; sequence: number; flags: number; unix_seconds: number }): Uint8Array {
+export function beaconBytes(f: {
+  sender_hash: string;
+  sequence: number;
+  flags: number;
+  unix_seconds: number;
+}): Uint8Array {
   const hex =
     '01' +
     f.sender_hash +
@@ -25,9 +30,16 @@ export function beaconBytes(f: { sender_hash: string; sequence: number; flags: n
 }
 
 /** earliest t ≥ now at which used + frame ≤ budget (entries expire 3600 s after t; future t counts as now) */
-export function nextAllowed(entries: { t: number; airtime_ms: number }[], now: number, frame: number, budget: number | null): number {
+export function nextAllowed(
+  entries: { t: number; airtime_ms: number }[],
+  now: number,
+  frame: number,
+  budget: number | null,
+): number {
   if (budget === null) return now;
-  const live = entries.map((e) => ({ t: Math.min(e.t, now), a: e.airtime_ms })).filter((e) => e.t > now - 3_600_000);
+  const live = entries
+    .map((e) => ({ t: Math.min(e.t, now), a: e.airtime_ms }))
+    .filter((e) => e.t > now - 3_600_000);
   live.sort((x, y) => x.t - y.t);
   let used = live.reduce((s, e) => s + e.a, 0);
   const fits = () => Math.round((used + frame) * 1000) <= Math.round(budget * 1000);

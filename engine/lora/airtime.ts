@@ -36,9 +36,11 @@ export function payloadSymbols(payloadBytes: number, p: ModemParams): number {
 
 /** Time on air in ms, rounded to 1 µs. */
 export function timeOnAirMs(payloadBytes: number, p: ModemParams): number {
-  if (!Number.isInteger(p.sf) || p.sf < 5 || p.sf > 12) throw new HnError('bad_request', 'spreading factor 5..12');
+  if (!Number.isInteger(p.sf) || p.sf < 5 || p.sf > 12)
+    throw new HnError('bad_request', 'spreading factor 5..12');
   if (!(p.bw_khz > 0)) throw new HnError('bad_request', 'bandwidth must be positive');
-  if (!Number.isInteger(p.cr) || p.cr < 5 || p.cr > 8) throw new HnError('bad_request', 'coding rate denominator 5..8');
+  if (!Number.isInteger(p.cr) || p.cr < 5 || p.cr > 8)
+    throw new HnError('bad_request', 'coding rate denominator 5..8');
   if (!Number.isInteger(payloadBytes) || payloadBytes < 0 || payloadBytes > 255)
     throw new HnError('bad_request', 'payload 0..255 bytes');
   // quarter symbols keep the preamble's .25 exact: (4·Npre + 17 + 4·Npay) / 4 · 2^SF / BW

@@ -47,7 +47,11 @@ export class VirtualClock implements Clock {
     return new Promise((r) => this.setTimeout(r, ms));
   }
   /** The same time as the module kit's clock shape (cancel functions, intervals), for `createNode({ clock })`. */
-  asKitClock(): { now(): number; setTimeout(fn: () => void, ms: number): () => void; setInterval(fn: () => void, ms: number): () => void } {
+  asKitClock(): {
+    now(): number;
+    setTimeout(fn: () => void, ms: number): () => void;
+    setInterval(fn: () => void, ms: number): () => void;
+  } {
     return {
       now: () => this.now(),
       setTimeout: (fn, ms) => {

@@ -43,7 +43,8 @@ export class DutyCycle {
   ) {}
 
   static async open(kv: LoraKv, percent: number | null): Promise<DutyCycle> {
-    if (percent !== null && !(percent > 0 && percent <= 100)) throw new HnError('bad_request', 'duty cycle percent');
+    if (percent !== null && !(percent > 0 && percent <= 100))
+      throw new HnError('bad_request', 'duty cycle percent');
     const dc = new DutyCycle(kv, percent);
     const raw = await kv.get<unknown>(AIRTIME_KEY);
     if (Array.isArray(raw)) {
@@ -55,7 +56,11 @@ export class DutyCycle {
           Number.isFinite((e as AirtimeEntry).airtime_ms) &&
           (e as AirtimeEntry).airtime_ms >= 0
         )
-          dc.entries.push({ t: (e as AirtimeEntry).t, airtime_ms: (e as AirtimeEntry).airtime_ms, override: !!(e as AirtimeEntry).override });
+          dc.entries.push({
+            t: (e as AirtimeEntry).t,
+            airtime_ms: (e as AirtimeEntry).airtime_ms,
+            override: !!(e as AirtimeEntry).override,
+          });
       }
     }
     dc.entries.sort((a, b) => a.t - b.t);

@@ -57,11 +57,14 @@ export function isSenderHash(v: unknown): v is string {
 }
 
 function checkFields(f: BeaconFields): void {
-  if (!isSenderHash(f.sender_hash)) throw new HnError('bad_request', 'sender_hash must be 8 lower-case hex chars');
+  if (!isSenderHash(f.sender_hash))
+    throw new HnError('bad_request', 'sender_hash must be 8 lower-case hex chars');
   if (!Number.isInteger(f.sequence) || f.sequence < 0 || f.sequence > 0xffff)
     throw new HnError('bad_request', 'sequence must be a u16');
-  if (!Number.isInteger(f.flags) || f.flags < 0 || f.flags > 0xff) throw new HnError('bad_request', 'flags must be a u8');
-  if (f.flags & ~FLAGS_DEFINED) throw new HnError('bad_request', 'reserved flag bits must be zero on transmit');
+  if (!Number.isInteger(f.flags) || f.flags < 0 || f.flags > 0xff)
+    throw new HnError('bad_request', 'flags must be a u8');
+  if (f.flags & ~FLAGS_DEFINED)
+    throw new HnError('bad_request', 'reserved flag bits must be zero on transmit');
   if (!Number.isInteger(f.unix_seconds) || f.unix_seconds < 0 || f.unix_seconds > 0xffffffff)
     throw new HnError('bad_request', 'unix_seconds must be a u32');
 }
@@ -99,7 +102,10 @@ export function encodeAuthFrame(f: BeaconFields, key: Uint8Array): Uint8Array {
   if (key.length !== 32) throw new HnError('bad_request', 'beacon key must be 32 bytes');
   const out = new Uint8Array(FRAME_AUTH_BYTES);
   writeHeader(out, FRAME_VERSION_AUTH, f);
-  out.set(tagOf(key, out.subarray(0, FRAME_AUTH_BYTES - FRAME_AUTH_TAG_BYTES)), FRAME_AUTH_BYTES - FRAME_AUTH_TAG_BYTES);
+  out.set(
+    tagOf(key, out.subarray(0, FRAME_AUTH_BYTES - FRAME_AUTH_TAG_BYTES)),
+    FRAME_AUTH_BYTES - FRAME_AUTH_TAG_BYTES,
+  );
   return out;
 }
 
@@ -123,16 +129,21 @@ export interface DecodeOptions {
  */
 export function decodeFrame(b: Uint8Array, opts: DecodeOptions = {}): DecodedFrame {
   const acceptAuth = opts.acceptAuth ?? true;
-  if (!(b instanceof Uint8Array)) throw new HnError('lora_frame_malformed', 'frame is not bytes', { details: { reason: 'type' } });
+  if (!(b instanceof Uint8Array))
+    throw new HnError('lora_frame_malformed', 'frame is not bytes', { details: { reason: 'type' } });
   const version = b[0];
   if (b.length === FRAME_V1_BYTES && version === FRAME_VERSION_V1) {
     // fallthrough to parse
   } else if (acceptAuth && b.length === FRAME_AUTH_BYTES && version === FRAME_VERSION_AUTH) {
     // parse below
   } else if (b.length !== FRAME_V1_BYTES && !(acceptAuth && b.length === FRAME_AUTH_BYTES)) {
-    throw new HnError('lora_frame_malformed', `frame length ${b.length}`, { details: { reason: 'length', length: b.length } });
+    throw new HnError('lora_frame_malformed', `frame length ${b.length}`, {
+      details: { reason: 'length', length: b.length },
+    });
   } else {
-    throw new HnError('lora_frame_malformed', `frame version ${version}`, { details: { reason: 'version', version } });
+    throw new HnError('lora_frame_malformed', `frame version ${version}`, {
+      details: { reason: 'version', version },
+    });
   }
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const out: DecodedFrame = {
@@ -152,6 +163,8 @@ export function decodeFrame(b: Uint8Array, opts: DecodeOptions = {}): DecodedFra
 /** LoraBeaconID: 16 hex chars = sender_hash(4) ‖ seq(2) ‖ unix_seconds & 0xFFFF (2). Same for every panic repeat. */
 export function beaconIdOf(f: BeaconFields): string {
   return (
-    f.sender_hash + f.sequence.toString(16).padStart(4, '0') + (f.unix_seconds & 0xffff).toString(16).padStart(4, '0')
+    f.sender_hash +
+    f.sequence.toString(16).padStart(4, '0') +
+    (f.unix_seconds & 0xffff).toString(16).padStart(4, '0')
   );
 }

@@ -151,7 +151,10 @@ export function createLoraModule(o: LoraModuleOptions = {}): ModuleDefinition<'l
           LOGGED.has(type) ||
           (type === 'lora.panic.received' && s.gossip_panic_received) ||
           (type === 'lora.peer.verified' && s.gossip_peer_verified);
-        if (logged) void c.events.append(type, data).catch((e: unknown) => c.log.warn('lora event not logged', { type, code: (e as HnError).code }));
+        if (logged)
+          void c.events
+            .append(type, data)
+            .catch((e: unknown) => c.log.warn('lora event not logged', { type, code: (e as HnError).code }));
       };
       /**
        * `selfOrTrusted`: local calls always, remote callers only at trust `trusted` (peer.list and
@@ -169,7 +172,12 @@ export function createLoraModule(o: LoraModuleOptions = {}): ModuleDefinition<'l
           idempotent: trust === 'member',
         }),
         handler: async (input: unknown, ctx: CallContext) => {
-          if (trust === 'selfOrTrusted' && !ctx.isLocal && ctx.callerLevel !== 'trusted' && ctx.callerLevel !== 'anchor')
+          if (
+            trust === 'selfOrTrusted' &&
+            !ctx.isLocal &&
+            ctx.callerLevel !== 'trusted' &&
+            ctx.callerLevel !== 'anchor'
+          )
             throw new HnError('unauthorized', `${name} needs trust level trusted for remote callers`);
           return handler(input ?? {});
         },

@@ -23,7 +23,8 @@ interface MsgDesc {
 }
 export type PbMessage = Record<string, unknown>;
 
-const malformed = (why: string): HnError => new HnError('lora_frame_malformed', `protobuf: ${why}`, { details: { reason: 'protobuf' } });
+const malformed = (why: string): HnError =>
+  new HnError('lora_frame_malformed', `protobuf: ${why}`, { details: { reason: 'protobuf' } });
 
 // ---- descriptors (subset of meshtastic/mesh.proto, config.proto, portnums.proto) ----
 export const Data: MsgDesc = {
@@ -93,7 +94,10 @@ export const LoRaConfig: MsgDesc = {
     { no: 12, name: 'override_duty_cycle', type: 'bool' },
   ],
 };
-export const Config: MsgDesc = { name: 'Config', fields: [{ no: 6, name: 'lora', type: LoRaConfig, presence: true }] };
+export const Config: MsgDesc = {
+  name: 'Config',
+  fields: [{ no: 6, name: 'lora', type: LoRaConfig, presence: true }],
+};
 export const QueueStatus: MsgDesc = {
   name: 'QueueStatus',
   fields: [
@@ -115,7 +119,10 @@ export const FromRadio: MsgDesc = {
     { no: 11, name: 'queueStatus', type: QueueStatus, presence: true },
   ],
 };
-export const Routing: MsgDesc = { name: 'Routing', fields: [{ no: 3, name: 'error_reason', type: 'enum', presence: true }] };
+export const Routing: MsgDesc = {
+  name: 'Routing',
+  fields: [{ no: 3, name: 'error_reason', type: 'enum', presence: true }],
+};
 
 export const PORTNUM_ROUTING_APP = 5;
 export const PORTNUM_PRIVATE_APP = 256;
@@ -270,7 +277,11 @@ function readMsg(b: Uint8Array, d: MsgDesc, depth: number): PbMessage {
     const wt = tagLo & 7;
     if (no === 0) throw malformed('field number 0');
     const f = d.fields.find((x) => x.no === no);
-    let raw: { kind: 'varint'; lo: number; hi: number } | { kind: 'fixed32'; at: number } | { kind: 'len'; v: Uint8Array } | null = null;
+    let raw:
+      | { kind: 'varint'; lo: number; hi: number }
+      | { kind: 'fixed32'; at: number }
+      | { kind: 'len'; v: Uint8Array }
+      | null = null;
     switch (wt) {
       case 0: {
         const [lo, hi, p] = readVarint(b, pos);
@@ -310,7 +321,8 @@ function readMsg(b: Uint8Array, d: MsgDesc, depth: number): PbMessage {
       case 'int32':
       case 'enum':
         if (raw?.kind !== 'varint') throw malformed(`${d.name}.${f.name}: wrong wire type`);
-        out[f.name] = t === 'bool' ? raw.lo !== 0 || raw.hi !== 0 : t === 'uint32' ? raw.lo >>> 0 : raw.lo | 0;
+        out[f.name] =
+          t === 'bool' ? raw.lo !== 0 || raw.hi !== 0 : t === 'uint32' ? raw.lo >>> 0 : raw.lo | 0;
         break;
       case 'fixed32':
       case 'float':

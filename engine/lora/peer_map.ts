@@ -54,7 +54,8 @@ export class PeerMap {
     const pm = new PeerMap(kv);
     const raw = await kv.get<unknown>(PEERS_KEY);
     if (Array.isArray(raw))
-      for (const p of raw as LoraPeer[]) if (p && typeof p.sender_hash === 'string') pm.peers.set(p.sender_hash, p);
+      for (const p of raw as LoraPeer[])
+        if (p && typeof p.sender_hash === 'string') pm.peers.set(p.sender_hash, p);
     return pm;
   }
 
@@ -71,7 +72,11 @@ export class PeerMap {
       .filter((p) => !state || p.state === state)
       .sort((a, b) => b.last_seen - a.last_seen)
       .slice(0, limit)
-      .map(({ beacon_key: _k, ...p }) => ({ ...p, candidates: [...p.candidates], rssi_recent: [...p.rssi_recent] }));
+      .map(({ beacon_key: _k, ...p }) => ({
+        ...p,
+        candidates: [...p.candidates],
+        rssi_recent: [...p.rssi_recent],
+      }));
   }
 
   isBlocked(hash: string): boolean {
@@ -84,7 +89,12 @@ export class PeerMap {
   }
 
   /** Record a valid frame; returns whether the hash is new. */
-  async observe(hash: string, at: number, rssi: number | null, device_id?: string): Promise<{ isNew: boolean; peer: LoraPeer }> {
+  async observe(
+    hash: string,
+    at: number,
+    rssi: number | null,
+    device_id?: string,
+  ): Promise<{ isNew: boolean; peer: LoraPeer }> {
     let p = this.peers.get(hash);
     const isNew = !p;
     if (!p) {
@@ -121,11 +131,13 @@ export class PeerMap {
 
   async verify(input: VerifyInput, now: number, opts: { tofu?: boolean } = {}): Promise<VerifyOutcome> {
     const action = input.action ?? 'verify';
-    if (!['verify', 'block', 'unblock', 'forget'].includes(action)) throw new HnError('bad_request', 'unknown action');
+    if (!['verify', 'block', 'unblock', 'forget'].includes(action))
+      throw new HnError('bad_request', 'unknown action');
     if (typeof input.sender_hash !== 'string') throw new HnError('bad_request', 'sender_hash required');
     const hash = this.resolve(input.sender_hash);
     const p = hash ? this.peers.get(hash) : undefined;
-    if (!hash || !p) throw new HnError('lora_peer_unknown', `no beacon from ${input.sender_hash} has been heard`);
+    if (!hash || !p)
+      throw new HnError('lora_peer_unknown', `no beacon from ${input.sender_hash} has been heard`);
     const done = (extra: Partial<VerifyOutcome> = {}): VerifyOutcome => ({
       result: { sender_hash: hash, ...(p.node_id ? { node_id: p.node_id } : {}), state: p.state, at: now },
       ...extra,
@@ -151,7 +163,8 @@ export class PeerMap {
     // verify
     const id = input.node_id;
     if (!isNodeId(id)) throw new HnError('bad_request', 'node_id must be the full "ed25519:<b64url>" form');
-    if (senderHashOf(id) !== hash) throw new HnError('bad_request', 'the NodeID does not hash to this sender_hash');
+    if (senderHashOf(id) !== hash)
+      throw new HnError('bad_request', 'the NodeID does not hash to this sender_hash');
     let key: string | undefined;
     if (input.beacon_key !== undefined) {
       if (typeof input.beacon_key !== 'string' || !/^[0-9a-f]{64}$/.test(input.beacon_key))
@@ -172,18 +185,28 @@ export class PeerMap {
       p.state = 'conflict';
       await this.save();
       const conflict = { sender_hash: hash, candidates: [...p.candidates] };
-      throw Object.assign(new HnError('lora_peer_conflict', 'a different NodeID is already bound to this sender hash', { details: conflict }), {
-        outcome: { conflict },
-      });
+      throw Object.assign(
+        new HnError('lora_peer_conflict', 'a different NodeID is already bound to this sender hash', {
+          details: conflict,
+        }),
+        {
+          outcome: { conflict },
+        },
+      );
     }
     if (p.state === 'conflict') {
       if (!input.force || !p.candidates.includes(id)) {
         if (!p.candidates.includes(id)) p.candidates.push(id);
         await this.save();
         const conflict = { sender_hash: hash, candidates: [...p.candidates] };
-        throw Object.assign(new HnError('lora_peer_conflict', 'the binding is in conflict; pass force with a candidate', { details: conflict }), {
-          outcome: { conflict },
-        });
+        throw Object.assign(
+          new HnError('lora_peer_conflict', 'the binding is in conflict; pass force with a candidate', {
+            details: conflict,
+          }),
+          {
+            outcome: { conflict },
+          },
+        );
       }
     }
     p.state = 'verified';
@@ -196,7 +219,10 @@ export class PeerMap {
   }
 
   /** A `lora.peer.verified` gossiped by another operator: a different NodeID makes a conflict. */
-  async remoteVerified(hash: string, nodeId: string): Promise<{ sender_hash: string; candidates: string[] } | null> {
+  async remoteVerified(
+    hash: string,
+    nodeId: string,
+  ): Promise<{ sender_hash: string; candidates: string[] } | null> {
     const p = this.peers.get(hash);
     if (!p || p.state !== 'verified' || !p.node_id || p.node_id === nodeId) return null;
     if (senderHashOf(nodeId) !== hash) return null;

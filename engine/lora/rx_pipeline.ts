@@ -71,7 +71,13 @@ export class RxPipeline {
   private queue: RxItem[] = [];
   private paused = false;
   private pumping: Promise<void> | null = null;
-  readonly dropped: Record<DropReason, number> = { queue: 0, rate_limited: 0, malformed: 0, blocked: 0, self: 0 };
+  readonly dropped: Record<DropReason, number> = {
+    queue: 0,
+    rate_limited: 0,
+    malformed: 0,
+    blocked: 0,
+    self: 0,
+  };
   readonly malformedByReason: Record<string, number> = {};
   duplicates = 0;
   rxCount = 0;
@@ -158,7 +164,8 @@ export class RxPipeline {
         try {
           await this.process(item);
         } catch (e) {
-          if (e instanceof HnError && e.code === 'lora_frame_malformed') this.malformed(String(e.details?.reason ?? 'frame'));
+          if (e instanceof HnError && e.code === 'lora_frame_malformed')
+            this.malformed(String(e.details?.reason ?? 'frame'));
           else this.malformed('internal');
         }
       }
@@ -175,7 +182,8 @@ export class RxPipeline {
   private prune(now: number) {
     for (const [k, t] of this.seen) if (now - t > DEDUPE_WINDOW_MS) this.seen.delete(k);
     for (const [k, t] of this.panicsSeen) if (now - t > 3_600_000) this.panicsSeen.delete(k);
-    if (this.rate.size > 4096) for (const [k, ts] of this.rate) if (!ts.some((t) => now - t < RATE_WINDOW_MS)) this.rate.delete(k);
+    if (this.rate.size > 4096)
+      for (const [k, ts] of this.rate) if (!ts.some((t) => now - t < RATE_WINDOW_MS)) this.rate.delete(k);
   }
 
   private async process(item: RxItem): Promise<void> {
@@ -197,7 +205,10 @@ export class RxPipeline {
     if (f.version === 2) {
       const key = this.d.peers.beaconKey(hash);
       if (key) {
-        if (!verifyAuthFrame(f, key)) throw new HnError('lora_frame_malformed', 'beacon tag does not verify', { details: { reason: 'auth' } });
+        if (!verifyAuthFrame(f, key))
+          throw new HnError('lora_frame_malformed', 'beacon tag does not verify', {
+            details: { reason: 'auth' },
+          });
         authenticated = true;
       }
     }
@@ -292,7 +303,12 @@ export class RxPipeline {
     this.d.emit('lora.beacon.received', { ...beacon });
   }
 
-  recentBeacons(q: { since?: number; sender_hash?: string; flags_any?: number; limit?: number }): LoraBeacon[] {
+  recentBeacons(q: {
+    since?: number;
+    sender_hash?: string;
+    flags_any?: number;
+    limit?: number;
+  }): LoraBeacon[] {
     const limit = q.limit ?? 100;
     return this.recent
       .filter(

@@ -13,7 +13,12 @@ export const HEARTBEAT_INTERVAL_MS = 5 * 60 * 1000;
 
 /** The subset of the Web Serial `SerialPort` we use. */
 export interface SerialPortLike {
-  open(opts: { baudRate: number; dataBits?: number; stopBits?: number; parity?: 'none' | 'even' | 'odd' }): Promise<void>;
+  open(opts: {
+    baudRate: number;
+    dataBits?: number;
+    stopBits?: number;
+    parity?: 'none' | 'even' | 'odd';
+  }): Promise<void>;
   close(): Promise<void>;
   readonly readable: ReadableStream<Uint8Array> | null;
   readonly writable: WritableStream<Uint8Array> | null;
@@ -23,7 +28,9 @@ export interface SerialPortLike {
 /** `navigator.serial`, or the simulated one, passed in rather than monkeypatched. */
 export interface PortProvider {
   getPorts(): Promise<SerialPortLike[]>;
-  requestPort?(opts?: { filters?: { usbVendorId?: number; usbProductId?: number }[] }): Promise<SerialPortLike>;
+  requestPort?(opts?: {
+    filters?: { usbVendorId?: number; usbProductId?: number }[];
+  }): Promise<SerialPortLike>;
 }
 
 export interface BridgeOptions {
@@ -62,7 +69,8 @@ export class SerialBridge {
     } catch (e) {
       throw new HnError('lora_hardware_unavailable', `cannot open the serial port: ${(e as Error).message}`);
     }
-    if (!this.port.readable || !this.port.writable) throw new HnError('lora_hardware_unavailable', 'port has no streams');
+    if (!this.port.readable || !this.port.writable)
+      throw new HnError('lora_hardware_unavailable', 'port has no streams');
     this.writer = this.port.writable.getWriter();
     this.reader = this.port.readable.getReader();
     void this.readLoop();
@@ -70,7 +78,10 @@ export class SerialBridge {
     let timer: unknown;
     const timeout = new Promise<never>((_, rej) => {
       timer = clock.setTimeout(
-        () => rej(new HnError('lora_hardware_unsupported', `${this.adapter.name} init did not finish within 5 s`)),
+        () =>
+          rej(
+            new HnError('lora_hardware_unsupported', `${this.adapter.name} init did not finish within 5 s`),
+          ),
         ADAPTER_INIT_TIMEOUT_MS,
       );
     });
@@ -88,8 +99,15 @@ export class SerialBridge {
       return info;
     } catch (e) {
       await this.close();
-      if (e instanceof HnError && (e.code === 'lora_hardware_unsupported' || e.code === 'lora_hardware_unavailable')) throw e;
-      throw new HnError('lora_hardware_unsupported', `${this.adapter.name} init failed: ${(e as Error).message}`);
+      if (
+        e instanceof HnError &&
+        (e.code === 'lora_hardware_unsupported' || e.code === 'lora_hardware_unavailable')
+      )
+        throw e;
+      throw new HnError(
+        'lora_hardware_unsupported',
+        `${this.adapter.name} init failed: ${(e as Error).message}`,
+      );
     } finally {
       clock.clearTimeout(timer);
     }
@@ -124,7 +142,8 @@ export class SerialBridge {
   }
 
   async write(bytes: Uint8Array): Promise<void> {
-    if (this.closed || !this.writer) throw new HnError('lora_hardware_unavailable', 'the stick is not connected');
+    if (this.closed || !this.writer)
+      throw new HnError('lora_hardware_unavailable', 'the stick is not connected');
     try {
       await this.writer.write(bytes);
       this.bytesOut += bytes.length;

@@ -115,7 +115,14 @@ export interface LoraStatus {
   error_code?: string;
   adapter: AdapterName;
   region: string;
-  radio: { frequency_hz?: number; sf: number; bw_khz: number; cr: number; tx_power_dbm: number; preamble: number };
+  radio: {
+    frequency_hz?: number;
+    sf: number;
+    bw_khz: number;
+    cr: number;
+    tx_power_dbm: number;
+    preamble: number;
+  };
   device_id?: string;
   firmware?: string;
   usb?: { vendorId?: number; productId?: number };
@@ -207,7 +214,9 @@ export class LoraService {
         return hits.length === 1 ? hits[0] : undefined;
       },
       onAutoVerified: async (hash, nodeId) => {
-        const out = await s.peers.verify({ sender_hash: hash, node_id: nodeId }, d.clock.now(), { tofu: true });
+        const out = await s.peers.verify({ sender_hash: hash, node_id: nodeId }, d.clock.now(), {
+          tofu: true,
+        });
         if (out.verified) d.emit('lora.peer.verified', { ...out.verified, at: out.result.at, auto: true });
       },
     });
@@ -221,7 +230,8 @@ export class LoraService {
   // ------------------------------------------------------------------ connection
   private makeAdapter(): LoraAdapter {
     const c = this.d.settings();
-    if (c.adapter === 'meshtastic') return new MeshtasticAdapter({ channel: c.meshtastic_channel, tx_power_dbm: c.tx_power_dbm });
+    if (c.adapter === 'meshtastic')
+      return new MeshtasticAdapter({ channel: c.meshtastic_channel, tx_power_dbm: c.tx_power_dbm });
     const o = {
       frequency_hz: c.frequency_hz,
       sf: c.spreading_factor,
@@ -246,7 +256,8 @@ export class LoraService {
 
   /** Connect to `port` (a user's pick) or to the first granted port. */
   async connect(port?: SerialPortLike): Promise<LoraStatus> {
-    if (!this.d.ports && !port) throw new HnError('lora_hardware_unavailable', 'Web Serial is not available here');
+    if (!this.d.ports && !port)
+      throw new HnError('lora_hardware_unavailable', 'Web Serial is not available here');
     const p = port ?? (await this.pickGranted());
     if (!p) {
       this.setState('unavailable', 'lora_hardware_unavailable');
@@ -261,7 +272,13 @@ export class LoraService {
       onEvent: (ev) => {
         if (bridge !== this.bridge) return;
         if (ev.kind === 'frame')
-          this.rx.push({ payload: ev.payload, rssi: ev.rssi, snr: ev.snr, device_id: ev.device_id, at: this.d.clock.now() });
+          this.rx.push({
+            payload: ev.payload,
+            rssi: ev.rssi,
+            snr: ev.snr,
+            device_id: ev.device_id,
+            at: this.d.clock.now(),
+          });
         else if (ev.kind === 'malformed') this.rx.malformed(ev.reason);
         else if (ev.kind === 'debug') {
           this.debugLog.push(ev.text.slice(0, 200));
@@ -376,7 +393,11 @@ export class LoraService {
   /** airtime of one beacon frame with the stick's real modem and on-air size */
   frameAirtimeMs(): number {
     const n = this.frameBytes();
-    const onAir = this.adapter ? this.adapter.onAirBytes(n) : this.d.settings().adapter === 'meshtastic' ? 16 + 3 + 2 + n + 2 : n;
+    const onAir = this.adapter
+      ? this.adapter.onAirBytes(n)
+      : this.d.settings().adapter === 'meshtastic'
+        ? 16 + 3 + 2 + n + 2
+        : n;
     const r = this.radio();
     return timeOnAirMs(onAir, { sf: r.sf, bw_khz: r.bw_khz, cr: r.cr, preamble: r.preamble });
   }
@@ -404,9 +425,15 @@ export class LoraService {
     return seq;
   }
 
-  private exhausted(now: number, frameMs: number, source: 'local' | 'firmware', extra: Record<string, unknown> = {}): HnError {
+  private exhausted(
+    now: number,
+    frameMs: number,
+    source: 'local' | 'firmware',
+    extra: Record<string, unknown> = {},
+  ): HnError {
     const next = this.dc.nextTxAllowedAt(now, frameMs);
-    const retry = source === 'firmware' ? 60_000 : Number.isFinite(next) ? Math.max(0, next - now) : 3_600_000;
+    const retry =
+      source === 'firmware' ? 60_000 : Number.isFinite(next) ? Math.max(0, next - now) : 3_600_000;
     if (!this.exhaustedEpisode) {
       this.exhaustedEpisode = true;
       this.d.emit('lora.duty_cycle.exhausted', {
@@ -417,14 +444,22 @@ export class LoraService {
         ...(Number.isFinite(next) ? { next_tx_allowed_at: next } : {}),
       });
     }
-    return new HnError('lora_duty_cycle_exhausted', 'the duty-cycle budget is spent', { retry_after_ms: retry, details: { source, ...extra } });
+    return new HnError('lora_duty_cycle_exhausted', 'the duty-cycle budget is spent', {
+      retry_after_ms: retry,
+      details: { source, ...extra },
+    });
   }
 
   /**
    * Write one frame and wait for the firmware's verdict: HNLORA reports +HNTXDONE/+HNTXERR; Meshtastic
    * only reports refusals (Routing DUTY_CYCLE_LIMIT), so its window is the airtime plus a grace.
    */
-  private async transmit(bridge: SerialBridge, frame: Uint8Array, airtimeMs: number, waitVerdict: boolean): Promise<void> {
+  private async transmit(
+    bridge: SerialBridge,
+    frame: Uint8Array,
+    airtimeMs: number,
+    waitVerdict: boolean,
+  ): Promise<void> {
     const adapter = bridge.adapter;
     const id = (this.packetSeq = (this.packetSeq + 1) >>> 0 || 1);
     const verdict = waitVerdict
@@ -446,7 +481,10 @@ export class LoraService {
     await bridge.write(adapter.encodeTx(frame, id));
     const v = await verdict;
     if (v && v.kind === 'tx_error') {
-      if (v.duty_cycle) throw new HnError('lora_duty_cycle_exhausted', 'the firmware refused: duty cycle', { details: { firmware: true } });
+      if (v.duty_cycle)
+        throw new HnError('lora_duty_cycle_exhausted', 'the firmware refused: duty cycle', {
+          details: { firmware: true },
+        });
       throw new HnError('lora_hardware_unavailable', `the stick refused the frame: ${v.code}`);
     }
   }
@@ -504,7 +542,8 @@ export class LoraService {
     const flags = input.flags ?? FLAG_OK;
     if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > 0xff)
       throw new HnError('bad_request', 'flags must be a u8');
-    if (flags & ~FLAGS_SENDABLE) throw new HnError('bad_request', 'only OK, GATEWAY and LOW_BATTERY may be set');
+    if (flags & ~FLAGS_SENDABLE)
+      throw new HnError('bad_request', 'only OK, GATEWAY and LOW_BATTERY may be set');
     return this.sendBeacon(flags, true);
   }
 
@@ -519,15 +558,28 @@ export class LoraService {
       try {
         await this.transmit(bridge, frame, airtime, true);
       } catch (e) {
-        if (e instanceof HnError && e.code === 'lora_duty_cycle_exhausted') throw this.exhausted(now, airtime, 'firmware');
+        if (e instanceof HnError && e.code === 'lora_duty_cycle_exhausted')
+          throw this.exhausted(now, airtime, 'firmware');
         throw e;
       }
       await this.dc.record(now, airtime);
       this.exhaustedEpisode = false;
       this.txCount++;
       this.lastTxAt = now;
-      const beacon_id = beaconIdOf({ sender_hash: this.selfHash, sequence, flags, unix_seconds: Math.floor(now / 1000) >>> 0 });
-      this.d.emit('lora.beacon.sent', { beacon_id, sequence, flags, airtime_ms: airtime, sent_at: now, scheduled: !explicit });
+      const beacon_id = beaconIdOf({
+        sender_hash: this.selfHash,
+        sequence,
+        flags,
+        unix_seconds: Math.floor(now / 1000) >>> 0,
+      });
+      this.d.emit('lora.beacon.sent', {
+        beacon_id,
+        sequence,
+        flags,
+        airtime_ms: airtime,
+        sent_at: now,
+        scheduled: !explicit,
+      });
       return {
         beacon_id,
         sequence,
@@ -549,7 +601,11 @@ export class LoraService {
     const bridge = this.requireReady();
     const c = this.d.settings();
     const now = this.d.clock.now();
-    if (this.saved.last_panic_at !== undefined && now - this.saved.last_panic_at < PANIC_COOLDOWN_MS && now >= this.saved.last_panic_at)
+    if (
+      this.saved.last_panic_at !== undefined &&
+      now - this.saved.last_panic_at < PANIC_COOLDOWN_MS &&
+      now >= this.saved.last_panic_at
+    )
       throw new HnError('lora_duty_cycle_exhausted', 'one panic burst per minute', {
         retry_after_ms: this.saved.last_panic_at + PANIC_COOLDOWN_MS - now,
         details: { reason: 'panic_cooldown' },
@@ -567,7 +623,12 @@ export class LoraService {
     this.saved.last_panic_at = now;
     await this.d.kv.put(STATE_KEY, this.saved);
     const frame = this.buildFrame(FLAG_PANIC | FLAG_OK, sequence, now);
-    const beacon_id = beaconIdOf({ sender_hash: this.selfHash, sequence, flags: FLAG_PANIC | FLAG_OK, unix_seconds: Math.floor(now / 1000) >>> 0 });
+    const beacon_id = beaconIdOf({
+      sender_hash: this.selfHash,
+      sequence,
+      flags: FLAG_PANIC | FLAG_OK,
+      unix_seconds: Math.floor(now / 1000) >>> 0,
+    });
     const sendOne = async () => {
       const t = this.d.clock.now();
       await this.transmit(bridge, frame, airtime, false);
@@ -587,10 +648,26 @@ export class LoraService {
     })();
     void rest.then(
       (complete) => {
-        this.d.emit('lora.panic.sent', { beacon_id, sequence, frames, gap_ms: gap, airtime_ms_total: total, override_used: override, complete });
+        this.d.emit('lora.panic.sent', {
+          beacon_id,
+          sequence,
+          frames,
+          gap_ms: gap,
+          airtime_ms_total: total,
+          override_used: override,
+          complete,
+        });
       },
       () => {
-        this.d.emit('lora.panic.sent', { beacon_id, sequence, frames, gap_ms: gap, airtime_ms_total: total, override_used: override, complete: false });
+        this.d.emit('lora.panic.sent', {
+          beacon_id,
+          sequence,
+          frames,
+          gap_ms: gap,
+          airtime_ms_total: total,
+          override_used: override,
+          complete: false,
+        });
       },
     );
     if (override) {
@@ -614,21 +691,25 @@ export class LoraService {
 
   peerList(input: { state?: unknown; limit?: unknown } = {}): { peers: Omit<LoraPeer, 'beacon_key'>[] } {
     const states: PeerState[] = ['unknown', 'verified', 'conflict', 'blocked'];
-    if (input.state !== undefined && !states.includes(input.state as PeerState)) throw new HnError('bad_request', 'unknown state');
+    if (input.state !== undefined && !states.includes(input.state as PeerState))
+      throw new HnError('bad_request', 'unknown state');
     const limit = input.limit ?? 1000;
     if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 1000)
       throw new HnError('bad_request', 'limit 1..1000');
     return { peers: this.peers.list(input.state as PeerState | undefined, limit) };
   }
 
-  async peerVerify(input: VerifyInput): Promise<{ sender_hash: string; node_id?: string; state: string; at: number }> {
+  async peerVerify(
+    input: VerifyInput,
+  ): Promise<{ sender_hash: string; node_id?: string; state: string; at: number }> {
     if (!input || typeof input !== 'object') throw new HnError('bad_request', 'object expected');
     try {
       const out = await this.peers.verify(input, this.d.clock.now());
       if (out.verified) this.d.emit('lora.peer.verified', { ...out.verified, at: out.result.at });
       return out.result;
     } catch (e) {
-      const conflict = (e as { outcome?: { conflict?: { sender_hash: string; candidates: string[] } } }).outcome?.conflict;
+      const conflict = (e as { outcome?: { conflict?: { sender_hash: string; candidates: string[] } } })
+        .outcome?.conflict;
       if (conflict) this.d.emit('lora.peer.conflict', { ...conflict, at: this.d.clock.now() });
       throw e;
     }
@@ -640,16 +721,24 @@ export class LoraService {
     if (c) this.d.emit('lora.peer.conflict', { ...c, at: this.d.clock.now(), remote: true });
   }
 
-  recentBeacons(input: { since?: unknown; sender_hash?: unknown; flags_any?: unknown; limit?: unknown } = {}): {
+  recentBeacons(
+    input: { since?: unknown; sender_hash?: unknown; flags_any?: unknown; limit?: unknown } = {},
+  ): {
     beacons: LoraBeacon[];
   } {
     const { since, sender_hash, flags_any } = input;
     const limit = input.limit ?? 100;
-    if (since !== undefined && (typeof since !== 'number' || !Number.isFinite(since))) throw new HnError('bad_request', 'since: ms');
-    if (sender_hash !== undefined && !isSenderHash(sender_hash)) throw new HnError('bad_request', 'sender_hash: 8 hex');
-    if (flags_any !== undefined && (typeof flags_any !== 'number' || !Number.isInteger(flags_any) || flags_any < 0 || flags_any > 255))
+    if (since !== undefined && (typeof since !== 'number' || !Number.isFinite(since)))
+      throw new HnError('bad_request', 'since: ms');
+    if (sender_hash !== undefined && !isSenderHash(sender_hash))
+      throw new HnError('bad_request', 'sender_hash: 8 hex');
+    if (
+      flags_any !== undefined &&
+      (typeof flags_any !== 'number' || !Number.isInteger(flags_any) || flags_any < 0 || flags_any > 255)
+    )
       throw new HnError('bad_request', 'flags_any: u8');
-    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HnError('bad_request', 'limit 1..1000');
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new HnError('bad_request', 'limit 1..1000');
     return {
       beacons: this.rx.recentBeacons({
         since: since as number | undefined,
@@ -674,7 +763,10 @@ export class LoraService {
     const period = c.beacon_period_seconds * 1000;
     const j = c.beacon_jitter_fraction;
     const delay = first ? this.rand() * period : period * (1 + (this.rand() * 2 - 1) * j);
-    this.schedTimer = this.d.clock.setTimeout(() => void this.scheduledTick(), Math.max(1, Math.round(delay)));
+    this.schedTimer = this.d.clock.setTimeout(
+      () => void this.scheduledTick(),
+      Math.max(1, Math.round(delay)),
+    );
   }
 
   private async scheduledTick() {
@@ -685,7 +777,8 @@ export class LoraService {
     const next = this.dc.nextTxAllowedAt(now, airtime);
     if (next > now) {
       // the scheduler waits silently for the budget
-      if (Number.isFinite(next)) this.schedTimer = this.d.clock.setTimeout(() => void this.scheduledTick(), next - now);
+      if (Number.isFinite(next))
+        this.schedTimer = this.d.clock.setTimeout(() => void this.scheduledTick(), next - now);
       return;
     }
     let flags = FLAG_OK | (this.d.gatewayUp?.() ? FLAG_GATEWAY : 0);

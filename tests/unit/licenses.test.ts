@@ -29,13 +29,17 @@ it('M29: the GPL @meshtastic packages are devDependencies only, never imported b
       return false;
     }
   }))
-    for (const f of walk(dir)) expect(readFileSync(f, 'utf8'), f).not.toMatch(/(from\s+|import\(\s*|require\(\s*)['"]@meshtastic\//);
+    for (const f of walk(dir))
+      expect(readFileSync(f, 'utf8'), f).not.toMatch(/(from\s+|import\(\s*|require\(\s*)['"]@meshtastic\//);
   // the checker itself refuses a GPL runtime dependency (run on a lock file where it is one)
   const lock = JSON.parse(readFileSync('package-lock.json', 'utf8'));
   lock.packages[''].dependencies = { '@meshtastic/protobufs': '2.7.18' };
   const dir = mkdtempSync(join(tmpdir(), 'lic-'));
   writeFileSync(join(dir, 'package-lock.json'), JSON.stringify(lock));
-  const r = spawnSync(process.execPath, [join(process.cwd(), 'scripts/licenses.mjs')], { cwd: dir, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [join(process.cwd(), 'scripts/licenses.mjs')], {
+    cwd: dir,
+    encoding: 'utf8',
+  });
   expect(r.status).toBe(1);
   expect(r.stderr).toMatch(/forbidden: @meshtastic\/protobufs@2\.7\.18 \(GPLV3\)/);
 });

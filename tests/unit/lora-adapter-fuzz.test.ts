@@ -17,7 +17,15 @@ import { PeerMap } from '../../engine/lora/peer_map.js';
 import { RxPipeline } from '../../engine/lora/rx_pipeline.js';
 import { VirtualClock } from '../../engine/lora/clock.js';
 
-const RADIO = { frequency_hz: 868_100_000, sf: 9, bw_khz: 125, cr: 5, tx_power_dbm: 14, preamble: 8, sync_word: 0x12 };
+const RADIO = {
+  frequency_hz: 868_100_000,
+  sf: 9,
+  bw_khz: 125,
+  cr: 5,
+  tx_power_dbm: 14,
+  preamble: 8,
+  sync_word: 0x12,
+};
 const ADAPTERS: [string, () => LoraAdapter][] = [
   ['meshtastic', () => new MeshtasticAdapter()],
   ['rfm95w', () => createRfm95wAdapter(RADIO)],
@@ -38,15 +46,38 @@ function chunks(b: Uint8Array, cuts: number[]): Uint8Array[] {
 }
 
 /** bytes biased towards the protocols' own markers, so the fuzz reaches deep states */
-const streamArb = fc.array(
-  fc.oneof(
-    { weight: 5, arbitrary: fc.integer({ min: 0, max: 255 }) },
-    { weight: 2, arbitrary: fc.constantFrom(0x94, 0xc3, 0x0d, 0x0a, 0x2b, 0x3a, 0x2c, 0x48, 0x4e, 0x52, 0x58) },
-  ),
-  { maxLength: 700 },
-).map((a) => Uint8Array.from(a));
+const streamArb = fc
+  .array(
+    fc.oneof(
+      { weight: 5, arbitrary: fc.integer({ min: 0, max: 255 }) },
+      {
+        weight: 2,
+        arbitrary: fc.constantFrom(0x94, 0xc3, 0x0d, 0x0a, 0x2b, 0x3a, 0x2c, 0x48, 0x4e, 0x52, 0x58),
+      },
+    ),
+    { maxLength: 700 },
+  )
+  .map((a) => Uint8Array.from(a));
 const textArb = fc
-  .array(fc.constantFrom('+HNRX:', '+HNTXDONE:', '+HNTXERR:', 'OK', 'ERR:x', '+HNVER:1,sx1276,f', '\r\n', 'ab', '0', ',', '-12', '.5', 'zz', 'A'.repeat(310)), { maxLength: 40 })
+  .array(
+    fc.constantFrom(
+      '+HNRX:',
+      '+HNTXDONE:',
+      '+HNTXERR:',
+      'OK',
+      'ERR:x',
+      '+HNVER:1,sx1276,f',
+      '\r\n',
+      'ab',
+      '0',
+      ',',
+      '-12',
+      '.5',
+      'zz',
+      'A'.repeat(310),
+    ),
+    { maxLength: 40 },
+  )
   .map((a) => new TextEncoder().encode(a.join('')));
 
 describe.each(ADAPTERS)('adapter %s under fuzz', (_name, make) => {
@@ -78,12 +109,24 @@ describe.each(ADAPTERS)('adapter %s under fuzz', (_name, make) => {
 
 // ---- mixed good and bad frames, counted through the real receive pipeline ----
 const meshFrame = (payload: Uint8Array) =>
-  frameSerial(encodeFromRadio({ packet: { from: 0x0a0b0c0d, to: 0xffffffff, decoded: { portnum: PORTNUM_PRIVATE_APP, payload }, id: 9, rx_snr: 5, rx_rssi: -80 } }));
+  frameSerial(
+    encodeFromRadio({
+      packet: {
+        from: 0x0a0b0c0d,
+        to: 0xffffffff,
+        decoded: { portnum: PORTNUM_PRIVATE_APP, payload },
+        id: 9,
+        rx_snr: 5,
+        rx_rssi: -80,
+      },
+    }),
+  );
 const hnLine = (s: string) => new TextEncoder().encode(`${s}\r\n`);
 
 type Piece = { kind: 'good'; i: number } | { kind: 'bad'; variant: number };
 function encodePiece(adapter: string, p: Piece): Uint8Array {
-  const good = (i: number) => encodeFrame({ sender_hash: (0x20000000 + i).toString(16), sequence: i, flags: 2, unix_seconds: i });
+  const good = (i: number) =>
+    encodeFrame({ sender_hash: (0x20000000 + i).toString(16), sequence: i, flags: 2, unix_seconds: i });
   if (adapter === 'meshtastic') {
     if (p.kind === 'good') return meshFrame(good(p.i));
     switch (p.variant % 4) {
@@ -117,13 +160,22 @@ describe.each(ADAPTERS)('adapter %s: every bad frame is counted as lora_frame_ma
   it('mixed chunk-split streams through the receive pipeline', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.oneof(fc.nat(50).map((i) => ({ kind: 'good', i }) as Piece), fc.nat(3).map((variant) => ({ kind: 'bad', variant }) as Piece)), {
-          maxLength: 20,
-        }),
+        fc.array(
+          fc.oneof(
+            fc.nat(50).map((i) => ({ kind: 'good', i }) as Piece),
+            fc.nat(3).map((variant) => ({ kind: 'bad', variant }) as Piece),
+          ),
+          {
+            maxLength: 20,
+          },
+        ),
         fc.array(fc.nat(), { maxLength: 30 }),
         async (pieces, cuts) => {
           const store = new Map<string, unknown>();
-          const kv = { get: async <T,>(k: string) => store.get(k) as T | undefined, put: async (k: string, v: unknown) => void store.set(k, v) };
+          const kv = {
+            get: async <T>(k: string) => store.get(k) as T | undefined,
+            put: async (k: string, v: unknown) => void store.set(k, v),
+          };
           const rx = new RxPipeline({
             clock: new VirtualClock(),
             selfHash: 'ffffffff',

@@ -14,23 +14,37 @@ import { HnError } from '../../engine/core/errors.js';
 import { kvOver, openDb } from './lora-helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const load = (f: string) => JSON.parse(readFileSync(resolve(here, '../../conformance/vectors/lora', f), 'utf8'));
+const load = (f: string) =>
+  JSON.parse(readFileSync(resolve(here, '../../conformance/vectors/lora', f), 'utf8'));
 const AIR = load('airtime.json');
 const DUTY = load('duty_cycle.json');
 
 describe('M29 time on air (digest §6 table)', () => {
-  it.each(AIR.cases as any[])('PL $payload_bytes SF$sf BW$bw_khz CR4/$cr pre $preamble → $toa_ms ms', (c: any) => {
-    const got = timeOnAirMs(c.payload_bytes, { sf: c.sf, bw_khz: c.bw_khz, cr: c.cr, preamble: c.preamble });
-    expect(Math.abs(got - c.toa_ms)).toBeLessThanOrEqual(AIR.tolerance_ms / 2);
-    if (c.beacons_per_36s) expect(Math.floor(36000 / got)).toBe(c.beacons_per_36s);
-  });
+  it.each(AIR.cases as any[])(
+    'PL $payload_bytes SF$sf BW$bw_khz CR4/$cr pre $preamble → $toa_ms ms',
+    (c: any) => {
+      const got = timeOnAirMs(c.payload_bytes, {
+        sf: c.sf,
+        bw_khz: c.bw_khz,
+        cr: c.cr,
+        preamble: c.preamble,
+      });
+      expect(Math.abs(got - c.toa_ms)).toBeLessThanOrEqual(AIR.tolerance_ms / 2);
+      if (c.beacons_per_36s) expect(Math.floor(36000 / got)).toBe(c.beacons_per_36s);
+    },
+  );
   it('is monotone in payload and SF, and refuses impossible parameters', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 254 }), fc.integer({ min: 7, max: 11 }), fc.constantFrom(125, 250, 500), (pl, sf, bw) => {
-        const p = { sf, bw_khz: bw, cr: 5, preamble: 8 };
-        expect(timeOnAirMs(pl + 1, p)).toBeGreaterThanOrEqual(timeOnAirMs(pl, p));
-        expect(timeOnAirMs(pl, { ...p, sf: sf + 1 })).toBeGreaterThan(timeOnAirMs(pl, p));
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 254 }),
+        fc.integer({ min: 7, max: 11 }),
+        fc.constantFrom(125, 250, 500),
+        (pl, sf, bw) => {
+          const p = { sf, bw_khz: bw, cr: 5, preamble: 8 };
+          expect(timeOnAirMs(pl + 1, p)).toBeGreaterThanOrEqual(timeOnAirMs(pl, p));
+          expect(timeOnAirMs(pl, { ...p, sf: sf + 1 })).toBeGreaterThan(timeOnAirMs(pl, p));
+        },
+      ),
     );
     for (const bad of [{ sf: 13 }, { sf: 4 }, { cr: 9 }, { bw_khz: 0 }])
       expect(() => timeOnAirMs(32, { sf: 9, bw_khz: 125, cr: 5, preamble: 8, ...bad })).toThrow(HnError);
@@ -84,7 +98,10 @@ describe('M29 duty cycle (digest §6 accounting)', () => {
     const kv = kvOver(store);
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.record({ dt: fc.integer({ min: 0, max: 600_000 }), a: fc.integer({ min: 1, max: 9000 }) }), { maxLength: 30 }),
+        fc.array(
+          fc.record({ dt: fc.integer({ min: 0, max: 600_000 }), a: fc.integer({ min: 1, max: 9000 }) }),
+          { maxLength: 30 },
+        ),
         fc.integer({ min: 1, max: 4000 }),
         async (steps, frame) => {
           const T0 = 1_767_225_600_000;

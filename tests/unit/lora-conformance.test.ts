@@ -12,7 +12,8 @@ describe('X09 experimental/lora on the engine target', () => {
     const info = await t.info();
     await t.config!(0, { lora: true });
     const outcomes: Record<string, unknown> = {};
-    for (const c of section.cases) outcomes[c.id] = await c.run(makeCtx(t, info, CONFORMANCE_DEFAULT_SEED, c.id));
+    for (const c of section.cases)
+      outcomes[c.id] = await c.run(makeCtx(t, info, CONFORMANCE_DEFAULT_SEED, c.id));
     for (const [id, o] of Object.entries(outcomes)) expect(o, id).toEqual({ status: 'pass' });
     expect(section.cases).toHaveLength(8);
     await t.close();

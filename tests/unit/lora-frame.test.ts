@@ -124,7 +124,10 @@ describe('M29 authenticated beacon (v2, digest §12.1)', () => {
     );
   });
   it('any flipped bit in the signed part or the tag fails verification (a forged panic is caught)', () => {
-    const b = encodeAuthFrame({ sender_hash: senderHashOf(kp.nodeId), sequence: 7, flags: 3, unix_seconds: 1767225600 }, key);
+    const b = encodeAuthFrame(
+      { sender_hash: senderHashOf(kp.nodeId), sequence: 7, flags: 3, unix_seconds: 1767225600 },
+      key,
+    );
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 63 }), fc.integer({ min: 0, max: 7 }), (i, bit) => {
         const t = b.slice();

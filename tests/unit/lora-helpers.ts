@@ -7,7 +7,12 @@ import { generateKeyPair, type KeyPair } from '../../engine/identity/identity.js
 import { VirtualClock } from '../../engine/lora/clock.js';
 import type { LoraKv } from '../../engine/lora/duty_cycle.js';
 import { beaconKeyFromSeed } from '../../engine/lora/frame.js';
-import { LORA_DEFAULTS, LoraService, type LoraEventType, type LoraSettings } from '../../engine/lora/service.js';
+import {
+  LORA_DEFAULTS,
+  LoraService,
+  type LoraEventType,
+  type LoraSettings,
+} from '../../engine/lora/service.js';
 import type { LoraNotification } from '../../engine/lora/rx_pipeline.js';
 import { SimRadioChannel } from '../../engine/lora/sim/channel.js';
 import { SimSerial, SimSerialPort, SimStick, type StickPersonality } from '../../engine/lora/sim/stick.js';
@@ -21,7 +26,9 @@ export function kvOver(store: StorageAdapter): LoraKv {
   };
 }
 
-export async function openDb(name = `lora-test-${process.pid}-${dbSeq++}`): Promise<{ name: string; store: StorageAdapter }> {
+export async function openDb(
+  name = `lora-test-${process.pid}-${dbSeq++}`,
+): Promise<{ name: string; store: StorageAdapter }> {
   return { name, store: await openIndexedDbStorage(name, CORE_SCHEMA) };
 }
 
@@ -56,9 +63,26 @@ export interface NodeOpts {
 export async function makeNode(o: NodeOpts): Promise<TestNode> {
   const keys = o.keys ?? generateKeyPair();
   const personality = o.personality ?? 'meshtastic';
-  const adapter = o.adapter ?? (personality === 'hnlora-sx1262' ? 'sx126x' : personality.startsWith('hnlora') || personality === 'wrong-fw' ? 'rfm95w' : 'meshtastic');
-  const settings: LoraSettings = { ...LORA_DEFAULTS, enabled: true, adapter, scheduler: false, ...o.settings };
-  const stick = new SimStick({ id: `stick-${keys.nodeId.slice(8, 16)}`, personality, channel: o.channel, x: o.x ?? 0 });
+  const adapter =
+    o.adapter ??
+    (personality === 'hnlora-sx1262'
+      ? 'sx126x'
+      : personality.startsWith('hnlora') || personality === 'wrong-fw'
+        ? 'rfm95w'
+        : 'meshtastic');
+  const settings: LoraSettings = {
+    ...LORA_DEFAULTS,
+    enabled: true,
+    adapter,
+    scheduler: false,
+    ...o.settings,
+  };
+  const stick = new SimStick({
+    id: `stick-${keys.nodeId.slice(8, 16)}`,
+    personality,
+    channel: o.channel,
+    x: o.x ?? 0,
+  });
   const port = new SimSerialPort(stick, { chunkSplit: o.chunkSplit });
   const serial = new SimSerial([port]);
   const db = o.db ?? (await openDb());
@@ -110,7 +134,12 @@ export function mulberry(seed: number): () => number {
 
 export function world(o: { seed?: number; lossRate?: number; shadowing?: boolean } = {}) {
   const clock = new VirtualClock();
-  const channel = new SimRadioChannel({ clock, seed: o.seed ?? 7, lossRate: o.lossRate ?? 0, shadowing: o.shadowing ?? false });
+  const channel = new SimRadioChannel({
+    clock,
+    seed: o.seed ?? 7,
+    lossRate: o.lossRate ?? 0,
+    shadowing: o.shadowing ?? false,
+  });
   return { clock, channel };
 }
 

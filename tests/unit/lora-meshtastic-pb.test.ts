@@ -61,7 +61,10 @@ const packetArb = fc.record(
     from: u32,
     to: u32,
     channel: small,
-    decoded: fc.record({ portnum: fc.constantFrom(1, 5, 256, 257), payload, request_id: u32 }, { requiredKeys: ['portnum'] }),
+    decoded: fc.record(
+      { portnum: fc.constantFrom(1, 5, 256, 257), payload, request_id: u32 },
+      { requiredKeys: ['portnum'] },
+    ),
     id: u32,
     rx_snr: f32,
     hop_limit: small,
@@ -76,13 +79,19 @@ describe('Meshtastic protobuf: byte-for-byte with @meshtastic/protobufs 2.7.18',
     fc.assert(
       fc.property(packetArb, (p) => {
         const ours = encodeToRadio({ packet: p });
-        const theirs = toBinary(Mesh.ToRadioSchema, create(Mesh.ToRadioSchema, { payloadVariant: { case: 'packet', value: theirPacket(p) } }));
+        const theirs = toBinary(
+          Mesh.ToRadioSchema,
+          create(Mesh.ToRadioSchema, { payloadVariant: { case: 'packet', value: theirPacket(p) } }),
+        );
         expect(toHex(ours)).toBe(toHex(theirs));
         // and we read it back
         const back = decodeToRadio(theirs).packet!;
         expect(back.id ?? 0).toBe(p.id ?? 0);
         expect(back.to ?? 0).toBe(p.to ?? 0);
-        if (p.decoded) expect(toHex(back.decoded?.payload ?? new Uint8Array(0))).toBe(toHex(p.decoded.payload ?? new Uint8Array(0)));
+        if (p.decoded)
+          expect(toHex(back.decoded?.payload ?? new Uint8Array(0))).toBe(
+            toHex(p.decoded.payload ?? new Uint8Array(0)),
+          );
       }),
       { numRuns: 1000 },
     );
@@ -93,8 +102,12 @@ describe('Meshtastic protobuf: byte-for-byte with @meshtastic/protobufs 2.7.18',
       fc.property(u32, u32, (nonce, hb) => {
         const a = create(Mesh.ToRadioSchema, { payloadVariant: { case: 'wantConfigId', value: nonce } });
         expect(toHex(encodeToRadio({ want_config_id: nonce }))).toBe(toHex(toBinary(Mesh.ToRadioSchema, a)));
-        const h = create(Mesh.ToRadioSchema, { payloadVariant: { case: 'heartbeat', value: create(Mesh.HeartbeatSchema, { nonce: hb }) } });
-        expect(toHex(encodeToRadio({ heartbeat: { nonce: hb } }))).toBe(toHex(toBinary(Mesh.ToRadioSchema, h)));
+        const h = create(Mesh.ToRadioSchema, {
+          payloadVariant: { case: 'heartbeat', value: create(Mesh.HeartbeatSchema, { nonce: hb }) },
+        });
+        expect(toHex(encodeToRadio({ heartbeat: { nonce: hb } }))).toBe(
+          toHex(toBinary(Mesh.ToRadioSchema, h)),
+        );
       }),
       { numRuns: 500 },
     );
@@ -102,13 +115,21 @@ describe('Meshtastic protobuf: byte-for-byte with @meshtastic/protobufs 2.7.18',
 
   it('FromRadio (packet, my_info, config.lora, config_complete_id, queueStatus): equal bytes both ways', () => {
     const variant = fc.oneof(
-      packetArb.map((p) => ({ ours: { packet: p } as FromRadioMsg, theirs: { case: 'packet', value: theirPacket(p) } })),
+      packetArb.map((p) => ({
+        ours: { packet: p } as FromRadioMsg,
+        theirs: { case: 'packet', value: theirPacket(p) },
+      })),
       u32.map((n) => ({
         ours: { my_info: { my_node_num: n } } as FromRadioMsg,
         theirs: { case: 'myInfo', value: create(Mesh.MyNodeInfoSchema, { myNodeNum: n }) },
       })),
       fc
-        .record({ use_preset: fc.boolean(), modem_preset: fc.integer({ min: 0, max: 8 }), region: fc.integer({ min: 0, max: 20 }), tx_power: fc.integer({ min: -10, max: 30 }) })
+        .record({
+          use_preset: fc.boolean(),
+          modem_preset: fc.integer({ min: 0, max: 8 }),
+          region: fc.integer({ min: 0, max: 20 }),
+          tx_power: fc.integer({ min: -10, max: 30 }),
+        })
         .map((l) => ({
           ours: { config: { lora: l } } as FromRadioMsg,
           theirs: {
@@ -126,23 +147,39 @@ describe('Meshtastic protobuf: byte-for-byte with @meshtastic/protobufs 2.7.18',
             }),
           },
         })),
-      u32.map((n) => ({ ours: { config_complete_id: n } as FromRadioMsg, theirs: { case: 'configCompleteId', value: n } })),
+      u32.map((n) => ({
+        ours: { config_complete_id: n } as FromRadioMsg,
+        theirs: { case: 'configCompleteId', value: n },
+      })),
       fc.record({ res: i32, free: small, maxlen: small, mesh_packet_id: u32 }).map((q) => ({
         ours: { queueStatus: q } as FromRadioMsg,
         theirs: {
           case: 'queueStatus',
-          value: create(Mesh.QueueStatusSchema, { res: q.res, free: q.free, maxlen: q.maxlen, meshPacketId: q.mesh_packet_id }),
+          value: create(Mesh.QueueStatusSchema, {
+            res: q.res,
+            free: q.free,
+            maxlen: q.maxlen,
+            meshPacketId: q.mesh_packet_id,
+          }),
         },
       })),
     );
     fc.assert(
       fc.property(u32, variant, (id, v) => {
-        const theirs = toBinary(Mesh.FromRadioSchema, create(Mesh.FromRadioSchema, { id, payloadVariant: v.theirs as any }));
+        const theirs = toBinary(
+          Mesh.FromRadioSchema,
+          create(Mesh.FromRadioSchema, { id, payloadVariant: v.theirs as any }),
+        );
         expect(toHex(encodeFromRadio({ id, ...v.ours }))).toBe(toHex(theirs));
         const back = decodeFromRadio(theirs);
         expect(toHex(encodeFromRadio(back))).toBe(toHex(theirs));
         // and the reference parses ours
-        expect(toBinary(Mesh.FromRadioSchema, fromBinary(Mesh.FromRadioSchema, encodeFromRadio({ id, ...v.ours })))).toEqual(theirs);
+        expect(
+          toBinary(
+            Mesh.FromRadioSchema,
+            fromBinary(Mesh.FromRadioSchema, encodeFromRadio({ id, ...v.ours })),
+          ),
+        ).toEqual(theirs);
       }),
       { numRuns: 1500 },
     );
@@ -150,25 +187,49 @@ describe('Meshtastic protobuf: byte-for-byte with @meshtastic/protobufs 2.7.18',
 
   it('parses FromRadio messages carrying fields we do not model (node_info, log_record, rebooted) without error', () => {
     fc.assert(
-      fc.property(u32, fc.string({ maxLength: 40 }), fc.string({ maxLength: 200 }), f32, (num, name, msg, snr) => {
-        const ni = create(Mesh.FromRadioSchema, {
-          payloadVariant: {
-            case: 'nodeInfo',
-            value: create(Mesh.NodeInfoSchema, { num, snr, user: create(Mesh.UserSchema, { id: `!${num.toString(16)}`, longName: name, shortName: 'ab' }) }),
-          },
-        });
-        expect(decodeFromRadio(toBinary(Mesh.FromRadioSchema, ni))).toEqual({});
-        const lr = create(Mesh.FromRadioSchema, { payloadVariant: { case: 'logRecord', value: create(Mesh.LogRecordSchema, { message: msg, level: 20 }) } });
-        expect(decodeFromRadio(toBinary(Mesh.FromRadioSchema, lr))).toEqual({});
-        const rb = create(Mesh.FromRadioSchema, { payloadVariant: { case: 'rebooted', value: true } });
-        expect(decodeFromRadio(toBinary(Mesh.FromRadioSchema, rb))).toEqual({ rebooted: true });
-      }),
+      fc.property(
+        u32,
+        fc.string({ maxLength: 40 }),
+        fc.string({ maxLength: 200 }),
+        f32,
+        (num, name, msg, snr) => {
+          const ni = create(Mesh.FromRadioSchema, {
+            payloadVariant: {
+              case: 'nodeInfo',
+              value: create(Mesh.NodeInfoSchema, {
+                num,
+                snr,
+                user: create(Mesh.UserSchema, {
+                  id: `!${num.toString(16)}`,
+                  longName: name,
+                  shortName: 'ab',
+                }),
+              }),
+            },
+          });
+          expect(decodeFromRadio(toBinary(Mesh.FromRadioSchema, ni))).toEqual({});
+          const lr = create(Mesh.FromRadioSchema, {
+            payloadVariant: {
+              case: 'logRecord',
+              value: create(Mesh.LogRecordSchema, { message: msg, level: 20 }),
+            },
+          });
+          expect(decodeFromRadio(toBinary(Mesh.FromRadioSchema, lr))).toEqual({});
+          const rb = create(Mesh.FromRadioSchema, { payloadVariant: { case: 'rebooted', value: true } });
+          expect(decodeFromRadio(toBinary(Mesh.FromRadioSchema, rb))).toEqual({ rebooted: true });
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it('Routing error DUTY_CYCLE_LIMIT (9)', () => {
-    const theirs = toBinary(Mesh.RoutingSchema, create(Mesh.RoutingSchema, { variant: { case: 'errorReason', value: Mesh.Routing_Error.DUTY_CYCLE_LIMIT } }));
+    const theirs = toBinary(
+      Mesh.RoutingSchema,
+      create(Mesh.RoutingSchema, {
+        variant: { case: 'errorReason', value: Mesh.Routing_Error.DUTY_CYCLE_LIMIT },
+      }),
+    );
     expect(toHex(encodeRouting({ error_reason: 9 }))).toBe(toHex(theirs));
   });
 });
@@ -179,7 +240,10 @@ describe('Meshtastic serial vectors (hand-derived)', () => {
       ? {
           packet: {
             ...v.message.packet,
-            decoded: { portnum: v.message.packet.decoded.portnum, payload: fromHex(v.message.packet.decoded.payload_hex) },
+            decoded: {
+              portnum: v.message.packet.decoded.portnum,
+              payload: fromHex(v.message.packet.decoded.payload_hex),
+            },
           },
         }
       : v.message;
@@ -195,7 +259,13 @@ describe('Meshtastic serial vectors (hand-derived)', () => {
   it.each(V.from_radio as any[])('adapter receives $name', (v: any) => {
     const evs = new MeshtasticAdapter().feed(fromHex(v.hex));
     expect(evs).toEqual([
-      { kind: 'frame', payload: fromHex(v.expect.payload_hex), rssi: v.expect.rssi, snr: v.expect.snr, device_id: v.expect.device_id },
+      {
+        kind: 'frame',
+        payload: fromHex(v.expect.payload_hex),
+        rssi: v.expect.rssi,
+        snr: v.expect.snr,
+        device_id: v.expect.device_id,
+      },
     ]);
   });
 });

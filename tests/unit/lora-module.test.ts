@@ -22,7 +22,14 @@ async function loraNode(n: number, clock: VirtualClock, channel: SimRadioChannel
   const node = await createNode({
     seed: seedOf(n),
     clock: clock.asKitClock(),
-    modules: [createLoraModule({ ports: serial, simulated: true, onLocalEvent: (t) => local.push(t), onService: (s) => (svc = s) })],
+    modules: [
+      createLoraModule({
+        ports: serial,
+        simulated: true,
+        onLocalEvent: (t) => local.push(t),
+        onService: (s) => (svc = s),
+      }),
+    ],
     config: {
       lora: { adapter: 'rfm95w', scheduler: false },
       ...(community ? { community: { community_id: community } } : {}),
@@ -43,8 +50,11 @@ describe('M29 module', () => {
     const channel = new SimRadioChannel({ clock });
     const { node } = await loraNode(41, clock, channel);
     expect(CAPABILITIES).toHaveLength(7);
-    for (const cap of CAPABILITIES) await expect(node.call(cap, {})).rejects.toMatchObject({ code: 'experimental_disabled' });
-    expect(node.bus.list().some((d: { name: string }) => d.name.startsWith('experimental.lora.'))).toBe(false);
+    for (const cap of CAPABILITIES)
+      await expect(node.call(cap, {})).rejects.toMatchObject({ code: 'experimental_disabled' });
+    expect(node.bus.list().some((d: { name: string }) => d.name.startsWith('experimental.lora.'))).toBe(
+      false,
+    );
     await node.close();
   });
 
@@ -55,7 +65,11 @@ describe('M29 module', () => {
     const B = await loraNode(43, clock, channel, A.node.id);
     await enable(A.node, clock);
     await enable(B.node, clock);
-    expect(await A.node.call('experimental.lora.status', {})).toMatchObject({ state: 'ready', adapter: 'rfm95w', simulated: true });
+    expect(await A.node.call('experimental.lora.status', {})).toMatchObject({
+      state: 'ready',
+      adapter: 'rfm95w',
+      simulated: true,
+    });
     const p = A.node.call('experimental.lora.beacon.send', { flags: 2 });
     await clock.advance(2000);
     const sent = await p;
@@ -68,16 +82,29 @@ describe('M29 module', () => {
     expect(await A.node.events.list({ type: 'lora.beacon.sent' })).toHaveLength(1);
     expect(await B.node.events.list({ type: 'lora.beacon.received' })).toHaveLength(0);
     expect(B.local).toEqual(expect.arrayContaining(['lora.beacon.received', 'lora.peer.unknown']));
-    await expect(B.node.call('experimental.lora.beacon.send', { flags: 1 })).rejects.toMatchObject({ code: 'bad_request' });
-    expect(await A.node.call('experimental.lora.duty_cycle', {})).toMatchObject({ airtime_budget_ms: 36000, airtime_used_ms: 246.784 });
+    await expect(B.node.call('experimental.lora.beacon.send', { flags: 1 })).rejects.toMatchObject({
+      code: 'bad_request',
+    });
+    expect(await A.node.call('experimental.lora.duty_cycle', {})).toMatchObject({
+      airtime_budget_ms: 36000,
+      airtime_used_ms: 246.784,
+    });
     // remote: a member may read status, not the peer list, and may never key our radio
     await link(A.node, B.node);
-    expect(await B.node.call('experimental.lora.status', {}, { peer: A.node.id })).toMatchObject({ state: 'ready' });
-    await expect(B.node.call('experimental.lora.peer.list', {}, { peer: A.node.id })).rejects.toMatchObject({ code: 'unauthorized' });
-    await expect(B.node.call('experimental.lora.panic.send', {}, { peer: A.node.id })).rejects.toMatchObject({ code: 'unauthorized' });
+    expect(await B.node.call('experimental.lora.status', {}, { peer: A.node.id })).toMatchObject({
+      state: 'ready',
+    });
+    await expect(B.node.call('experimental.lora.peer.list', {}, { peer: A.node.id })).rejects.toMatchObject({
+      code: 'unauthorized',
+    });
+    await expect(B.node.call('experimental.lora.panic.send', {}, { peer: A.node.id })).rejects.toMatchObject({
+      code: 'unauthorized',
+    });
     // off again: disabled, stick released
     await A.node.disable('lora');
-    await expect(A.node.call('experimental.lora.status', {})).rejects.toMatchObject({ code: 'experimental_disabled' });
+    await expect(A.node.call('experimental.lora.status', {})).rejects.toMatchObject({
+      code: 'experimental_disabled',
+    });
     await A.node.close();
     await B.node.close();
   });

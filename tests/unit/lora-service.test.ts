@@ -8,15 +8,25 @@ import { HnError } from '../../engine/core/errors.js';
 import { toHex } from '../../engine/core/encoding.js';
 import { generateKeyPair } from '../../engine/identity/identity.js';
 import { AIRTIME_KEY } from '../../engine/lora/duty_cycle.js';
-import { beaconKeyFromSeed, encodeAuthFrame, encodeFrame, FLAG_OK, FLAG_PANIC, senderHashOf } from '../../engine/lora/frame.js';
+import {
+  beaconKeyFromSeed,
+  encodeAuthFrame,
+  encodeFrame,
+  FLAG_OK,
+  FLAG_PANIC,
+  senderHashOf,
+} from '../../engine/lora/frame.js';
 import { LORA_DEFAULTS, LoraService } from '../../engine/lora/service.js';
-import { SimSerial, SimSerialPort, SimStick } from '../../engine/lora/sim/stick.js';
+import { SimStick } from '../../engine/lora/sim/stick.js';
 import type { SimRadioChannel } from '../../engine/lora/sim/channel.js';
 import type { VirtualClock } from '../../engine/lora/clock.js';
 import { kvOver, makeNode, openDb, runFor, world, type TestNode } from './lora-helpers.js';
 
 /** Two NodeIDs whose sender hashes collide (cb63f4d8), found by a birthday search; checked below. */
-const COLLIDING = ['ed25519:AAFdHmhlYXJ0aG5ldC1sb3JhLWNvbGxpc2lvbgAAAAA', 'ed25519:AAH0i2hlYXJ0aG5ldC1sb3JhLWNvbGxpc2lvbgAAAAA'];
+const COLLIDING = [
+  'ed25519:AAFdHmhlYXJ0aG5ldC1sb3JhLWNvbGxpc2lvbgAAAAA',
+  'ed25519:AAH0i2hlYXJ0aG5ldC1sb3JhLWNvbGxpc2lvbgAAAAA',
+];
 
 const nodes: TestNode[] = [];
 afterEach(async () => {
@@ -42,14 +52,23 @@ async function codeOf(p: Promise<unknown>, clock?: VirtualClock): Promise<HnErro
 }
 
 /** A bare stick on the channel that puts arbitrary frames on air (an attacker or a foreign node). */
-function transmitter(channel: SimRadioChannel, personality: 'meshtastic' | 'hnlora-sx1276' = 'meshtastic', id = 'tx') {
+function transmitter(
+  channel: SimRadioChannel,
+  personality: 'meshtastic' | 'hnlora-sx1276' = 'meshtastic',
+  id = 'tx',
+) {
   const s = new SimStick({ id, personality, channel, x: 50 });
   if (personality !== 'meshtastic') {
     // configure the raw chip the way the default HNLORA config does
     s.connect(() => undefined);
     s.write(new TextEncoder().encode(`AT+HNCFG=868100000,9,125000,5,14,8,12\r\n`));
   }
-  return (frame: Uint8Array) => channel.transmit(s.id, frame, personality === 'meshtastic' ? 16 + 3 + 2 + frame.length + 2 : frame.length);
+  return (frame: Uint8Array) =>
+    channel.transmit(
+      s.id,
+      frame,
+      personality === 'meshtastic' ? 16 + 3 + 2 + frame.length + 2 : frame.length,
+    );
 }
 
 describe('M29 two nodes on one simulated ether, per adapter (§11.11, §11.12)', () => {
@@ -62,7 +81,12 @@ describe('M29 two nodes on one simulated ether, per adapter (§11.11, §11.12)',
       const { clock, channel } = world();
       const a = await node({ clock, channel, personality, adapter });
       const b = await node({ clock, channel, personality, adapter, x: 300 });
-      expect(a.svc.status()).toMatchObject({ state: 'ready', adapter, simulated: true, web_serial_supported: true });
+      expect(a.svc.status()).toMatchObject({
+        state: 'ready',
+        adapter,
+        simulated: true,
+        web_serial_supported: true,
+      });
       const sent = await runFor(clock, a.svc.beaconSend({ flags: FLAG_OK }), 5000);
       expect(sent).toMatchObject({ sequence: 0, duty_cycle: { budget_ms: 36000 } });
       expect(sent.duty_cycle.used_ms).toBeCloseTo(sent.airtime_ms, 6);
@@ -70,24 +94,42 @@ describe('M29 two nodes on one simulated ether, per adapter (§11.11, §11.12)',
       await b.svc.rx.idle();
       const got = b.svc.recentBeacons({}).beacons;
       expect(got).toHaveLength(1);
-      expect(got[0]).toMatchObject({ beacon_id: sent.beacon_id, sender_hash: senderHashOf(a.keys.nodeId), peer_state: 'unknown', flags: FLAG_OK });
+      expect(got[0]).toMatchObject({
+        beacon_id: sent.beacon_id,
+        sender_hash: senderHashOf(a.keys.nodeId),
+        peer_state: 'unknown',
+        flags: FLAG_OK,
+      });
       expect(typeof got[0]!.rssi).toBe('number');
       expect(typeof got[0]!.snr).toBe('number');
       expect(b.of('lora.beacon.received')).toHaveLength(1);
-      expect(b.of('lora.peer.unknown')).toEqual([expect.objectContaining({ sender_hash: senderHashOf(a.keys.nodeId) })]);
+      expect(b.of('lora.peer.unknown')).toEqual([
+        expect.objectContaining({ sender_hash: senderHashOf(a.keys.nodeId) }),
+      ]);
       expect(b.notes.filter((n) => n.kind === 'tofu_prompt')).toHaveLength(1);
-      expect(a.of('lora.beacon.sent')).toEqual([expect.objectContaining({ beacon_id: sent.beacon_id, airtime_ms: sent.airtime_ms })]);
+      expect(a.of('lora.beacon.sent')).toEqual([
+        expect.objectContaining({ beacon_id: sent.beacon_id, airtime_ms: sent.airtime_ms }),
+      ]);
       const v = await b.svc.peerVerify({ sender_hash: senderHashOf(a.keys.nodeId), node_id: a.keys.nodeId });
       expect(v).toMatchObject({ state: 'verified', node_id: a.keys.nodeId });
       expect(b.of('lora.peer.verified')).toHaveLength(1);
       expect(b.svc.peerList({}).peers).toEqual([
-        expect.objectContaining({ sender_hash: senderHashOf(a.keys.nodeId), state: 'verified', node_id: a.keys.nodeId, beacons_seen: 1 }),
+        expect.objectContaining({
+          sender_hash: senderHashOf(a.keys.nodeId),
+          state: 'verified',
+          node_id: a.keys.nodeId,
+          beacons_seen: 1,
+        }),
       ]);
       // a second beacon is now attributed, and prompts no more
       await runFor(clock, a.svc.beaconSend({}), 5000);
       await clock.advance(3000);
       await b.svc.rx.idle();
-      expect(b.svc.recentBeacons({ limit: 1 }).beacons[0]).toMatchObject({ peer_state: 'verified', node_id: a.keys.nodeId, sequence: 1 });
+      expect(b.svc.recentBeacons({ limit: 1 }).beacons[0]).toMatchObject({
+        peer_state: 'verified',
+        node_id: a.keys.nodeId,
+        sequence: 1,
+      });
       expect(b.of('lora.peer.unknown')).toHaveLength(1);
       // A never surfaces its own frame (half duplex on air, self hash in the pipeline)
       expect(a.svc.recentBeacons({}).beacons).toHaveLength(0);
@@ -117,14 +159,20 @@ describe('M29 panic (§11.6, §11.7)', () => {
       expect(gap).toBeLessThanOrEqual(850);
     }
     expect(b.of('lora.panic.received')).toEqual([
-      expect.objectContaining({ beacon_id: r.beacon_id, verified: false, sender_hash: senderHashOf(a.keys.nodeId) }),
+      expect.objectContaining({
+        beacon_id: r.beacon_id,
+        verified: false,
+        sender_hash: senderHashOf(a.keys.nodeId),
+      }),
     ]);
     const panicNotes = b.notes.filter((n) => n.kind === 'panic');
     expect(panicNotes).toHaveLength(1);
     expect(panicNotes[0]).toMatchObject({ requireInteraction: true });
     expect(panicNotes[0]!.title).toMatch(/unverified/);
     expect(b.of('lora.beacon.received')).toHaveLength(1); // repeats deduplicated
-    expect(a.of('lora.panic.sent')).toEqual([expect.objectContaining({ beacon_id: r.beacon_id, complete: true })]);
+    expect(a.of('lora.panic.sent')).toEqual([
+      expect.objectContaining({ beacon_id: r.beacon_id, complete: true }),
+    ]);
     expect(a.svc.dutyCycle().airtime_used_ms).toBeCloseTo(3 * 246.784, 6);
     // at most one burst per minute
     const e = await codeOf(a.svc.panicSend());
@@ -145,7 +193,11 @@ describe('M29 panic (§11.6, §11.7)', () => {
     const e2 = await codeOf(a.svc.beaconSend({}));
     expect(e2.code).toBe('lora_duty_cycle_exhausted');
     expect(a.of('lora.duty_cycle.exhausted')).toHaveLength(1);
-    expect(a.svc.dutyCycle()).toMatchObject({ airtime_used_ms: 36000, airtime_budget_ms: 36000, next_tx_allowed_at: now - 1000 + 3_600_000 });
+    expect(a.svc.dutyCycle()).toMatchObject({
+      airtime_used_ms: 36000,
+      airtime_budget_ms: 36000,
+      next_tx_allowed_at: now - 1000 + 3_600_000,
+    });
     const p = await runFor(clock, a.svc.panicSend(), 2000);
     expect(p.override_used).toBe(true);
     expect(a.of('lora.duty_cycle.overridden')).toHaveLength(1);
@@ -193,17 +245,28 @@ describe('M29 receive pipeline (§11.8, §11.9)', () => {
     b.svc.rx.pause();
     for (let i = 0; i < 300; i++)
       b.svc.rx.push({
-        payload: encodeFrame({ sender_hash: (0x10000000 + i).toString(16), sequence: i, flags: FLAG_OK, unix_seconds: i }),
+        payload: encodeFrame({
+          sender_hash: (0x10000000 + i).toString(16),
+          sequence: i,
+          flags: FLAG_OK,
+          unix_seconds: i,
+        }),
         rssi: -80,
         snr: 5,
         at: clock.now(),
       });
-    expect(b.svc.status()).toMatchObject({ queue_depth: 256, rx_dropped: expect.objectContaining({ queue: 44 }) });
+    expect(b.svc.status()).toMatchObject({
+      queue_depth: 256,
+      rx_dropped: expect.objectContaining({ queue: 44 }),
+    });
     await clock.advance(2000);
     expect(b.of('lora.rx.dropped')).toEqual([{ count: 44, reason: 'queue' }]);
     b.svc.rx.resume();
     await b.svc.rx.idle();
-    const seqs = b.svc.recentBeacons({ limit: 1000 }).beacons.map((x) => x.sequence).sort((x, y) => x - y);
+    const seqs = b.svc
+      .recentBeacons({ limit: 1000 })
+      .beacons.map((x) => x.sequence)
+      .sort((x, y) => x - y);
     expect(seqs).toEqual(Array.from({ length: 256 }, (_, i) => i + 44));
     await clock.advance(120_000);
     expect(b.of('lora.rx.dropped')).toHaveLength(1);
@@ -254,24 +317,38 @@ describe('M29 TOFU (§11.10)', () => {
     expect(b.notes.filter((n) => n.kind === 'tofu_prompt')).toHaveLength(1);
     expect(b.svc.recentBeacons({}).beacons.every((x) => x.peer_state === 'unknown')).toBe(true);
     // wrong NodeID for the hash
-    expect((await codeOf(b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: generateKeyPair().nodeId }))).code).toBe('bad_request');
-    expect((await codeOf(b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: 'ed25519:short' }))).code).toBe('bad_request');
-    expect(await b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: COLLIDING[0]! })).toMatchObject({ state: 'verified' });
-    expect(await b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: COLLIDING[0]! })).toMatchObject({ state: 'verified' }); // idempotent
+    expect(
+      (await codeOf(b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: generateKeyPair().nodeId }))).code,
+    ).toBe('bad_request');
+    expect((await codeOf(b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: 'ed25519:short' }))).code).toBe(
+      'bad_request',
+    );
+    expect(await b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: COLLIDING[0]! })).toMatchObject({
+      state: 'verified',
+    });
+    expect(await b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: COLLIDING[0]! })).toMatchObject({
+      state: 'verified',
+    }); // idempotent
     expect(b.of('lora.peer.verified')).toHaveLength(1);
     const c = await codeOf(b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: COLLIDING[1]! }));
     expect(c.code).toBe('lora_peer_conflict');
-    expect(b.of('lora.peer.conflict')).toEqual([expect.objectContaining({ sender_hash: 'cb63f4d8', candidates: COLLIDING })]);
+    expect(b.of('lora.peer.conflict')).toEqual([
+      expect.objectContaining({ sender_hash: 'cb63f4d8', candidates: COLLIDING }),
+    ]);
     expect(b.svc.peerList({ state: 'conflict' }).peers).toHaveLength(1);
     await beacon('cb63f4d8', 3);
     expect(b.svc.recentBeacons({ limit: 1 }).beacons[0]).toMatchObject({ peer_state: 'conflict' });
     expect(b.svc.recentBeacons({ limit: 1 }).beacons[0]!.node_id).toBeUndefined();
-    expect(await b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: COLLIDING[1]!, force: true })).toMatchObject({
+    expect(
+      await b.svc.peerVerify({ sender_hash: 'cb63f4d8', node_id: COLLIDING[1]!, force: true }),
+    ).toMatchObject({
       state: 'verified',
       node_id: COLLIDING[1],
     });
     // never heard
-    expect((await codeOf(b.svc.peerVerify({ sender_hash: '00112233', node_id: COLLIDING[0]! }))).code).toBe('lora_peer_unknown');
+    expect((await codeOf(b.svc.peerVerify({ sender_hash: '00112233', node_id: COLLIDING[0]! }))).code).toBe(
+      'lora_peer_unknown',
+    );
     // a gossiped binding from another operator makes a conflict
     await b.svc.remotePeerVerified('cb63f4d8', COLLIDING[0]!);
     expect(b.of('lora.peer.conflict')).toHaveLength(2);
@@ -282,8 +359,12 @@ describe('M29 TOFU (§11.10)', () => {
     await beacon('cb63f4d8', 5);
     expect(b.events.length).toBe(n);
     expect(b.svc.status().rx_dropped.blocked).toBe(2);
-    expect(await b.svc.peerVerify({ sender_hash: 'cb63f4d8', action: 'unblock' })).toMatchObject({ state: 'unknown' });
-    expect(await b.svc.peerVerify({ sender_hash: 'cb63f4d8', action: 'forget' })).toMatchObject({ state: 'forgotten' });
+    expect(await b.svc.peerVerify({ sender_hash: 'cb63f4d8', action: 'unblock' })).toMatchObject({
+      state: 'unknown',
+    });
+    expect(await b.svc.peerVerify({ sender_hash: 'cb63f4d8', action: 'forget' })).toMatchObject({
+      state: 'forgotten',
+    });
     expect(b.svc.peerList({}).peers).toHaveLength(0);
   });
 
@@ -302,7 +383,9 @@ describe('M29 TOFU (§11.10)', () => {
       { sender_hash: 'cb63f4d8', node_id: COLLIDING[0], beacon_key: 'zz' },
       { sender_hash: 42 },
     ])
-      expect(['bad_request', 'lora_peer_unknown']).toContain((await codeOf(b.svc.peerVerify(bad as never))).code);
+      expect(['bad_request', 'lora_peer_unknown']).toContain(
+        (await codeOf(b.svc.peerVerify(bad as never))).code,
+      );
     expect(await snap()).toBe(before);
   });
 });
@@ -320,12 +403,20 @@ describe('M29 without hardware, and a failing stick (§11.13)', () => {
       ports: null,
     });
     await svc.start();
-    expect(svc.status()).toMatchObject({ state: 'unavailable', error_code: 'lora_hardware_unavailable', web_serial_supported: false });
+    expect(svc.status()).toMatchObject({
+      state: 'unavailable',
+      error_code: 'lora_hardware_unavailable',
+      web_serial_supported: false,
+    });
     expect((await codeOf(svc.beaconSend({}))).code).toBe('lora_hardware_unavailable');
     expect((await codeOf(svc.panicSend())).code).toBe('lora_hardware_unavailable');
     expect((await codeOf(svc.beaconSend({ flags: FLAG_PANIC }))).code).toBe('bad_request');
     expect((await codeOf(svc.beaconSend({ flags: 0x20 }))).code).toBe('bad_request');
-    expect(svc.dutyCycle()).toMatchObject({ window_seconds: 3600, airtime_budget_ms: 36000, airtime_used_ms: 0 });
+    expect(svc.dutyCycle()).toMatchObject({
+      window_seconds: 3600,
+      airtime_budget_ms: 36000,
+      airtime_used_ms: 0,
+    });
     await svc.stop();
     await db.store.close();
   });
@@ -334,13 +425,22 @@ describe('M29 without hardware, and a failing stick (§11.13)', () => {
     const { clock, channel } = world();
     const none = await node({ clock, channel, personality: 'meshtastic', grant: false, connect: false });
     await none.svc.start();
-    expect(none.svc.status()).toMatchObject({ state: 'unavailable', error_code: 'lora_hardware_unavailable' });
+    expect(none.svc.status()).toMatchObject({
+      state: 'unavailable',
+      error_code: 'lora_hardware_unavailable',
+    });
     const wrong = await node({ clock, channel, personality: 'wrong-fw', connect: false });
     const e = await codeOf(wrong.svc.connect(), clock);
     expect(e.code).toBe('lora_hardware_unsupported');
     expect(wrong.svc.status()).toMatchObject({ state: 'error', error_code: 'lora_hardware_unsupported' });
     expect((await codeOf(wrong.svc.beaconSend({}))).code).toBe('lora_hardware_unsupported');
-    const silent = await node({ clock, channel, personality: 'silent', adapter: 'meshtastic', connect: false });
+    const silent = await node({
+      clock,
+      channel,
+      personality: 'silent',
+      adapter: 'meshtastic',
+      connect: false,
+    });
     const t0 = clock.now();
     const e2 = await codeOf(silent.svc.connect(), clock);
     expect(e2.code).toBe('lora_hardware_unsupported');
@@ -350,7 +450,13 @@ describe('M29 without hardware, and a failing stick (§11.13)', () => {
 
   it('a config the chip cannot do is refused with bad_request (sx1276 SF 5)', async () => {
     const { clock, channel } = world();
-    const n = await node({ clock, channel, personality: 'hnlora-sx1276', connect: false, settings: { spreading_factor: 5 } });
+    const n = await node({
+      clock,
+      channel,
+      personality: 'hnlora-sx1276',
+      connect: false,
+      settings: { spreading_factor: 5 },
+    });
     expect((await codeOf(n.svc.connect())).code).toBe('bad_request');
   });
 
@@ -426,20 +532,39 @@ describe('M29 authenticated beacons (v2)', () => {
     const { clock, channel } = world();
     const a = await node({ clock, channel, personality: 'hnlora-sx1276', settings: { frame_version: 2 } });
     const b = await node({ clock, channel, personality: 'hnlora-sx1276', x: 100 });
-    const c = await node({ clock, channel, personality: 'hnlora-sx1276', x: 150, settings: { accept_auth_frames: false } });
+    const c = await node({
+      clock,
+      channel,
+      personality: 'hnlora-sx1276',
+      x: 150,
+      settings: { accept_auth_frames: false },
+    });
     const hash = senderHashOf(a.keys.nodeId);
     await runFor(clock, a.svc.beaconSend({}), 5000);
     await clock.advance(2000);
     await b.svc.rx.idle();
     expect(b.svc.recentBeacons({}).beacons[0]).toMatchObject({ frame_version: 2, authenticated: false });
-    await b.svc.peerVerify({ sender_hash: hash, node_id: a.keys.nodeId, beacon_key: toHex(beaconKeyFromSeed(a.keys.seed)) });
+    await b.svc.peerVerify({
+      sender_hash: hash,
+      node_id: a.keys.nodeId,
+      beacon_key: toHex(beaconKeyFromSeed(a.keys.seed)),
+    });
     await runFor(clock, a.svc.beaconSend({}), 5000);
     await clock.advance(2000);
     await b.svc.rx.idle();
-    expect(b.svc.recentBeacons({ limit: 1 }).beacons[0]).toMatchObject({ frame_version: 2, authenticated: true, peer_state: 'verified' });
+    expect(b.svc.recentBeacons({ limit: 1 }).beacons[0]).toMatchObject({
+      frame_version: 2,
+      authenticated: true,
+      peer_state: 'verified',
+    });
     // forged: right hash, attacker's key
     const send = transmitter(channel, 'hnlora-sx1276', 'mallory');
-    send(encodeAuthFrame({ sender_hash: hash, sequence: 999, flags: FLAG_PANIC | FLAG_OK, unix_seconds: 77 }, beaconKeyFromSeed(generateKeyPair().seed)));
+    send(
+      encodeAuthFrame(
+        { sender_hash: hash, sequence: 999, flags: FLAG_PANIC | FLAG_OK, unix_seconds: 77 },
+        beaconKeyFromSeed(generateKeyPair().seed),
+      ),
+    );
     await clock.advance(2000);
     await b.svc.rx.idle();
     expect(b.of('lora.panic.received')).toHaveLength(0);

@@ -55,33 +55,65 @@ const cases: CaseDef[] = [
       if (s.state === 'ready') return pass(); // a SUT with a real or simulated stick attached
       return all(
         () => (s.state === 'unavailable' ? null : fail('unavailable', s.state, 'state without hardware')),
-        () => (s.error_code === 'lora_hardware_unavailable' ? null : fail('lora_hardware_unavailable', s.error_code, 'error_code')),
-        () => (typeof s.web_serial_supported === 'boolean' ? null : fail('boolean', s.web_serial_supported, 'web_serial_supported')),
         () =>
-          ['queue', 'rate_limited', 'malformed', 'blocked', 'self'].every((k) => Number.isInteger(s.rx_dropped?.[k]))
+          s.error_code === 'lora_hardware_unavailable'
             ? null
-            : fail('rx_dropped{queue,rate_limited,malformed,blocked,self}', s.rx_dropped, 'rx_dropped counters'),
-        () => (Number.isInteger(s.radio?.sf) && s.radio.bw_khz > 0 ? null : fail('radio{sf,bw_khz,…}', s.radio, 'radio')),
+            : fail('lora_hardware_unavailable', s.error_code, 'error_code'),
+        () =>
+          typeof s.web_serial_supported === 'boolean'
+            ? null
+            : fail('boolean', s.web_serial_supported, 'web_serial_supported'),
+        () =>
+          ['queue', 'rate_limited', 'malformed', 'blocked', 'self'].every((k) =>
+            Number.isInteger(s.rx_dropped?.[k]),
+          )
+            ? null
+            : fail(
+                'rx_dropped{queue,rate_limited,malformed,blocked,self}',
+                s.rx_dropped,
+                'rx_dropped counters',
+              ),
+        () =>
+          Number.isInteger(s.radio?.sf) && s.radio.bw_khz > 0
+            ? null
+            : fail('radio{sf,bw_khz,…}', s.radio, 'radio'),
       );
     },
   },
   {
     id: 'M29-03',
     spec_ref: 'lora digest §3 beacon.send, panic.send',
-    title: 'beacon.send refuses PANIC and reserved flag bits (bad_request); sends without a stick fail lora_hardware_unavailable',
+    title:
+      'beacon.send refuses PANIC and reserved flag bits (bad_request); sends without a stick fail lora_hardware_unavailable',
     async run(ctx) {
       const st = expectOk(await ctx.call('experimental.lora.status', {}), {});
       if ('bad' in st) return st.bad;
       return all(
         () => null,
-        async () => expectError(await ctx.call('experimental.lora.beacon.send', { flags: 1 }), 'bad_request', { flags: 1 }),
-        async () => expectError(await ctx.call('experimental.lora.beacon.send', { flags: 0x40 }), 'bad_request', { flags: 0x40 }),
+        async () =>
+          expectError(await ctx.call('experimental.lora.beacon.send', { flags: 1 }), 'bad_request', {
+            flags: 1,
+          }),
+        async () =>
+          expectError(await ctx.call('experimental.lora.beacon.send', { flags: 0x40 }), 'bad_request', {
+            flags: 0x40,
+          }),
         async () =>
           st.out.state === 'ready'
             ? null
-            : expectError(await ctx.call('experimental.lora.beacon.send', { flags: 2 }), 'lora_hardware_unavailable', { flags: 2 }),
+            : expectError(
+                await ctx.call('experimental.lora.beacon.send', { flags: 2 }),
+                'lora_hardware_unavailable',
+                { flags: 2 },
+              ),
         async () =>
-          st.out.state === 'ready' ? null : expectError(await ctx.call('experimental.lora.panic.send', {}), 'lora_hardware_unavailable', {}),
+          st.out.state === 'ready'
+            ? null
+            : expectError(
+                await ctx.call('experimental.lora.panic.send', {}),
+                'lora_hardware_unavailable',
+                {},
+              ),
       );
     },
   },
@@ -94,18 +126,33 @@ const cases: CaseDef[] = [
       return all(
         async () =>
           expectError(
-            await ctx.call('experimental.lora.peer.verify', { sender_hash: hash, node_id: ctx.identity('peer').nodeId }),
+            await ctx.call('experimental.lora.peer.verify', {
+              sender_hash: hash,
+              node_id: ctx.identity('peer').nodeId,
+            }),
             'lora_peer_unknown',
             { sender_hash: hash },
           ),
-        async () => expectError(await ctx.call('experimental.lora.peer.list', { limit: 1001 }), 'bad_request', { limit: 1001 }),
-        async () => expectError(await ctx.call('experimental.lora.recent_beacons', { limit: 0 }), 'bad_request', { limit: 0 }),
         async () =>
-          expectError(await ctx.call('experimental.lora.recent_beacons', { sender_hash: 'XYZ' }), 'bad_request', { sender_hash: 'XYZ' }),
+          expectError(await ctx.call('experimental.lora.peer.list', { limit: 1001 }), 'bad_request', {
+            limit: 1001,
+          }),
+        async () =>
+          expectError(await ctx.call('experimental.lora.recent_beacons', { limit: 0 }), 'bad_request', {
+            limit: 0,
+          }),
+        async () =>
+          expectError(
+            await ctx.call('experimental.lora.recent_beacons', { sender_hash: 'XYZ' }),
+            'bad_request',
+            { sender_hash: 'XYZ' },
+          ),
         async () => {
           const r = expectOk(await ctx.call('experimental.lora.recent_beacons', { sender_hash: hash }), {});
           if ('bad' in r) return r.bad;
-          return Array.isArray(r.out.beacons) && r.out.beacons.length === 0 ? null : fail('[]', r.out, 'no beacons from an unheard hash');
+          return Array.isArray(r.out.beacons) && r.out.beacons.length === 0
+            ? null
+            : fail('[]', r.out, 'no beacons from an unheard hash');
         },
       );
     },
@@ -113,7 +160,8 @@ const cases: CaseDef[] = [
   {
     id: 'M29-05',
     spec_ref: 'lora digest §6 (budget, window, time on air)',
-    title: 'duty_cycle: 3600 s window, 1 % budget in EU868/AS923, frame airtime = Semtech formula for the reported radio',
+    title:
+      'duty_cycle: 3600 s window, 1 % budget in EU868/AS923, frame airtime = Semtech formula for the reported radio',
     async run(ctx) {
       const st = expectOk(await ctx.call('experimental.lora.status', {}), {});
       if ('bad' in st) return st.bad;
@@ -126,12 +174,21 @@ const cases: CaseDef[] = [
       return all(
         () => (d.window_seconds === 3600 ? null : fail('3600', d.window_seconds, 'window_seconds')),
         () =>
-          s.region === 'US915' || d.airtime_budget_ms === 36000 ? null : fail('36000', d.airtime_budget_ms, 'budget for EU868/AS923'),
-        () => (d.airtime_used_ms >= 0 && d.airtime_used_ms <= 36000 ? null : fail('0..36000', d.airtime_used_ms, 'airtime_used_ms')),
+          s.region === 'US915' || d.airtime_budget_ms === 36000
+            ? null
+            : fail('36000', d.airtime_budget_ms, 'budget for EU868/AS923'),
+        () =>
+          d.airtime_used_ms >= 0 && d.airtime_used_ms <= 36000
+            ? null
+            : fail('0..36000', d.airtime_used_ms, 'airtime_used_ms'),
         () =>
           Math.abs(d.frame_airtime_ms - want) <= 0.001
             ? null
-            : fail(String(want), d.frame_airtime_ms, `frame airtime for PL ${pl} SF${s.radio.sf} BW${s.radio.bw_khz}`),
+            : fail(
+                String(want),
+                d.frame_airtime_ms,
+                `frame airtime for PL ${pl} SF${s.radio.sf} BW${s.radio.bw_khz}`,
+              ),
       );
     },
   },
@@ -156,7 +213,8 @@ const cases: CaseDef[] = [
       const v = vec('airtime.json');
       for (const c of v.cases) {
         const got = loraToaMs(c.payload_bytes, c.sf, c.bw_khz, c.cr, c.preamble);
-        if (Math.abs(got - c.toa_ms) > v.tolerance_ms / 2) return fail(String(c.toa_ms), got, `SF${c.sf} PL${c.payload_bytes}`);
+        if (Math.abs(got - c.toa_ms) > v.tolerance_ms / 2)
+          return fail(String(c.toa_ms), got, `SF${c.sf} PL${c.payload_bytes}`);
       }
       return pass();
     },

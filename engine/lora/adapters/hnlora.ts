@@ -5,7 +5,15 @@
  */
 import { HnError } from '../../core/errors.js';
 import { fromHex, toHex } from '../../core/encoding.js';
-import { DEFRAMER_BUFFER_MAX, type AdapterIO, type AdapterName, type DeviceInfo, type LoraAdapter, type RadioInfo, type RxEvent } from './types.js';
+import {
+  DEFRAMER_BUFFER_MAX,
+  type AdapterIO,
+  type AdapterName,
+  type DeviceInfo,
+  type LoraAdapter,
+  type RadioInfo,
+  type RxEvent,
+} from './types.js';
 
 export const HNLORA_LINE_MAX = 300;
 export type HnloraChip = 'sx1276' | 'sx1262';
@@ -67,8 +75,10 @@ export class HnloraAdapter implements LoraAdapter {
     private readonly opts: HnloraOptions,
   ) {
     const [lo, hi] = CHIP_SF_RANGE[chip];
-    if (!(opts.sf >= lo && opts.sf <= hi)) throw new HnError('bad_request', `${chip} supports SF ${lo}..${hi}`);
-    if (![125, 250, 500].includes(opts.bw_khz)) throw new HnError('bad_request', 'bandwidth 125, 250 or 500 kHz');
+    if (!(opts.sf >= lo && opts.sf <= hi))
+      throw new HnError('bad_request', `${chip} supports SF ${lo}..${hi}`);
+    if (![125, 250, 500].includes(opts.bw_khz))
+      throw new HnError('bad_request', 'bandwidth 125, 250 or 500 kHz');
     if (!(opts.cr >= 5 && opts.cr <= 8)) throw new HnError('bad_request', 'coding rate 4/5..4/8');
   }
 
@@ -78,12 +88,17 @@ export class HnloraAdapter implements LoraAdapter {
 
   async init(io: AdapterIO): Promise<DeviceInfo> {
     const reply = (ms: number) =>
-      io.waitFor((ev) => (ev.kind === 'ctl' && (ev.name === 'ok' || ev.name === 'err' || ev.name === 'ver') ? ev : undefined), ms);
+      io.waitFor(
+        (ev) =>
+          ev.kind === 'ctl' && (ev.name === 'ok' || ev.name === 'err' || ev.name === 'ver') ? ev : undefined,
+        ms,
+      );
     const expectOk = async (cmd: string) => {
       const r = reply(1500);
       await io.write(line(cmd));
       const ev = (await r) as { name: string; value: unknown };
-      if (ev.name !== 'ok') throw new HnError('lora_hardware_unsupported', `${cmd.split('=')[0]} → ${String(ev.value)}`);
+      if (ev.name !== 'ok')
+        throw new HnError('lora_hardware_unsupported', `${cmd.split('=')[0]} → ${String(ev.value)}`);
     };
     await expectOk('AT');
     const v = reply(1500);
@@ -92,7 +107,8 @@ export class HnloraAdapter implements LoraAdapter {
     if (ver.name !== 'ver') throw new HnError('lora_hardware_unsupported', 'no HNVER reply');
     const [proto, chip, fw] = String(ver.value).split(',');
     if (proto !== '1') throw new HnError('lora_hardware_unsupported', `HNLORA version ${proto}`);
-    if (chip !== this.chip) throw new HnError('lora_hardware_unsupported', `stick reports ${chip}, adapter wants ${this.chip}`);
+    if (chip !== this.chip)
+      throw new HnError('lora_hardware_unsupported', `stick reports ${chip}, adapter wants ${this.chip}`);
     const o = this.opts;
     await expectOk(
       `AT+HNCFG=${o.frequency_hz},${o.sf},${o.bw_khz * 1000},${o.cr},${o.tx_power_dbm},${o.preamble},${o.sync_word.toString(16).padStart(2, '0')}`,
@@ -102,7 +118,8 @@ export class HnloraAdapter implements LoraAdapter {
   }
 
   encodeTx(frame: Uint8Array): Uint8Array {
-    if (frame.length !== 32 && frame.length !== 64) throw new HnError('bad_request', 'frame must be 32 or 64 bytes');
+    if (frame.length !== 32 && frame.length !== 64)
+      throw new HnError('bad_request', 'frame must be 32 or 64 bytes');
     return line(`AT+HNTX=${toHex(frame)}`);
   }
 
@@ -133,16 +150,32 @@ export class HnloraAdapter implements LoraAdapter {
       else if (l.startsWith('+HNVER:')) out.push({ kind: 'ctl', name: 'ver', value: l.slice(7, 80) });
       else if (l.startsWith('+HNTXDONE:')) {
         const ms = l.slice(10);
-        out.push(NUM_RE.test(ms) ? { kind: 'tx_done', airtime_ms: Number(ms) } : { kind: 'malformed', reason: 'txdone' });
+        out.push(
+          NUM_RE.test(ms)
+            ? { kind: 'tx_done', airtime_ms: Number(ms) }
+            : { kind: 'malformed', reason: 'txdone' },
+        );
       } else if (l.startsWith('+HNTXERR:')) {
         const code = l.slice(9, 40);
         out.push({ kind: 'tx_error', code, duty_cycle: /duty/i.test(code) });
       } else if (l.startsWith('+HNRX:')) {
         const parts = l.slice(6).split(',');
         const [hex, rssi, snr] = parts;
-        if (parts.length !== 3 || !hex || !HEX_RE.test(hex) || !NUM_RE.test(rssi ?? '') || !NUM_RE.test(snr ?? ''))
+        if (
+          parts.length !== 3 ||
+          !hex ||
+          !HEX_RE.test(hex) ||
+          !NUM_RE.test(rssi ?? '') ||
+          !NUM_RE.test(snr ?? '')
+        )
           out.push({ kind: 'malformed', reason: 'hnrx' });
-        else out.push({ kind: 'frame', payload: fromHex(hex.toLowerCase()), rssi: Number(rssi), snr: Number(snr) });
+        else
+          out.push({
+            kind: 'frame',
+            payload: fromHex(hex.toLowerCase()),
+            rssi: Number(rssi),
+            snr: Number(snr),
+          });
       } else if (l.length) out.push({ kind: 'debug', text: l.slice(0, 200).replace(/[^\x20-\x7e]/g, '.') });
     }
     return out;

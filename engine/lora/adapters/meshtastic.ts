@@ -15,7 +15,14 @@ import {
   ROUTING_ERROR_DUTY_CYCLE_LIMIT,
   type FromRadioMsg,
 } from '../meshtastic_pb.js';
-import { DEFRAMER_BUFFER_MAX, type AdapterIO, type DeviceInfo, type LoraAdapter, type RadioInfo, type RxEvent } from './types.js';
+import {
+  DEFRAMER_BUFFER_MAX,
+  type AdapterIO,
+  type DeviceInfo,
+  type LoraAdapter,
+  type RadioInfo,
+  type RxEvent,
+} from './types.js';
 
 export const START1 = 0x94;
 export const START2 = 0xc3;
@@ -37,7 +44,8 @@ export const REGION_CODES: Record<number, string> = { 1: 'US', 3: 'EU_868', 6: '
 
 /** Wrap a protobuf in the serial frame header. */
 export function frameSerial(pb: Uint8Array): Uint8Array {
-  if (pb.length > MESHTASTIC_MAX_LEN) throw new HnError('bad_request', 'meshtastic frame longer than 512 bytes');
+  if (pb.length > MESHTASTIC_MAX_LEN)
+    throw new HnError('bad_request', 'meshtastic frame longer than 512 bytes');
   const out = new Uint8Array(4 + pb.length);
   out[0] = START1;
   out[1] = START2;
@@ -196,12 +204,18 @@ export class MeshtasticAdapter implements LoraAdapter {
       }
       if (m.my_info) out.push({ kind: 'ctl', name: 'my_info', value: m.my_info.my_node_num ?? 0 });
       if (m.config?.lora) out.push({ kind: 'ctl', name: 'config_lora', value: m.config.lora });
-      if (m.config_complete_id !== undefined) out.push({ kind: 'ctl', name: 'config_complete', value: m.config_complete_id });
+      if (m.config_complete_id !== undefined)
+        out.push({ kind: 'ctl', name: 'config_complete', value: m.config_complete_id });
       if (m.rebooted) out.push({ kind: 'ctl', name: 'rebooted', value: true });
       if (m.queueStatus) {
         const q = m.queueStatus;
         if ((q.res ?? 0) !== 0)
-          out.push({ kind: 'tx_error', code: `queue_res_${q.res}`, duty_cycle: false, packet_id: q.mesh_packet_id });
+          out.push({
+            kind: 'tx_error',
+            code: `queue_res_${q.res}`,
+            duty_cycle: false,
+            packet_id: q.mesh_packet_id,
+          });
         else if (q.mesh_packet_id) out.push({ kind: 'tx_done', packet_id: q.mesh_packet_id });
       }
       const p = m.packet;

@@ -27,7 +27,16 @@ export interface SimRadio {
   receive(payload: Uint8Array, rssi: number, snr: number, from: string): void;
 }
 
-export const SNR_FLOOR_DB: Record<number, number> = { 5: -2.5, 6: -5, 7: -7.5, 8: -10, 9: -12.5, 10: -15, 11: -17.5, 12: -20 };
+export const SNR_FLOOR_DB: Record<number, number> = {
+  5: -2.5,
+  6: -5,
+  7: -7.5,
+  8: -10,
+  9: -12.5,
+  10: -15,
+  11: -17.5,
+  12: -20,
+};
 export const CAPTURE_DB = 6;
 export const PATH_LOSS_EXPONENT = 2.7;
 export const SHADOWING_SIGMA_DB = 4;
@@ -83,7 +92,15 @@ export class SimRadioChannel {
   private radios = new Map<string, SimRadio>();
   private active: Tx[] = [];
   private recent: Tx[] = [];
-  readonly stats: ChannelStats = { transmissions: 0, delivered: 0, collided: 0, below_floor: 0, lost: 0, half_duplex: 0, mismatched: 0 };
+  readonly stats: ChannelStats = {
+    transmissions: 0,
+    delivered: 0,
+    collided: 0,
+    below_floor: 0,
+    lost: 0,
+    half_duplex: 0,
+    mismatched: 0,
+  };
   /** every transmission, for tests that watch the air */
   readonly log: { from: string; start: number; end: number; payload: Uint8Array }[] = [];
   private shadowing: boolean;
@@ -122,14 +139,25 @@ export class SimRadioChannel {
   }
 
   /** Put `payload` on air from radio `fromId`; `onAirBytes` lets an adapter add its header. Returns airtime ms. */
-  transmit(fromId: string, payload: Uint8Array, onAirBytes = payload.length, done?: (airtimeMs: number) => void): number {
+  transmit(
+    fromId: string,
+    payload: Uint8Array,
+    onAirBytes = payload.length,
+    done?: (airtimeMs: number) => void,
+  ): number {
     const from = this.radios.get(fromId);
     if (!from) throw new Error(`radio ${fromId} is not attached`);
     const params = { ...from.params() };
-    const airtime = timeOnAirMs(onAirBytes, { sf: params.sf, bw_khz: params.bw_khz, cr: params.cr, preamble: params.preamble });
+    const airtime = timeOnAirMs(onAirBytes, {
+      sf: params.sf,
+      bw_khz: params.bw_khz,
+      cr: params.cr,
+      preamble: params.preamble,
+    });
     const start = this.clock.now();
     const tx: Tx = { from, params, start, end: start + airtime, payload: payload.slice(), rssiAt: new Map() };
-    for (const r of this.radios.values()) if (r.id !== fromId) tx.rssiAt.set(r.id, this.rssiBetween(from, r, params.tx_power_dbm));
+    for (const r of this.radios.values())
+      if (r.id !== fromId) tx.rssiAt.set(r.id, this.rssiBetween(from, r, params.tx_power_dbm));
     this.active.push(tx);
     this.stats.transmissions++;
     this.log.push({ from: fromId, start, end: tx.end, payload: tx.payload });
@@ -145,7 +173,9 @@ export class SimRadioChannel {
     this.recent.push(tx);
     const horizon = this.clock.now() - 60_000;
     this.recent = this.recent.filter((t) => t.end > horizon);
-    const overlapping = [...this.active, ...this.recent].filter((t) => t !== tx && t.start < tx.end && tx.start < t.end);
+    const overlapping = [...this.active, ...this.recent].filter(
+      (t) => t !== tx && t.start < tx.end && tx.start < t.end,
+    );
     for (const r of this.radios.values()) {
       if (r.id === tx.from.id) continue;
       const rp = r.params();
@@ -159,7 +189,9 @@ export class SimRadioChannel {
       }
       const rssi = tx.rssiAt.get(r.id);
       if (rssi === undefined) continue; // attached after the transmission started
-      const interferers = overlapping.filter((t) => sameChannel(t.params, rp)).map((t) => t.rssiAt.get(r.id) ?? -Infinity);
+      const interferers = overlapping
+        .filter((t) => sameChannel(t.params, rp))
+        .map((t) => t.rssiAt.get(r.id) ?? -Infinity);
       if (interferers.some((i) => rssi < i + CAPTURE_DB)) {
         this.stats.collided++;
         continue;

@@ -21,14 +21,20 @@ export interface PanicScenario {
 
 const mapKv = (): LoraKv => {
   const m = new Map<string, unknown>();
-  return { get: async <T>(k: string) => structuredClone(m.get(k)) as T | undefined, put: async (k, v) => void m.set(k, structuredClone(v)) };
+  return {
+    get: async <T>(k: string) => structuredClone(m.get(k)) as T | undefined,
+    put: async (k, v) => void m.set(k, structuredClone(v)),
+  };
 };
 
-export async function runPanicScenario(o: PanicScenario): Promise<{ deliveryMs: number[]; channel: SimRadioChannel }> {
+export async function runPanicScenario(
+  o: PanicScenario,
+): Promise<{ deliveryMs: number[]; channel: SimRadioChannel }> {
   const clock = new VirtualClock();
   const channel = new SimRadioChannel({ clock, seed: o.seed, lossRate: o.lossRate });
   const personality = o.personality ?? 'hnlora-sx1276';
-  const adapter = personality === 'meshtastic' ? 'meshtastic' : personality === 'hnlora-sx1262' ? 'sx126x' : 'rfm95w';
+  const adapter =
+    personality === 'meshtastic' ? 'meshtastic' : personality === 'hnlora-sx1262' ? 'sx126x' : 'rfm95w';
   const n = o.nodes ?? 3;
   const rand = prng(o.seed * 7 + 1);
   const received: (number | null)[] = Array.from({ length: n }, () => null);

@@ -20,7 +20,8 @@ import { timeOnAirMs } from '../airtime.js';
 import type { PortProvider, SerialPortLike } from '../serial_bridge.js';
 import { prng, type SimRadio, type SimRadioChannel, type SimRadioParams } from './channel.js';
 
-export type StickPersonality = 'meshtastic' | 'hnlora-sx1276' | 'hnlora-sx1262' | 'silent' | 'wrong-fw' | 'dutycycle-nak';
+export type StickPersonality =
+  'meshtastic' | 'hnlora-sx1276' | 'hnlora-sx1262' | 'silent' | 'wrong-fw' | 'dutycycle-nak';
 
 export interface SimStickOptions {
   id: string;
@@ -64,7 +65,9 @@ export class SimStick implements SimRadio {
     this.x = o.x ?? 0;
     this.y = o.y ?? 0;
     this.personality = o.personality;
-    this.nodeNum = o.nodeNum ?? (Math.floor(prng(o.id.length * 7919 + o.id.charCodeAt(0))() * 0xfffffff) | 0x10000000) >>> 0;
+    this.nodeNum =
+      o.nodeNum ??
+      (Math.floor(prng(o.id.length * 7919 + o.id.charCodeAt(0))() * 0xfffffff) | 0x10000000) >>> 0;
     this.radioParams = this.isMeshtastic ? { ...MESHTASTIC_RADIO } : null;
     this.detach = o.channel.attach(this);
   }
@@ -152,12 +155,14 @@ export class SimStick implements SimRadio {
     const chip = this.personality === 'hnlora-sx1262' ? 'sx1262' : 'sx1276';
     for (const l of lines) {
       if (l === 'AT') this.line('OK');
-      else if (l === 'AT+HNVER?') this.line(this.personality === 'wrong-fw' ? '+HNVER:9,sx1276,0.0.1' : `+HNVER:1,${chip},sim-1.0`);
+      else if (l === 'AT+HNVER?')
+        this.line(this.personality === 'wrong-fw' ? '+HNVER:9,sx1276,0.0.1' : `+HNVER:1,${chip},sim-1.0`);
       else if (l.startsWith('AT+HNCFG=')) {
         const [f, sf, bw, cr, dbm, pre, sync] = l.slice(9).split(',');
         const nums = [f, sf, bw, cr, dbm, pre].map(Number);
         const [lo, hi] = chip === 'sx1262' ? [5, 12] : [6, 12];
-        if (nums.some((n) => !Number.isFinite(n)) || !sync || !/^[0-9a-f]{2}$/i.test(sync)) this.line('ERR:syntax');
+        if (nums.some((n) => !Number.isFinite(n)) || !sync || !/^[0-9a-f]{2}$/i.test(sync))
+          this.line('ERR:syntax');
         else if (nums[1]! < lo || nums[1]! > hi) this.line('ERR:sf');
         else {
           this.radioParams = {
@@ -331,7 +336,9 @@ export class SimSerial implements PortProvider {
   async getPorts(): Promise<SerialPortLike[]> {
     return this.granted.filter((p) => p.isPlugged);
   }
-  async requestPort(opts?: { filters?: { usbVendorId?: number; usbProductId?: number }[] }): Promise<SerialPortLike> {
+  async requestPort(opts?: {
+    filters?: { usbVendorId?: number; usbProductId?: number }[];
+  }): Promise<SerialPortLike> {
     const match = this.available.find(
       (p) =>
         p.isPlugged &&
