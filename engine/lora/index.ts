@@ -20,7 +20,13 @@ import { descriptor } from '../modules/registry.js';
 import type { Clock } from './clock.js';
 import type { LoraNotification } from './rx_pipeline.js';
 import type { PortProvider } from './serial_bridge.js';
-import { LORA_DEFAULTS, LoraService, type LoraEventType, type LoraSettings } from './service.js';
+import {
+  LORA_DEFAULTS,
+  LoraService,
+  type LockManagerLike,
+  type LoraEventType,
+  type LoraSettings,
+} from './service.js';
 
 /** [lora] config section: seed §8 fields plus the digest's additions (lora-beacons digest §2). */
 export const config = {
@@ -95,6 +101,8 @@ export interface LoraModuleOptions {
   notify?(n: LoraNotification): void;
   /** 32-byte v2 beacon key of this node (frame_version 2) */
   beaconKey?: Uint8Array;
+  /** Web Locks; default `navigator.locks` where it exists */
+  locks?: LockManagerLike | null;
   /** the service instance, for the app's view and for tests */
   onService?(svc: LoraService | null): void;
 }
@@ -206,6 +214,10 @@ export function createLoraModule(o: LoraModuleOptions = {}): ModuleDefinition<'l
             ports: o.ports === undefined ? defaultPorts() : o.ports,
             simulated: o.simulated,
             beaconKey: o.beaconKey,
+            locks:
+              o.locks === undefined
+                ? ((globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks ?? null)
+                : o.locks,
           });
           c.events.subscribe((ev, source) => {
             if (source && ev.event_type === 'lora.peer.verified' && ev.author !== c.self) {

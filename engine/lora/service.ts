@@ -155,7 +155,15 @@ export interface LoraServiceDeps {
   gatewayUp?: () => boolean;
   /** remembered port (USB ids) */
   remembered?: { usbVendorId?: number; usbProductId?: number };
+  /** Web Locks (`navigator.locks`): only the tab holding "hn-lora-port" owns the stick */
+  locks?: LockManagerLike | null;
 }
+
+/** The subset of the Web Locks API used here. */
+export interface LockManagerLike {
+  request(name: string, opts: { ifAvailable: true }, cb: (lock: unknown) => Promise<void>): Promise<unknown>;
+}
+export const PORT_LOCK_NAME = 'hn-lora-port';
 
 interface SavedState {
   sequence: number;
@@ -187,6 +195,7 @@ export class LoraService {
   private txChain: Promise<unknown> = Promise.resolve();
   readonly debugLog: string[] = [];
   private readonly rand: () => number;
+  private releaseLock: (() => void) | null = null;
 
   private constructor(private readonly d: LoraServiceDeps) {
     this.rand = d.random ?? Math.random;
@@ -264,6 +273,10 @@ export class LoraService {
       throw new HnError('lora_hardware_unavailable', 'no LoRa stick is connected');
     }
     await this.disconnectBridge();
+    if (!(await this.acquirePortLock())) {
+      this.setState('unavailable', 'lora_hardware_unavailable');
+      throw new HnError('lora_hardware_unavailable', 'another tab owns the LoRa stick');
+    }
     this.setState('initializing');
     const adapter = this.makeAdapter(); // bad radio config → bad_request
     const bridge = new SerialBridge(adapter, p, {
@@ -313,6 +326,26 @@ export class LoraService {
     return this.status();
   }
 
+  /** Take the "hn-lora-port" Web Lock (held until stop) so only one tab drives the stick. */
+  private acquirePortLock(): Promise<boolean> {
+    const locks = this.d.locks;
+    if (!locks || this.releaseLock) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      void locks
+        .request(PORT_LOCK_NAME, { ifAvailable: true }, (lock) => {
+          if (!lock) {
+            resolve(false);
+            return Promise.resolve();
+          }
+          return new Promise<void>((release) => {
+            this.releaseLock = release;
+            resolve(true);
+          });
+        })
+        .catch(() => resolve(false));
+    });
+  }
+
   private async pickGranted(): Promise<SerialPortLike | undefined> {
     const ports = (await this.d.ports?.getPorts()) ?? [];
     const want = this.saved.port ?? this.d.remembered;
@@ -336,7 +369,8 @@ export class LoraService {
     }
     try {
       await this.connect(p);
-    } catch {
+    } catch (e) {
+      this.debug(`connect failed: ${e instanceof HnError ? `${e.code}: ${e.message}` : String(e)}`);
       if (this.state !== 'error') this.scheduleRetry();
     }
   }
@@ -349,6 +383,11 @@ export class LoraService {
       this.retryTimer = null;
       void this.tryReconnect();
     }, delay);
+  }
+
+  private debug(line: string) {
+    this.debugLog.push(line.slice(0, 200));
+    if (this.debugLog.length > DEBUG_LOG_MAX) this.debugLog.shift();
   }
 
   private setState(s: LoraState, code?: string) {
@@ -369,6 +408,8 @@ export class LoraService {
     this.schedTimer = this.retryTimer = null;
     this.rx.dispose();
     await this.disconnectBridge();
+    this.releaseLock?.();
+    this.releaseLock = null;
     this.setState('disabled');
   }
 

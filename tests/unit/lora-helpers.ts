@@ -10,6 +10,7 @@ import { beaconKeyFromSeed } from '../../engine/lora/frame.js';
 import {
   LORA_DEFAULTS,
   LoraService,
+  type LockManagerLike,
   type LoraEventType,
   type LoraSettings,
 } from '../../engine/lora/service.js';
@@ -58,6 +59,9 @@ export interface NodeOpts {
   chunkSplit?: number;
   connect?: boolean;
   grant?: boolean;
+  locks?: LockManagerLike;
+  /** share another node's stick and port (a second tab on the same computer) */
+  sameStickAs?: TestNode;
 }
 
 export async function makeNode(o: NodeOpts): Promise<TestNode> {
@@ -77,14 +81,11 @@ export async function makeNode(o: NodeOpts): Promise<TestNode> {
     scheduler: false,
     ...o.settings,
   };
-  const stick = new SimStick({
-    id: `stick-${keys.nodeId.slice(8, 16)}`,
-    personality,
-    channel: o.channel,
-    x: o.x ?? 0,
-  });
-  const port = new SimSerialPort(stick, { chunkSplit: o.chunkSplit });
-  const serial = new SimSerial([port]);
+  const stick =
+    o.sameStickAs?.stick ??
+    new SimStick({ id: `stick-${keys.nodeId.slice(8, 16)}`, personality, channel: o.channel, x: o.x ?? 0 });
+  const port = o.sameStickAs?.port ?? new SimSerialPort(stick, { chunkSplit: o.chunkSplit });
+  const serial = o.sameStickAs?.serial ?? new SimSerial([port]);
   const db = o.db ?? (await openDb());
   const events: TestNode['events'] = [];
   const notes: LoraNotification[] = [];
@@ -99,6 +100,7 @@ export async function makeNode(o: NodeOpts): Promise<TestNode> {
     simulated: true,
     random: mulberry(keys.publicKey[0]!),
     beaconKey: beaconKeyFromSeed(keys.seed),
+    locks: o.locks,
   });
   if (o.grant ?? true) await serial.requestPort();
   if (o.connect ?? true) {
@@ -152,4 +154,21 @@ export async function runFor<T>(clock: VirtualClock, p: Promise<T>, ms: number):
   wrapped.catch(() => undefined);
   for (let t = 0; t < ms && !settled; t += 50) await clock.advance(50);
   return wrapped;
+}
+
+/** The Web Locks semantics used by the service (exclusive, `ifAvailable`), as in one browser profile. */
+export function lockManager(): LockManagerLike & { held: Set<string> } {
+  const held = new Set<string>();
+  return {
+    held,
+    async request(name, _opts, cb) {
+      if (held.has(name)) return cb(null);
+      held.add(name);
+      try {
+        return await cb({ name, mode: 'exclusive' });
+      } finally {
+        held.delete(name);
+      }
+    },
+  };
 }

@@ -20,7 +20,7 @@ import { LORA_DEFAULTS, LoraService } from '../../engine/lora/service.js';
 import { SimStick } from '../../engine/lora/sim/stick.js';
 import type { SimRadioChannel } from '../../engine/lora/sim/channel.js';
 import type { VirtualClock } from '../../engine/lora/clock.js';
-import { kvOver, makeNode, openDb, runFor, world, type TestNode } from './lora-helpers.js';
+import { kvOver, lockManager, makeNode, openDb, runFor, world, type TestNode } from './lora-helpers.js';
 
 /** Two NodeIDs whose sender hashes collide (cb63f4d8), found by a birthday search; checked below. */
 const COLLIDING = [
@@ -586,5 +586,38 @@ describe('M29 three nodes on one ether at 10 % loss (§11.14, in Node)', () => {
       lost += r.channel.stats.lost;
     }
     expect(lost).toBeGreaterThan(0); // the loss really happened
+  });
+});
+
+describe('M29 one tab owns the stick (Web Locks "hn-lora-port")', () => {
+  it('a second tab reports unavailable; when the owner stops, the second takes over on its retry', async () => {
+    const { clock, channel } = world();
+    const locks = lockManager();
+    const tab1 = await makeNode({ clock, channel, personality: 'hnlora-sx1276', locks });
+    expect(tab1.svc.status().state).toBe('ready');
+    expect(locks.held.has('hn-lora-port')).toBe(true);
+    const tab2 = await node({
+      clock,
+      channel,
+      personality: 'hnlora-sx1276',
+      locks,
+      sameStickAs: tab1,
+      connect: false,
+      grant: false,
+    });
+    await tab2.svc.start();
+    expect(tab2.svc.status()).toMatchObject({
+      state: 'unavailable',
+      error_code: 'lora_hardware_unavailable',
+    });
+    expect((await codeOf(tab2.svc.beaconSend({}))).code).toBe('lora_hardware_unavailable');
+    expect(tab1.port.opens).toBe(1);
+    expect(tab2.svc.debugLog.some((l) => /another tab owns/.test(l))).toBe(true);
+    await tab1.svc.stop();
+    await tab1.store.close();
+    expect(locks.held.has('hn-lora-port')).toBe(false);
+    await clock.advance(5000);
+    expect(tab2.svc.status().state).toBe('ready');
+    expect(tab1.port.opens).toBe(2);
   });
 });
