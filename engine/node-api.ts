@@ -20,6 +20,7 @@ import type { ModuleHost } from './modules/host.js';
 import type { AnyModuleDefinition } from './modules/module.js';
 import { Mesh } from './net/mesh.js';
 import type { PeerTable } from './net/peer-table.js';
+import { LlmService } from './llm/serve.js';
 import type { LogBook } from './observability/logger.js';
 import type { Metrics } from './observability/metrics.js';
 import { CORE_SCHEMA } from './store/core-schema.js';
@@ -144,6 +145,7 @@ export function buildNodeApi(p: NodeParts): HearthNode {
   const { keys, store, cfg, defs, bus, log, host, peers, tensors, community, communityId } = p;
   let closed = false;
   let mesh: Mesh | null = null;
+  const llm = new LlmService(bus, p.metrics);
   const configListeners = new Set<(c: HearthnetConfig) => void>();
   const enabledNow = (m: string) =>
     Boolean((cfg.config as unknown as Record<string, { enabled?: boolean }>)[m]?.enabled);
@@ -206,6 +208,8 @@ export function buildNodeApi(p: NodeParts): HearthNode {
       configListeners.add(cb);
       return () => configListeners.delete(cb);
     },
+    serveModel: (model, id) => llm.serve(model, id),
+    servedModels: () => llm.list(),
     connect: (port, info) => peers.connect(port, info),
     peers: () => peers.list(),
     onPeersChange: (cb) => peers.onChange(cb),

@@ -10,6 +10,7 @@ import type { NodeID, TrustLevel } from './core/types.js';
 import { systemClock, type Clock } from './core/vocab.js';
 import { EventLog, type EventEnvelope, type ListQuery, type ReceiveResult } from './events/log.js';
 import { CommunityView } from './identity/community.js';
+import type { LocalLlm } from './llm/local.js';
 import { parseNodeId, signObject } from './identity/identity.js';
 import { namespacesOf } from './modules/builtin.js';
 import { ModuleHost, type ModuleStatus } from './modules/host.js';
@@ -93,6 +94,9 @@ export interface HearthNode {
     opts?: { dryRun?: boolean },
   ): Promise<{ field: string; from: unknown; to: unknown }[]>;
   onConfigChange(cb: (c: HearthnetConfig) => void): () => void;
+  /** offer a loaded model as `llm.chat` / `llm.models.list` on the bus; returns the withdraw function */
+  serveModel(model: LocalLlm, id?: string): () => void;
+  servedModels(): string[];
   /** attach a link (any BytePort) to a peer; resolves when the handshake is done */
   connect(port: BytePort, info: LinkInfo): Promise<PeerSession>;
   peers(): PeerInfo[];

@@ -42,7 +42,7 @@ function moduleSection(module: string, dir: string, prefix: string, probe: strin
 export const sections: SectionDef[] = [
   moduleSection('moe', 'moe', 'M27', 'experimental.moe.expert.list'),
   moduleSection('fedlearn', 'fedlearn', 'M28', 'experimental.fedlearn.round.list'),
-  moduleSection('lora', 'lora', 'M29', 'experimental.lora.status'),
+  // M29 lora: its own section in suites/experimental/lora.ts
   moduleSection('evidence', 'evidence', 'M30', 'experimental.evidence.claim.query'),
   moduleSection('civdef', 'civdef', 'M31', 'experimental.civdef.alert.list'),
 ];
