@@ -4,7 +4,7 @@
  * list are all derived from it. (Tests add or replace modules with `createNode({ modules })`.)
  */
 import { civdef } from '../civdef/index.js';
-import { distributedLlm } from '../distributed_llm/index.js';
+import { distributedLlm } from '../distributed_inference/index.js';
 import { evidence } from '../evidence/index.js';
 import { fedlearn } from '../fedlearn/index.js';
 import { lora } from '../lora/index.js';

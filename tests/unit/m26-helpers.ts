@@ -16,7 +16,7 @@ import {
   createDistributedLlm,
   distributedLlmApi,
   type DistributedLlmApi,
-} from '../../engine/distributed_llm/index.js';
+} from '../../engine/distributed_inference/index.js';
 import type { ServeSpec } from '../../engine/distributed_inference/shard.js';
 import type { ShardDescriptor } from '../../engine/distributed_inference/types.js';
 import { installedFromManifest, orchestratorFromManifest } from '../../engine/distributed_inference/onnx.js';

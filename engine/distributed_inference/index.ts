@@ -16,15 +16,15 @@ import type { StreamFrame } from '../bus/types.js';
 import { HnError } from '../core/errors.js';
 import type { NodeID, TrustLevel } from '../core/types.js';
 import { descriptor } from '../modules/registry.js';
-import { Orchestrator, type RunInput } from '../distributed_inference/orchestrator.js';
-import { ShardStore } from '../distributed_inference/router.js';
-import { ShardHost, type ServeSpec } from '../distributed_inference/shard.js';
+import { Orchestrator, type RunInput } from './orchestrator.js';
+import { ShardStore } from './router.js';
+import { ShardHost, type ServeSpec } from './shard.js';
 import type {
   InstalledShardModel,
   LocalModelFactory,
   OrchestratorModel,
   ShardDescriptor,
-} from '../distributed_inference/types.js';
+} from './types.js';
 
 function shardSpec(v: unknown, path: string) {
   if (!v || typeof v !== 'object') throw fieldError(path, 'must be a table {model_id, layer_range, tier?}');
