@@ -7,7 +7,7 @@
  *   its self-test). `events.sync_10k_seconds_noble`: the same with the verifier forced to noble.
  * - `events.verify_per_s_webcrypto` / `events.verify_per_s_noble`: signatures per second through
  *   `verifyBatch` (256 at a time, as a sync batch) on each forced backend, over 2,000 distinct signed event-like
- *   messages from 8 keys; median of 3 runs.
+ *   messages from 8 keys; median of 3 runs. `HN_BENCH_EVENTS=<n>` shrinks the sync for a quick look.
  */
 import { createNode, type HearthNode } from '../../engine/index.js';
 import { canonical } from '../../engine/core/canonical.js';
@@ -28,7 +28,7 @@ export const names = [
   'events.verify_per_s_noble',
 ];
 
-const EVENTS = 10_000;
+const EVENTS = Number(process.env.HN_BENCH_EVENTS ?? 10_000);
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
