@@ -109,7 +109,8 @@ export function publicKeyIsStrict(pk: Uint8Array): boolean {
  * encoding, A's decoding and order. False means the signature is invalid under the project's rule.
  */
 export function precheck(pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean {
-  if (!(pk instanceof Uint8Array) || !(sig instanceof Uint8Array) || !(msg instanceof Uint8Array)) return false;
+  if (!(pk instanceof Uint8Array) || !(sig instanceof Uint8Array) || !(msg instanceof Uint8Array))
+    return false;
   if (pk.length !== 32 || sig.length !== 64) return false;
   if (!scalarIsCanonical(sig, 32)) return false;
   if (!pointEncodingIsCanonical(sig, 0)) return false;

@@ -216,7 +216,8 @@ export class LinkMux {
       if (!f.more) this.partial.delete(key);
       return;
     }
-    p.parts.push(f.payload.slice());
+    // the port hands each message over for good (BytePort copies or allocates per message): keep a view, no copy
+    p.parts.push(f.payload);
     p.bytes += f.payload.length;
     this.buffered += f.payload.length;
     if (p.bytes > cap || this.buffered > LINK_BUFFER_CAP) return this.close('protocol: reassembly overflow');

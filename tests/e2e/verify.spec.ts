@@ -94,7 +94,8 @@ test('Chromium: the verifier gives every Wycheproof verdict on both paths, and t
     const T8 = P.fromHex('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05');
     const L = P.Fn.ORDER as bigint;
     const le = (b: Uint8Array) => b.reduceRight((x, v) => (x << 8n) | BigInt(v), 0n);
-    const toLe = (x: bigint) => Uint8Array.from({ length: 32 }, (_, i) => Number((x >> BigInt(8 * i)) & 0xffn));
+    const toLe = (x: bigint) =>
+      Uint8Array.from({ length: 32 }, (_, i) => Number((x >> BigInt(8 * i)) & 0xffn));
     /** a signature valid under the cofactored rule only: R = r·B + T8, S = r + k·a */
     const torsionSig = (msg: Uint8Array): { pk: Uint8Array; sig: Uint8Array } => {
       const a = (le(crypto.getRandomValues(new Uint8Array(40))) % (L - 1n)) + 1n;

@@ -66,7 +66,9 @@ function load(file: string): Case[] {
 /** Raw WebCrypto verdict (no prechecks, no fallback): to show where it differs from the project's rule. */
 async function rawWebCrypto(pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): Promise<boolean> {
   try {
-    const k = await crypto.subtle.importKey('raw', pk as BufferSource, { name: 'Ed25519' }, false, ['verify']);
+    const k = await crypto.subtle.importKey('raw', pk as BufferSource, { name: 'Ed25519' }, false, [
+      'verify',
+    ]);
     return await crypto.subtle.verify('Ed25519', k, sig as BufferSource, msg as BufferSource);
   } catch {
     return false;
@@ -114,10 +116,12 @@ describe('verifier: platform choice', () => {
       const bad = sig.slice();
       bad[40]! ^= 0x10;
       expect(await bothPaths(pk, msg, bad)).toEqual([false, false]);
-      expect(await verifyBatch([{ publicKey: pk, msg, sig }, { publicKey: pk, msg, sig: bad }])).toEqual([
-        true,
-        false,
-      ]);
+      expect(
+        await verifyBatch([
+          { publicKey: pk, msg, sig },
+          { publicKey: pk, msg, sig: bad },
+        ]),
+      ).toEqual([true, false]);
     }
   });
 });
@@ -204,7 +208,13 @@ describe('verifier: cases where WebCrypto and the strict rule could part', () =>
       if (sign) b[31]! |= 0x80;
       return b;
     };
-    const bad = [enc(p, false), enc(p + 1n, false), enc(2n ** 255n - 1n, true), enc(1n, true), enc(p - 1n, true)];
+    const bad = [
+      enc(p, false),
+      enc(p + 1n, false),
+      enc(2n ** 255n - 1n, true),
+      enc(1n, true),
+      enc(p - 1n, true),
+    ];
     const good = [enc(1n, false), enc(p - 1n, false), enc(p - 2n, false), A.toBytes()];
     for (const b of bad) expect(pointEncodingIsCanonical(b)).toBe(false);
     for (const g of good) expect(pointEncodingIsCanonical(g)).toBe(true);
