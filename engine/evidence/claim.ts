@@ -157,7 +157,10 @@ const TYPE_RE = /^[a-z_]{1,32}$/;
 const MOD_KEY_RE = /^[a-z][a-z0-9_]{0,31}$/;
 
 const isPlain = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
 
 function idList(v: unknown, field: string, max: number): string[] {
   if (v === undefined) return [];

@@ -143,14 +143,12 @@ export class Extractor {
   /** The in-process `tool_fetch` hook. */
   toolFetch(url: string, content_sha: string): DraftInput[] {
     return (
-      this.patterns
-        .get('tool_fetch')
-        ?.matcher({
-          event_type: 'tool.fetch',
-          event_id: '',
-          author: '' as never,
-          data: { url, content_sha },
-        }) ?? []
+      this.patterns.get('tool_fetch')?.matcher({
+        event_type: 'tool.fetch',
+        event_id: '',
+        author: '' as never,
+        data: { url, content_sha },
+      }) ?? []
     );
   }
 }
