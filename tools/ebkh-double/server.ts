@@ -56,7 +56,6 @@ function geo(o: unknown): [number, number] | null {
 export async function startEbkhDouble(port = 0): Promise<EbkhDouble> {
   const seed = randomBytes(32);
   const node_id = `ed25519:${base64urlnopad.encode(ed25519.getPublicKey(seed))}`;
-  let server: Server;
   const d: EbkhDouble = {
     url: '',
     node_id,
@@ -187,7 +186,7 @@ export async function startEbkhDouble(port = 0): Promise<EbkhDouble> {
     return reply(res, 200, JSON.stringify({ jsonrpc: '2.0', id: msg.id ?? null, result }));
   }
 
-  server = createServer((req, res) => {
+  const server: Server = createServer((req, res) => {
     handle(req, res).catch(() => {
       if (!res.headersSent) reply(res, 500, '{}');
     });
