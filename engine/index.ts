@@ -18,3 +18,18 @@ export type { EventEnvelope } from './events/log.js';
 export type { Capability, CapabilityDescriptor, CallOptions, StreamFrame } from './bus/types.js';
 export * from './core/types.js';
 export { shortNodeId, isNodeId } from './identity/identity.js';
+export type {
+  ModuleDefinition,
+  AnyModuleDefinition,
+  ModuleComponents,
+  ModuleInstance,
+  ModuleView,
+  EventTypeSpec,
+  LinkMessageSpec,
+  PeerEntry,
+} from './modules/module.js';
+export type { ModuleStatus, ModuleState } from './modules/host.js';
+export { BUILTIN_MODULES } from './modules/builtin.js';
+export { descriptor, notImplementedCapabilities } from './modules/registry.js';
+export type { LogEntry, LogLevel, Logger } from './observability/logger.js';
+export type { Clock, LinkKind } from './core/vocab.js';

@@ -1,25 +1,35 @@
-/** What each module switch means, in one line (seed ids in brackets). */
-import type { ModuleName } from '../../engine/index.js';
+/**
+ * What each module switch means, derived from the module definitions (their `view` metadata);
+ * the app never keeps its own list of modules.
+ */
+import type { HearthNode } from '../../engine/index.js';
 
-export const MODULE_INFO: Record<ModuleName, { title: string; blurb: string }> = {
-  distributed_llm: { title: 'Distributed LLM', blurb: 'An LLM split into layer ranges across tabs (M26).' },
-  moe: {
-    title: 'Mixture of experts',
-    blurb: 'Route a question to the best models, services or people (M27).',
-  },
-  fedlearn: {
-    title: 'Federated learning',
-    blurb: 'LoRA fine-tuning on local data, merged with FedAvg (M28).',
-  },
-  lora: { title: 'LoRa radio', blurb: 'Beacons through a USB LoRa stick over Web Serial (M29).' },
-  evidence: {
-    title: 'Evidence graph',
-    blurb: 'Signed claims with provenance, attestations and disputes (M30).',
-  },
-  civdef: { title: 'Civil defence', blurb: 'Role-gated alerts with a tamper-evident audit (M31).' },
-  tensor_transport: {
-    title: 'Tensor transport',
-    blurb: 'Binary tensor frames over data channels (X08); carries traffic for the other modules.',
-  },
-  protocol: { title: 'Protocol', blurb: 'Versions, self-description and the implementation registry (M32).' },
-};
+export interface ModuleInfo {
+  name: string;
+  seedId: string;
+  title: string;
+  blurb: string;
+  icon: string;
+}
+
+export function moduleInfos(node: HearthNode): ModuleInfo[] {
+  return node.moduleDefinitions().map((d) => ({
+    name: d.name,
+    seedId: d.seedId,
+    title: d.view?.title ?? d.name,
+    blurb: d.view?.blurb ?? '',
+    icon: d.view?.icon ?? '▫️',
+  }));
+}
+
+export function moduleInfo(node: HearthNode, name: string): ModuleInfo {
+  return (
+    moduleInfos(node).find((m) => m.name === name) ?? {
+      name,
+      seedId: '',
+      title: name,
+      blurb: '',
+      icon: '▫️',
+    }
+  );
+}

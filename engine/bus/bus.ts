@@ -5,8 +5,6 @@
  * the injected RemoteCaller (the mesh); inbound calls from peers enter through `dispatch`.
  */
 import { canonicalString } from '../core/canonical.js';
-import type { ModuleName } from '../core/config.js';
-import { moduleOfCapability } from '../core/catalogue.js';
 import {
   RATE_LIMIT_HARD_RPS_PER_CAP,
   RATE_LIMIT_SOFT_RPS_PER_CAP,
@@ -23,6 +21,7 @@ import type {
   CallOptions,
   Capability,
   CapabilityDescriptor,
+  CapabilityNamespace,
   CapabilityStats,
   RemoteCaller,
   StreamFrame,
@@ -31,17 +30,8 @@ import type {
 } from './types.js';
 
 export const NAME_RE = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
-const REGISTRABLE = [
-  'llm.',
-  'auth.',
-  'protocol.',
-  'experimental.distributed_llm.',
-  'experimental.moe.',
-  'experimental.fedlearn.',
-  'experimental.lora.',
-  'experimental.evidence.',
-  'experimental.civdef.',
-];
+/** Core namespaces (not gated by a module flag); module namespaces come from the module list. */
+export const CORE_NAMESPACES = ['llm.', 'auth.'] as const;
 
 export interface ParsedRef {
   name: string;
@@ -70,7 +60,9 @@ export function schemaHash(d: CapabilityDescriptor): string {
 export interface BusOptions {
   self: NodeID;
   /** Is this module's feature flag on? */
-  isEnabled: (module: ModuleName) => boolean;
+  isEnabled: (module: string) => boolean;
+  /** capability prefixes owned by modules (derived from the module list; default: none) */
+  namespaces?: () => readonly CapabilityNamespace[];
   /** Community level of a peer: null = not a member, 'revoked' = revoked. */
   levelOf: (node: NodeID) => TrustLevel | 'revoked' | null;
   metrics: Metrics;
@@ -112,9 +104,14 @@ export class Bus {
         'namespace_violation',
         `capability name ${JSON.stringify(d.name)} is not a dotted lowercase name`,
       );
-    if (!REGISTRABLE.some((p) => d.name.startsWith(p)))
+    const mod = this.moduleOf(d.name);
+    if (!mod && !CORE_NAMESPACES.some((p) => d.name.startsWith(p)))
       throw new HnError('namespace_violation', `capability ${d.name} is outside the registrable namespaces`);
-    const mod = moduleOfCapability(d.name);
+    if (mod && d.module !== mod)
+      throw new HnError(
+        'namespace_violation',
+        `capability ${d.name} belongs to module ${mod}, not ${d.module}`,
+      );
     if (mod && !this.o.isEnabled(mod))
       throw new HnError('experimental_disabled', `module ${mod} is disabled`);
     if (
@@ -166,8 +163,13 @@ export class Bus {
     this.changed();
   }
 
+  /** Which module's flag gates a capability name; null = a core capability. */
+  moduleOf(name: string): string | null {
+    return this.o.namespaces?.().find((n) => name.startsWith(n.prefix))?.module ?? null;
+  }
+
   /** Drop every capability owned by a module (used when its flag goes off). */
-  unregisterModule(module: ModuleName): void {
+  unregisterModule(module: string): void {
     for (const [name, list] of [...this.entries]) {
       const rest = list.filter((e) => e.descriptor.module !== module);
       if (rest.length === list.length) continue;
@@ -248,7 +250,7 @@ export class Bus {
   }
 
   private flagCheck(name: string) {
-    const mod = moduleOfCapability(name);
+    const mod = this.moduleOf(name);
     if (mod && !this.o.isEnabled(mod)) {
       this.o.metrics.inc('hearthnet_experimental_disabled_total', { capability: name });
       throw new HnError('experimental_disabled', `module ${mod} is disabled on this node`);

@@ -1,4 +1,3 @@
-import type { ModuleName } from '../core/config.js';
 import type { ErrorObject } from '../core/errors.js';
 import type { NodeID, Stability, TrustLevel, TrustRequired } from '../core/types.js';
 import type { JsonSchema } from './schema.js';
@@ -8,7 +7,7 @@ export interface CapabilityDescriptor {
   version: [number, number];
   stability: Stability;
   /** owning module (a config section) or 'core' */
-  module: ModuleName | 'core';
+  module: string;
   description?: string;
   request_schema: JsonSchema;
   response_schema: JsonSchema | null;
@@ -19,6 +18,12 @@ export interface CapabilityDescriptor {
   trust_required: TrustRequired;
   timeout_seconds: number;
   idempotent: boolean;
+}
+
+/** A capability prefix owned by a module: registering or calling under it needs the module's flag. */
+export interface CapabilityNamespace {
+  prefix: string;
+  module: string;
 }
 
 export interface StreamFrame {

@@ -52,6 +52,8 @@ export interface SessionDeps {
   now?: () => number;
   /** M32 negotiation hook (protocol module) */
   protocol?: () => LinkProtocolHook | null;
+  /** inbound module link message (`mod.msg`), routed by the module host */
+  onModuleMessage?: (peer: NodeID, type: unknown, payload: unknown) => void;
 }
 
 export type SessionState = 'handshaking' | 'open' | 'gone' | 'closed';
@@ -149,6 +151,12 @@ export class PeerSession {
   onClose(cb: (reason: string) => void) {
     if (this.state === 'closed' || this.state === 'gone') cb(this.closeReason);
     else this.closeCbs.push(cb);
+  }
+
+  /** Send a module link message (type and payload already checked by the module host). */
+  sendModuleMessage(type: string, payload: unknown): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(new HnError('partition', 'the link is not open'));
+    return this.mux.sendControl({ type: 'mod.msg', t: type, p: payload });
   }
 
   private send(m: Record<string, unknown>): Promise<void> {
@@ -308,6 +316,8 @@ export class PeerSession {
           if (Array.isArray(m.events) && m.events.length <= 500)
             await this.d.events.receive(m.events, this.peer);
         });
+      case 'mod.msg':
+        return this.d.onModuleMessage?.(this.peer, m.t, m.p);
       case 'link.close':
         this.closeReason = String(m.reason ?? 'closed').slice(0, 200);
         return this.mux.close(this.closeReason);

@@ -2,7 +2,6 @@
 import { compileSchema } from '../bus/schema.js';
 import type { Bus } from '../bus/bus.js';
 import { canonical } from '../core/canonical.js';
-import { MODULE_SECTIONS, type HearthnetConfig } from '../core/config.js';
 import { HnError } from '../core/errors.js';
 import { blake3Cid } from '../core/hash.js';
 import type { NodeID } from '../core/types.js';
@@ -43,13 +42,19 @@ export function tierOf(stability: string): 'stable' | 'provisional' | 'experimen
 }
 
 /** Unsigned descriptor content (everything but issued_at and signature) from the live bus and config. */
-export function describeContent(bus: Bus, config: HearthnetConfig, self: NodeID, impl: ImplementationInfo) {
+export function describeContent(
+  bus: Pick<Bus, 'list'>,
+  protocol: { supported_versions: readonly string[] },
+  modules: Record<string, boolean>,
+  self: NodeID,
+  impl: ImplementationInfo,
+) {
   return {
     descriptor_schema: 1 as const,
     name: impl.name,
     vendor: impl.vendor,
     version: impl.version,
-    protocol_versions: [...config.protocol.supported_versions],
+    protocol_versions: [...protocol.supported_versions],
     homepage_url: impl.homepage_url,
     contact: impl.contact,
     node_id: self,
@@ -57,7 +62,7 @@ export function describeContent(bus: Bus, config: HearthnetConfig, self: NodeID,
       .list()
       .map((c) => ({ name: c.name, version: c.version, tier: tierOf(c.stability), streaming: c.stream }))
       .slice(0, 512),
-    modules: Object.fromEntries(MODULE_SECTIONS.map((m) => [m, config[m].enabled])),
+    modules,
   };
 }
 
@@ -89,7 +94,9 @@ export function validateDescriptor(d: unknown): ImplementationDescriptor {
 }
 
 /** Tier check (A3.5 step 4): registered capabilities whose tier differs from the protocol index. */
-export function tierMismatches(bus: Bus): { name: string; registered: string; protocol: string | null }[] {
+export function tierMismatches(
+  bus: Pick<Bus, 'list'>,
+): { name: string; registered: string; protocol: string | null }[] {
   const out = [];
   for (const c of bus.list()) {
     const e = indexEntry(c.name);

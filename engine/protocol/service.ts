@@ -7,11 +7,13 @@ import type { CallContext, Capability } from '../bus/types.js';
 import { CONTRACT_VERSION } from '../core/constants.js';
 import { HnError } from '../core/errors.js';
 import type { NodeID } from '../core/types.js';
-import { descriptor, type ModuleContext, type ModuleDef } from '../modules/registry.js';
+import type { ModuleComponents, ModuleDefinition } from '../modules/module.js';
+import { descriptor } from '../modules/registry.js';
 import type { LinkProtocolHook } from '../net/session.js';
 import { canonicalString } from '../core/canonical.js';
 import { blake3Cid } from '../core/hash.js';
-import { eventSchema, PROTOCOL_SCHEMA_VERSION } from './catalog.js';
+import { PROTOCOL_SCHEMA_VERSION } from './catalog.js';
+import { CAPABILITIES, config, PROTOCOL_EVENT_TYPES } from './config.js';
 import {
   describeContent,
   descriptorCid,
@@ -42,11 +44,8 @@ export const IMPLEMENTATION: ImplementationInfo = {
   commit: null,
 };
 
-export const PROTOCOL_EVENT_TYPES = [
-  'protocol.descriptor.announced',
-  'protocol.registry.updated',
-  'protocol.conformance.ran',
-] as const;
+export { PROTOCOL_EVENT_TYPES };
+type Components = ModuleComponents<typeof config>;
 
 /** Contract-track versions this build speaks (capability contract, not the protocol version). */
 export const CONTRACT_VERSIONS = ['1.0', '2.0', CONTRACT_VERSION];
@@ -91,25 +90,50 @@ class MinuteLimiter {
   }
 }
 
+/** The M32 module definition (the built-in one is `createProtocolModule()`; tests inject a runner). */
 export function createProtocolModule(
   opts: ProtocolModuleOptions = {},
-): ModuleDef & { state(): ProtocolState | null } {
-  const now = opts.now ?? Date.now;
+): ModuleDefinition<'protocol', typeof config> & { state(): ProtocolState | null } {
+  let last: ProtocolState | null = null;
+  let live: (() => ProtocolState | null) | null = null;
+  return {
+    name: 'protocol',
+    seedId: 'M32',
+    config,
+    namespace: 'protocol.',
+    capabilityNames: CAPABILITIES,
+    events: PROTOCOL_EVENT_TYPES.map((type) => ({ type })),
+    view: {
+      title: 'Protocol',
+      blurb: 'Versions, self-description and the implementation registry (M32).',
+      icon: '📜',
+    },
+    create(c) {
+      const inst = protocolInstance(c, opts);
+      live = inst.state;
+      return inst;
+    },
+    state: () => (live ? (last = live()) : last),
+  };
+}
+
+function protocolInstance(c: Components, opts: ProtocolModuleOptions) {
+  const now = opts.now ?? c.clock.now;
   const impl: ImplementationInfo = { ...IMPLEMENTATION, ...opts.implementation };
-  let ctx: ModuleContext | null = null;
+  let ctx: Components | null = null;
   let registry: ProtocolRegistry | null = null;
   let reports: StoredReport[] = [];
   let current: { content: string; descriptor: ImplementationDescriptor } | null = null;
   let tierWarnings: ProtocolState['tierWarnings'] = [];
   let offBus: (() => void) | null = null;
-  let announceTimer: ReturnType<typeof setTimeout> | null = null;
+  let announceTimer: (() => void) | null = null;
   let lastAnnounced = '';
   let stopped = false;
   let linked = false;
   const describeLimit = new MinuteLimiter(DESCRIBE_PER_MIN, now);
   const announceLimit = new MinuteLimiter(ANNOUNCE_PER_MIN, now);
 
-  const need = (): [ModuleContext, ProtocolRegistry] => {
+  const need = (): [Components, ProtocolRegistry] => {
     if (!ctx || !registry) throw new HnError('not_implemented', 'protocol service is not started');
     return [ctx, registry];
   };
@@ -117,7 +141,7 @@ export function createProtocolModule(
   /** The signed self descriptor; re-signed (new issued_at) only when its content changes. */
   function selfDescriptor(): ImplementationDescriptor {
     const [c] = need();
-    const content = describeContent(c.bus, c.config(), c.self, impl);
+    const content = describeContent(c.bus, c.config(), c.modules(), c.self, impl);
     const key = canonicalString(content);
     if (!current || current.content !== key) {
       const issued = rfc3339(now());
@@ -132,8 +156,9 @@ export function createProtocolModule(
     if (stopped || !ctx) return;
     try {
       await ctx.events.append(type, data);
-    } catch {
-      /* the node is closing, or the log refused: the capability result stands */
+    } catch (e) {
+      // the node is closing, or the log refused: the capability result stands
+      ctx.log.warn('protocol event not appended', { event_type: type, error: e as Error });
     }
   }
 
@@ -155,7 +180,7 @@ export function createProtocolModule(
   }
 
   async function announceSelf() {
-    if (stopped || !ctx || !ctx.config().protocol.announce_to_peers) return;
+    if (stopped || !ctx || !ctx.config().announce_to_peers) return;
     const d = selfDescriptor();
     if (current!.content === lastAnnounced) return;
     lastAnnounced = current!.content;
@@ -176,8 +201,8 @@ export function createProtocolModule(
   const linkHook: LinkProtocolHook = {
     offer() {
       const [c] = need();
-      const versions = [...c.config().protocol.supported_versions];
-      return c.config().protocol.announce_to_peers
+      const versions = [...c.config().supported_versions];
+      return c.config().announce_to_peers
         ? { protocol_versions: versions, descriptor: selfDescriptor() as Record<string, unknown> }
         : { protocol_versions: versions };
     },
@@ -189,13 +214,14 @@ export function createProtocolModule(
           ? ((hello.descriptor as { protocol_versions?: unknown }).protocol_versions as unknown[])
           : undefined;
       if (offered === undefined) return { ok: true, agreed: null }; // peer without M32: nothing to negotiate
-      const n = negotiate(c.config().protocol.supported_versions, Array.isArray(offered) ? offered : []);
+      const n = negotiate(c.config().supported_versions, Array.isArray(offered) ? offered : []);
       let desc: ImplementationDescriptor | null = null;
       if (hello.descriptor !== undefined) {
         try {
           desc = validateDescriptor(hello.descriptor);
           if (desc.node_id !== peer) desc = null;
-        } catch {
+        } catch (e) {
+          c.log.info('peer hello carried an invalid descriptor', { peer, error: e as Error });
           desc = null;
         }
       }
@@ -208,8 +234,9 @@ export function createProtocolModule(
             compatible: n.ok,
             agreed_version: n.ok ? n.agreed : null,
           });
-        } catch {
-          /* rate limited: the link still negotiates */
+        } catch (e) {
+          // rate limited: the link still negotiates
+          c.log.debug('peer descriptor not recorded', { peer, error: e as Error });
         }
       }
       if (!n.ok)
@@ -223,7 +250,7 @@ export function createProtocolModule(
         };
       if (!linked) {
         linked = true;
-        setTimeout(() => void announceSelf(), 0);
+        c.clock.setTimeout(() => void announceSelf(), 0);
       }
       return { ok: true, agreed: n.agreed };
     },
@@ -244,7 +271,7 @@ export function createProtocolModule(
     await emit('protocol.conformance.ran', {
       report_cid: cid,
       suite_version: signed.suite_version,
-      protocol_version: signed.protocol_version ?? c.config().protocol.default_announce_version,
+      protocol_version: signed.protocol_version ?? c.config().default_announce_version,
       overall: signed.overall,
       passed: signed.totals.passed,
       failed: signed.totals.failed,
@@ -253,7 +280,7 @@ export function createProtocolModule(
     return s;
   }
 
-  const caps = (c: ModuleContext): Capability[] => [
+  const caps = (): Capability[] => [
     {
       descriptor: descriptor('protocol.version.list', 'protocol', {
         trust_required: 'unknown',
@@ -261,7 +288,7 @@ export function createProtocolModule(
       }),
       handler: async (_input: unknown, call: CallContext) => {
         if (!call.isLocal) describeLimit.check(`version|${call.caller}`);
-        const p = c.config().protocol;
+        const p = c.config();
         const passed = reports
           .filter((r) => r.report.overall === 'pass' || r.report.overall === 'partial')
           .map((r) => ({
@@ -309,7 +336,7 @@ export function createProtocolModule(
           throw new HnError('unauthorized', 'a peer may only announce its own descriptor');
         if (d.node_id === c.self && call.isLocal)
           throw new HnError('bad_request', 'the own descriptor is maintained by the node itself');
-        const compat = negotiate(c.config().protocol.supported_versions, d.protocol_versions);
+        const compat = negotiate(c.config().supported_versions, d.protocol_versions);
         const origin: Origin = call.isLocal ? 'operator' : 'peer';
         const r = upsert(d, {
           source: call.caller,
@@ -330,7 +357,7 @@ export function createProtocolModule(
         if (input.suite_version !== undefined) assertSemver(input.suite_version, 'suite_version');
         if (input.protocol_version !== undefined) {
           const pv = parseVersion(input.protocol_version);
-          if (!pv || !c.config().protocol.supported_versions.includes(input.protocol_version))
+          if (!pv || !c.config().supported_versions.includes(input.protocol_version))
             throw new HnError(
               'protocol_version_unknown',
               `protocol version ${String(input.protocol_version).slice(0, 70)} is not supported here`,
@@ -370,31 +397,32 @@ export function createProtocolModule(
   ];
 
   return {
-    name: 'protocol',
-    capabilities: (c) => {
+    capabilities: () => {
       ctx = c;
-      return caps(c);
+      return caps();
     },
-    async start(c) {
+    async start() {
       ctx = c;
       stopped = false;
-      registry = new ProtocolRegistry(() => c.config().protocol.registry_max_entries, now);
+      registry = new ProtocolRegistry(() => c.config().registry_max_entries, now);
       current = null;
       lastAnnounced = '';
-      for (const t of PROTOCOL_EVENT_TYPES) c.events.registerType(t, eventSchema(t)!);
       reports = ((await c.kv.get<StoredReport[]>('protocol.reports')) ?? []).filter(
         (r) => r && typeof r.report_cid === 'string',
       );
       selfDescriptor();
       tierWarnings = tierMismatches(c.bus);
-      for (const w of tierWarnings) (opts.warn ?? (() => undefined))('protocol.tier_mismatch', { ...w });
+      for (const w of tierWarnings) {
+        c.log.warn('capability tier differs from the protocol index', { ...w });
+        opts.warn?.('protocol.tier_mismatch', { ...w });
+      }
       c.setLinkHook(linkHook);
       // the announcement is for peers: it is appended when the first link negotiates (see linkHook)
       linked = false;
       // the descriptor follows the bus: re-announce (debounced) when modules come and go
       offBus = c.bus.onChange(() => {
-        if (announceTimer) clearTimeout(announceTimer);
-        announceTimer = setTimeout(() => {
+        announceTimer?.();
+        announceTimer = c.clock.setTimeout(() => {
           announceTimer = null;
           if (stopped) return;
           tierWarnings = tierMismatches(c.bus);
@@ -406,11 +434,11 @@ export function createProtocolModule(
       stopped = true;
       offBus?.();
       offBus = null;
-      if (announceTimer) clearTimeout(announceTimer);
+      announceTimer?.();
       announceTimer = null;
       ctx?.setLinkHook(null);
     },
-    state: () => (registry ? { registry, tierWarnings } : null),
+    state: (): ProtocolState | null => (registry ? { registry, tierWarnings } : null),
   };
 }
 

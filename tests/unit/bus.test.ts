@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Bus, schemaHash } from '../../engine/bus/bus.js';
 import { Metrics } from '../../engine/observability/metrics.js';
 import { descriptor } from '../../engine/modules/registry.js';
+import { BUILTIN_NAMESPACES } from '../../engine/modules/builtin.js';
 import type { NodeID } from '../../engine/core/types.js';
 import type { ModuleName } from '../../engine/core/config.js';
 
@@ -12,7 +13,8 @@ function mkBus(enabled: Partial<Record<ModuleName, boolean>> = {}, levels: Recor
   const metrics = new Metrics();
   const bus = new Bus({
     self: SELF,
-    isEnabled: (m) => enabled[m] ?? m === 'protocol',
+    isEnabled: (m) => enabled[m as ModuleName] ?? m === 'protocol',
+    namespaces: () => BUILTIN_NAMESPACES,
     levelOf: (n) => (n in levels ? levels[n] : n === SELF ? 'anchor' : 'member'),
     metrics,
   });

@@ -290,18 +290,22 @@ describe('protocol service on nodes', () => {
     await n.close();
     // a capability registered with a tier other than the index's → startup warning
     const mod2 = createProtocolModule({ warn: (l, d) => warnings.push(`${l} ${String(d.name)}`) });
-    const bad = {
-      name: 'protocol' as const,
-      capabilities: (c: any) =>
-        mod2
-          .capabilities(c)
-          .map((x) =>
-            x.descriptor.name === 'protocol.registry.list'
-              ? { ...x, descriptor: { ...x.descriptor, stability: 'experimental' as const } }
-              : x,
-          ),
-      start: mod2.start!,
-      stop: mod2.stop!,
+    const bad: typeof mod2 = {
+      ...mod2,
+      async create(c) {
+        const inst = await mod2.create(c);
+        return {
+          ...inst,
+          capabilities: () =>
+            inst
+              .capabilities()
+              .map((x) =>
+                x.descriptor.name === 'protocol.registry.list'
+                  ? { ...x, descriptor: { ...x.descriptor, stability: 'experimental' as const } }
+                  : x,
+              ),
+        };
+      },
     };
     const n2 = await createNode({ seed: seedOf(5), modules: [bad] });
     expect(warnings).toEqual(['protocol.tier_mismatch protocol.registry.list']);
