@@ -60,7 +60,11 @@ describe('§7.6 trace properties', () => {
           for (const id of frontier) {
             const d = depth.get(id)!;
             if (d >= maxDepth) continue;
-            for (const p of parents[ids.indexOf(id)]!) if (!depth.has(p)) (depth.set(p, d + 1), next.push(p));
+            for (const p of parents[ids.indexOf(id)]!)
+              if (!depth.has(p)) {
+                depth.set(p, d + 1);
+                next.push(p);
+              }
           }
           frontier = next;
         }
