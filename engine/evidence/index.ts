@@ -69,6 +69,7 @@ export const evidence: ModuleDefinition<'evidence', typeof config> = {
     title: 'Evidence graph',
     blurb: 'Signed claims with provenance, attestations and disputes (M30).',
     icon: '🔎',
+    load: () => import('./View.svelte'),
   },
   create(c) {
     let svc: EvidenceService | null = null;
