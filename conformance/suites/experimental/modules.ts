@@ -44,6 +44,5 @@ export const sections: SectionDef[] = [
   moduleSection('moe', 'moe', 'M27', 'experimental.moe.expert.list'),
   moduleSection('fedlearn', 'fedlearn', 'M28', 'experimental.fedlearn.round.list'),
   moduleSection('lora', 'lora', 'M29', 'experimental.lora.status'),
-  moduleSection('evidence', 'evidence', 'M30', 'experimental.evidence.claim.query'),
   moduleSection('civdef', 'civdef', 'M31', 'experimental.civdef.alert.list'),
 ];
