@@ -42,7 +42,6 @@ function moduleSection(module: string, dir: string, prefix: string, probe: strin
 export const sections: SectionDef[] = [
   moduleSection('moe', 'moe', 'M27', 'experimental.moe.expert.list'),
   moduleSection('fedlearn', 'fedlearn', 'M28', 'experimental.fedlearn.round.list'),
-  // M29 lora: its own section in suites/experimental/lora.ts
-  moduleSection('evidence', 'evidence', 'M30', 'experimental.evidence.claim.query'),
+  // M29 lora and M30 evidence: their own sections in suites/experimental/lora.ts and evidence.ts
   moduleSection('civdef', 'civdef', 'M31', 'experimental.civdef.alert.list'),
 ];
