@@ -62,6 +62,11 @@ export async function serveHarness(
             const r = await target.call(peerOf(b.peer), String(b.capability), b.input ?? {});
             return send(res, 200, 'error' in r ? r : { output: r.output, meta: {} });
           }
+          case 'POST /harness/v1/vector': {
+            if (!target.vector) break;
+            const b = await body(req);
+            return send(res, 200, await target.vector(peerOf(b.peer), String(b.family), String(b.op), b.input));
+          }
           case 'GET /harness/v1/events/poll': {
             const peer = peerOf(q('peer'));
             const cursor = Number(q('cursor') ?? 0) || 0;

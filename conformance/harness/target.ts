@@ -49,6 +49,8 @@ export interface Target {
   config?(peer: number, modules: Record<string, boolean>): Promise<void>;
   /** open a raw peer link to a SUT peer for the sim peer (`raw_link` op) */
   rawLink?(peer: number): Promise<RawPort>;
+  /** run one vector through the implementation's own function for that family (`vector` op) */
+  vector?(peer: number, family: string, op: string, input: unknown): Promise<CallResult>;
   /** open an X08 channel to a SUT peer running an echo responder (`x08_accept` op) */
   x08Accept?(peer: number, opts: { purpose: string; token: string; local: string }): Promise<RawPort>;
   close(): Promise<void>;

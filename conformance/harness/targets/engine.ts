@@ -8,6 +8,7 @@ import type { ModuleName } from '../../../engine/core/config.js';
 import { TensorSession } from '../../../engine/transport/tensor/index.js';
 import type { NodeID } from '../../../engine/core/types.js';
 import { drbg } from '../../lib/drbg.js';
+import { runVector } from '../vector-ops.js';
 import {
   viaJson,
   type CallResult,
@@ -30,7 +31,7 @@ export interface EngineTargetOptions {
   };
 }
 
-export const ENGINE_OPS = ['call', 'events', 'reset', 'link', 'config', 'raw_link', 'x08_accept'];
+export const ENGINE_OPS = ['call', 'events', 'reset', 'link', 'config', 'raw_link', 'x08_accept', 'vector'];
 
 export class EngineTarget implements Target {
   readonly kind = 'in-process' as const;
@@ -94,6 +95,15 @@ export class EngineTarget implements Target {
   async call(peer: number, capability: string, input: unknown): Promise<CallResult> {
     try {
       return viaJson({ output: await this.node(peer).call(capability, viaJson(input)) });
+    } catch (e: any) {
+      return { error: { code: String(e?.code ?? 'internal_error'), message: String(e?.message ?? e) } };
+    }
+  }
+
+  async vector(peer: number, family: string, op: string, input: unknown): Promise<CallResult> {
+    this.node(peer);
+    try {
+      return viaJson({ output: runVector(family, op, viaJson(input)) });
     } catch (e: any) {
       return { error: { code: String(e?.code ?? 'internal_error'), message: String(e?.message ?? e) } };
     }
