@@ -251,7 +251,15 @@ export const section: SectionDef = {
           await w.send(T.DATA, dataBody(2, 2, [2], fp32le([1, 2])), { flags: 2 });
           await w.send(T.END, endBody(2));
           await w.send(T.PING, ctx.bytes('nonce', 8));
-          await eventually(async () => w.got.some((f) => f.type === T.PONG), 2000);
+          if (!(await eventually(async () => w.got.some((f) => f.type === T.PONG), 2000)))
+            return fail(
+              'CONTROL_PONG among the frames checked',
+              w.got.map((f) => f.type),
+              'no PONG: the header check would miss the control frames',
+              {},
+            );
+          if (!(await eventually(async () => !!echoed(w, 2), 2000)))
+            return fail('tensor 2 echoed', w.got.map((f) => f.type), 'no TENSOR_DATA/END to check', {});
           let last = 0;
           for (const f of w.got) {
             if (f.length !== f.body.length)
@@ -621,18 +629,41 @@ export const section: SectionDef = {
     {
       id: 'X08-20',
       spec_ref: 'X08 §4.8 BYE',
-      title: 'CONTROL_BYE from the peer mid-tensor → SUT sends no further frames on that session',
+      title:
+        'CONTROL_BYE while the SUT is mid-tensor (held by flow control) → SUT sends no further frame, even after the window reopens',
       requires: { ops: ['x08_accept'] },
+      timeout_ms: 15000,
       async run(ctx) {
-        const w = await open(ctx);
-        await w.send(T.DATA, dataBody(5, 2, [1, 64], new Uint8Array(128)));
-        await sleep(100);
-        await w.send(T.BYE, new TextEncoder().encode('cancelled'));
-        const at = w.got.length;
-        await sleep(500);
-        const after = w.got.slice(at).map((f) => f.type);
-        w.port.close();
-        return after.length ? fail('no frames', after.join(','), 'SUT sent frames after BYE', {}) : pass();
+        const w = await open(ctx, { negotiation: { flow_window: 4, max_chunk_bytes: 1024 } });
+        try {
+          if (w.neg.flow_window !== 4 || w.neg.max_chunk_bytes > 1024)
+            return fail('window 4, chunk ≤ 1024', JSON.stringify(w.neg), 'negotiation', {});
+          // the suite withholds ACKs: the SUT's echo of a 12-chunk tensor stalls after 4 frames
+          w.autoAck = false;
+          const chunk = w.neg.max_chunk_bytes;
+          const data = ctx.bytes('tensor', chunk * 12);
+          for (let off = 0; off < data.length; off += chunk) {
+            const fin = off + chunk >= data.length ? FLAG_FINAL : 0;
+            if (!(await w.sendData(T.DATA, dataBody(5, 4, [data.length], data.subarray(off, off + chunk)), fin)))
+              return fail('window opens', `acked ${w.acked}`, 'SUT never acknowledged', {});
+          }
+          await w.sendData(T.END, endBody(5));
+          const dataFrames = () => w.got.filter((f) => f.type === T.DATA || f.type === T.END).length;
+          if (!(await eventually(async () => dataFrames() >= 4, 3000)))
+            return fail('SUT echo started (4 frames)', dataFrames(), 'no echo to interrupt', {});
+          await sleep(200);
+          // mid-tensor: cancel, then reopen the window — a SUT that ignored the BYE resumes sending
+          await w.send(T.BYE, new TextEncoder().encode('cancelled'));
+          const at = w.got.length;
+          await w.ackNow().catch(() => undefined);
+          await sleep(600);
+          const after = w.got.slice(at).map((f) => f.type);
+          return after.length
+            ? fail('no frames after BYE', after.join(','), 'SUT sent frames after the peer\'s BYE', {})
+            : pass();
+        } finally {
+          w.port.close();
+        }
       },
     },
     {
