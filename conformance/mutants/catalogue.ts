@@ -49,7 +49,7 @@ export const MUTANTS: Mutant[] = [
   m('descriptor-cid-wrong-bytes', 'core/events', 'descriptor CID hashes the descriptor without its signature', PDESC, 'export const descriptorCid = (d: Record<string, unknown>): string => blake3Cid(d);', 'export const descriptorCid = (d: Record<string, unknown>): string => blake3Cid(Object.fromEntries(Object.entries(d).filter(([k]) => k !== "signature")));'),
   // ---------- core/bus
   m('bus-wrong-not-found-code', 'core/bus', 'unknown capability answers bad_request instead of not_found', BUS, "throw new HnError('not_found', `capability ${r.name} is not offered here`);", "throw new HnError('bad_request', `capability ${r.name} is not offered here`);"),
-  m('bus-skip-request-schema', 'core/bus', 'request bodies not validated against the schema', BUS, "assertSchema(d.request_schema, input, 'schema_mismatch', { schema_hash_expected: e.hash });", ''),
+  m('bus-skip-request-schema', 'core/bus', 'request bodies not validated against the schema', BUS, "assertSchema(d.request_schema, input, 'schema_mismatch', { schema_hash_expected: e.hash });", 'void 0;'),
   m('bus-disabled-wrong-code', 'core/bus', 'a disabled module answers not_found instead of experimental_disabled', BUS, "throw new HnError('experimental_disabled', `module ${mod} is disabled on this node`);", "throw new HnError('not_found', `module ${mod} is disabled on this node`);"),
   {
     id: 'bus-self-only-open',
@@ -76,9 +76,9 @@ export const MUTANTS: Mutant[] = [
   m('x08-accept-seq-gap', 'experimental/tensor_transport', 'a skipped session_seq is accepted', X08S, 'if (f.seq !== wireSeq(this.recvLogical + 1))', 'if (f.seq < wireSeq(this.recvLogical + 1))'),
   m('x08-no-pong', 'experimental/tensor_transport', 'PING never answered', X08S, 'this.sendControl({ type: FrameType.CONTROL_PONG, seq: 0, flags: 0, nonce: f.nonce.slice() });', 'void f;'),
   m('x08-pong-wrong-nonce', 'experimental/tensor_transport', 'PONG carries a zero nonce', X08S, 'this.sendControl({ type: FrameType.CONTROL_PONG, seq: 0, flags: 0, nonce: f.nonce.slice() });', 'this.sendControl({ type: FrameType.CONTROL_PONG, seq: 0, flags: 0, nonce: new Uint8Array(8) });'),
-  m('x08-wrong-purpose-accepted', 'experimental/tensor_transport', 'HELLO for another purpose accepted', X08S, "if (hello.purpose !== o.expectedPurpose) throw new X08Error('purpose_mismatch', 'unexpected purpose');", ''),
+  m('x08-wrong-purpose-accepted', 'experimental/tensor_transport', 'HELLO for another purpose accepted', X08S, "if (hello.purpose !== o.expectedPurpose) throw new X08Error('purpose_mismatch', 'unexpected purpose');", 'void 0;'),
   m('x08-token-unchecked', 'experimental/tensor_transport', 'session token never validated', X08S, 'acceptance = await o.validateToken(hello.session_token, hello);', 'acceptance = undefined as never;'),
   m('x08-seq-gap-wrong-code', 'experimental/tensor_transport', "a sequence gap NACKed as bad_frame instead of seq_gap", X08S, "throw new X08Error('seq_gap', 'sequence number is not last + 1');", "throw new X08Error('bad_frame', 'sequence number is not last + 1');"),
-  m('x08-too-large-accepted', 'experimental/tensor_transport', 'tensors over rx_buffer_bytes_max accepted', X08S, "throw new X08Error('tensor_too_large', 'tensor exceeds rx_buffer_bytes_max');", ''),
+  m('x08-too-large-accepted', 'experimental/tensor_transport', 'tensors over rx_buffer_bytes_max accepted', X08S, "throw new X08Error('tensor_too_large', 'tensor exceeds rx_buffer_bytes_max');", 'void 0;'),
   m('x08-header-swap', 'experimental/tensor_transport', 'frame header written with flags and payload_length swapped', X08F, 'dv.setUint32(8, n);\n  dv.setUint32(12, flags >>> 0);', 'dv.setUint32(12, n);\n  dv.setUint32(8, flags >>> 0);'),
 ];

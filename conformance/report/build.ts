@@ -38,6 +38,8 @@ export interface BuildInput {
   finished: number;
   preflight?: { ok: boolean; reason?: string };
   suite_commit?: string | null;
+  /** measured interop figures (runner/execute.ts measureInterop) */
+  interop?: { handshake_ms: number | null; rtt_ms_p50: number };
   /** what the cases ran of each vector family (runner/execute.ts wireVectors) */
   wire_vectors?: {
     families: Record<string, { run: number; passed: number; sources: string[]; via: string[]; cases: string[] }>;
@@ -129,6 +131,7 @@ export function buildReport(b: BuildInput) {
       b.wire_vectors.passed === b.wire_vectors.run
     ),
     wire_vectors: b.wire_vectors ?? { families: {}, run: 0, passed: 0, not_run: [] as string[] },
+    interop: b.interop ?? null,
     totals,
     sections,
     signature: null as string | null,

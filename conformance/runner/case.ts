@@ -38,6 +38,12 @@ export interface SectionDef {
   required: boolean;
   /** experimental sections: the seed module whose flag must be on (and built) for the section to run */
   module?: string;
+  /**
+   * a stand-in for a module whose own section file has not landed yet (suites/experimental/modules.ts):
+   * a real section of the same name from any other file replaces it, so adding a module's section is
+   * adding one file
+   */
+  placeholder?: boolean;
   /** capability that proves the module is built (answers something other than not_implemented) */
   probe?: { capability: string; input: unknown };
   cases: CaseDef[];

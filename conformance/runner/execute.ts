@@ -39,12 +39,74 @@ export async function loadSections(): Promise<SectionDef[]> {
     if (m.section) out.push(m.section);
     if (Array.isArray(m.sections)) out.push(...m.sections);
   }
+  // a module's own section file replaces its placeholder (suites/experimental/modules.ts)
+  const real = new Set(out.filter((s) => !s.placeholder).map((s) => s.name));
+  const kept = out.filter((s) => !s.placeholder || !real.has(s.name));
   const names = new Set<string>();
-  for (const s of out) {
+  for (const s of kept) {
     if (names.has(s.name)) throw new Error(`duplicate section ${s.name}`);
     names.add(s.name);
   }
-  return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return kept.sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+/**
+ * The interop figures of the matrix (report.html): a sim-peer link handshake to SUT peer 0 (needs
+ * raw_link) and the median of 5 harness call round trips (protocol.version.list). Measured, never set.
+ */
+async function measureInterop(target: Target, info: any, seed: number) {
+  const rtts: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await target.call(0, 'protocol.version.list', {});
+    rtts.push(performance.now() - t0);
+  }
+  rtts.sort((a, b) => a - b);
+  let handshake_ms: number | null = null;
+  if (target.rawLink) {
+    const { SimPeer } = await import('../harness/simpeer/link.js');
+    const { drbgIdentity } = await import('../lib/drbg.js');
+    const t0 = performance.now();
+    try {
+      const port = await target.rawLink(0);
+      const sim = new SimPeer(port, {
+        key: drbgIdentity(seed, 'interop/handshake'),
+        community: info.community_id,
+        protocol_versions: SUITE_PROTOCOL_VERSIONS,
+        to: info.peers[0] ?? null,
+      });
+      await sim.open();
+      handshake_ms = Math.round((performance.now() - t0) * 10) / 10;
+      sim.close();
+    } catch {
+      handshake_ms = null;
+    }
+  }
+  return { handshake_ms, rtt_ms_p50: Math.round(rtts[2]! * 10) / 10 };
+}
+
+/** wptreport-compatible JSON (web-platform-tests' `wpt run --log-wptreport` shape): one entry per case. */
+export function wptReport(report: Report, results: CaseResult[]) {
+  const st = (s: string) => (s === 'pass' ? 'PASS' : s === 'fail' ? 'FAIL' : 'SKIP');
+  return {
+    run_info: {
+      product: report.implementation?.name ?? 'unknown',
+      browser_version: report.target.browser?.version ?? null,
+      os: process.platform,
+      revision: report.implementation?.version ?? null,
+      suite_version: report.suite_version,
+      target: report.target.kind,
+    },
+    time_start: Date.parse(report.ran_at),
+    time_end: Date.parse(report.finished_at),
+    results: results.map((c) => ({
+      test: `/${c.section}/${c.id}`,
+      status: st(c.status),
+      message: c.failure ? `${c.failure.message}: expected ${c.failure.expected}, observed ${c.failure.observed}` : (c.reason ?? null),
+      duration: Math.round(c.duration_ms),
+      subtests: [{ name: c.title, status: st(c.status), message: c.reason ?? c.failure?.message ?? null }],
+    })),
+  };
 }
 
 export class ReportRefused extends Error {
@@ -185,6 +247,7 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
     throw Object.assign(new Error(`vector integrity: ${vec.problems.join('; ')}`), { exitCode: 4 });
   await target.reset();
   info = await target.info();
+  const interop = await measureInterop(target, info, o.seed);
   const manifest = {
     suite_version: SUITE_VERSION,
     suite_commit: null,
@@ -299,6 +362,7 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
     finished: Date.now(),
     preflight,
     wire_vectors: wireVectors(tallies, vec.families),
+    interop,
   });
   let cid = reportCid(report);
   if (preflight.ok) {
@@ -324,6 +388,7 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
     w(`reports/${cid.slice(7)}.json`, JSON.stringify(report, null, 2) + '\n');
     w('report.html', renderHtml(report, cid, results));
     w('run_manifest.json', JSON.stringify(manifest, null, 2) + '\n');
+    w('wptreport.json', JSON.stringify(wptReport(report, results), null, 2) + '\n');
   }
   // a required section with nothing passed (skipped, not run) is not success, even when nothing failed
   const exitCode =
