@@ -76,7 +76,9 @@ if (e2e) {
               .filter((a) => a.type === 'skip' || a.type === 'fixme')
               .map((a) => a.description)
               .filter(Boolean);
-            skips.push(`playwright ${file} › ${spec.title} — skipped${why.length ? `: ${why.join('; ')}` : ''}`);
+            skips.push(
+              `playwright ${file} › ${spec.title} — skipped${why.length ? `: ${why.join('; ')}` : ''}`,
+            );
           }
       for (const s of suite.suites ?? []) walk(s, file);
     };

@@ -65,7 +65,11 @@ export async function serveHarness(
           case 'POST /harness/v1/vector': {
             if (!target.vector) break;
             const b = await body(req);
-            return send(res, 200, await target.vector(peerOf(b.peer), String(b.family), String(b.op), b.input));
+            return send(
+              res,
+              200,
+              await target.vector(peerOf(b.peer), String(b.family), String(b.op), b.input),
+            );
           }
           case 'GET /harness/v1/events/poll': {
             const peer = peerOf(q('peer'));

@@ -5,7 +5,13 @@
  */
 import { jcs } from '../../engine/core/canonical.js';
 import { keyPairFromSeed, signBytes, verifyBytes } from '../../engine/identity/identity.js';
-import { compareVersions, formatVersion, isCompatible, negotiate, parseVersion } from '../../engine/protocol/version.js';
+import {
+  compareVersions,
+  formatVersion,
+  isCompatible,
+  negotiate,
+  parseVersion,
+} from '../../engine/protocol/version.js';
 
 const hex = (s: unknown): Uint8Array => {
   const t = String(s);
@@ -26,7 +32,10 @@ export function runVector(family: string, op: string, input: any): unknown {
     }
     case 'signatures/sign': {
       const kp = keyPairFromSeed(hex(input.seed_hex));
-      return { public_key_hex: toHex(kp.publicKey), signature_hex: toHex(signBytes(kp, hex(input.message_hex))) };
+      return {
+        public_key_hex: toHex(kp.publicKey),
+        signature_hex: toHex(signBytes(kp, hex(input.message_hex))),
+      };
     }
     case 'signatures/verify':
       return {

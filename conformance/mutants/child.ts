@@ -29,7 +29,9 @@ try {
   const msg = String((e as Error)?.message ?? e);
   // the runner refusing the SUT's signed report is a catch (`report_refused`), any other throw is an error
   if ((e as { code?: string }).code === 'report_refused')
-    process.stdout.write(`\n@@MUTANT ${JSON.stringify({ failed: [`runner:report_refused`], passed: 0, skipped: 0 })}\n`);
+    process.stdout.write(
+      `\n@@MUTANT ${JSON.stringify({ failed: [`runner:report_refused`], passed: 0, skipped: 0 })}\n`,
+    );
   else process.stdout.write(`\n@@MUTANT ${JSON.stringify({ error: msg })}\n`);
 } finally {
   await target.close().catch(() => undefined);

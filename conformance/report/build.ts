@@ -42,7 +42,10 @@ export interface BuildInput {
   interop?: { handshake_ms: number | null; rtt_ms_p50: number };
   /** what the cases ran of each vector family (runner/execute.ts wireVectors) */
   wire_vectors?: {
-    families: Record<string, { run: number; passed: number; sources: string[]; via: string[]; cases: string[] }>;
+    families: Record<
+      string,
+      { run: number; passed: number; sources: string[]; via: string[]; cases: string[] }
+    >;
     run: number;
     passed: number;
     not_run: string[];

@@ -102,7 +102,9 @@ export function wptReport(report: Report, results: CaseResult[]) {
     results: results.map((c) => ({
       test: `/${c.section}/${c.id}`,
       status: st(c.status),
-      message: c.failure ? `${c.failure.message}: expected ${c.failure.expected}, observed ${c.failure.observed}` : (c.reason ?? null),
+      message: c.failure
+        ? `${c.failure.message}: expected ${c.failure.expected}, observed ${c.failure.observed}`
+        : (c.reason ?? null),
       duration: Math.round(c.duration_ms),
       subtests: [{ name: c.title, status: st(c.status), message: c.reason ?? c.failure?.message ?? null }],
     })),
@@ -144,12 +146,11 @@ export function verifyReportFile(report: any, cid?: string): { ok: boolean; reas
 }
 
 /** report.wire_vectors: per family, what the cases of this run actually ran through the harness. */
-function wireVectors(
-  tallies: { case_id: string; family: string; tally: VectorTally }[],
-  families: string[],
-) {
-  const fam: Record<string, { run: number; passed: number; sources: string[]; via: string[]; cases: string[] }> =
-    {};
+function wireVectors(tallies: { case_id: string; family: string; tally: VectorTally }[], families: string[]) {
+  const fam: Record<
+    string,
+    { run: number; passed: number; sources: string[]; via: string[]; cases: string[] }
+  > = {};
   for (const t of tallies) {
     const f = (fam[t.family] ??= { run: 0, passed: 0, sources: [], via: [], cases: [] });
     f.run += t.tally.run;
@@ -289,7 +290,9 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
         const base = { id: c.id, section: s.name, spec_ref: c.spec_ref, title: c.title };
         const missingOp = (c.requires?.ops ?? []).find((op) => !info.ops.includes(op));
         const reason =
-          (o.stopOnFail && results.some((x) => x.status === 'fail') ? 'stopped: an earlier case failed' : null) ??
+          (o.stopOnFail && results.some((x) => x.status === 'fail')
+            ? 'stopped: an earlier case failed'
+            : null) ??
           sectionSkip ??
           (missingOp
             ? `harness_op_unavailable: ${missingOp}`
@@ -392,12 +395,6 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
   }
   // a required section with nothing passed (skipped, not run) is not success, even when nothing failed
   const exitCode =
-    report.overall === 'fail'
-      ? 1
-      : report.overall === 'skipped'
-        ? 3
-        : report.required_unmet.length
-          ? 2
-          : 0;
+    report.overall === 'fail' ? 1 : report.overall === 'skipped' ? 3 : report.required_unmet.length ? 2 : 0;
   return { report, report_cid: cid, exitCode, files };
 }

@@ -17,14 +17,26 @@ import { base64urlnopad } from '@scure/base';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DIR = join(HERE, '..', 'vectors');
 const WYCHEPROOF = join(HERE, '..', '..', '..', 'shared', 'fixtures', 'wycheproof', 'ed25519_test.json');
-const OWNED = ['identity/nodeids.json', 'signatures/ed25519.json', 'protocol/versions.json', 'protocol/negotiation.json'];
+const OWNED = [
+  'identity/nodeids.json',
+  'signatures/ed25519.json',
+  'protocol/versions.json',
+  'protocol/negotiation.json',
+];
 /** listed in index.json (hash-checked, run by the suite) but not written here */
 const HAND = ['canonical_json/jcs.json'];
 
 type Source = { kind: string; ref: string; generated_by: string };
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
-function file(id: string, kind: string, spec_ref: string, description: string, source: Source, cases: unknown[]) {
+function file(
+  id: string,
+  kind: string,
+  spec_ref: string,
+  description: string,
+  source: Source,
+  cases: unknown[],
+) {
   const body = { vector_schema: 'hearthnet.vector/1', id, kind, spec_ref, description, source, cases };
   return { ...body, sha256: bytesToHex(sha256(utf8(JSON.stringify(body)))) };
 }
@@ -80,7 +92,10 @@ function signatures() {
     expect: { result: 'ok', public_key_hex: t.public, signature_hex: t.signature },
   }));
   const w = JSON.parse(readFileSync(WYCHEPROOF, 'utf8')) as {
-    testGroups: { publicKey: { pk: string }; tests: { tcId: number; msg: string; sig: string; result: string; flags: string[] }[] }[];
+    testGroups: {
+      publicKey: { pk: string };
+      tests: { tcId: number; msg: string; sig: string; result: string; flags: string[] }[];
+    }[];
   };
   const wy = w.testGroups.flatMap((g) =>
     g.tests.map((t) => ({
@@ -161,7 +176,11 @@ export function generate(): Record<string, unknown> {
       'identity',
       'M01 §2; X09 B5',
       'Ed25519 seed → public key → NodeID (ed25519:+base64url-nopad). Run through the harness op `vector` (identity).',
-      { kind: 'rfc8032', ref: 'RFC 8032 §7.1 TEST 1–3 key pairs', generated_by: 'conformance/tools/gen-vectors.ts (literal RFC values)' },
+      {
+        kind: 'rfc8032',
+        ref: 'RFC 8032 §7.1 TEST 1–3 key pairs',
+        generated_by: 'conformance/tools/gen-vectors.ts (literal RFC values)',
+      },
       identities(),
     ),
     'signatures/ed25519.json': file(
@@ -204,8 +223,7 @@ if (process.argv[1] && /gen-vectors/.test(process.argv[1])) {
     files: [] as { path: string; sha256: string }[],
   };
   let stale = false;
-  for (const p of HAND)
-    index.files.push({ path: p, sha256: bytesToHex(sha256(readFileSync(join(DIR, p)))) });
+  for (const p of HAND) index.files.push({ path: p, sha256: bytesToHex(sha256(readFileSync(join(DIR, p)))) });
   for (const p of OWNED) {
     const text = JSON.stringify(files[p], null, 2) + '\n';
     index.files.push({ path: p, sha256: bytesToHex(sha256(utf8(text))) });

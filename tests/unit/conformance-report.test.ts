@@ -50,7 +50,12 @@ describe('signed reports', () => {
     forged.totals.failed = 0;
     forged.sections['core/bus'].cases[0].duration_ms += 1;
     expect(() =>
-      checkSignedReport({ ...forged, signature: null, signed: false }, forged, blake3Cid(forged), r.report.node_id!),
+      checkSignedReport(
+        { ...forged, signature: null, signed: false },
+        forged,
+        blake3Cid(forged),
+        r.report.node_id!,
+      ),
     ).toThrow(/signature does not verify/);
     // and the untouched one passes the same check
     expect(() => checkSignedReport(observed, r.report, r.report_cid, r.report.node_id!)).not.toThrow();

@@ -77,14 +77,23 @@ export const section: SectionDef = {
         const d = await ctx.describe();
         const answers = async (cap: string, input: unknown, ok: (o: any) => boolean) => {
           const r = await ctx.call(cap, input);
-          if ('error' in r) return fail(`${cap} answers`, `error ${r.error.code}`, `${cap} failed`, { capability: cap, input });
-          return ok(r.output) ? null : fail(`${cap} answer shape`, r.output, `${cap} answered wrongly`, { capability: cap });
+          if ('error' in r)
+            return fail(`${cap} answers`, `error ${r.error.code}`, `${cap} failed`, {
+              capability: cap,
+              input,
+            });
+          return ok(r.output)
+            ? null
+            : fail(`${cap} answer shape`, r.output, `${cap} answered wrongly`, { capability: cap });
         };
         return all(
           () => answers('protocol.version.list', {}, (o) => Array.isArray(o.protocol_versions)),
           () =>
-            answers('protocol.self.describe', {}, (o) =>
-              JSON.stringify(o.modules) === JSON.stringify(d.modules) && o.node_id === ctx.info.peers[0],
+            answers(
+              'protocol.self.describe',
+              {},
+              (o) =>
+                JSON.stringify(o.modules) === JSON.stringify(d.modules) && o.node_id === ctx.info.peers[0],
             ),
           () => answers('protocol.registry.list', {}, (o) => Array.isArray(o.entries)),
           async () => {

@@ -182,8 +182,26 @@ export const section: SectionDef = {
         const sim = await openSim(ctx, { key });
         try {
           const other = ctx.identity('other-community').nodeId;
-          const foreign = simEvent(key, other, 'community.member.joined', { invite_event_id: 'f' }, 1, null, 1, ulidFrom(ctx.bytes('foreign', 16)));
-          const good = simEvent(key, ctx.info.community_id, 'community.member.joined', { invite_event_id: 'g' }, 1, null, 1, ulidFrom(ctx.bytes('good', 16)));
+          const foreign = simEvent(
+            key,
+            other,
+            'community.member.joined',
+            { invite_event_id: 'f' },
+            1,
+            null,
+            1,
+            ulidFrom(ctx.bytes('foreign', 16)),
+          );
+          const good = simEvent(
+            key,
+            ctx.info.community_id,
+            'community.member.joined',
+            { invite_event_id: 'g' },
+            1,
+            null,
+            1,
+            ulidFrom(ctx.bytes('good', 16)),
+          );
           await sim.push([foreign]);
           await sim.push([good]);
           const seen = await eventually(async () =>

@@ -56,7 +56,11 @@ export const section: SectionDef = {
         try {
           // control: a signature over bytes that are NOT the canonical form must be refused, or
           // acceptance below would prove nothing
-          const ctl = await sim.callRaw('protocol.version.list', '{"v":{"b":1,"a":2}}', '{"v":{"b":1,"a":2}}');
+          const ctl = await sim.callRaw(
+            'protocol.version.list',
+            '{"v":{"b":1,"a":2}}',
+            '{"v":{"b":1,"a":2}}',
+          );
           const bad = expectError(ctl, 'invalid_signature', {
             capability: 'protocol.version.list',
             note: 'signature over unsorted keys (not JCS) must not verify',
@@ -78,7 +82,12 @@ export const section: SectionDef = {
               `{"v":[${g.map((v: any) => v.expect.value).join(',')}]}`,
             );
             if ('error' in r) {
-              ctx.vectors('canonical_json', { run: passed + g.length, passed, source: file.source.kind, via: 'wire' });
+              ctx.vectors('canonical_json', {
+                run: passed + g.length,
+                passed,
+                source: file.source.kind,
+                via: 'wire',
+              });
               return fail(
                 `accepted: SUT canonical forms ${g.map((v: any) => v.expect.value).join(' ')}`,
                 `error ${r.error.code}`,

@@ -407,7 +407,14 @@ export const section: SectionDef = {
           seed: ctx.seed,
           target: { kind: ctx.target.kind, peers: 1 },
           results: [
-            { id: 'PR-14-probe', section: 'core/probe', spec_ref: 'M32 A2.5', title: 'probe', status: 'pass', duration_ms: 1 },
+            {
+              id: 'PR-14-probe',
+              section: 'core/probe',
+              spec_ref: 'M32 A2.5',
+              title: 'probe',
+              status: 'pass',
+              duration_ms: 1,
+            },
           ],
           sections: [{ name: 'core/probe', required: true, experimental: false }],
           started: 0,
@@ -446,9 +453,7 @@ export const section: SectionDef = {
           async () => {
             const v = await ctx.call('protocol.version.list', {});
             return 'output' in v &&
-              v.output.suites_passed.some(
-                (s: any) => s.report_cid === o.report_cid && s.overall === 'pass',
-              )
+              v.output.suites_passed.some((s: any) => s.report_cid === o.report_cid && s.overall === 'pass')
               ? null
               : fail('suites_passed lists the report', v, 'version.list', {});
           },

@@ -259,7 +259,12 @@ export const section: SectionDef = {
               {},
             );
           if (!(await eventually(async () => !!echoed(w, 2), 2000)))
-            return fail('tensor 2 echoed', w.got.map((f) => f.type), 'no TENSOR_DATA/END to check', {});
+            return fail(
+              'tensor 2 echoed',
+              w.got.map((f) => f.type),
+              'no TENSOR_DATA/END to check',
+              {},
+            );
           let last = 0;
           for (const f of w.got) {
             if (f.length !== f.body.length)
@@ -644,7 +649,9 @@ export const section: SectionDef = {
           const data = ctx.bytes('tensor', chunk * 12);
           for (let off = 0; off < data.length; off += chunk) {
             const fin = off + chunk >= data.length ? FLAG_FINAL : 0;
-            if (!(await w.sendData(T.DATA, dataBody(5, 4, [data.length], data.subarray(off, off + chunk)), fin)))
+            if (
+              !(await w.sendData(T.DATA, dataBody(5, 4, [data.length], data.subarray(off, off + chunk)), fin))
+            )
               return fail('window opens', `acked ${w.acked}`, 'SUT never acknowledged', {});
           }
           await w.sendData(T.END, endBody(5));
@@ -659,7 +666,7 @@ export const section: SectionDef = {
           await sleep(600);
           const after = w.got.slice(at).map((f) => f.type);
           return after.length
-            ? fail('no frames after BYE', after.join(','), 'SUT sent frames after the peer\'s BYE', {})
+            ? fail('no frames after BYE', after.join(','), "SUT sent frames after the peer's BYE", {})
             : pass();
         } finally {
           w.port.close();
