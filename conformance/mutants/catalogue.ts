@@ -24,6 +24,7 @@ const PVER = 'engine/protocol/version.ts';
 const PDESC = 'engine/protocol/descriptor.ts';
 const X08S = 'engine/transport/tensor/session.ts';
 const X08F = 'engine/transport/tensor/frame.ts';
+const TOKS = 'engine/tokens/session.ts';
 
 const m = (
   id: string,
@@ -302,6 +303,14 @@ export const MUTANTS: Mutant[] = [
     X08S,
     'acceptance = await o.validateToken(hello.session_token, hello);',
     'acceptance = undefined as never;',
+  ),
+  m(
+    'x08-token-reuse-accepted',
+    'experimental/tensor_transport',
+    'a single-use session token accepted again',
+    TOKS,
+    'if (!ctx.registry.consume(p.jti, p.exp))',
+    'if (!ctx.registry.consume(p.jti + Math.random(), p.exp))',
   ),
   m(
     'x08-seq-gap-wrong-code',

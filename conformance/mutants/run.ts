@@ -69,7 +69,7 @@ function child(
 }
 
 export async function runMutants(
-  o: { only?: string[]; parallel?: number; log?: (l: string) => void } = {},
+  o: { only?: string[]; parallel?: number; log?: (l: string) => void; mutants?: Mutant[] } = {},
 ): Promise<MutationRun> {
   const log = o.log ?? (() => undefined);
   const t0 = Date.now();
@@ -78,7 +78,7 @@ export async function runMutants(
     throw new Error(
       `the unmutated engine does not pass the suite (${base.error ?? base.failed!.join(', ')}): mutants would prove nothing`,
     );
-  const list = MUTANTS.filter((m) => !o.only?.length || o.only.includes(m.id));
+  const list = (o.mutants ?? MUTANTS).filter((m) => !o.only?.length || o.only.includes(m.id));
   const results: MutantResult[] = new Array(list.length);
   let next = 0;
   const par = Math.max(1, o.parallel ?? Math.min(4, Math.max(1, availableParallelism() - 1)));

@@ -384,6 +384,55 @@ export const section: SectionDef = {
       },
     },
     {
+      id: 'X08-22',
+      spec_ref: 'X08 §4.1 HELLO token; core §7.5 single-use session tokens',
+      title:
+        "the SUT's own session token: accepted once; the same token again → refused; the token re-signed by a foreign key → refused",
+      requires: { ops: ['x08_accept', 'x08_token'] },
+      async run(ctx) {
+        const me = ctx.identity('x08').nodeId;
+        const { token } = await ctx.target.x08Token!(0, {
+          local: me,
+          purpose: PURPOSE,
+          session_id: '01J0C0NF0RMANCE00000000000',
+        });
+        const w1 = await open(ctx, { token });
+        const ok = await eventually(
+          async () => w1.got.find((f) => f.type === T.HELLO || f.type === T.NACK),
+          2000,
+        );
+        w1.port.close();
+        if (ok?.type !== T.HELLO)
+          return fail(
+            'HELLO answer (token accepted)',
+            w1.got.map((f) => f.type),
+            'a valid session token was refused',
+            {},
+          );
+        // replay: the same single-use token on a new session
+        const w2 = await open(ctx, { token });
+        const r2 = await expectNackClose(w2, null, { token: 'replayed' });
+        if (r2.status !== 'pass') return r2;
+        if (w2.got.some((f) => f.type === T.HELLO))
+          return fail('no HELLO answer', 'HELLO', 'SUT accepted a replayed single-use token', {});
+        // forgery: same header and payload, signature by a key that is not the SUT's
+        const body = token.slice('hntoken://v1/'.length);
+        const [h, p] = body.split('.');
+        const forger = ctx.identity('forger');
+        const sig = (await import('../../lib/crypto.js')).signBytes(
+          forger,
+          new TextEncoder().encode(`${h}.${p}`),
+        );
+        const forged = `hntoken://v1/${h}.${p}.${sig.slice('ed25519:'.length)}`;
+        const w3 = await open(ctx, { token: forged });
+        const r3 = await expectNackClose(w3, null, { token: 'foreign signature' });
+        if (r3.status !== 'pass') return r3;
+        return w3.got.some((f) => f.type === T.HELLO)
+          ? fail('no HELLO answer', 'HELLO', 'SUT accepted a token with a foreign signature', {})
+          : pass();
+      },
+    },
+    {
       id: 'X08-04',
       spec_ref: 'X08 §4.1 purpose',
       title: 'HELLO with purpose pipeline.shard.backward on a session for another purpose → NACK/BYE, close',
