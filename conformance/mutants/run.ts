@@ -89,7 +89,7 @@ export async function runMutants(
         const m = list[i]!;
         const s = Date.now();
         const r = await child(m.patches);
-        const stale = /mutant patch not applicable: (.*)/.exec(r.error ?? r.log)?.[1];
+        const stale = /mutant patch not applicable: (.*)/.exec(`${r.error ?? ''}\n${r.log}`)?.[1];
         const res: MutantResult = {
           id: m.id,
           section: m.section,
