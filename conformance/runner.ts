@@ -3,6 +3,7 @@
  *   [--out <dir>] [--seed <n|0x..>] [--suite <glob>]... [--skip-experimental] [--list]
  *   [--case-timeout-ms <n>] [--admin-token-file <path>] [--relay-url <ws://…>] [--app-url <http://…>]`
  * Writes report.json (+ report.cid, reports/<cid>.json), report.html and run_manifest.json.
+ * `--mutants [--mutant <id>]... [--parallel <n>]`: the mutation run (conformance/mutants/), writes mutants.json.
  * Exit: 0 pass/partial, 1 fail, 3 pre-flight or usage error, 4 internal error.
  */
 import { CONFORMANCE_DEFAULT_OUTPUT_DIR, CONFORMANCE_DEFAULT_SEED } from '../engine/core/constants.js';
@@ -68,6 +69,26 @@ async function main() {
   const a = args(process.argv.slice(2));
   const spec = a.target?.[0] ?? 'in-process';
   const seed = a.seed ? parseSeed(a.seed[0]!) : CONFORMANCE_DEFAULT_SEED;
+  if (a.mutants) {
+    const { runMutants } = await import('./mutants/run.js');
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    if (spec !== 'in-process' && spec !== 'engine')
+      throw Object.assign(new Error('--mutants runs against the in-process engine only'), { exitCode: 3 });
+    const r = await runMutants({
+      ...(a.mutant ? { only: a.mutant } : {}),
+      ...(a.parallel ? { parallel: Number(a.parallel[0]) } : {}),
+      log: (l) => console.log(l),
+    });
+    const dir = a.out?.[0] ?? CONFORMANCE_DEFAULT_OUTPUT_DIR;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'mutants.json'), JSON.stringify(r, null, 2) + '\n');
+    console.log(
+      `\nmutants: ${r.caught}/${r.total} caught (score ${r.score.toFixed(3)}) in ${(r.ms / 1000).toFixed(1)} s${r.survivors.length ? `; survivors: ${r.survivors.join(', ')}` : ''}`,
+    );
+    console.log(`  ${join(dir, 'mutants.json')}`);
+    return r.survivors.length ? 1 : 0;
+  }
   if (a.list) {
     for (const s of await loadSections())
       for (const c of s.cases) console.log(`${s.name}\t${c.id}\t${c.title}`);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm test`: unit and integration tests (Vitest, in Node), then end-to-end tests (Playwright,
- * Debian's headless Chromium), then one closing line "N passed, N failed".
+ * Debian's headless Chromium), then the skipped tests with their reason, then one closing line
+ * "N passed, N failed, N skipped".
  * Installs Chromium with apt when it is missing and there are end-to-end tests to run.
  */
 import { spawnSync } from 'node:child_process';
@@ -15,6 +16,9 @@ const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'igno
 const out = mkdtempSync(join(tmpdir(), 'hearthnet-test-'));
 let passed = 0;
 let failed = 0;
+let skipped = 0;
+/** `where — why` for every skipped / todo test */
+const skips = [];
 let status = 0;
 
 // 1. unit + integration (Vitest)
@@ -29,6 +33,13 @@ status |= run('npx', [
 if (existsSync(vjson)) {
   const r = JSON.parse(readFileSync(vjson, 'utf8'));
   passed += r.numPassedTests ?? 0;
+  skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  for (const f of r.testResults ?? [])
+    for (const t of f.assertionResults ?? [])
+      if (t.status === 'pending' || t.status === 'skipped' || t.status === 'todo')
+        skips.push(
+          `vitest ${f.name.replace(process.cwd() + '/', '')} › ${t.fullName ?? t.title} — ${t.status === 'todo' ? 'todo' : 'skipped'}${t.failureMessages?.length ? `: ${t.failureMessages.join(' ')}` : ''}`,
+        );
   // a suite that fails to load has no failed tests of its own: count it as one failure
   failed += r.numFailedTests || r.numFailedTestSuites || 0;
 } else failed++;
@@ -56,8 +67,28 @@ if (e2e) {
     const r = JSON.parse(readFileSync(pjson, 'utf8'));
     passed += r.stats?.expected ?? 0;
     failed += (r.stats?.unexpected ?? 0) + (r.stats?.flaky ?? 0);
+    skipped += r.stats?.skipped ?? 0;
+    const walk = (suite, file) => {
+      for (const spec of suite.specs ?? [])
+        for (const t of spec.tests ?? [])
+          if (t.status === 'skipped') {
+            const why = [...(t.annotations ?? []), ...(t.results ?? []).flatMap((x) => x.annotations ?? [])]
+              .filter((a) => a.type === 'skip' || a.type === 'fixme')
+              .map((a) => a.description)
+              .filter(Boolean);
+            skips.push(
+              `playwright ${file} › ${spec.title} — skipped${why.length ? `: ${why.join('; ')}` : ''}`,
+            );
+          }
+      for (const s of suite.suites ?? []) walk(s, file);
+    };
+    for (const s of r.suites ?? []) walk(s, s.file ?? s.title);
   } else failed++;
 }
 
-console.log(`\n${passed} passed, ${failed} failed`);
+if (skips.length) {
+  console.log(`\nskipped (${skips.length}):`);
+  for (const l of skips) console.log(`  ${l}`);
+}
+console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(status || (failed ? 1 : 0));

@@ -52,7 +52,9 @@ export async function serveHarness(
         switch (route) {
           case 'GET /harness/v1/info': {
             const i = await target.info();
-            return send(res, 200, { ...i, node_id: i.peers[0] ?? null });
+            // only the ops this server serves (x08_token is in-process only so far)
+            const ops = i.ops.filter((op) => op !== 'x08_token');
+            return send(res, 200, { ...i, ops, node_id: i.peers[0] ?? null });
           }
           case 'POST /harness/v1/reset':
             await target.reset();
@@ -61,6 +63,15 @@ export async function serveHarness(
             const b = await body(req);
             const r = await target.call(peerOf(b.peer), String(b.capability), b.input ?? {});
             return send(res, 200, 'error' in r ? r : { output: r.output, meta: {} });
+          }
+          case 'POST /harness/v1/vector': {
+            if (!target.vector) break;
+            const b = await body(req);
+            return send(
+              res,
+              200,
+              await target.vector(peerOf(b.peer), String(b.family), String(b.op), b.input),
+            );
           }
           case 'GET /harness/v1/events/poll': {
             const peer = peerOf(q('peer'));

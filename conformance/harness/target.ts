@@ -49,6 +49,13 @@ export interface Target {
   config?(peer: number, modules: Record<string, boolean>): Promise<void>;
   /** open a raw peer link to a SUT peer for the sim peer (`raw_link` op) */
   rawLink?(peer: number): Promise<RawPort>;
+  /** the SUT mints a single-use X08 session token for the suite identity `local` (`x08_token` op) */
+  x08Token?(
+    peer: number,
+    o: { local: string; purpose: string; session_id: string },
+  ): Promise<{ token: string }>;
+  /** run one vector through the implementation's own function for that family (`vector` op) */
+  vector?(peer: number, family: string, op: string, input: unknown): Promise<CallResult>;
   /** open an X08 channel to a SUT peer running an echo responder (`x08_accept` op) */
   x08Accept?(peer: number, opts: { purpose: string; token: string; local: string }): Promise<RawPort>;
   close(): Promise<void>;

@@ -38,6 +38,18 @@ export interface BuildInput {
   finished: number;
   preflight?: { ok: boolean; reason?: string };
   suite_commit?: string | null;
+  /** measured interop figures (runner/execute.ts measureInterop) */
+  interop?: { handshake_ms: number | null; rtt_ms_p50: number };
+  /** what the cases ran of each vector family (runner/execute.ts wireVectors) */
+  wire_vectors?: {
+    families: Record<
+      string,
+      { run: number; passed: number; sources: string[]; via: string[]; cases: string[] }
+    >;
+    run: number;
+    passed: number;
+    not_run: string[];
+  };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -114,7 +126,15 @@ export function buildReport(b: BuildInput) {
     levels: { experimental },
     required_unmet: requiredUnmet,
     preflight: b.preflight ?? { ok: true },
-    wire_vectors_verified: true,
+    // true only when every vector family ran through the harness in this run and every vector passed
+    wire_vectors_verified: !!(
+      b.wire_vectors &&
+      b.wire_vectors.run > 0 &&
+      b.wire_vectors.not_run.length === 0 &&
+      b.wire_vectors.passed === b.wire_vectors.run
+    ),
+    wire_vectors: b.wire_vectors ?? { families: {}, run: 0, passed: 0, not_run: [] as string[] },
+    interop: b.interop ?? null,
     totals,
     sections,
     signature: null as string | null,

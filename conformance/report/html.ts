@@ -52,6 +52,26 @@ protocol ${esc(r.protocol_version)} · suite ${esc(r.suite_version)} · seed ${e
 <p>totals: ${r.totals.passed} passed, ${r.totals.failed} failed, ${r.totals.skipped} skipped of ${r.totals.total}${r.required_unmet.length ? ` · required unmet: ${esc(r.required_unmet.join(', '))}` : ''}</p>
 <h2>Sections</h2><table><tr><th>section</th><th>status</th><th>pass/fail/skip</th><th></th></tr>
 ${rows}</table>
+<h2>Interoperability matrix</h2>
+<p>Targets × sections (as libp2p test-plans): each cell is the section's outcome (pass/fail/skip counts); handshake = a sim-peer link handshake to SUT peer 0, RTT = median harness call round trip, both measured in this run.</p>
+<table><tr><th>target</th><th>handshake</th><th>RTT p50</th>${Object.keys(r.sections)
+    .map((n) => `<th>${esc(n)}</th>`)
+    .join('')}</tr>
+<tr><td>${esc(r.target.kind)} (${esc(r.target.peers)} peers${r.target.browser ? `, ${esc(r.target.browser.name)} ${esc(r.target.browser.version)}` : ''})</td><td>${(r as any).interop?.handshake_ms != null ? `${esc((r as any).interop.handshake_ms)} ms` : 'n/a'}</td><td>${(r as any).interop ? `${esc((r as any).interop.rtt_ms_p50)} ms` : 'n/a'}</td>${Object.values(
+    r.sections as Record<string, any>,
+  )
+    .map((s) => `<td class="${esc(s.status)}">${esc(s.status)} ${s.passed}/${s.failed}/${s.skipped}</td>`)
+    .join('')}</tr></table>
+<p>vectors run through the harness: ${esc((r as any).wire_vectors?.passed ?? 0)}/${esc((r as any).wire_vectors?.run ?? 0)} passed${Object.entries(
+    ((r as any).wire_vectors?.families ?? {}) as Record<string, any>,
+  )
+    .map(
+      ([f, v]) =>
+        ` · ${esc(f)} ${v.passed}/${v.run} (${esc(v.sources.join(', '))}, via ${esc(v.via.join('+'))})`,
+    )
+    .join(
+      '',
+    )}${(r as any).wire_vectors?.not_run?.length ? ` · not run: ${esc((r as any).wire_vectors.not_run.join(', '))}` : ''}</p>
 <h2>Failures</h2>${failures || '<p>none</p>'}
 <h2>Cases</h2><table><tr><th>id</th><th>section</th><th>requirement</th><th>outcome</th><th>duration</th><th>spec</th></tr>
 ${cases}</table>

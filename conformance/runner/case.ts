@@ -5,6 +5,7 @@
 import { drbg, drbgIdentity } from '../lib/drbg.js';
 import type { SuiteKey } from '../lib/crypto.js';
 import type { CallResult, Target, TargetInfo } from '../harness/target.js';
+import type { VectorTally } from '../lib/vectors.js';
 
 export interface FailureDetail {
   expected: string;
@@ -37,6 +38,12 @@ export interface SectionDef {
   required: boolean;
   /** experimental sections: the seed module whose flag must be on (and built) for the section to run */
   module?: string;
+  /**
+   * a stand-in for a module whose own section file has not landed yet (suites/experimental/modules.ts):
+   * a real section of the same name from any other file replaces it, so adding a module's section is
+   * adding one file
+   */
+  placeholder?: boolean;
   /** capability that proves the module is built (answers something other than not_implemented) */
   probe?: { capability: string; input: unknown };
   cases: CaseDef[];
@@ -53,10 +60,19 @@ export interface CaseCtx {
   call(capability: string, input: unknown, peer?: number): Promise<CallResult>;
   /** the SUT's signed self descriptor (peer 0 unless given) */
   describe(peer?: number): Promise<any>;
+  /** record what this case ran of a vector family (report.wire_vectors counts only what was recorded) */
+  vectors(family: string, tally: VectorTally): void;
 }
 
-export function makeCtx(target: Target, info: TargetInfo, seed: number, caseId: string): CaseCtx {
+export function makeCtx(
+  target: Target,
+  info: TargetInfo,
+  seed: number,
+  caseId: string,
+  record: (caseId: string, family: string, tally: VectorTally) => void = () => undefined,
+): CaseCtx {
   return {
+    vectors: (family, tally) => record(caseId, family, tally),
     target,
     info,
     seed,

@@ -5,7 +5,8 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { sha256Hex, utf8, verifyObj } from '../lib/crypto.js';
+import { jcs, sha256Hex, utf8, verifyObj } from '../lib/crypto.js';
+import type { VectorTally } from '../lib/vectors.js';
 import { formatSeed } from '../lib/drbg.js';
 import {
   buildReport,
@@ -38,19 +39,144 @@ export async function loadSections(): Promise<SectionDef[]> {
     if (m.section) out.push(m.section);
     if (Array.isArray(m.sections)) out.push(...m.sections);
   }
+  // a module's own section file replaces its placeholder (suites/experimental/modules.ts)
+  const real = new Set(out.filter((s) => !s.placeholder).map((s) => s.name));
+  const kept = out.filter((s) => !s.placeholder || !real.has(s.name));
   const names = new Set<string>();
-  for (const s of out) {
+  for (const s of kept) {
     if (names.has(s.name)) throw new Error(`duplicate section ${s.name}`);
     names.add(s.name);
   }
-  return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return kept.sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+/**
+ * The interop figures of the matrix (report.html): a sim-peer link handshake to SUT peer 0 (needs
+ * raw_link) and the median of 5 harness call round trips (protocol.version.list). Measured, never set.
+ */
+async function measureInterop(target: Target, info: any, seed: number) {
+  const rtts: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await target.call(0, 'protocol.version.list', {});
+    rtts.push(performance.now() - t0);
+  }
+  rtts.sort((a, b) => a - b);
+  let handshake_ms: number | null = null;
+  if (target.rawLink) {
+    const { SimPeer } = await import('../harness/simpeer/link.js');
+    const { drbgIdentity } = await import('../lib/drbg.js');
+    const t0 = performance.now();
+    try {
+      const port = await target.rawLink(0);
+      const sim = new SimPeer(port, {
+        key: drbgIdentity(seed, 'interop/handshake'),
+        community: info.community_id,
+        protocol_versions: SUITE_PROTOCOL_VERSIONS,
+        to: info.peers[0] ?? null,
+      });
+      await sim.open();
+      handshake_ms = Math.round((performance.now() - t0) * 10) / 10;
+      sim.close();
+    } catch {
+      handshake_ms = null;
+    }
+  }
+  return { handshake_ms, rtt_ms_p50: Math.round(rtts[2]! * 10) / 10 };
+}
+
+/** wptreport-compatible JSON (web-platform-tests' `wpt run --log-wptreport` shape): one entry per case. */
+export function wptReport(report: Report, results: CaseResult[]) {
+  const st = (s: string) => (s === 'pass' ? 'PASS' : s === 'fail' ? 'FAIL' : 'SKIP');
+  return {
+    run_info: {
+      product: report.implementation?.name ?? 'unknown',
+      browser_version: report.target.browser?.version ?? null,
+      os: process.platform,
+      revision: report.implementation?.version ?? null,
+      suite_version: report.suite_version,
+      target: report.target.kind,
+    },
+    time_start: Date.parse(report.ran_at),
+    time_end: Date.parse(report.finished_at),
+    results: results.map((c) => ({
+      test: `/${c.section}/${c.id}`,
+      status: st(c.status),
+      message: c.failure
+        ? `${c.failure.message}: expected ${c.failure.expected}, observed ${c.failure.observed}`
+        : (c.reason ?? null),
+      duration: Math.round(c.duration_ms),
+      subtests: [{ name: c.title, status: st(c.status), message: c.reason ?? c.failure?.message ?? null }],
+    })),
+  };
+}
+
+export class ReportRefused extends Error {
+  readonly code = 'report_refused';
+  readonly exitCode = 4;
+}
+
+/** Fields the SUT adds when it signs; everything else must be byte-for-byte what the runner observed. */
+const unsigned = (r: any) => {
+  const { signature: _s, signed: _d, ...rest } = r ?? {};
+  return rest;
+};
+
+/**
+ * Refuse a signed report unless (1) it is exactly the report the runner computed (only `signature` and
+ * `signed` added), (2) its signature verifies with the SUT's NodeID and (3) its CID recomputes.
+ */
+export function checkSignedReport(observed: unknown, signed: any, cid: unknown, nodeId: string): void {
+  if (!signed || typeof signed !== 'object') throw new ReportRefused('SUT returned no signed report');
+  if (jcs(unsigned(signed)) !== jcs(unsigned(observed)))
+    throw new ReportRefused(
+      'refused: the signed report differs from the results the runner observed (report_mismatch)',
+    );
+  if (signed.signed !== true || !verifyObj(signed, nodeId))
+    throw new ReportRefused('refused: the report signature does not verify with the SUT NodeID');
+  if (reportCid(signed) !== cid) throw new ReportRefused('refused: report_cid does not recompute');
+}
+
+/** Verify a stored report file (`--verify <report.json>`): signature by its node_id, and its CID file if given. */
+export function verifyReportFile(report: any, cid?: string): { ok: boolean; reason?: string } {
+  if (!report?.node_id || !report.signed || !verifyObj(report, report.node_id))
+    return { ok: false, reason: 'signature does not verify (edited after signing, or unsigned)' };
+  if (cid !== undefined && reportCid(report) !== cid) return { ok: false, reason: 'CID does not recompute' };
+  return { ok: true };
+}
+
+/** report.wire_vectors: per family, what the cases of this run actually ran through the harness. */
+function wireVectors(tallies: { case_id: string; family: string; tally: VectorTally }[], families: string[]) {
+  const fam: Record<
+    string,
+    { run: number; passed: number; sources: string[]; via: string[]; cases: string[] }
+  > = {};
+  for (const t of tallies) {
+    const f = (fam[t.family] ??= { run: 0, passed: 0, sources: [], via: [], cases: [] });
+    f.run += t.tally.run;
+    f.passed += t.tally.passed;
+    if (!f.sources.includes(t.tally.source)) f.sources.push(t.tally.source);
+    if (!f.via.includes(t.tally.via)) f.via.push(t.tally.via);
+    f.cases.push(t.case_id);
+  }
+  return {
+    families: fam,
+    run: Object.values(fam).reduce((n, f) => n + f.run, 0),
+    passed: Object.values(fam).reduce((n, f) => n + f.passed, 0),
+    not_run: families.filter((f) => !fam[f]),
+  };
 }
 
 /** Check every vector file listed in vectors/index.json against its sha256. */
-export function verifyVectors(): { ok: boolean; index_sha256: string; problems: string[] } {
+export function verifyVectors(): {
+  ok: boolean;
+  index_sha256: string;
+  problems: string[];
+  families: string[];
+} {
   const dir = join(ROOT, 'vectors');
   const text = readFileSync(join(dir, 'index.json'), 'utf8');
-  const idx = JSON.parse(text) as { files: { path: string; sha256: string }[] };
+  const idx = JSON.parse(text) as { files: { path: string; sha256: string; family?: string }[] };
   const problems: string[] = [];
   for (const f of idx.files) {
     try {
@@ -60,7 +186,8 @@ export function verifyVectors(): { ok: boolean; index_sha256: string; problems: 
       problems.push(`${f.path}: missing`);
     }
   }
-  return { ok: problems.length === 0, index_sha256: sha256Hex(utf8(text)), problems };
+  const families = [...new Set(idx.files.map((f) => f.family ?? f.path.split('/')[0]!))];
+  return { ok: problems.length === 0, index_sha256: sha256Hex(utf8(text)), problems, families };
 }
 
 export interface RunOptions {
@@ -72,6 +199,8 @@ export interface RunOptions {
   browser?: { name: string; version: string };
   urls?: string[];
   log?: (line: string) => void;
+  /** mutation runs: after the first failing case, every later case is skipped ('stopped') */
+  stopOnFail?: boolean;
 }
 
 export interface RunResult {
@@ -93,6 +222,9 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
   const sections = await loadSections();
   const results: CaseResult[] = [];
   const metas: SectionMeta[] = [];
+  const tallies: { case_id: string; family: string; tally: VectorTally }[] = [];
+  const record = (case_id: string, family: string, tally: VectorTally) =>
+    tallies.push({ case_id, family, tally });
   let info = await target.info();
   if (!info.test_mode) throw new Error('target is not in test mode: refusing to run');
   // ---- pre-flight
@@ -116,6 +248,7 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
     throw Object.assign(new Error(`vector integrity: ${vec.problems.join('; ')}`), { exitCode: 4 });
   await target.reset();
   info = await target.info();
+  const interop = await measureInterop(target, info, o.seed);
   const manifest = {
     suite_version: SUITE_VERSION,
     suite_commit: null,
@@ -157,6 +290,9 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
         const base = { id: c.id, section: s.name, spec_ref: c.spec_ref, title: c.title };
         const missingOp = (c.requires?.ops ?? []).find((op) => !info.ops.includes(op));
         const reason =
+          (o.stopOnFail && results.some((x) => x.status === 'fail')
+            ? 'stopped: an earlier case failed'
+            : null) ??
           sectionSkip ??
           (missingOp
             ? `harness_op_unavailable: ${missingOp}`
@@ -175,7 +311,7 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
           const limit = c.timeout_ms ?? o.caseTimeoutMs ?? 30_000;
           let timer: ReturnType<typeof setTimeout> | undefined;
           out = await Promise.race([
-            c.run(makeCtx(target, info, o.seed, c.id)),
+            c.run(makeCtx(target, info, o.seed, c.id, record)),
             new Promise<Outcome>((res) => {
               timer = setTimeout(
                 () =>
@@ -228,14 +364,18 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
     started,
     finished: Date.now(),
     preflight,
+    wire_vectors: wireVectors(tallies, vec.families),
+    interop,
   });
   let cid = reportCid(report);
   if (preflight.ok) {
+    // the runner computed `report` from what it observed; the SUT only signs it. A signed report whose
+    // content differs from the observed one (or whose signature / CID does not check) is refused.
     const s = await target.call(0, 'protocol.conformance.report', { action: 'submit', report });
-    if ('output' in s && verifyObj(s.output.report, implementation.node_id)) {
+    if ('output' in s) {
+      checkSignedReport(report, s.output.report, s.output.report_cid, implementation.node_id);
       report = s.output.report;
       cid = s.output.report_cid;
-      if (reportCid(report) !== cid) throw new Error('SUT returned a report_cid that does not recompute');
     }
   }
   const files: string[] = [];
@@ -251,7 +391,10 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
     w(`reports/${cid.slice(7)}.json`, JSON.stringify(report, null, 2) + '\n');
     w('report.html', renderHtml(report, cid, results));
     w('run_manifest.json', JSON.stringify(manifest, null, 2) + '\n');
+    w('wptreport.json', JSON.stringify(wptReport(report, results), null, 2) + '\n');
   }
-  const exitCode = report.overall === 'fail' ? 1 : report.overall === 'skipped' ? 3 : 0;
+  // a required section with nothing passed (skipped, not run) is not success, even when nothing failed
+  const exitCode =
+    report.overall === 'fail' ? 1 : report.overall === 'skipped' ? 3 : report.required_unmet.length ? 2 : 0;
   return { report, report_cid: cid, exitCode, files };
 }

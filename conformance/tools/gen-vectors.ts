@@ -1,118 +1,112 @@
 /**
- * Regenerates the language-neutral vectors owned by the suite (canonical_json, identity, signatures,
- * protocol) from the seed 0xC0FFEE and writes vectors/index.json. Uses suite code and @noble only,
- * never engine/. `--check` exits 1 when the committed files differ.
+ * Regenerates the language-neutral vectors owned by the suite (identity, signatures, protocol) and writes
+ * vectors/index.json. Expected values come only from independent sources — RFC 8032 §7.1 (literal),
+ * Project Wycheproof (../shared/fixtures/wycheproof, copied verbatim), hand-written tables — never from
+ * engine/ and never from a canonicaliser or signer of the suite (tests/unit/conformance-vectors.test.ts
+ * fails otherwise). canonical_json/jcs.json (RFC 8785 text) is hand-maintained; x08/ and tokens/ are
+ * owned by those modules. `--check` exits 1 when the committed files differ.
  * Usage: npx tsx conformance/tools/gen-vectors.ts [--check]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { blake3 } from '@noble/hashes/blake3.js';
-import { jcs, sha256Hex, signBytes, toHex, utf8, verifyObj, signObj } from '../lib/crypto.js';
-import { drbg, drbgIdentity } from '../lib/drbg.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { base64urlnopad } from '@scure/base';
 
-const SEED = 0xc0ffee;
-const DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'vectors');
+const HERE = dirname(fileURLToPath(import.meta.url));
+const DIR = join(HERE, '..', 'vectors');
+const WYCHEPROOF = join(HERE, '..', '..', '..', 'shared', 'fixtures', 'wycheproof', 'ed25519_test.json');
 const OWNED = [
-  'canonical_json/jcs.json',
   'identity/nodeids.json',
   'signatures/ed25519.json',
   'protocol/versions.json',
   'protocol/negotiation.json',
 ];
+/** listed in index.json (hash-checked, run by the suite) but not written here */
+const HAND = ['canonical_json/jcs.json'];
 
-function file(id: string, kind: string, spec_ref: string, description: string, cases: unknown[]) {
-  const body = { vector_schema: 'hearthnet.vector/1', id, kind, spec_ref, description, cases };
-  return { ...body, sha256: sha256Hex(utf8(jcs(body))) };
+type Source = { kind: string; ref: string; generated_by: string };
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+function file(
+  id: string,
+  kind: string,
+  spec_ref: string,
+  description: string,
+  source: Source,
+  cases: unknown[],
+) {
+  const body = { vector_schema: 'hearthnet.vector/1', id, kind, spec_ref, description, source, cases };
+  return { ...body, sha256: bytesToHex(sha256(utf8(JSON.stringify(body)))) };
 }
 
-function canonicalJson() {
-  const inputs: [string, string][] = [
-    ['key_order_ascii', '{"b":2,"a":1,"c":{"z":0,"y":[3,2,1]}}'],
-    ['key_order_non_ascii', '{"\\u20ac":1,"\\r":2,"1":3,"\\u00f6":4}'],
-    ['key_order_non_bmp', '{"\\ud83d\\ude00":1,"\\ufb33":2}'],
-    ['numbers', '[1.0, 1e21, 1e-7, -0, 0.1, 123456789012, 1.5e300, 5e-324]'],
-    ['float_sum', '{"sum": 0.30000000000000004}'],
-    ['escapes', '{"s":"\\u2028\\u2029\\t\\n\\"\\\\\\u0001\\u007f"}'],
-    ['nested', '[[],{},[{}],{"a":[null,true,false]}]'],
-    [
-      'rfc8785_example',
-      '{"numbers":[333333333.33333329,1E30,4.50,2e-3,0.000000000000000000000000001],"string":"\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/","literals":[null,true,false]}',
-    ],
-  ];
-  return inputs.map(([name, text]) => {
-    const c = jcs(JSON.parse(text));
-    return {
-      name,
-      input: text,
-      expect: {
-        result: 'ok',
-        value: c,
-        canonical_hex: toHex(utf8(c)),
-        sha256: sha256Hex(utf8(c)),
-        blake3: `blake3:${toHex(blake3(utf8(c)))}`,
-      },
-    };
-  });
-}
-
-function identities() {
-  return ['alice', 'bob', 'carol'].map((n) => {
-    const k = drbgIdentity(SEED, n);
-    return {
-      name: n,
-      input: { drbg_label: `identity/${n}`, seed_hex: toHex(k.seed) },
-      expect: { result: 'ok', public_key_hex: toHex(k.publicKey), node_id: k.nodeId },
-    };
-  });
-}
-
-function signatures() {
-  const k = drbgIdentity(SEED, 'signer');
-  const payload = {
-    capability: 'protocol.version.list',
-    body: { note: 'vector', n: 1 },
-    from: k.nodeId,
-    timestamp: 1780272000,
-  };
-  const signed = signObj(k, payload);
-  const tampered = { ...signed, body: { note: 'vector', n: 2 } };
-  const nonJcs = { ...payload, signature: signBytes(k, utf8(JSON.stringify(payload))) };
-  // RFC 8032 §7.1 test 1 for the primitive
-  const rfc = {
+/** RFC 8032 §7.1 TEST 1–3, copied from the RFC (secret key, public key, message, signature). */
+export const RFC8032 = [
+  {
+    name: 'rfc8032_test_1',
     secret: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
     public: 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
     message: '',
     signature:
       'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+  },
+  {
+    name: 'rfc8032_test_2',
+    secret: '4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb',
+    public: '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c',
+    message: '72',
+    signature:
+      '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00',
+  },
+  {
+    name: 'rfc8032_test_3',
+    secret: 'c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7',
+    public: 'fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025',
+    message: 'af82',
+    signature:
+      '6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a',
+  },
+];
+
+function identities() {
+  // NodeID = "ed25519:" + base64url-nopad(public key): a pure re-encoding of the RFC's public key
+  return RFC8032.map((t) => ({
+    name: t.name,
+    source: 'RFC 8032 §7.1',
+    input: { seed_hex: t.secret },
+    expect: {
+      result: 'ok',
+      public_key_hex: t.public,
+      node_id: `ed25519:${base64urlnopad.encode(hexToBytes(t.public))}`,
+    },
+  }));
+}
+
+function signatures() {
+  const rfc = RFC8032.map((t) => ({
+    name: t.name,
+    source: 'RFC 8032 §7.1',
+    op: 'sign',
+    input: { seed_hex: t.secret, message_hex: t.message },
+    expect: { result: 'ok', public_key_hex: t.public, signature_hex: t.signature },
+  }));
+  const w = JSON.parse(readFileSync(WYCHEPROOF, 'utf8')) as {
+    testGroups: {
+      publicKey: { pk: string };
+      tests: { tcId: number; msg: string; sig: string; result: string; flags: string[] }[];
+    }[];
   };
-  return [
-    {
-      name: 'signed_object',
-      input: { signer_seed_hex: toHex(k.seed), payload: JSON.stringify(payload) },
-      expect: {
-        result: 'ok',
-        canonical: jcs(payload),
-        signature: signed.signature,
-        valid: verifyObj(signed, k.nodeId),
-      },
-    },
-    {
-      name: 'tampered_body',
-      input: { signer: k.nodeId, signed: JSON.stringify(tampered) },
-      expect: { result: 'ok', valid: verifyObj(tampered, k.nodeId) },
-    },
-    {
-      name: 'signed_over_non_jcs_bytes',
-      input: { signer: k.nodeId, signed: JSON.stringify(nonJcs) },
-      expect: { result: 'ok', valid: verifyObj(nonJcs, k.nodeId) },
-    },
-    {
-      name: 'rfc8032_test_1',
-      input: { secret_hex: rfc.secret, message_hex: rfc.message },
-      expect: { result: 'ok', public_key_hex: rfc.public, signature_hex: rfc.signature },
-    },
-  ];
+  const wy = w.testGroups.flatMap((g) =>
+    g.tests.map((t) => ({
+      name: `wycheproof_tc${t.tcId}`,
+      source: `Wycheproof ed25519_test.json tcId ${t.tcId} (${t.flags.join(',')})`,
+      op: 'verify',
+      input: { public_key_hex: g.publicKey.pk, message_hex: t.msg, signature_hex: t.sig },
+      expect: { result: 'ok', valid: t.result === 'valid' },
+    })),
+  );
+  return [...rfc, ...wy];
 }
 
 function versions() {
@@ -169,27 +163,36 @@ function negotiation() {
   }));
 }
 
+const HAND_TABLE: Source = {
+  kind: 'hand-derived',
+  ref: 'table written by hand from the spec text (M32 A3.1 / A3.3, SemVer 2.0.0 §11 precedence)',
+  generated_by: 'conformance/tools/gen-vectors.ts (literal table)',
+};
+
 export function generate(): Record<string, unknown> {
   return {
-    'canonical_json/jcs.json': file(
-      'canonical_json/jcs',
-      'canonical_json',
-      'RFC 8785; Phase 1 §5',
-      'JSON text → JCS text, bytes, SHA-256, BLAKE3',
-      canonicalJson(),
-    ),
     'identity/nodeids.json': file(
       'identity/nodeids',
       'identity',
       'M01 §2; X09 B5',
-      'DRBG seed → Ed25519 public key → NodeID (ed25519:+base64url-nopad)',
+      'Ed25519 seed → public key → NodeID (ed25519:+base64url-nopad). Run through the harness op `vector` (identity).',
+      {
+        kind: 'rfc8032',
+        ref: 'RFC 8032 §7.1 TEST 1–3 key pairs',
+        generated_by: 'conformance/tools/gen-vectors.ts (literal RFC values)',
+      },
       identities(),
     ),
     'signatures/ed25519.json': file(
       'signatures/ed25519',
       'signatures',
-      'Phase 1 §5 signing',
-      'payload → JCS → Ed25519 signature; tampered and non-JCS variants must not verify; RFC 8032 test 1',
+      'Phase 1 §5 signing; RFC 8032',
+      'sign: seed + message → signature (RFC 8032, deterministic); verify: public key + message + signature → valid (Wycheproof). Run through the harness op `vector`.',
+      {
+        kind: 'rfc8032+wycheproof',
+        ref: 'RFC 8032 §7.1 TEST 1–3; Project Wycheproof testvectors_v1/ed25519_test.json (C2SP/wycheproof dac1dd47, ../shared/fixtures/wycheproof/SOURCES.md)',
+        generated_by: 'conformance/tools/gen-vectors.ts (copied, never computed)',
+      },
       signatures(),
     ),
     'protocol/versions.json': file(
@@ -197,6 +200,7 @@ export function generate(): Record<string, unknown> {
       'protocol',
       'M32 A3.1',
       'ProtocolVersion parse/reject, precedence and compatibility',
+      HAND_TABLE,
       versions(),
     ),
     'protocol/negotiation.json': file(
@@ -204,24 +208,25 @@ export function generate(): Record<string, unknown> {
       'protocol',
       'M32 A3.3',
       'negotiation table; either argument order gives the same result',
+      HAND_TABLE,
       negotiation(),
     ),
   };
 }
 
 if (process.argv[1] && /gen-vectors/.test(process.argv[1])) {
-  void drbg;
   const files = generate();
   const check = process.argv.includes('--check');
   const index = {
     vector_schema: 'hearthnet.vector-index/1',
-    seed: '0xC0FFEE',
+    seed: null,
     files: [] as { path: string; sha256: string }[],
   };
   let stale = false;
+  for (const p of HAND) index.files.push({ path: p, sha256: bytesToHex(sha256(readFileSync(join(DIR, p)))) });
   for (const p of OWNED) {
     const text = JSON.stringify(files[p], null, 2) + '\n';
-    index.files.push({ path: p, sha256: sha256Hex(utf8(text)) });
+    index.files.push({ path: p, sha256: bytesToHex(sha256(utf8(text))) });
     const full = join(DIR, p);
     if (check) {
       let cur = '';

@@ -54,6 +54,15 @@ test('the conformance suite passes on browsers:3', async () => {
     browserReport = report;
     expect(report.target).toMatchObject({ kind: 'browsers', peers: 3, browser: { name: 'chromium' } });
     expect(report.totals.failed, run.out).toBe(0);
+    // every REQUIRED section ran and passed (a skipped or partial required section is not success)
+    const required = Object.values(report.sections as Record<string, any>).filter((s) => s.required);
+    expect(required.length).toBeGreaterThanOrEqual(5);
+    for (const s of required) expect(s.status, `${s.name} (required)`).toBe('pass');
+    expect(report.required_unmet).toEqual([]);
+    // the ecosystem-shaped reports sit beside our own
+    const wpt = JSON.parse(readFileSync(path.join(out, 'wptreport.json'), 'utf8'));
+    expect(wpt.results).toHaveLength(listed.length);
+    for (const r of wpt.results) expect(['PASS', 'FAIL', 'SKIP']).toContain(r.status);
     expect(report.totals.total).toBe(listed.length);
     expect(report.totals.passed).toBeGreaterThan(0);
     expect(report.signed).toBe(true);

@@ -1,8 +1,11 @@
 /**
  * `npm run bench [-- prefix ...]`: runs every `tools/bench/*.bench.ts` module, each exporting
- * `figures(filter)` → `Record<string, number>`, and merges the figures into `bench-results.json`
- * at the repo root (a flat object of "name": number). With arguments, only figures whose names
- * start with one of the given prefixes are run and written.
+ * `figures(filter)` → `Record<string, number>`, and writes them into `bench-results.json` at the
+ * repo root (a flat object of "name": number). With arguments, only figures whose names start with
+ * one of the given prefixes are run; every existing figure under those prefixes is dropped first, so
+ * a figure not measured in this run (e.g. WebGPU without an adapter) never survives from an older
+ * run. Figures of other prefixes are kept as they were. Without arguments the file is rewritten
+ * from this run alone.
  */
 import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -21,7 +24,12 @@ const prefixes = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const want: BenchFilter = (name) => prefixes.length === 0 || prefixes.some((p) => name.startsWith(p));
 
 const out = join(root, 'bench-results.json');
-const results: Record<string, number> = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {};
+const previous: Record<string, number> = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {};
+// keep only figures this run does not cover; everything it covers must be measured again or vanish
+const results: Record<string, number> = Object.fromEntries(
+  Object.entries(previous).filter(([k]) => prefixes.length > 0 && !want(k)),
+);
+const dropped = Object.keys(previous).filter((k) => !(k in results));
 const files = readdirSync(here)
   .filter((f) => f.endsWith('.bench.ts'))
   .sort();
@@ -36,6 +44,8 @@ for (const f of files) {
     results[k] = v;
   }
 }
+const gone = dropped.filter((k) => !(k in results));
+if (gone.length) process.stderr.write(`bench: not measured this run, dropped: ${gone.join(', ')}\n`);
 const sorted = Object.fromEntries(Object.entries(results).sort(([a], [b]) => (a < b ? -1 : 1)));
 writeFileSync(out, JSON.stringify(sorted, null, 2) + '\n');
 process.stdout.write(JSON.stringify(sorted, null, 2) + '\n');

@@ -3,7 +3,7 @@
  * signed calls, event gossip). It is "the suite on the wire": it can forge, tamper and misbehave.
  * Link frame: u8 version=1 | u8 kind (1 CONTROL) | u8 flags (bit0 MORE) | u8 0 | u32 channel | u32 msg_no | payload.
  */
-import { b64u, signObj, utf8, verifyObj, type SuiteKey } from '../../lib/crypto.js';
+import { b64u, signBytes, signObj, utf8, verifyObj, type SuiteKey } from '../../lib/crypto.js';
 import type { RawPort } from '../target.js';
 
 const HEADER = 12;
@@ -46,8 +46,8 @@ export class SimPeer {
     });
   }
 
-  async send(m: Record<string, unknown>): Promise<void> {
-    const body = utf8(JSON.stringify(m));
+  async send(m: Record<string, unknown> | string): Promise<void> {
+    const body = utf8(typeof m === 'string' ? m : JSON.stringify(m));
     const room = this.port.maxMessageBytes - HEADER;
     for (let off = 0; off < body.length || off === 0; off += room) {
       const piece = body.subarray(off, off + room);
@@ -217,6 +217,37 @@ export class SimPeer {
           message: 'SUT response signature does not verify',
         },
       };
+    return { output: m.body?.output };
+  }
+
+  /**
+   * A signed call whose body goes on the wire as `bodyText` verbatim (e.g. `-0`, `1E30`, `4.50`, unsorted
+   * keys) while the signature covers the envelope with `canonicalBody` — the canonical text of that body
+   * as an independent source states it (RFC 8785's examples, hand-derived bytes). The SUT parses the text
+   * itself and accepts the call only if its own canonicalisation gives exactly those bytes.
+   */
+  async callRaw(
+    capability: string,
+    bodyText: string,
+    canonicalBody: string,
+    timeoutMs = 5000,
+  ): Promise<{ output: any } | { error: { code: string; message: string } }> {
+    const id = this.requestId();
+    const ts = Math.floor(Date.now() / 1000);
+    const q = JSON.stringify;
+    // envelope keys are ASCII: sorted by hand, no canonicaliser involved
+    const canon = `{"body":${canonicalBody},"capability":${q(capability)},"community":${q(this.o.community)},"from":${q(this.o.key.nodeId)},"request_id":${q(id)},"timestamp":${ts},"version":""}`;
+    const signature = signBytes(this.o.key, utf8(canon));
+    const reply = new Promise<any>((resolve, reject) => {
+      this.waiters.set(id, { resolve, reject });
+      setTimeout(() => reject(new Error(`no answer to ${capability}`)), timeoutMs);
+    });
+    await this.send(
+      `{"type":"call","id":${q(id)},"capability":${q(capability)},"version":"","from":${q(this.o.key.nodeId)},"community":${q(this.o.community)},"timestamp":${ts},"body":${bodyText},"signature":${q(signature)},"stream":false,"timeout_ms":5000}`,
+    );
+    const m = await reply;
+    if (m.type === 'err')
+      return { error: { code: String(m.error?.error), message: String(m.error?.message ?? '') } };
     return { output: m.body?.output };
   }
 

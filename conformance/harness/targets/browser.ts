@@ -36,7 +36,33 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--no-first-run',
 ];
-export const BROWSER_OPS = ['call', 'events', 'reset', 'link', 'config', 'raw_link', 'x08_accept'];
+export const BROWSER_OPS = ['call', 'events', 'reset', 'link', 'config', 'raw_link', 'x08_accept', 'vector'];
+
+/**
+ * `vector` op in the browser: the page exposes no engine functions, so harness/vector-ops.ts (the same
+ * dispatcher the in-process target uses, importing engine/) is bundled by esbuild into one script and
+ * evaluated in the SUT page; the vectors then run on the page's JS engine against the engine source of
+ * this checkout (not against the functions inside the built app bundle).
+ */
+let vectorBundle: Promise<string> | null = null;
+async function vectorScript(): Promise<string> {
+  vectorBundle ??= (async () => {
+    const { build } = await import('esbuild');
+    const { fileURLToPath } = await import('node:url');
+    const r = await build({
+      entryPoints: [fileURLToPath(new URL('../vector-ops.ts', import.meta.url))],
+      bundle: true,
+      format: 'iife',
+      globalName: '__hnVectorsMod',
+      platform: 'browser',
+      target: 'es2022',
+      write: false,
+      logLevel: 'silent',
+    });
+    return `${r.outputFiles[0]!.text}\nwindow.__hnVectors = __hnVectorsMod;`;
+  })();
+  return vectorBundle;
+}
 /** the harness baseline: every experimental flag off, protocol on */
 const EXPERIMENTAL = ['distributed_llm', 'moe', 'fedlearn', 'lora', 'evidence', 'civdef', 'tensor_transport'];
 
@@ -356,6 +382,16 @@ export class BrowserTarget implements Target {
 
   async call(peer: number, capability: string, input: unknown): Promise<CallResult> {
     return viaJson((await this.page(peer).evaluate(callJs(capability, viaJson(input)))) as CallResult);
+  }
+
+  async vector(peer: number, family: string, op: string, input: unknown): Promise<CallResult> {
+    const page = this.page(peer);
+    if (!(await page.evaluate('!!window.__hnVectors'))) await page.evaluate(await vectorScript());
+    return viaJson(
+      (await page.evaluate(
+        `(() => { try { return { output: window.__hnVectors.runVector(${JSON.stringify(family)}, ${JSON.stringify(op)}, ${JSON.stringify(viaJson(input))}) }; } catch (e) { return { error: { code: String(e && e.code || 'internal_error'), message: String(e && e.message || e) } }; } })()`,
+      )) as CallResult,
+    );
   }
 
   async events(peer: number, cursor = 0) {

@@ -6,8 +6,11 @@
 import { createNode, memoryPortPair, type HearthNode } from '../../../engine/index.js';
 import type { ModuleName } from '../../../engine/core/config.js';
 import { TensorSession } from '../../../engine/transport/tensor/index.js';
+import { keyPairFromSeed } from '../../../engine/identity/identity.js';
+import { checkSessionHello, mintSessionToken, SessionTokenRegistry } from '../../../engine/tokens/session.js';
 import type { NodeID } from '../../../engine/core/types.js';
 import { drbg } from '../../lib/drbg.js';
+import { runVector } from '../vector-ops.js';
 import {
   viaJson,
   type CallResult,
@@ -30,7 +33,17 @@ export interface EngineTargetOptions {
   };
 }
 
-export const ENGINE_OPS = ['call', 'events', 'reset', 'link', 'config', 'raw_link', 'x08_accept'];
+export const ENGINE_OPS = [
+  'call',
+  'events',
+  'reset',
+  'link',
+  'config',
+  'raw_link',
+  'x08_accept',
+  'x08_token',
+  'vector',
+];
 
 export class EngineTarget implements Target {
   readonly kind = 'in-process' as const;
@@ -38,6 +51,8 @@ export class EngineTarget implements Target {
   private logs: any[][] = [];
   private offs: (() => void)[] = [];
   private generation = 0;
+  /** per SUT peer: the engine's single-use session-token bookkeeping for x08_token / x08_accept */
+  private tokenRegistries: SessionTokenRegistry[] = [];
 
   constructor(private o: EngineTargetOptions = {}) {}
 
@@ -88,12 +103,53 @@ export class EngineTarget implements Target {
 
   async reset(): Promise<void> {
     await this.close();
+    this.tokenRegistries = [];
     await this.start();
+  }
+
+  private registry(peer: number) {
+    return (this.tokenRegistries[peer] ??= new SessionTokenRegistry());
+  }
+
+  /** the suite identity `local` is treated as a member of the SUT's community for its session tokens */
+  private membership(peer: number, local: string) {
+    const n = this.node(peer);
+    return (id: string) => (id === local || id === n.id ? ('member' as const) : null);
+  }
+
+  /**
+   * `x08_token` op: the SUT mints a single-use X08 session token (core §7.5, the engine's own
+   * mintSessionToken with the node key) for the suite identity `local`, session `session_id`, `purpose`.
+   */
+  async x08Token(
+    peer: number,
+    o: { local: string; purpose: string; session_id: string },
+  ): Promise<{ token: string }> {
+    const n = this.node(peer);
+    const kp = keyPairFromSeed(this.seedFor(peer));
+    const t = mintSessionToken(kp, {
+      caller: o.local as NodeID,
+      communityId: n.communityId,
+      membership: this.membership(peer, o.local),
+      sessionId: o.session_id,
+      purpose: o.purpose,
+      registry: this.registry(peer),
+    });
+    return { token: t.token };
   }
 
   async call(peer: number, capability: string, input: unknown): Promise<CallResult> {
     try {
       return viaJson({ output: await this.node(peer).call(capability, viaJson(input)) });
+    } catch (e: any) {
+      return { error: { code: String(e?.code ?? 'internal_error'), message: String(e?.message ?? e) } };
+    }
+  }
+
+  async vector(peer: number, family: string, op: string, input: unknown): Promise<CallResult> {
+    this.node(peer);
+    try {
+      return viaJson({ output: runVector(family, op, viaJson(input)) });
     } catch (e: any) {
       return { error: { code: String(e?.code ?? 'internal_error'), message: String(e?.message ?? e) } };
     }
@@ -153,7 +209,21 @@ export class EngineTarget implements Target {
       local: n.id,
       peer: o.local as NodeID,
       expectedPurpose: o.purpose,
-      validateToken: (tok) => {
+      // a real session token (hntoken://, from x08_token) is checked by the engine's own
+      // checkSessionHello (signature, issuer, subject, scope, single use); any other string must equal
+      // the token the suite named
+      validateToken: (tok, hello) => {
+        if (tok.startsWith('hntoken://')) {
+          const acc = checkSessionHello(tok, hello, {
+            self: n.id,
+            linkPeer: o.local as NodeID,
+            linkKind: 'memory',
+            communityId: n.communityId,
+            membership: this.membership(peer, o.local),
+            registry: this.registry(peer),
+          });
+          return { expiresAt: acc.expiresAt };
+        }
         if (tok !== o.token) throw Object.assign(new Error('bad token'), { code: 'token_invalid' });
       },
     })

@@ -74,19 +74,43 @@ export const section: SectionDef = {
       spec_ref: 'M32 A2 (stable tier)',
       title: 'the five protocol.* capabilities answer with the module flags as they are',
       async run(ctx) {
+        const d = await ctx.describe();
+        const answers = async (cap: string, input: unknown, ok: (o: any) => boolean) => {
+          const r = await ctx.call(cap, input);
+          if ('error' in r)
+            return fail(`${cap} answers`, `error ${r.error.code}`, `${cap} failed`, {
+              capability: cap,
+              input,
+            });
+          return ok(r.output)
+            ? null
+            : fail(`${cap} answer shape`, r.output, `${cap} answered wrongly`, { capability: cap });
+        };
         return all(
-          async () =>
-            'error' in (await ctx.call('protocol.version.list', {}))
-              ? fail('ok', 'error', 'version.list', {})
-              : null,
-          async () =>
-            'error' in (await ctx.call('protocol.self.describe', {}))
-              ? fail('ok', 'error', 'self.describe', {})
-              : null,
-          async () =>
-            'error' in (await ctx.call('protocol.registry.list', {}))
-              ? fail('ok', 'error', 'registry.list', {})
-              : null,
+          () => answers('protocol.version.list', {}, (o) => Array.isArray(o.protocol_versions)),
+          () =>
+            answers(
+              'protocol.self.describe',
+              {},
+              (o) =>
+                JSON.stringify(o.modules) === JSON.stringify(d.modules) && o.node_id === ctx.info.peers[0],
+            ),
+          () => answers('protocol.registry.list', {}, (o) => Array.isArray(o.entries)),
+          async () => {
+            // announce as the local operator: the own descriptor is maintained by the node (bad_request),
+            // any other answer than not_found / internal_error shows the capability is there
+            const r = await ctx.call('protocol.registry.announce', { descriptor: d });
+            return 'error' in r && (r.error.code === 'not_found' || r.error.code === 'internal_error')
+              ? fail('protocol.registry.announce answers', r.error.code, 'announce missing', {})
+              : null;
+          },
+          async () => {
+            // before any report exists, latest answers protocol_suite_not_installed (M32 A2.5)
+            const r = await ctx.call('protocol.conformance.report', { action: 'latest' });
+            return 'error' in r && r.error.code !== 'protocol_suite_not_installed'
+              ? fail('protocol.conformance.report answers', r.error.code, 'conformance.report failed', {})
+              : null;
+          },
         );
       },
     },

@@ -109,6 +109,16 @@ export const section: SectionDef = {
             /^blake3:[0-9a-f]{64}$/.test(last.data.descriptor_cid)
               ? null
               : fail('blake3 CID', last.data.descriptor_cid, 'bad CID', {}),
+          // the CID must hash the right bytes: BLAKE3 of the JCS of the signed descriptor it names
+          () =>
+            last.data.descriptor_cid === blake3Cid(d)
+              ? null
+              : fail(
+                  blake3Cid(d),
+                  last.data.descriptor_cid,
+                  'descriptor_cid is not blake3(JCS(signed descriptor))',
+                  { descriptor: d },
+                ),
         );
       },
     },
@@ -157,6 +167,51 @@ export const section: SectionDef = {
           if (!(await sim.alive()))
             return fail('link open', sim.state, 'the SUT tore the link down after an unknown event type', {});
           return pass();
+        } finally {
+          sim.close();
+        }
+      },
+    },
+    {
+      id: 'EV-06',
+      spec_ref: 'X02 §6.3 receive validation (community)',
+      title: 'a validly signed gossiped event of another community is not stored; one of this community is',
+      requires: { ops: ['raw_link'] },
+      async run(ctx) {
+        const key = ctx.identity('author');
+        const sim = await openSim(ctx, { key });
+        try {
+          const other = ctx.identity('other-community').nodeId;
+          const foreign = simEvent(
+            key,
+            other,
+            'community.member.joined',
+            { invite_event_id: 'f' },
+            1,
+            null,
+            1,
+            ulidFrom(ctx.bytes('foreign', 16)),
+          );
+          const good = simEvent(
+            key,
+            ctx.info.community_id,
+            'community.member.joined',
+            { invite_event_id: 'g' },
+            1,
+            null,
+            1,
+            ulidFrom(ctx.bytes('good', 16)),
+          );
+          await sim.push([foreign]);
+          await sim.push([good]);
+          const seen = await eventually(async () =>
+            (await ctx.target.events(0)).events.find((e: any) => e.event_id === good.event_id),
+          );
+          if (!seen) return fail('own-community event stored', 'absent', 'control event not stored', {});
+          const { events } = await ctx.target.events(0);
+          return events.some((e: any) => e.event_id === foreign.event_id)
+            ? fail('rejected', 'stored', 'the SUT stored an event of another community', { event: foreign })
+            : pass();
         } finally {
           sim.close();
         }

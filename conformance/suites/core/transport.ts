@@ -77,8 +77,13 @@ export const section: SectionDef = {
           const sim = await openSim(ctx, { name: 'tr04', community: other });
           sim.close();
           return fail('link refused', 'link open', 'the SUT linked with a peer of another community', {});
-        } catch {
-          return pass();
+        } catch (e) {
+          // only the SUT's refusal counts: a link.close from it, or the link closed by it. A handshake
+          // timeout or a harness error is not a refusal.
+          const msg = String((e as Error)?.message ?? e);
+          return /^link (refused|closed):/.test(msg)
+            ? pass()
+            : fail('link refused by the SUT (link.close)', msg, 'no refusal observed', {});
         }
       },
     },

@@ -11,6 +11,7 @@ function moduleSection(module: string, dir: string, prefix: string, probe: strin
   return {
     name: `experimental/${dir}`,
     required: false,
+    placeholder: true,
     module,
     probe: { capability: probe, input: {} },
     cases: [

@@ -251,7 +251,20 @@ export const section: SectionDef = {
           await w.send(T.DATA, dataBody(2, 2, [2], fp32le([1, 2])), { flags: 2 });
           await w.send(T.END, endBody(2));
           await w.send(T.PING, ctx.bytes('nonce', 8));
-          await eventually(async () => w.got.some((f) => f.type === T.PONG), 2000);
+          if (!(await eventually(async () => w.got.some((f) => f.type === T.PONG), 2000)))
+            return fail(
+              'CONTROL_PONG among the frames checked',
+              w.got.map((f) => f.type),
+              'no PONG: the header check would miss the control frames',
+              {},
+            );
+          if (!(await eventually(async () => !!echoed(w, 2), 2000)))
+            return fail(
+              'tensor 2 echoed',
+              w.got.map((f) => f.type),
+              'no TENSOR_DATA/END to check',
+              {},
+            );
           let last = 0;
           for (const f of w.got) {
             if (f.length !== f.body.length)
@@ -367,6 +380,55 @@ export const section: SectionDef = {
               'SUT accepted a foreign token',
               {},
             )
+          : pass();
+      },
+    },
+    {
+      id: 'X08-22',
+      spec_ref: 'X08 §4.1 HELLO token; core §7.5 single-use session tokens',
+      title:
+        "the SUT's own session token: accepted once; the same token again → refused; the token re-signed by a foreign key → refused",
+      requires: { ops: ['x08_accept', 'x08_token'] },
+      async run(ctx) {
+        const me = ctx.identity('x08').nodeId;
+        const { token } = await ctx.target.x08Token!(0, {
+          local: me,
+          purpose: PURPOSE,
+          session_id: '01J0C0NF0RMANCE00000000000',
+        });
+        const w1 = await open(ctx, { token });
+        const ok = await eventually(
+          async () => w1.got.find((f) => f.type === T.HELLO || f.type === T.NACK),
+          2000,
+        );
+        w1.port.close();
+        if (ok?.type !== T.HELLO)
+          return fail(
+            'HELLO answer (token accepted)',
+            w1.got.map((f) => f.type),
+            'a valid session token was refused',
+            {},
+          );
+        // replay: the same single-use token on a new session
+        const w2 = await open(ctx, { token });
+        const r2 = await expectNackClose(w2, null, { token: 'replayed' });
+        if (r2.status !== 'pass') return r2;
+        if (w2.got.some((f) => f.type === T.HELLO))
+          return fail('no HELLO answer', 'HELLO', 'SUT accepted a replayed single-use token', {});
+        // forgery: same header and payload, signature by a key that is not the SUT's
+        const body = token.slice('hntoken://v1/'.length);
+        const [h, p] = body.split('.');
+        const forger = ctx.identity('forger');
+        const sig = (await import('../../lib/crypto.js')).signBytes(
+          forger,
+          new TextEncoder().encode(`${h}.${p}`),
+        );
+        const forged = `hntoken://v1/${h}.${p}.${sig.slice('ed25519:'.length)}`;
+        const w3 = await open(ctx, { token: forged });
+        const r3 = await expectNackClose(w3, null, { token: 'foreign signature' });
+        if (r3.status !== 'pass') return r3;
+        return w3.got.some((f) => f.type === T.HELLO)
+          ? fail('no HELLO answer', 'HELLO', 'SUT accepted a token with a foreign signature', {})
           : pass();
       },
     },
@@ -621,18 +683,43 @@ export const section: SectionDef = {
     {
       id: 'X08-20',
       spec_ref: 'X08 §4.8 BYE',
-      title: 'CONTROL_BYE from the peer mid-tensor → SUT sends no further frames on that session',
+      title:
+        'CONTROL_BYE while the SUT is mid-tensor (held by flow control) → SUT sends no further frame, even after the window reopens',
       requires: { ops: ['x08_accept'] },
+      timeout_ms: 15000,
       async run(ctx) {
-        const w = await open(ctx);
-        await w.send(T.DATA, dataBody(5, 2, [1, 64], new Uint8Array(128)));
-        await sleep(100);
-        await w.send(T.BYE, new TextEncoder().encode('cancelled'));
-        const at = w.got.length;
-        await sleep(500);
-        const after = w.got.slice(at).map((f) => f.type);
-        w.port.close();
-        return after.length ? fail('no frames', after.join(','), 'SUT sent frames after BYE', {}) : pass();
+        const w = await open(ctx, { negotiation: { flow_window: 4, max_chunk_bytes: 1024 } });
+        try {
+          if (w.neg.flow_window !== 4 || w.neg.max_chunk_bytes > 1024)
+            return fail('window 4, chunk ≤ 1024', JSON.stringify(w.neg), 'negotiation', {});
+          // the suite withholds ACKs: the SUT's echo of a 12-chunk tensor stalls after 4 frames
+          w.autoAck = false;
+          const chunk = w.neg.max_chunk_bytes;
+          const data = ctx.bytes('tensor', chunk * 12);
+          for (let off = 0; off < data.length; off += chunk) {
+            const fin = off + chunk >= data.length ? FLAG_FINAL : 0;
+            if (
+              !(await w.sendData(T.DATA, dataBody(5, 4, [data.length], data.subarray(off, off + chunk)), fin))
+            )
+              return fail('window opens', `acked ${w.acked}`, 'SUT never acknowledged', {});
+          }
+          await w.sendData(T.END, endBody(5));
+          const dataFrames = () => w.got.filter((f) => f.type === T.DATA || f.type === T.END).length;
+          if (!(await eventually(async () => dataFrames() >= 4, 3000)))
+            return fail('SUT echo started (4 frames)', dataFrames(), 'no echo to interrupt', {});
+          await sleep(200);
+          // mid-tensor: cancel, then reopen the window — a SUT that ignored the BYE resumes sending
+          await w.send(T.BYE, new TextEncoder().encode('cancelled'));
+          const at = w.got.length;
+          await w.ackNow().catch(() => undefined);
+          await sleep(600);
+          const after = w.got.slice(at).map((f) => f.type);
+          return after.length
+            ? fail('no frames after BYE', after.join(','), "SUT sent frames after the peer's BYE", {})
+            : pass();
+        } finally {
+          w.port.close();
+        }
       },
     },
     {

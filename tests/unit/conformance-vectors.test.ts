@@ -1,0 +1,97 @@
+/**
+ * The vector-source rule: every vector file records an independent source, its expected values come
+ * from that source (checked here against the RFC text / the Wycheproof fixture), and the generator
+ * never reaches engine/ or a canonicaliser/signer — a file regenerated from the code under test fails.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { generate } from '../../conformance/tools/gen-vectors.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const VEC = join(ROOT, 'conformance/vectors');
+const read = (p: string) => JSON.parse(readFileSync(join(VEC, p), 'utf8'));
+
+/** every module gen-vectors.ts reaches through relative imports */
+function importGraph(entry: string, seen = new Set<string>()): Set<string> {
+  if (seen.has(entry)) return seen;
+  seen.add(entry);
+  const src = readFileSync(entry, 'utf8');
+  for (const m of src.matchAll(/^\s*import\s[^'"]*['"](\.[^'"]+)['"]/gm)) {
+    const p = resolve(dirname(entry), m[1]!).replace(/\.js$/, '.ts');
+    if (p.includes('/engine/')) seen.add(p);
+    else importGraph(p, seen);
+  }
+  return seen;
+}
+
+describe('vector sources', () => {
+  it('gen-vectors reaches neither engine/ nor any canonicaliser / signer / verifier of its own', () => {
+    const files = [...importGraph(join(ROOT, 'conformance/tools/gen-vectors.ts'))];
+    expect(files.filter((f) => f.includes('/engine/'))).toEqual([]);
+    expect(files.filter((f) => /conformance\/lib\/crypto/.test(f))).toEqual([]);
+    const src = readFileSync(join(ROOT, 'conformance/tools/gen-vectors.ts'), 'utf8');
+    expect(src).not.toMatch(/\b(jcs|canonical|signObj|verifyObj|signBytes|ed25519)\s*\(/);
+  });
+
+  it('every vector file in index.json records an independent source', () => {
+    const idx = read('index.json');
+    expect(idx.files.length).toBeGreaterThanOrEqual(5);
+    for (const f of idx.files) {
+      const v = read(f.path);
+      expect(v.source?.kind, f.path).toMatch(/^(rfc8785|rfc8032|wycheproof|hand-derived)/);
+      expect(v.source.ref.length, f.path).toBeGreaterThan(10);
+      expect(v.source.generated_by, f.path).not.toMatch(/engine\//);
+    }
+  });
+
+  it('the committed generated files are exactly what the generator writes from its sources', () => {
+    const gen = generate() as Record<string, unknown>;
+    for (const [p, body] of Object.entries(gen)) expect(read(p), p).toEqual(body);
+  });
+
+  it('canonical_json holds the RFC 8785 §3.2.3 example output verbatim', () => {
+    const v = read('canonical_json/jcs.json');
+    const ex = v.cases.find((c: any) => c.name === 'rfc8785_sec3_2_3_example');
+    // RFC 8785 §3.2.3, the canonical output as printed in the RFC
+    expect(ex.expect.value).toBe(
+      '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
+    );
+    const appB = v.cases.filter((c: any) => c.name.startsWith('rfc8785_appendix_b_'));
+    expect(appB).toHaveLength(24);
+    expect(appB.find((c: any) => c.name.endsWith('44b52d02c7e14af6')).expect.value).toBe('[1e+23]');
+  });
+
+  it('signatures: RFC 8032 test 1 verbatim, and every Wycheproof ed25519 test copied with its verdict', () => {
+    const v = read('signatures/ed25519.json');
+    const t1 = v.cases.find((c: any) => c.name === 'rfc8032_test_1');
+    expect(t1.expect.signature_hex).toBe(
+      'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+    );
+    const w = JSON.parse(readFileSync(join(ROOT, '../shared/fixtures/wycheproof/ed25519_test.json'), 'utf8'));
+    const tests = w.testGroups.flatMap((g: any) => g.tests.map((t: any) => ({ ...t, pk: g.publicKey.pk })));
+    expect(v.cases.filter((c: any) => c.op === 'verify')).toHaveLength(tests.length);
+    for (const t of tests) {
+      const c = v.cases.find((x: any) => x.name === `wycheproof_tc${t.tcId}`);
+      expect(c.input).toEqual({ public_key_hex: t.pk, message_hex: t.msg, signature_hex: t.sig });
+      expect(c.expect.valid, `tc ${t.tcId}`).toBe(t.result === 'valid');
+    }
+  });
+
+  it('the rule bites: a generator that takes expected values from engine/ or a suite signer is flagged', () => {
+    const dir = mkdtempSync(join(ROOT, 'conformance/tools/.tmp-'));
+    try {
+      const bad = join(dir, 'gen-bad.ts');
+      writeFileSync(
+        bad,
+        "import { jcs } from '../../../engine/core/canonical.js';\nimport { signObj } from '../../lib/crypto.js';\nexport const x = [jcs, signObj];\n",
+      );
+      const files = [...importGraph(bad)];
+      expect(files.some((f) => f.includes('/engine/'))).toBe(true);
+      expect(files.some((f) => /conformance\/lib\/crypto/.test(f))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
