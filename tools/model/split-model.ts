@@ -33,12 +33,7 @@ import {
   type TensorSpec,
   weightsIdentity,
 } from '../../engine/llm/manifest.js';
-import {
-  CONFIG_FILES,
-  normaliseConfig,
-  type ConfigFile,
-  type HfConfig,
-} from '../../engine/llm/config.js';
+import { CONFIG_FILES, normaliseConfig, type ConfigFile, type HfConfig } from '../../engine/llm/config.js';
 import type { ExternalDataFile } from '../../engine/llm/ort.js';
 import {
   DecoderPart,
@@ -268,8 +263,7 @@ async function splitModelFileInner(modelPath: string, opts: SplitOptions): Promi
     posNum(gqa?.attribute?.find((x) => x.name === 'kv_num_heads')?.i) ??
     heads;
   // KV head size: the graph's (when not symbolic, as genai's `kv_cache_dim` is), the config's, or hidden ÷ heads
-  const headDim =
-    posNum(pastShape[3]) ?? posNum(cfg.head_dim) ?? (heads ? a.hiddenSize / heads : undefined);
+  const headDim = posNum(pastShape[3]) ?? posNum(cfg.head_dim) ?? (heads ? a.hiddenSize / heads : undefined);
   const vocab =
     posNum(logitsShape[2]) ??
     posNum(cfg.vocab_size) ??

@@ -358,7 +358,9 @@ function matrixOf(
   }
   if (p.opType === 'Cast' || p.opType === 'Identity') return src;
   if (p.opType === 'Reshape') {
-    const sh = inits.get(p.input[1] ?? '') ?? getAttr(producer.get(p.input[1] ?? '') ?? { input: [], output: [], opType: '' }, 'value')?.t;
+    const sh =
+      inits.get(p.input[1] ?? '') ??
+      getAttr(producer.get(p.input[1] ?? '') ?? { input: [], output: [], opType: '' }, 'value')?.t;
     const vals = sh ? int64Values(sh) : undefined;
     if (!vals || vals.some((v) => v <= 0)) return undefined; // 0 / −1 copy / infer: not resolved here
     return { dims: vals, dataType: src.dataType };
