@@ -225,7 +225,7 @@ test.describe('WASM', () => {
     });
 
   test('the whole Optimum export with external data loads and chats in the Local chat view', async () => {
-    test.setTimeout(120_000);
+    test.setTimeout(240_000);
     test.skip(!EXPORTS.includes('optimum-qwen2-extdata'), 'narrowed by HN_HF_EXPORTS');
     await page.reload();
     await page.waitForFunction(() => window.hearthnetReady === true);
@@ -233,11 +233,11 @@ test.describe('WASM', () => {
     await page.getByTestId('llm-url').fill(`/models/${TMP_NAME}/optimum-qwen2-extdata/`);
     await page.getByTestId('llm-backend-pref').selectOption('wasm');
     await page.getByTestId('llm-load').click();
-    await expect(page.getByTestId('llm-backend')).toHaveText('WASM', { timeout: 60_000 });
+    await expect(page.getByTestId('llm-backend')).toHaveText('WASM', { timeout: 120_000 });
     await expect(page.getByTestId('llm-loaded')).toContainText('hashes verified');
     await page.getByTestId('llm-prompt').fill(PROMPT);
     await page.getByTestId('llm-send').click();
-    await expect(page.getByTestId('llm-summary')).toContainText(/\d+ tokens?/, { timeout: 60_000 });
+    await expect(page.getByTestId('llm-summary')).toContainText(/\d+ tokens?/, { timeout: 90_000 });
     expect(((await page.getByTestId('llm-output').textContent()) ?? '').length).toBeGreaterThan(0);
     // the external data file was fetched, verified and cached with the graph
     const files = await page.evaluate(async (dir) => {
