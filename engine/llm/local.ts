@@ -15,7 +15,16 @@ import {
   type GenerationSummary,
   type StepModel,
 } from './generate.js';
-import { parseManifest, verifyBytes, type ManifestPart, type ModelManifest } from './manifest.js';
+import {
+  parseManifest,
+  verifyBytes,
+  weightsIdentity,
+  type ManifestFile,
+  type ManifestPart,
+  type ModelManifest,
+} from './manifest.js';
+import { CONFIG_FILES, completeConfig, normaliseConfig, type HfConfig } from './config.js';
+import { externalDataLocations } from './onnx-external.js';
 import type { ExecutionProvider, ExternalDataFile, RuntimeOptions } from './ort.js';
 import {
   DecoderPart,
@@ -69,17 +78,7 @@ export interface LocalLlm {
   close(): Promise<void>;
 }
 
-export interface HfConfig {
-  _name_or_path?: string;
-  vocab_size: number;
-  hidden_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads?: number;
-  head_dim?: number;
-  max_position_embeddings?: number;
-  eos_token_id?: number | number[] | null;
-}
+export type { HfConfig };
 
 async function readJson<T>(src: ModelSource, path: string): Promise<T> {
   let text: string;
@@ -94,6 +93,25 @@ async function readJson<T>(src: ModelSource, path: string): Promise<T> {
   } catch {
     throw new HnError('bad_request', `${path} is not valid JSON`);
   }
+}
+
+/** config.json, else genai_config.json (onnxruntime-genai), normalised to config.json names. */
+export async function readModelConfig(src: ModelSource): Promise<HfConfig> {
+  for (const file of CONFIG_FILES) {
+    if (file !== 'config.json' && src.exists && !(await src.exists(file))) continue;
+    let json: unknown;
+    try {
+      json = await readJson<unknown>(src, file);
+    } catch (e) {
+      if (e instanceof HnError && e.code === 'not_found' && file === 'config.json') continue;
+      throw e;
+    }
+    return completeConfig(normaliseConfig(json, file), file);
+  }
+  throw new HnError(
+    'not_found',
+    'no config.json or genai_config.json next to model.onnx: copy the one the exporter wrote (optimum-cli, the onnxruntime-genai builder and save_pretrained all write one)',
+  );
 }
 
 export function dimsFromConfig(c: HfConfig, maxSeqLen?: number): DecoderDims {
@@ -146,7 +164,17 @@ export async function readPart(
   verifyBytes(bytes, p.sha256, `${label} (${p.file})`);
   const externalData: ExternalDataFile[] = [];
   for (const e of p.external_data ?? []) {
-    const data = await src.read(e.file);
+    let data: Uint8Array;
+    try {
+      data = await src.read(e.file);
+    } catch (err) {
+      if (!(err instanceof HnError) || err.code !== 'not_found') throw err;
+      throw new HnError(
+        'shard_unavailable',
+        `${label}: its external data file ${e.file} is missing (${err.message}); refusing to load — copy the whole split folder`,
+        { details: { reason: 'data_missing', part: label, file: e.file } },
+      );
+    }
     verifyBytes(data, e.sha256, `${label} (${e.file})`);
     externalData.push({ path: e.file.split('/').pop()!, data });
   }
@@ -156,6 +184,8 @@ export async function readPart(
 export interface LoadOptions extends RuntimeOptions {
   /** Expected SHA-256 of model.onnx (whole mode); a mismatch is refused. */
   expectedSha256?: string;
+  /** Whole mode: expected hashes of model.onnx's external data files (from split/manifest.json). */
+  expectedExternal?: ManifestFile[];
   maxSeqLen?: number;
   /**
    * Split mode only: load just these parts ('head', 'tail', shard ids) — a tab that hosts one shard,
@@ -177,14 +207,41 @@ export class OnnxLocalLlm implements LocalLlm {
     private readonly releasables: DecoderPart[],
   ) {}
 
-  /** A directory with model.onnx, config.json, tokenizer.json (+ tokenizer_config.json). */
+  /**
+   * A directory with model.onnx (+ the external data files it names, e.g. model.onnx_data),
+   * config.json or genai_config.json, tokenizer.json (+ tokenizer_config.json).
+   */
   static async loadWhole(src: ModelSource, opts: LoadOptions = {}): Promise<OnnxLocalLlm> {
-    const cfg = await readJson<HfConfig>(src, 'config.json');
+    const cfg = await readModelConfig(src);
     const dims = dimsFromConfig(cfg, opts.maxSeqLen);
     const bytes = await src.read('model.onnx');
     if (opts.expectedSha256) verifyBytes(bytes, opts.expectedSha256, 'model.onnx');
-    const sha = opts.expectedSha256 ?? sha256Hex(bytes);
-    const part = await DecoderPart.load(bytes, dims, 'model.onnx', opts);
+    const modelFile: ManifestFile = {
+      file: 'model.onnx',
+      sha256: opts.expectedSha256 ?? sha256Hex(bytes),
+      bytes: bytes.length,
+    };
+    const externalData: ExternalDataFile[] = [];
+    const extFiles: ManifestFile[] = [];
+    for (const loc of externalDataLocations(bytes)) {
+      let data: Uint8Array;
+      try {
+        data = await src.read(loc);
+      } catch (e) {
+        if (!(e instanceof HnError) || e.code !== 'not_found') throw e;
+        throw new HnError(
+          'not_found',
+          `model.onnx keeps its weights in ${loc}, which is missing (${e.message}): put it next to model.onnx`,
+          { details: { reason: 'data_missing', file: loc } },
+        );
+      }
+      const want = opts.expectedExternal?.find((f) => f.file.split('/').pop() === loc);
+      if (want) verifyBytes(data, want.sha256, loc);
+      externalData.push({ path: loc, data });
+      extFiles.push({ file: loc, sha256: want?.sha256 ?? sha256Hex(data), bytes: data.length });
+    }
+    const sha = weightsIdentity(modelFile, extFiles);
+    const part = await DecoderPart.load(bytes, dims, 'model.onnx', { ...opts, externalData });
     const tokenizer = await loadTokenizer(src, cfg);
     return new OnnxLocalLlm(
       { whole: new WholeModelRunner(part) },
@@ -252,7 +309,9 @@ export class OnnxLocalLlm implements LocalLlm {
       if (m.config) {
         const b = await src.read(m.config.file);
         verifyBytes(b, m.config.sha256, m.config.file);
-        cfg = JSON.parse(fromUtf8(b)) as HfConfig;
+        const file =
+          m.config.file.split('/').pop() === 'genai_config.json' ? 'genai_config.json' : 'config.json';
+        cfg = { ...cfg, ...normaliseConfig(JSON.parse(fromUtf8(b)) as unknown, file) };
       }
       if (!m.tokenizer) throw new HnError('not_found', 'manifest names no tokenizer');
       const tokenizer = await loadTokenizer(src, cfg, {

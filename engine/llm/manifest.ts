@@ -1,11 +1,14 @@
 /**
  * Split-model manifest (`manifest.json`, format `hn-model-manifest/1`) and hash verification.
- * `weights_sha256` is the SHA-256 of the monolithic model file the parts were cut from; every part
+ * `weights_sha256` is the model identity (`weightsIdentity`): the SHA-256 of the monolithic model
+ * file the parts were cut from, or — when its weights sit in external data files — a SHA-256 over
+ * the graph file's and every data file's hashes, so it covers every weight byte; every part
  * carries its own SHA-256. A part whose bytes do not hash to the manifest value is refused
  * (`shard_unavailable`, reason `weights_mismatch`) — never loaded silently.
  */
 import { HnError } from '../core/errors.js';
 import { sha256Hex } from '../core/hash.js';
+import { utf8 } from '../core/encoding.js';
 
 export const MANIFEST_FORMAT = 'hn-model-manifest/1';
 export const SHARD_GRAPH_FORMAT = 'hn-decoder-shard/1';
@@ -108,8 +111,16 @@ export function parseManifest(json: unknown): ModelManifest {
   if (!m.dims || !Number.isInteger(m.dims.total_layers) || m.dims.total_layers < 1)
     fail('dims.total_layers invalid');
   checkFile(m.source, 'source');
+  for (const e of m.source.external_data ?? []) checkFile(e, 'source external data');
+  if (m.weights_sha256 !== weightsIdentity(m.source, m.source.external_data ?? []))
+    fail('weights_sha256 is not the identity of source (+ source.external_data)');
   checkFile(m.head, 'head');
   checkFile(m.tail, 'tail');
+  for (const [p, what] of [
+    [m.head, 'head'],
+    [m.tail, 'tail'],
+  ] as const)
+    for (const e of p.external_data ?? []) checkFile(e, `${what} external data`);
   if (!Array.isArray(m.shards) || m.shards.length === 0) fail('no shards');
   let cursor = 0;
   for (const s of m.shards) {
@@ -126,6 +137,25 @@ export function parseManifest(json: unknown): ModelManifest {
   for (const k of ['tokenizer', 'tokenizer_config', 'config'] as const)
     if (m[k] !== undefined) checkFile(m[k], k);
   return m;
+}
+
+/**
+ * Model identity over every weight byte. A model without external data: the SHA-256 of its graph
+ * file (unchanged from before, so existing identities stay valid). With external data: SHA-256 of
+ * `hn-weights/1\n` followed by one line `<file name> <sha256> <bytes>\n` for the graph file, then
+ * for each data file sorted by name — computable from per-file hashes, in the browser as in Node.
+ */
+export function weightsIdentity(model: ManifestFile, external: readonly ManifestFile[] = []): string {
+  if (external.length === 0) return model.sha256;
+  const base = (f: string): string => f.split('/').pop()!;
+  const lines = [
+    'hn-weights/1',
+    `${base(model.file)} ${model.sha256} ${model.bytes}`,
+    ...[...external]
+      .sort((a, b) => (base(a.file) < base(b.file) ? -1 : base(a.file) > base(b.file) ? 1 : 0))
+      .map((f) => `${base(f.file)} ${f.sha256} ${f.bytes}`),
+  ];
+  return sha256Hex(utf8(lines.join('\n') + '\n'));
 }
 
 /** `<model_id>:<lo>-<hi>[:<tier>]` (B4). */

@@ -194,6 +194,7 @@ export interface OnnxNode {
   domain?: string;
   attribute?: Attribute[];
   docString?: string;
+  metadataProps?: StringStringEntry[];
 }
 export interface Graph {
   node: OnnxNode[];

@@ -6,13 +6,14 @@
  * residual-stream RMS at every cut, and writes OUT/manifest.json. Refuses graphs it cannot cut with
  * a message naming why (exit code 2).
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import {
   decodeModel,
   encodeModel,
+  getAttr,
   DTYPE_NAMES,
   valueInfoShape,
   type Model,
@@ -30,7 +31,10 @@ import {
   type ManifestPart,
   type ModelManifest,
   type TensorSpec,
+  weightsIdentity,
 } from '../../engine/llm/manifest.js';
+import { CONFIG_FILES, normaliseConfig, type ConfigFile, type HfConfig } from '../../engine/llm/config.js';
+import type { ExternalDataFile } from '../../engine/llm/ort.js';
 import {
   DecoderPart,
   HeadRunner,
@@ -80,53 +84,74 @@ function checkRanges(ranges: [number, number][], L: number): void {
 }
 
 /** Inlines initializers stored in external data files next to the model. */
-function loadExternal(model: Model, dir: string): ManifestFile[] {
+function loadExternal(model: Model, dir: string): { files: ManifestFile[]; data: ExternalDataFile[] } {
   const files = new Map<string, Uint8Array>();
   for (const t of model.graph.initializer ?? []) {
     if (t.dataLocation !== 1) continue;
     const kv = new Map((t.externalData ?? []).map((e) => [e.key, e.value]));
     const loc = kv.get('location');
-    if (!loc || loc.includes('..')) throw new SplitError(`initializer ${t.name}: bad external data location`);
-    if (!files.has(loc)) files.set(loc, readFileSync(join(dir, loc)));
+    if (!loc || loc.includes('..') || isAbsolute(loc))
+      throw new SplitError(`initializer ${t.name}: bad external data location '${loc ?? ''}'`);
+    if (!files.has(loc)) {
+      const p = join(dir, loc);
+      if (!existsSync(p))
+        throw new SplitError(
+          `initializer ${t.name} is stored in external data file '${loc}', which is missing: copy it next to the model (${dir})`,
+        );
+      files.set(loc, readFileSync(p));
+    }
     const buf = files.get(loc)!;
     const off = Number(kv.get('offset') ?? 0);
     const len = kv.has('length') ? Number(kv.get('length')) : buf.length - off;
+    if (!(off >= 0 && len >= 0 && off + len <= buf.length))
+      throw new SplitError(
+        `initializer ${t.name}: bytes ${off}..${off + len} lie outside '${loc}' (${buf.length} bytes); the data file is truncated or belongs to another export`,
+      );
     t.rawData = buf.subarray(off, off + len);
     delete t.externalData;
     delete t.dataLocation;
   }
-  return [...files.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([file, b]) => ({ file, sha256: sha256File(b), bytes: b.length }));
+  const sorted = [...files.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+  return {
+    files: sorted.map(([file, b]) => ({ file, sha256: sha256File(b), bytes: b.length })),
+    data: sorted.map(([path, data]) => ({ path, data })),
+  };
 }
 
-/** Moves initializers ≥ 1 KiB of a part into `<file>.data` (used when the source had external data). */
-function externalise(model: Model, dataFile: string): Uint8Array {
+/**
+ * A copy of a part whose initializers ≥ 1 KiB sit in `<file>.data` (used when the source had
+ * external data). Never mutates the tensors of `model` (parts share them): every moved tensor is
+ * a fresh TensorProto, so each part's data file holds its own copy. No data file when nothing moves.
+ */
+function externalise(model: Model, dataFile: string): { model: Model; data?: Uint8Array } {
   const chunks: Uint8Array[] = [];
   let off = 0;
-  for (const t of model.graph.initializer ?? []) {
-    if (!t.rawData || t.rawData.length < 1024) continue;
+  const initializer = (model.graph.initializer ?? []).map((t): TensorProto => {
+    if (!t.rawData || t.rawData.length < 1024) return t;
     const pad = (64 - (off % 64)) % 64;
     if (pad) chunks.push(new Uint8Array(pad));
     off += pad;
     chunks.push(t.rawData);
-    const ext: TensorProto['externalData'] = [
+    const copy: TensorProto = { ...t };
+    delete copy.rawData;
+    copy.externalData = [
       { key: 'location', value: dataFile },
       { key: 'offset', value: String(off) },
       { key: 'length', value: String(t.rawData.length) },
     ];
+    copy.dataLocation = 1;
     off += t.rawData.length;
-    delete t.rawData;
-    t.externalData = ext;
-    t.dataLocation = 1;
-  }
-  const out = new Uint8Array(off);
+    return copy;
+  });
+  const out = { ...model, graph: { ...model.graph, initializer } };
+  if (off === 0) return { model };
+  const data = new Uint8Array(off);
   let p = 0;
   for (const c of chunks) {
-    out.set(c, p);
+    data.set(c, p);
     p += c.length;
   }
-  return out;
+  return { model: out, data };
 }
 
 function spec(v: ValueInfo): TensorSpec {
@@ -143,16 +168,27 @@ interface WrittenPart {
   external?: { path: string; data: Uint8Array };
 }
 
-function writePart(p: PartGraph, outDir: string, file: string, external: boolean): WrittenPart {
+/** Encodes a part in memory (written only after validation). */
+function encodePart(p: PartGraph, file: string, external: boolean): WrittenPart {
   let ext: { path: string; data: Uint8Array } | undefined;
+  let model = p.model;
   if (external) {
     const dataFile = `${file}.data`;
-    const data = externalise(p.model, dataFile);
-    writeFileSync(join(outDir, dataFile), data);
-    ext = { path: dataFile, data };
+    const r = externalise(p.model, dataFile);
+    model = r.model;
+    if (r.data) ext = { path: dataFile, data: r.data };
   }
-  const bytes = encodeModel(p.model);
-  writeFileSync(join(outDir, file), bytes);
+  // every external reference of the part must point at its own data file, inside it
+  for (const t of model.graph.initializer ?? []) {
+    if (t.dataLocation !== 1) continue;
+    const kv = new Map((t.externalData ?? []).map((e) => [e.key, e.value]));
+    const end = Number(kv.get('offset') ?? 0) + Number(kv.get('length') ?? 0);
+    if (!ext || kv.get('location') !== ext.path || end > ext.data.length)
+      throw new SplitError(
+        `internal check failed: ${file} initializer ${t.name} points outside ${ext?.path ?? 'its own data'}; nothing was written`,
+      );
+  }
+  const bytes = encodeModel(model);
   const entry: ManifestPart = {
     file,
     sha256: sha256File(bytes),
@@ -166,65 +202,117 @@ function writePart(p: PartGraph, outDir: string, file: string, external: boolean
   return ext ? { entry, bytes, external: ext } : { entry, bytes };
 }
 
-function readConfig(dir: string): Record<string, unknown> | undefined {
-  const p = join(dir, 'config.json');
-  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>) : undefined;
+/** config.json (HF) or genai_config.json (onnxruntime-genai) next to the model, normalised. */
+function readConfig(dir: string): { cfg: Partial<HfConfig>; file?: ConfigFile } {
+  for (const file of CONFIG_FILES) {
+    const p = join(dir, file);
+    if (!existsSync(p)) continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(p, 'utf8'));
+    } catch {
+      throw new SplitError(`${file} next to the model is not valid JSON`);
+    }
+    return { cfg: normaliseConfig(json, file), file };
+  }
+  return { cfg: {} };
 }
 
+const posNum = (v: unknown): number | undefined =>
+  typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+
 export async function splitModelFile(modelPath: string, opts: SplitOptions): Promise<ModelManifest> {
+  try {
+    return await splitModelFileInner(modelPath, opts);
+  } catch (e) {
+    if (e instanceof SplitError) throw e;
+    // never a stack trace: runtime failures (ORT could not load a part, bad protobuf) become refusals
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new SplitError(`${msg.split('\n')[0]!.slice(0, 600)} (nothing was written)`);
+  }
+}
+
+async function splitModelFileInner(modelPath: string, opts: SplitOptions): Promise<ModelManifest> {
   const srcDir = dirname(resolve(modelPath));
+  if (!existsSync(modelPath)) throw new SplitError(`${modelPath}: no such file`);
   const srcBytes = readFileSync(modelPath);
-  const weightsSha = sha256File(srcBytes);
-  const model = decodeModel(srcBytes);
-  const extFiles = loadExternal(model, srcDir);
-  const cfg = readConfig(srcDir);
-  const a = analyse(
-    model,
-    typeof cfg?.['hidden_size'] === 'number' ? { hiddenSize: cfg['hidden_size'] } : {},
-  );
+  let model: Model;
+  try {
+    model = decodeModel(srcBytes);
+  } catch (e) {
+    throw new SplitError(`${modelPath} is not an ONNX model: ${(e as Error).message}`);
+  }
+  const ext = loadExternal(model, srcDir);
+  const extFiles = ext.files;
+  const { cfg, file: cfgFile } = readConfig(srcDir);
+  const a = analyse(model, posNum(cfg.hidden_size) ? { hiddenSize: cfg.hidden_size! } : {});
   checkRanges(opts.ranges, a.layers);
+  if (posNum(cfg.num_hidden_layers) && cfg.num_hidden_layers !== a.layers)
+    throw new SplitError(
+      `${cfgFile} says num_hidden_layers ${cfg.num_hidden_layers} but the graph has ${a.layers} KV layers: the config does not belong to this model`,
+    );
 
   const pastShape = valueInfoShape(a.inputs.get('past_key_values.0.key')!) ?? [];
   const logitsShape = valueInfoShape((model.graph.output ?? []).find((v) => v.name === 'logits')!) ?? [];
-  const numOr = (v: unknown, fb: unknown): number =>
-    typeof v === 'number' ? v : typeof fb === 'number' ? fb : 0;
   const gqa = model.graph.node.find((n) => n.opType === 'GroupQueryAttention');
+  const heads =
+    posNum(cfg.num_attention_heads) ?? posNum(gqa?.attribute?.find((x) => x.name === 'num_heads')?.i);
+  const kvHeads =
+    posNum(pastShape[1]) ??
+    posNum(cfg.num_key_value_heads) ??
+    posNum(gqa?.attribute?.find((x) => x.name === 'kv_num_heads')?.i) ??
+    heads;
+  // KV head size: the graph's (when not symbolic, as genai's `kv_cache_dim` is), the config's, or hidden ÷ heads
+  const headDim = posNum(pastShape[3]) ?? posNum(cfg.head_dim) ?? (heads ? a.hiddenSize / heads : undefined);
+  const vocab =
+    posNum(logitsShape[2]) ??
+    posNum(cfg.vocab_size) ??
+    posNum(
+      (() => {
+        const lm = model.graph.node.find((n) => n.output.includes('logits'));
+        const w = lm ? a.inits.get(lm.input[1] ?? '') : undefined;
+        if (lm?.opType === 'MatMulNBits') return getAttr(lm, 'N')?.i;
+        return w?.dims?.length === 2 ? w.dims[1] : undefined;
+      })(),
+    );
   const dims = {
     total_layers: a.layers,
     hidden_size: a.hiddenSize,
-    num_attention_heads: numOr(
-      cfg?.['num_attention_heads'],
-      gqa?.attribute?.find((x) => x.name === 'num_heads')?.i,
-    ),
-    num_kv_heads: numOr(pastShape[1], cfg?.['num_key_value_heads']),
-    head_dim: numOr(pastShape[3], cfg?.['head_dim']),
-    vocab_size: numOr(logitsShape[2], cfg?.['vocab_size']),
-    max_seq_len: numOr(cfg?.['max_position_embeddings'], 2048),
+    num_attention_heads: heads ?? 0,
+    num_kv_heads: kvHeads ?? 0,
+    head_dim: headDim ?? 0,
+    vocab_size: vocab ?? 0,
+    max_seq_len: posNum(cfg.max_position_embeddings) ?? 2048,
   };
   for (const [k, v] of Object.entries(dims))
-    if (!v && k !== 'num_attention_heads')
-      throw new SplitError(`cannot determine ${k}: add a config.json next to the model`);
+    if (!posNum(v) && k !== 'num_attention_heads')
+      throw new SplitError(
+        `cannot determine ${k} from the graph${cfgFile ? ` or ${cfgFile}` : ''}: put the config.json (or genai_config.json) the exporter wrote next to model.onnx`,
+      );
 
   const modelId =
     opts.modelId ??
-    (typeof cfg?.['_name_or_path'] === 'string' ? (cfg['_name_or_path'] as string) : basename(srcDir));
+    (typeof cfg._name_or_path === 'string' && cfgFile === 'config.json' && cfg._name_or_path
+      ? cfg._name_or_path
+      : basename(srcDir));
   const tier = opts.tier ?? (a.quantizedOps.length ? 'q' : a.hiddenDtype === 10 ? 'fp16' : 'fp32');
-  mkdirSync(opts.outDir, { recursive: true });
   const external = extFiles.length > 0;
-  const head = writePart(extractPart(a, -1, -1), opts.outDir, 'head.onnx', external);
-  const tail = writePart(extractPart(a, a.layers, a.layers), opts.outDir, 'tail.onnx', external);
+  const head = encodePart(extractPart(a, -1, -1), 'head.onnx', external);
+  const tail = encodePart(extractPart(a, a.layers, a.layers), 'tail.onnx', external);
   const shards = opts.ranges.map(([lo, hi]) => ({
     lo,
     hi,
-    w: writePart(extractPart(a, lo, hi), opts.outDir, `shard-${lo}-${hi}.onnx`, external),
+    w: encodePart(extractPart(a, lo, hi), `shard-${lo}-${hi}.onnx`, external),
   }));
 
-  const copyAside = (name: string): ManifestFile | undefined => {
+  const aside: { name: string; bytes: Uint8Array; entry: ManifestFile }[] = [];
+  const readAside = (name: string): ManifestFile | undefined => {
     const p = join(srcDir, name);
     if (!existsSync(p)) return undefined;
     const b = readFileSync(p);
-    if (resolve(p) !== resolve(join(opts.outDir, name))) copyFileSync(p, join(opts.outDir, name));
-    return { file: name, sha256: sha256File(b), bytes: b.length };
+    const entry = { file: name, sha256: sha256File(b), bytes: b.length };
+    aside.push({ name, bytes: b, entry });
+    return entry;
   };
 
   const cutStats: CutStat[] = [];
@@ -238,18 +326,21 @@ export async function splitModelFile(modelPath: string, opts: SplitOptions): Pro
     });
   }
 
+  const sourceEntry: ManifestFile = {
+    file: basename(modelPath),
+    sha256: sha256File(srcBytes),
+    bytes: srcBytes.length,
+  };
   const manifest: ModelManifest = {
     format: MANIFEST_FORMAT,
     graph_format: SHARD_GRAPH_FORMAT,
     model_id: modelId,
-    weights_sha256: weightsSha,
+    weights_sha256: weightsIdentity(sourceEntry, extFiles),
     tier,
     compute_dtype: a.hiddenDtype === 10 ? 'float16' : 'float32',
     dims,
     source: {
-      file: basename(modelPath),
-      sha256: weightsSha,
-      bytes: srcBytes.length,
+      ...sourceEntry,
       ...(extFiles.length ? { external_data: extFiles } : {}),
       fused_ops: a.fusedOps,
       quantized_ops: a.quantizedOps,
@@ -265,9 +356,9 @@ export async function splitModelFile(modelPath: string, opts: SplitOptions): Pro
     local_equivalents: [],
     created_by: 'hearthnet split-model/1',
   };
-  const tk = copyAside('tokenizer.json');
-  const tkc = copyAside('tokenizer_config.json');
-  const cf = copyAside('config.json');
+  const tk = readAside('tokenizer.json');
+  const tkc = readAside('tokenizer_config.json');
+  const cf = cfgFile ? readAside(cfgFile) : undefined;
   if (tk) manifest.tokenizer = tk;
   if (tkc) manifest.tokenizer_config = tkc;
   if (cf) manifest.config = cf;
@@ -280,10 +371,9 @@ export async function splitModelFile(modelPath: string, opts: SplitOptions): Pro
       vocab_size: dims.vocab_size,
       max_seq_len: dims.max_seq_len,
     };
-    const monoExt = extFiles.map((f) => ({ path: f.file, data: readFileSync(join(srcDir, f.file)) }));
     manifest.validation = await validateSplit(
       srcBytes,
-      monoExt,
+      ext.data,
       head,
       shards.map((s) => s.w),
       tail,
@@ -293,6 +383,20 @@ export async function splitModelFile(modelPath: string, opts: SplitOptions): Pro
     );
   }
   parseManifest(manifest);
+  // validated (or validation skipped): only now touch the output folder
+  mkdirSync(opts.outDir, { recursive: true });
+  const outFiles = new Set<string>();
+  for (const w of [head, tail, ...shards.map((s) => s.w)]) {
+    writeFileSync(join(opts.outDir, w.entry.file), w.bytes);
+    outFiles.add(w.entry.file);
+    if (w.external) {
+      writeFileSync(join(opts.outDir, w.external.path), w.external.data);
+      outFiles.add(w.external.path);
+    }
+  }
+  for (const f of aside)
+    if (resolve(join(srcDir, f.name)) !== resolve(join(opts.outDir, f.name)))
+      writeFileSync(join(opts.outDir, f.name), f.bytes);
   writeFileSync(join(opts.outDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return manifest;
 }
@@ -321,7 +425,7 @@ function quantile(xs: number[], q: number): number {
  */
 async function validateSplit(
   mono: Uint8Array,
-  monoExt: { path: string; data: Uint8Array }[],
+  monoExt: ExternalDataFile[],
   head: WrittenPart,
   shards: WrittenPart[],
   tail: WrittenPart,
@@ -449,11 +553,9 @@ async function main(argv: string[]): Promise<void> {
       `split ${m.model_id} (${m.dims.total_layers} layers, weights ${m.weights_sha256.slice(0, 12)}…) into head, ${m.shards.map((s) => s.layer_range.join('-')).join(', ')}, tail; ${v}; ${Date.now() - t0} ms → ${join(out, 'manifest.json')}\n`,
     );
   } catch (e) {
-    if (e instanceof SplitError) {
-      process.stderr.write(`split-model: ${e.message}\n`);
-      process.exit(2);
-    }
-    throw e;
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`split-model: ${msg}\n`);
+    process.exit(e instanceof SplitError ? 2 : 1);
   }
 }
 

@@ -107,6 +107,24 @@ export function layerOfName(name: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** torch.onnx.export(dynamo=True) keeps module scopes in node metadata, not in node names. */
+const SCOPES_KEY = 'pkg.torch.onnx.name_scopes';
+
+/** Layer index from a node's name, else from its dynamo `pkg.torch.onnx.name_scopes` metadata. */
+export function layerOfNode(n: OnnxNode): number | undefined {
+  const l = layerOfName(n.name);
+  if (l !== undefined) return l;
+  const scopes = n.metadataProps?.find((e) => e.key === SCOPES_KEY)?.value;
+  if (!scopes) return undefined;
+  // a Python list repr: ['', 'm', 'm.model', 'm.model.layers.0', 'm.model.layers.0.self_attn', ...]
+  let found: number | undefined;
+  for (const m of scopes.matchAll(/'([^']*)'/g)) {
+    const v = layerOfName(m[1]);
+    if (v !== undefined) found = v;
+  }
+  return found;
+}
+
 function topoSort(g: Graph, producer: Map<string, OnnxNode>): OnnxNode[] {
   const state = new Map<OnnxNode, number>();
   const order: OnnxNode[] = [];
@@ -211,9 +229,15 @@ export function analyse(model: Model, opts: { hiddenSize?: number } = {}): Ctx &
   const stage = new Map<OnnxNode, number>();
   let named = 0;
   for (const n of dataNodes) {
-    const l = layerOfName(n.name);
+    const l = layerOfNode(n);
     if (l !== undefined) {
-      if (l >= L)
+      if (l === L) {
+        // onnxruntime-genai names its final norm `layers.{L}` (one past the last layer): the tail
+        stage.set(n, L);
+        named++;
+        continue;
+      }
+      if (l > L)
         throw new SplitError(
           `unsupported graph: ${nodeLabel(n)} names layer ${l} but the graph has ${L} KV layers`,
         );
@@ -223,7 +247,7 @@ export function analyse(model: Model, opts: { hiddenSize?: number } = {}): Ctx &
   }
   if (named === 0)
     throw new SplitError(
-      `unsupported graph: node names carry no layer index (expected names like '/model/layers.3/...'), so nodes cannot be assigned to layers`,
+      `unsupported graph: node names carry no layer index (expected names like '/model/layers.3/...', or torch dynamo's '${SCOPES_KEY}' node metadata), so nodes cannot be assigned to layers. Re-export with optimum-cli, the onnxruntime-genai builder or torch.onnx.export(dynamo=True), which all name layers.`,
     );
   // KV consumers/producers must agree with their names
   for (const n of dataNodes) {
@@ -265,10 +289,11 @@ export function analyse(model: Model, opts: { hiddenSize?: number } = {}): Ctx &
   let hiddenSize = opts.hiddenSize;
   if (!hiddenSize) {
     for (const c of consumers.get('input_ids') ?? []) {
-      const w = inits.get(c.input[0] ?? '');
-      if (w?.dims?.length !== 2) continue;
+      if (c.opType !== 'Gather' && c.opType !== 'GatherBlockQuantized') continue;
+      const w = matrixOf(c.input[0] ?? '', inits, producer);
+      if (w?.dims.length !== 2) continue;
       if (c.opType === 'Gather') hiddenSize = w.dims[1];
-      else if (c.opType === 'GatherBlockQuantized' && (getAttr(c, 'quantize_axis')?.i ?? 1) === 1) {
+      else if ((getAttr(c, 'quantize_axis')?.i ?? 1) === 1) {
         // int4 exports: uint8 data packs 8/bits values per byte along the quantized (last) axis
         const bits = getAttr(c, 'bits')?.i ?? 4;
         const d = w.dims[1]!;
@@ -278,7 +303,7 @@ export function analyse(model: Model, opts: { hiddenSize?: number } = {}): Ctx &
   }
   if (!hiddenSize)
     throw new SplitError(
-      'cannot infer hidden_size: no Gather / GatherBlockQuantized embedding on input_ids; pass config.json (hidden_size)',
+      'cannot infer hidden_size: no Gather / GatherBlockQuantized embedding on input_ids whose table shape is known; put the config.json (hidden_size) or genai_config.json the exporter wrote next to model.onnx',
     );
 
   const ctx: Ctx = {
@@ -304,6 +329,53 @@ export function analyse(model: Model, opts: { hiddenSize?: number } = {}): Ctx &
     fusedOps: [...ops].filter((o) => FUSED_OPS.has(o)).sort(),
     quantizedOps: [...ops].filter((o) => QUANT_OPS.has(o)).sort(),
   };
+}
+
+/**
+ * Shape and element type of an embedding table: an initializer, or one seen through Transpose
+ * (tied embeddings exported as Gather(Transpose(lm_head))) and Reshape with a constant shape
+ * (onnxruntime-genai int4 ties the embedding to Reshape(lm_head.MatMul.weight_Q4)).
+ */
+function matrixOf(
+  t: string,
+  inits: Map<string, TensorProto>,
+  producer: Map<string, OnnxNode>,
+  depth = 0,
+): { dims: number[]; dataType: number } | undefined {
+  const w = inits.get(t);
+  if (w) return { dims: (w.dims ?? []).map(Number), dataType: w.dataType ?? DataType.FLOAT };
+  const p = producer.get(t);
+  if (!p || depth > 4) return undefined;
+  if (p.opType === 'Constant') {
+    const v = getAttr(p, 'value')?.t;
+    return v ? { dims: (v.dims ?? []).map(Number), dataType: v.dataType ?? DataType.FLOAT } : undefined;
+  }
+  const src = matrixOf(p.input[0] ?? '', inits, producer, depth + 1);
+  if (!src) return undefined;
+  if (p.opType === 'Transpose') {
+    const perm = getAttr(p, 'perm')?.ints ?? src.dims.map((_, i) => src.dims.length - 1 - i);
+    return { dims: perm.map((i) => src.dims[Number(i)]!), dataType: src.dataType };
+  }
+  if (p.opType === 'Cast' || p.opType === 'Identity') return src;
+  if (p.opType === 'Reshape') {
+    const sh =
+      inits.get(p.input[1] ?? '') ??
+      getAttr(producer.get(p.input[1] ?? '') ?? { input: [], output: [], opType: '' }, 'value')?.t;
+    const vals = sh ? int64Values(sh) : undefined;
+    if (!vals || vals.some((v) => v <= 0)) return undefined; // 0 / −1 copy / infer: not resolved here
+    return { dims: vals, dataType: src.dataType };
+  }
+  return undefined;
+}
+
+function int64Values(t: TensorProto): number[] | undefined {
+  if (t.int64Data?.length) return t.int64Data.map(Number);
+  if (t.rawData && t.dataType === DataType.INT64) {
+    const b = t.rawData;
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    return Array.from({ length: b.byteLength / 8 }, (_, i) => Number(dv.getBigInt64(i * 8, true)));
+  }
+  return undefined;
 }
 
 function findCut(ctx: Ctx, b: number): Cut {
@@ -468,16 +540,44 @@ export function extractPart(a: Ctx & Analysis, lo: number, hi: number): PartGrap
       );
     if (picked.has(n)) continue;
     picked.add(n);
-    // shape reads of inputs a shard does not have
-    if (SHAPE_OPS.has(n.opType) && n.opType === 'Shape' && kind !== 'head') {
+    // shape reads of tensors a part does not have: input_ids, another shard's past, or an activation
+    // computed before the cut (Optimum's attention-mask code reads Shape(inputs_embeds))
+    if (n.opType === 'Shape' && kind !== 'head') {
       const src = n.input[0]!;
       const pm = PAST_RE.exec(src);
-      if (src === 'input_ids') {
-        // Shape(input_ids)[start:end] == Shape(hidden_states)[start:end] for start/end within [B, S]
+      const srcProd = a.producer.get(src);
+      const outside =
+        src === 'input_ids' ||
+        (srcProd !== undefined &&
+          a.stage.has(srcProd) &&
+          !inStage(srcProd) &&
+          !replaced.has(srcProd) &&
+          resolve(src) !== 'hidden_states');
+      if (outside) {
+        const hiddenLike = src !== 'input_ids' && isHiddenLike(a, src);
+        if (hiddenLike) {
+          // [B, S, E] like the part's own hidden_states: the same shape, start/end kept
+          newNodes.push({
+            ...n,
+            name: `${n.name ?? 'shape'}/hn_split_hidden`,
+            input: ['hidden_states'],
+          });
+          usedInputs.add('hidden_states');
+          continue;
+        }
+        // batch/sequence dims only: Shape(x)[start:end] == Shape(hidden_states)[start:end] within [B, S]
+        const st = getAttr(n, 'start')?.i;
+        const en = getAttr(n, 'end')?.i;
+        const rank2 = src === 'input_ids';
+        const ok = rank2 || (en !== undefined && en > 0 && en <= 2 && (st === undefined || st >= 0));
+        if (!ok)
+          throw new SplitError(
+            `cannot build ${kind} ${lo}-${hi}: ${nodeLabel(n)} reads the shape of '${src}', computed before the cut, and its rank/size is unknown here. Add its value_info (run onnx.shape_inference) or re-export with optimum-cli`,
+          );
         const norm = (v: number | undefined, d: number): number =>
           Math.max(0, Math.min(2, v === undefined ? d : v < 0 ? v + 2 : v));
-        const start = norm(getAttr(n, 'start')?.i, 0);
-        const end = norm(getAttr(n, 'end')?.i, 2);
+        const start = norm(st, 0);
+        const end = norm(en, 2);
         const sh = `/hn_split/shape_hidden_${rewriteCount++}`;
         newNodes.push({ name: sh, opType: 'Shape', input: ['hidden_states'], output: [sh + '_out'] });
         newNodes.push({
@@ -542,6 +642,27 @@ export function extractPart(a: Ctx & Analysis, lo: number, hi: number): PartGrap
     nodes: sortedNodes.length,
     initializerBytes: allInits.reduce((s, t) => s + tensorBytes(t), 0),
   };
+}
+
+/**
+ * A data tensor shaped [B, S, E] like the residual stream: a tensor cut, an embedding lookup on
+ * input_ids, elementwise ops of those, or a value_info saying so.
+ */
+function isHiddenLike(a: Ctx & Analysis, t: string, depth = 0): boolean {
+  for (const c of a.cuts.values()) if (c.kind === 'tensor' && c.tensor === t) return true;
+  const vi = (a.g.valueInfo ?? []).find((v) => v.name === t);
+  const d = vi?.type?.tensorType?.shape?.dim;
+  if (d && d.length === 3 && d[2]?.dimValue === a.hiddenSize) return true;
+  const p = a.producer.get(t);
+  if (!p || depth > 8) return false;
+  if ((p.opType === 'Gather' || p.opType === 'GatherBlockQuantized') && p.input[1] === 'input_ids')
+    return (a.inits.get(p.input[0] ?? '')?.dims?.length ?? 0) === 2;
+  // shape-preserving elementwise ops on a hidden-like tensor (embedding scale, casts)
+  if (['Mul', 'Div', 'Cast', 'Identity', 'Add'].includes(p.opType)) {
+    const dataIn = p.input.filter((i) => i && a.isData.has(i));
+    return dataIn.length >= 1 && dataIn.every((i) => isHiddenLike(a, i, depth + 1));
+  }
+  return false;
 }
 
 function i64Const(nodes: OnnxNode[], v: number): string {

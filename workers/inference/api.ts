@@ -120,6 +120,11 @@ export interface InferenceApi {
   shardForward(session: string, h: Hidden): Promise<Hidden>;
   /** Frees the session's KV cache. */
   closeShardSession(session: string): Promise<void>;
+  /**
+   * Teacher forcing on a fresh KV context of a whole model or a complete local split: feeds each
+   * chunk of token ids in turn, returns the logits of each chunk's last position (tests, evaluation).
+   */
+  forcedLogits(handle: string, chunks: number[][]): Promise<Float32Array[]>;
   encode(handle: string, text: string): Promise<number[]>;
   listInstalled(): Promise<InstalledModel[]>;
   deleteInstalled(key: string): Promise<boolean>;

@@ -15,7 +15,7 @@ import { sha256Hex } from '../../engine/core/hash.js';
 import { decideBackend, fallbackAfterFailure, type BackendDecision } from '../../engine/llm/backend.js';
 import type { GeneratedToken, GenerationSummary } from '../../engine/llm/generate.js';
 import type { LocalLlm, OnnxLocalLlm } from '../../engine/llm/local.js';
-import type { ManifestPart, ModelManifest } from '../../engine/llm/manifest.js';
+import type { ManifestFile, ManifestPart, ModelManifest } from '../../engine/llm/manifest.js';
 import type { Hidden, ShardSession } from '../../engine/llm/runtime.js';
 import type {
   GenerationResult,
@@ -159,6 +159,7 @@ async function loadOnnx(req: OnnxLoadRequest, onProgress?: (p: LoadProgress) => 
       throw new HnError('not_found', 'split mode needs a manifest.json in the model folder');
     }
     let expectedSha = req.expectedSha256;
+    let expectedExternal: ManifestFile[] | undefined;
     if (manifest) {
       const m = manifest;
       const named: [string, ManifestPart][] = [
@@ -184,6 +185,14 @@ async function loadOnnx(req: OnnxLoadRequest, onProgress?: (p: LoadProgress) => 
           if (sm.source.file.split('/').pop() === 'model.onnx') {
             expectedSha = sm.source.sha256;
             total = sm.source.bytes;
+            // external weights (model.onnx_data, model.onnx.data): fetched, hash-checked, cached like model.onnx
+            if (sm.source.external_data?.length) {
+              expectedExternal = sm.source.external_data;
+              for (const f of expectedExternal) {
+                src.expect(f.file, f.sha256);
+                total += f.bytes;
+              }
+            }
           }
         } catch (e) {
           if (!(e instanceof HnError) || e.code !== 'bad_request') throw e;
@@ -204,7 +213,11 @@ async function loadOnnx(req: OnnxLoadRequest, onProgress?: (p: LoadProgress) => 
       };
       return manifest
         ? OnnxLocalLlm.fromManifest(src, manifest, opts)
-        : OnnxLocalLlm.loadWhole(src, { ...opts, ...(expectedSha ? { expectedSha256: expectedSha } : {}) });
+        : OnnxLocalLlm.loadWhole(src, {
+            ...opts,
+            ...(expectedSha ? { expectedSha256: expectedSha } : {}),
+            ...(expectedExternal ? { expectedExternal } : {}),
+          });
     };
     void onProgress?.({ phase: 'session', loaded: 0, total, text: `creating ${decision.backend} sessions` });
     let llm: OnnxLocalLlm;
@@ -222,7 +235,7 @@ async function loadOnnx(req: OnnxLoadRequest, onProgress?: (p: LoadProgress) => 
     const files = [...src.files.values()];
     const bytes = files.reduce((n, f) => n + f.bytes, 0);
     const verified = files
-      .filter((f) => f.path.endsWith('.onnx') || f.path.endsWith('.data'))
+      .filter((f) => f.path.endsWith('.onnx') || /[._]data$/.test(f.path))
       .every((f) => f.verified);
     const fromCache = [...perFile.values()].every((f) => f.from === 'cache');
     if (cache && key && loc.kind !== 'installed') {
@@ -422,6 +435,24 @@ const api: InferenceApi = {
     if (!s) return;
     s.s.close();
     shardSessions.delete(session);
+  },
+
+  async forcedLogits(handle, chunks) {
+    const o = entry(handle).onnx;
+    if (!o) throw new HnError('not_implemented', 'forcedLogits is only offered by the ONNX engine');
+    if (!Array.isArray(chunks) || chunks.length === 0 || chunks.length > 4096)
+      throw new HnError('bad_request', 'chunks must be 1..4096 arrays of token ids');
+    const ctx = o.openContext();
+    try {
+      const out: Float32Array[] = [];
+      for (const c of chunks) out.push((await ctx.forward(c)).slice());
+      return Comlink.transfer(
+        out,
+        out.map((l) => l.buffer as ArrayBuffer),
+      );
+    } finally {
+      ctx.close();
+    }
   },
 
   async encode(handle, text) {
