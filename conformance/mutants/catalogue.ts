@@ -25,6 +25,10 @@ const PDESC = 'engine/protocol/descriptor.ts';
 const X08S = 'engine/transport/tensor/session.ts';
 const X08F = 'engine/transport/tensor/frame.ts';
 const TOKS = 'engine/tokens/session.ts';
+const VERIFY = 'engine/identity/verify.ts';
+const HANDSHAKE = 'engine/net/handshake.ts';
+const RPC = 'engine/net/rpc.ts';
+const X08R = 'engine/transport/tensor/reassembly.ts';
 
 const m = (
   id: string,
@@ -86,7 +90,7 @@ export const MUTANTS: Mutant[] = [
     'verify-any-signature',
     'core/identity',
     'Ed25519 verification accepts any signature',
-    IDENT,
+    VERIFY,
     'return ed25519.verify(sig, msg, pk, { zip215: false });',
     'return sig.length === 64 || ed25519.verify(sig, msg, pk, { zip215: false });',
   ),
@@ -112,7 +116,7 @@ export const MUTANTS: Mutant[] = [
     'core/events',
     'gossiped events stored without checking the signature',
     LOG,
-    'if (!verifyObject(ev as unknown as Record<string, unknown>, ev.author)) {',
+    'if (!verdict) {',
     'if (!ev.signature) {',
   ),
   m(
@@ -186,17 +190,17 @@ export const MUTANTS: Mutant[] = [
     'link-other-community',
     'core/transport',
     'a hello naming another community is accepted',
-    SESSION,
-    "if (m.community_id !== this.d.communityId) return this.fail('other community');",
-    "if (m.community_id === '') return this.fail('other community');",
+    HANDSHAKE,
+    "if (m.community_id !== d.communityId) return no('other community');",
+    "if (m.community_id === '') return no('other community');",
   ),
   m(
     'call-signature-unchecked',
     'core/transport',
     'signed calls run without verifying the signature',
-    SESSION,
-    'if (m.from !== this.peer || !verifyObject(signed, this.peer)) {',
-    'if (m.from !== this.peer) {',
+    RPC,
+    'if (m.from !== peer || !verifyObject(signed, peer)) {',
+    'if (m.from !== peer) {',
   ),
   m(
     'link-no-live-gossip',
@@ -324,7 +328,7 @@ export const MUTANTS: Mutant[] = [
     'x08-too-large-accepted',
     'experimental/tensor_transport',
     'tensors over rx_buffer_bytes_max accepted',
-    X08S,
+    X08R,
     "throw new X08Error('tensor_too_large', 'tensor exceeds rx_buffer_bytes_max');",
     'void 0;',
   ),
