@@ -4,6 +4,7 @@
  * and must be caught by a failing case; a patch that no longer applies is reported STALE, never caught.
  * (The full catalogue runs in `npm run bench -- x09` / `npm run conformance -- --mutants`.)
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MUTANTS } from '../../conformance/mutants/catalogue.js';
 import { runMutants } from '../../conformance/mutants/run.js';
@@ -21,6 +22,13 @@ describe('mutants', () => {
       'experimental/tensor_transport',
     ])
       expect(MUTANTS.filter((m) => m.section === s).length, s).toBeGreaterThanOrEqual(3);
+  });
+
+  it('every patch still applies to the engine source (a moved line must be followed here, not go STALE)', () => {
+    const stale = MUTANTS.flatMap((m) =>
+      m.patches.filter((p) => !readFileSync(p.file, 'utf8').includes(p.find)).map((p) => `${m.id} ${p.file}`),
+    );
+    expect(stale).toEqual([]);
   });
 
   it('ignoring BYE, accepting any signature and hashing the wrong CID bytes are caught; a stale patch is not', async () => {
