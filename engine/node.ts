@@ -34,6 +34,8 @@ export interface NodeOptions {
   seed?: Uint8Array;
   /** config patch applied over the stored config (validated) */
   config?: ConfigPatch;
+  /** community to join when the database is new (the relay's home community); ignored once a config is stored */
+  defaultCommunity?: string | null;
   /** extra module definitions; one with a built-in's name replaces it */
   modules?: AnyModuleDefinition[];
   heartbeatMs?: number;
@@ -117,7 +119,7 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
   const { store, storage, dbName } = await openNodeStore(options);
   const keys = await loadKeys(store, options.seed); // generated once, persisted
   const defs = moduleList(options.modules);
-  const cfg = await loadConfig(store, options.config, defs); // defaults ⊕ stored ⊕ options
+  const cfg = await loadConfig(store, options.config, defs, options.defaultCommunity); // defaults ⊕ stored ⊕ options
   const clock = options.clock ?? systemClock(options.now);
   const logs = new LogBook({ level: () => cfg.config.observability.log_level as LogLevel, now: clock.now });
   const section = (m: string) => (cfg.config as unknown as Record<string, { enabled?: boolean }>)[m];

@@ -8,6 +8,7 @@
  * never stores or logs payloads, SDP/ICE, or forwarded bytes. Forwarded frames are never
  * dropped: a slow receiver pauses the sender's socket (backpressure).
  */
+import { createHome, type HomeCommunity } from './home.js';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -45,6 +46,8 @@ export interface IceServer {
 }
 
 export interface RelayOptions {
+  /** Home community (join by plain URL), see relay/home.ts; default: in memory, first founder */
+  home?: HomeCommunity;
   /** Bind address (default 127.0.0.1 here; the CLI defaults to 0.0.0.0). */
   host?: string;
   /** Port (0 = any free port). */
@@ -175,6 +178,7 @@ const SECURITY_HEADERS: [string, string][] = [
 ];
 
 export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
+  const home = opts.home ?? createHome();
   const o = {
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 0,
@@ -574,6 +578,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
     c.displayName = typeof dn === 'string' ? dn : '';
     c.joinedAt = wallClockMs(now).replace(/\.\d{3}Z$/, 'Z');
     if (!r) rooms.set(room, (r = new Map()));
+    home.noteJoin(room, nodeId);
     if (existing) {
       // A second connection of the same node replaces the first (tab reload, network change).
       existing.replaced = true;
@@ -784,6 +789,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       return json(200, {
         ice_servers: o.iceServers,
         relay: { ws_path: '/ws', subprotocol: RELAY_SUBPROTOCOL, version: o.version },
+        home_community: home.current(),
       });
     }
     if (pathname === '/ws') {
