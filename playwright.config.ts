@@ -5,6 +5,8 @@
  */
 import { defineConfig } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
 
 function freePort(): string {
   return execFileSync(process.execPath, [
@@ -46,7 +48,7 @@ export default defineConfig({
   },
   webServer: {
     // the demo model (models/demo, served under /models/), build once, then the relay serves app/dist with COOP/COEP, /healthz, /metrics and /ws
-    command: `node scripts/ensure-demo-model.mjs && npx vite build --logLevel warn && npx tsx relay/main.ts --host 127.0.0.1 --port ${port}`,
+    command: `node scripts/ensure-demo-model.mjs && npx vite build --logLevel warn && npx tsx relay/main.ts --host 127.0.0.1 --port ${port} --data ${path.join(os.tmpdir(), `hearthnet-e2e-relay-${process.pid}`)}`,
     url: `${baseURL}/healthz`,
     reuseExistingServer: !process.env.CI && !!process.env.HEARTHNET_E2E_REUSE,
     timeout: 180_000,

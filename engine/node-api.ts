@@ -85,10 +85,13 @@ export async function loadConfig(
   store: StorageAdapter,
   patch: ConfigPatch | undefined,
   defs: readonly AnyModuleDefinition[],
+  defaultCommunity?: string | null,
 ): Promise<ConfigCell> {
   const stored = await store.get<{ k: string; config: unknown }>('config', 'current');
   const base = defaultConfig(specFor(defs));
-  const loaded = resolveConfig(stored?.config ?? {}, base, defs);
+  // a new node joins the default (home) community; a node with a stored config stays where it is
+  const fresh = !stored && defaultCommunity ? { community: { community_id: defaultCommunity } } : {};
+  const loaded = resolveConfig(stored?.config ?? fresh, base, defs);
   let config = loaded.config;
   if (patch) ({ config } = resolveConfig(patch, config, defs));
   await persistConfig(store, config);

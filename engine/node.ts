@@ -11,18 +11,17 @@ import { systemClock, type Clock } from './core/vocab.js';
 import { EventLog, type EventEnvelope, type ListQuery, type ReceiveResult } from './events/log.js';
 import { CommunityView } from './identity/community.js';
 import type { LocalLlm } from './llm/local.js';
-import { parseNodeId, signObject } from './identity/identity.js';
-import { namespacesOf } from './modules/builtin.js';
+import { parseNodeId } from './identity/identity.js';
 import { ModuleHost, type ModuleStatus } from './modules/host.js';
 import type { AnyModuleDefinition } from './modules/module.js';
 import type { JoinOptions } from './net/mesh.js';
-import { PeerTable } from './net/peer-table.js';
 import type { BytePort } from './net/port.js';
 import type { LinkInfo, LinkProtocolHook, PeerSession } from './net/session.js';
 import { LogBook, type LogLevel } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { TensorHost } from './transport/tensor/host.js';
 import { buildNodeApi, foundCommunity, loadConfig, loadKeys, moduleList, openNodeStore } from './node-api.js';
+import { moduleHostDeps, wireCore, wireLinks } from './node-wiring.js';
 import type { StorageFactory } from './store/types.js';
 
 export interface NodeOptions {
@@ -34,6 +33,8 @@ export interface NodeOptions {
   seed?: Uint8Array;
   /** config patch applied over the stored config (validated) */
   config?: ConfigPatch;
+  /** community to join when the database is new (the relay's home community); ignored once a config is stored */
+  defaultCommunity?: string | null;
   /** extra module definitions; one with a built-in's name replaces it */
   modules?: AnyModuleDefinition[];
   heartbeatMs?: number;
@@ -117,7 +118,7 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
   const { store, storage, dbName } = await openNodeStore(options);
   const keys = await loadKeys(store, options.seed); // generated once, persisted
   const defs = moduleList(options.modules);
-  const cfg = await loadConfig(store, options.config, defs); // defaults ⊕ stored ⊕ options
+  const cfg = await loadConfig(store, options.config, defs, options.defaultCommunity); // defaults ⊕ stored ⊕ options
   const clock = options.clock ?? systemClock(options.now);
   const logs = new LogBook({ level: () => cfg.config.observability.log_level as LogLevel, now: clock.now });
   const section = (m: string) => (cfg.config as unknown as Record<string, { enabled?: boolean }>)[m];
@@ -128,64 +129,28 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
   const metrics = new Metrics();
   let host: ModuleHost | null = null;
   const isOn = (m: string) => Boolean(section(m)?.enabled) && !!host?.isLive(m);
-  const namespaces = namespacesOf(defs);
-  const now = options.now ? { now: options.now } : {};
-  const bus = new Bus({
-    self: keys.nodeId,
-    isEnabled: isOn,
-    namespaces: () => namespaces,
-    ...now,
-    metrics,
-    levelOf: (n) => community.levelOf(n),
-  });
-  const log = new EventLog({
-    store,
-    keys,
-    community,
-    metrics,
-    ...now,
-    mayProduce: (t) =>
-      !defs.some((d) => d.name === t.slice(0, t.indexOf('.'))) || isOn(t.slice(0, t.indexOf('.'))),
-  });
+  const { bus, log } = wireCore({ keys, store, community, metrics, defs, isOn, now: options.now });
   await log.open();
   await foundCommunity(log, community, keys.nodeId, communityId, cfg.config);
   let linkHook: LinkProtocolHook | null = null;
-  const peers = new PeerTable({
-    session: {
-      keys,
-      communityId,
-      community,
-      bus,
-      events: log,
-      metrics,
-      protocol: () => linkHook,
-      ...now,
-      ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
-      ...(options.missedHeartbeats ? { missedHeartbeats: options.missedHeartbeats } : {}),
-      onModuleMessage: (peer, t, p) => host?.deliverLink(peer, t, p),
-    },
-    levelOf: (n) => community.levelOf(n),
-    syncIntervalMs: () => cfg.config.events.sync_interval_seconds * 1000,
-    clock,
-    log: logs.logger('peers'),
-  });
-  bus.remote = {
-    call: (peer, ref, input, opts) => peers.open(peer).call(ref, input, opts),
-    stream: (peer, ref, input, opts) => peers.open(peer).stream(ref, input, opts),
-  };
-  const tensors = new TensorHost({
+  let closed = false;
+  const { peers, tensors } = wireLinks({
     keys,
     communityId,
+    community,
+    bus,
+    log,
     metrics,
-    config: () => cfg.config.tensor_transport,
-    membership: (n) => community.levelOf(n),
-    link: (peer) => peers.sessions.get(peer),
-    call: (cap, input, opts) => bus.call(cap, input, opts),
+    cfg,
+    clock,
+    logs,
+    options,
+    hook: () => linkHook,
+    onModuleMessage: (peer, t, p) => host?.deliverLink(peer, t, p),
   });
-  let closed = false;
   host = new ModuleHost(
-    {
-      self: keys.nodeId,
+    moduleHostDeps({
+      keys,
       communityId,
       bus,
       log,
@@ -195,16 +160,12 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
       logs,
       storage,
       dbName,
-      peers: { list: () => peers.entries(), onChange: (cb) => peers.onChange(cb) },
-      config: () => cfg.config as unknown as Record<string, unknown>,
-      sign: (obj) => signObject(keys, obj),
-      kv: {
-        get: async (k) => (await store.get<{ k: string; v: any }>('meta', `module:${k}`))?.v,
-        put: async (k, v) => void (closed || (await store.put('meta', { k: `module:${k}`, v }))),
-      },
+      peers,
+      cfg,
+      store,
+      closed: () => closed,
       setLinkHook: (h) => void (linkHook = h),
-      sendLink: (peer, type, payload) => peers.open(peer).sendModuleMessage(type, payload),
-    },
+    }),
     defs,
   );
   await host.apply((m) => Boolean(section(m)?.enabled));

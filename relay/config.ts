@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import type { IceServer, RelayOptions } from './types.js';
+import { createHome } from './home.js';
 
 export interface RelayCliConfig {
   host: string;
@@ -19,6 +20,9 @@ export interface RelayCliConfig {
   joinsPerHour: number;
   messagesPerSecond: number;
   connectionsPerIp: number;
+  /** home community id (flag) and the folder where a founded home is persisted */
+  home: string | null;
+  dataDir: string;
   help: boolean;
 }
 
@@ -43,6 +47,8 @@ Flags (environment variable in brackets; flags win):
   --joins-per-hour <n>       joins per node per hour           [RELAY_JOINS_PER_HOUR] 60
   --messages-per-second <n>  text messages per connection      [RELAY_MESSAGES_PER_SECOND] 50
   --connections-per-ip <n>   sockets per client address        [RELAY_CONNECTIONS_PER_IP]  32
+  --home <community id>      the relay's home community        [RELAY_HOME]           first founder
+  --data <dir>               where the founded home is kept    [RELAY_DATA]           relay-data
   -h, --help                 this text
 `;
 
@@ -51,6 +57,8 @@ const FLAG_ENV: Record<string, string> = {
   port: 'PORT',
   static: 'RELAY_STATIC',
   models: 'RELAY_MODELS',
+  home: 'RELAY_HOME',
+  data: 'RELAY_DATA',
   'ice-servers': 'ICE_SERVERS',
   'turn-username': 'TURN_USERNAME',
   'turn-credential': 'TURN_CREDENTIAL',
@@ -177,6 +185,8 @@ export function parseRelayConfig(
     joinsPerHour: intIn('joins-per-hour', get('joins-per-hour') ?? '60', 1, 1_000_000),
     messagesPerSecond: intIn('messages-per-second', get('messages-per-second') ?? '50', 1, 100_000),
     connectionsPerIp: intIn('connections-per-ip', get('connections-per-ip') ?? '32', 1, 100_000),
+    home: get('home') ?? null,
+    dataDir: abs(get('data') ?? 'relay-data'),
     help,
   };
 }
@@ -195,5 +205,6 @@ export function toRelayOptions(c: RelayCliConfig, tls: RelayOptions['tls'] = nul
     joinsPerHour: c.joinsPerHour,
     messagesPerSecond: c.messagesPerSecond,
     connectionsPerIp: c.connectionsPerIp,
+    home: createHome({ fixed: c.home, dataDir: c.dataDir, log: (l) => console.log(l) }),
   };
 }

@@ -63,6 +63,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       return json(200, {
         ice_servers: o.iceServers,
         relay: { ws_path: '/ws', subprotocol: RELAY_SUBPROTOCOL, version: o.version },
+        home_community: o.home.current(),
       });
     }
     if (pathname === '/ws') {

@@ -122,6 +122,7 @@ export function createRooms(ctx: RelayCtx) {
     c.displayName = typeof dn === 'string' ? dn : '';
     c.joinedAt = wallClockMs(now).replace(/\.\d{3}Z$/, 'Z');
     if (!r) rooms.set(room, (r = new Map()));
+    o.home.noteJoin(room, nodeId);
     if (existing) {
       // A second connection of the same node replaces the first (tab reload, network change).
       existing.replaced = true;

@@ -17,6 +17,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { b64url, randomBytes } from '../engine/core/encoding.js';
 import { NODE_ID_RE, type NodeID } from '../engine/core/types.js';
 import { Metrics } from '../engine/observability/metrics.js';
+import { createHome } from './home.js';
 import { registerMetrics } from './metrics.js';
 import {
   RELAY_CLOSE_GOING_AWAY,
@@ -50,6 +51,7 @@ function readPackageVersion(): string {
 
 function resolve(opts: RelayOptions): ResolvedOptions {
   return {
+    home: opts.home ?? createHome(),
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 0,
     staticDir: opts.staticDir ?? null,

@@ -1,5 +1,6 @@
 /** Shared types of the relay's parts (server wiring, HTTP, rooms, forwarding). */
 import type { WebSocket } from 'ws';
+import type { HomeCommunity } from './home.js';
 import type { NodeID } from '../engine/core/types.js';
 import type { Metrics } from '../engine/observability/metrics.js';
 
@@ -10,6 +11,8 @@ export interface IceServer {
 }
 
 export interface RelayOptions {
+  /** Home community (join by plain URL), see relay/home.ts; default: in memory, first founder */
+  home?: HomeCommunity;
   /** Bind address (default 127.0.0.1 here; the CLI defaults to 0.0.0.0). */
   host?: string;
   /** Port (0 = any free port). */

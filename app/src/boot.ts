@@ -24,7 +24,13 @@ export async function boot(loc: Location = location): Promise<Booted> {
   const claim: SlotClaim = await claimSlot(forced);
   try {
     const engine = await import('../../engine/index.js');
-    const node = await engine.createNode({ storage: 'indexeddb', name: `hearthnet-${claim.slot}` });
+    // open the plain URL → join the relay's home community (a join link goes through the banner instead)
+    const home = joinTarget(loc.hash) ? null : await homeCommunity(loc);
+    const node = await engine.createNode({
+      storage: 'indexeddb',
+      name: `hearthnet-${claim.slot}`,
+      defaultCommunity: home,
+    });
     const persisted = await persistStorage();
     window.hearthnet = node;
     window.hearthnetReady = true;
@@ -37,6 +43,21 @@ export async function boot(loc: Location = location): Promise<Booted> {
   } catch (e) {
     claim.release();
     throw e;
+  }
+}
+
+/** The relay's home community from /config.json; null when there is none (or no relay answers). */
+async function homeCommunity(loc: Location): Promise<string | null> {
+  try {
+    const r = await fetch(new URL('/config.json', loc.href), { cache: 'no-store' });
+    if (!r.ok) return null;
+    const c = (await r.json()) as { home_community?: unknown };
+    return typeof c.home_community === 'string' && joinTarget(`#join=${c.home_community}`)
+      ? c.home_community
+      : null;
+  } catch (e) {
+    console.info('hearthnet: no home community from the relay', e);
+    return null;
   }
 }
 

@@ -5,16 +5,13 @@
  * the injected RemoteCaller (the mesh); inbound calls from peers enter through `dispatch`.
  */
 import { canonicalString } from '../core/canonical.js';
-import {
-  RATE_LIMIT_HARD_RPS_PER_CAP,
-  RATE_LIMIT_SOFT_RPS_PER_CAP,
-  RPC_DEFAULT_TIMEOUT_SECONDS,
-} from '../core/constants.js';
+import { RATE_LIMIT_HARD_RPS_PER_CAP, RATE_LIMIT_SOFT_RPS_PER_CAP } from '../core/constants.js';
 import { HnError, toHnError } from '../core/errors.js';
 import { blake3Cid } from '../core/hash.js';
 import { trustAtLeast, type NodeID, type TrustLevel } from '../core/types.js';
 import { ulid } from '../core/ulid.js';
 import type { Metrics } from '../observability/metrics.js';
+import { deadline, failingIterable } from './deadline.js';
 import { assertSchema, compileSchema } from './schema.js';
 import type {
   CallContext,
@@ -459,7 +456,13 @@ export class Bus {
           dispose();
           if (!finished) {
             // consumer stopped early (cancel): abort the handler and let it settle
-            void gen.return(undefined).catch(() => undefined);
+            void gen.return(undefined).catch((e: unknown) =>
+              // the handler failed while being cancelled: counted, the caller has gone already
+              self.o.metrics.inc('hearthnet_stream_cancel_errors_total', {
+                capability: d.name,
+                code: toHnError(e).code,
+              }),
+            );
           }
         }
       },
@@ -483,52 +486,4 @@ function localOrigin(self: NodeID, opts: CallOptions): Origin {
   if (opts.signal) o.signal = opts.signal;
   if (opts.onProgress) o.onProgress = opts.onProgress;
   return o;
-}
-
-/** Deadline = min(caller timeout, descriptor timeout); caller's AbortSignal cancels too. */
-function deadline(d: CapabilityDescriptor, origin: Origin, now = Date.now) {
-  const ms = Math.min(
-    origin.timeoutMs ?? Infinity,
-    (d.timeout_seconds || RPC_DEFAULT_TIMEOUT_SECONDS) * 1000,
-  );
-  const ac = new AbortController();
-  let reject!: (e: unknown) => void;
-  const aborted = new Promise<never>((_, rej) => (reject = rej));
-  aborted.catch(() => undefined);
-  const onAbort = () => {
-    const reason =
-      ac.signal.reason instanceof HnError
-        ? ac.signal.reason
-        : new HnError('timeout', 'the call was cancelled');
-    reject(reason);
-  };
-  ac.signal.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(() => ac.abort(new HnError('timeout', `deadline of ${ms} ms passed`)), ms);
-  const fromCaller = () =>
-    ac.abort(
-      origin.signal?.reason instanceof HnError
-        ? origin.signal.reason
-        : new HnError('timeout', 'the call was cancelled'),
-    );
-  if (origin.signal) {
-    if (origin.signal.aborted) fromCaller();
-    else origin.signal.addEventListener('abort', fromCaller, { once: true });
-  }
-  return {
-    signal: ac.signal,
-    deadlineMs: now() + ms,
-    aborted,
-    dispose: () => {
-      clearTimeout(timer);
-      origin.signal?.removeEventListener('abort', fromCaller);
-    },
-  };
-}
-
-function failingIterable(err: unknown): AsyncIterable<StreamFrame> {
-  return {
-    [Symbol.asyncIterator]: () => ({
-      next: () => Promise.reject(err),
-    }),
-  };
 }

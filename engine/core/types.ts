@@ -144,3 +144,6 @@ export function compareProtocolVersions(a: ProtocolVersion, b: ProtocolVersion):
 export function trustAtLeast(have: TrustLevel, need: TrustLevel): boolean {
   return TRUST_ORDER.indexOf(have) >= TRUST_ORDER.indexOf(need);
 }
+
+/** Community level of a node: null = not a member, 'revoked' = revoked. */
+export type MembershipLookup = (nodeId: NodeID) => TrustLevel | 'revoked' | null;

@@ -5,9 +5,8 @@
  * `entries()` / `addAll()` move the contents in and out.
  */
 import { HnError } from '../core/errors.js';
-import type { NodeID } from '../core/types.js';
+import type { MembershipLookup, NodeID } from '../core/types.js';
 import { ULID_RE } from '../core/ulid.js';
-import type { MembershipLookup } from './token.js';
 
 export type RevocationReason = 'manual' | 'policy' | 'compromise';
 export const REVOCATION_REASONS: readonly RevocationReason[] = ['manual', 'policy', 'compromise'];

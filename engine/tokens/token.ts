@@ -13,7 +13,7 @@ import { canonical } from '../core/canonical.js';
 import { TOKEN_DEFAULT_TTL_SECONDS, TOKEN_MAX_TTL_SECONDS } from '../core/constants.js';
 import { b64url, fromB64url, fromUtf8, utf8 } from '../core/encoding.js';
 import { HnError, type ErrorCode } from '../core/errors.js';
-import { NODE_ID_RE, type AuthToken, type NodeID, type TrustLevel } from '../core/types.js';
+import { NODE_ID_RE, type AuthToken, type NodeID } from '../core/types.js';
 import { ULID_RE, ulid } from '../core/ulid.js';
 import { isNodeId, publicKeyOf, signBytes, verifyBytes, type KeyPair } from '../identity/identity.js';
 import type { RevocationSet } from './revocation.js';
@@ -98,7 +98,8 @@ export function tokenWireCode(code: ErrorCode): ErrorCode {
  * Membership/trust view of a NodeID, injected so tokens do not depend on the community module:
  * a trust level, `'revoked'`, or `null` when the node is not a member at all.
  */
-export type MembershipLookup = (nodeId: NodeID) => TrustLevel | 'revoked' | null;
+export type { MembershipLookup } from '../core/types.js';
+import type { MembershipLookup } from '../core/types.js';
 
 const CAP_REF_RE = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*@(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$/;
 const CONSTRAINT_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;

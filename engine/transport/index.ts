@@ -37,7 +37,11 @@ export const tensorTransport: ModuleDefinition<'tensor_transport', typeof config
     blurb: 'Binary tensor frames over data channels (X08); carries traffic for the other modules.',
     icon: '🔀',
   },
-  create: () => ({ capabilities: () => [] }),
+  create: (c) => ({
+    capabilities: () => [],
+    // switching X08 off closes every open tensor session
+    stop: () => c.tensors.closeAll('disabled'),
+  }),
 };
 
 export default tensorTransport;
