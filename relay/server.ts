@@ -119,6 +119,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       c.pauseReasons.add(reason);
       c.ws.pause();
     },
+    recentlyLeft: (room, node) => admission.recentlyLeft(room, node),
     resumeReading: (c, reason) => {
       c.pauseReasons.delete(reason);
       if (c.pauseReasons.size === 0 && c.state !== 'closed') c.ws.resume();
@@ -250,9 +251,21 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       closeConn(c, RELAY_CLOSE_GOING_AWAY, 'relay shutting down');
       return;
     }
-    if (n.all > o.connectionsPerIp || n.unjoined > o.unjoinedPerIp) {
+    if (n.all > o.connectionsPerIp) {
       reject(c, 'capacity_exceeded', 'ip_limit', 'too many connections from this address', { close: true });
       return;
+    }
+    if (n.unjoined > o.unjoinedPerIp) {
+      // the oldest unjoined socket of this address makes room: held sockets cannot lock out a
+      // newcomer from the same address, which answers its challenge in milliseconds
+      for (const old of conns) {
+        if (old !== c && old.ip === ip && old.state === 'challenged') {
+          reject(old, 'capacity_exceeded', 'unjoined_evicted', 'too many unjoined connections', {
+            close: true,
+          });
+          break;
+        }
+      }
     }
     c.helloTimer = setTimeout(() => {
       c.helloTimer = null;

@@ -108,6 +108,8 @@ interface HeldFrame {
 }
 /** Frames held per paused destination (callers await each forward, so a few suffice). */
 const RELAY_CLIENT_HELD_FRAMES_MAX = 256;
+/** Bytes forwarded back to back before `forward()` yields to the event loop once. */
+const RELAY_CLIENT_YIELD_BYTES = 512 * 1024;
 /** Handler of forwarded payloads from one peer; return `false` to pass the frame on as unrouted. */
 export type ForwardHandler = (payload: Uint8Array) => boolean | void;
 
@@ -128,6 +130,7 @@ export class RelayClient {
   private drainWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   /** Destinations the relay reported as not reading: frames to them wait here, in order. */
   private readonly held = new Map<NodeID, HeldFrame[]>();
+  private sinceYield = 0;
   private drainTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   /** Whether the current socket reached `open` (a failed attempt is not a disconnect). */
@@ -519,7 +522,13 @@ export class RelayClient {
       return Promise.reject(new HnError('relay_unreachable', 'not joined to the relay'));
     }
     this.ws.send(frame);
-    if (this.ws.bufferedAmount <= this.opts.sendHighWaterBytes) return Promise.resolve();
+    if (this.ws.bufferedAmount <= this.opts.sendHighWaterBytes) {
+      // a sender that never waits would never read the relay's flow notices: yield now and then
+      this.sinceYield += frame.length;
+      if (this.sinceYield < RELAY_CLIENT_YIELD_BYTES) return Promise.resolve();
+      this.sinceYield = 0;
+      return new Promise((r) => setTimeout(r, 0));
+    }
     return new Promise((resolve, reject) => {
       this.drainWaiters.push({ resolve, reject });
       this.pollDrain();
