@@ -19,6 +19,9 @@ export interface RelayCliConfig {
   joinsPerHour: number;
   messagesPerSecond: number;
   connectionsPerIp: number;
+  socketsPerIp: number;
+  unjoinedPerIp: number;
+  freshKeysPerMinute: number;
   help: boolean;
 }
 
@@ -43,6 +46,9 @@ Flags (environment variable in brackets; flags win):
   --joins-per-hour <n>       joins per node per hour           [RELAY_JOINS_PER_HOUR] 60
   --messages-per-second <n>  text messages per connection      [RELAY_MESSAGES_PER_SECOND] 50
   --connections-per-ip <n>   sockets per client address        [RELAY_CONNECTIONS_PER_IP]  32
+  --sockets-per-ip <n>       TCP sockets (HTTP + WS) per address [RELAY_SOCKETS_PER_IP]    64
+  --unjoined-per-ip <n>      sockets per address before hello [RELAY_UNJOINED_PER_IP]   8
+  --fresh-keys-per-minute <n> new NodeIDs per address per minute [RELAY_FRESH_KEYS_PER_MINUTE] 30
   -h, --help                 this text
 `;
 
@@ -61,6 +67,9 @@ const FLAG_ENV: Record<string, string> = {
   'joins-per-hour': 'RELAY_JOINS_PER_HOUR',
   'messages-per-second': 'RELAY_MESSAGES_PER_SECOND',
   'connections-per-ip': 'RELAY_CONNECTIONS_PER_IP',
+  'sockets-per-ip': 'RELAY_SOCKETS_PER_IP',
+  'unjoined-per-ip': 'RELAY_UNJOINED_PER_IP',
+  'fresh-keys-per-minute': 'RELAY_FRESH_KEYS_PER_MINUTE',
 };
 
 function intIn(name: string, v: string, min: number, max: number): number {
@@ -177,6 +186,9 @@ export function parseRelayConfig(
     joinsPerHour: intIn('joins-per-hour', get('joins-per-hour') ?? '60', 1, 1_000_000),
     messagesPerSecond: intIn('messages-per-second', get('messages-per-second') ?? '50', 1, 100_000),
     connectionsPerIp: intIn('connections-per-ip', get('connections-per-ip') ?? '32', 1, 100_000),
+    socketsPerIp: intIn('sockets-per-ip', get('sockets-per-ip') ?? '64', 1, 100_000),
+    unjoinedPerIp: intIn('unjoined-per-ip', get('unjoined-per-ip') ?? '8', 1, 100_000),
+    freshKeysPerMinute: intIn('fresh-keys-per-minute', get('fresh-keys-per-minute') ?? '30', 1, 100_000),
     help,
   };
 }
@@ -195,5 +207,8 @@ export function toRelayOptions(c: RelayCliConfig, tls: RelayOptions['tls'] = nul
     joinsPerHour: c.joinsPerHour,
     messagesPerSecond: c.messagesPerSecond,
     connectionsPerIp: c.connectionsPerIp,
+    socketsPerIp: c.socketsPerIp,
+    unjoinedPerIp: c.unjoinedPerIp,
+    freshKeysPerIpPerMinute: c.freshKeysPerMinute,
   };
 }
