@@ -295,7 +295,8 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
     if (isBinary) return fwd.binary(c, buf);
     const limit = c.state === 'challenged' ? RELAY_HELLO_MAX_BYTES : RELAY_TEXT_MAX_BYTES;
     if (buf.length > limit) {
-      reject(c, 'bad_request', 'oversized', `text message above ${limit} bytes`);
+      const over = buf.length > RELAY_TEXT_MAX_BYTES ? RELAY_TEXT_MAX_BYTES : limit;
+      reject(c, 'bad_request', 'oversized', `text message above ${over} bytes`);
       return;
     }
     if (c.state === 'joined') {
