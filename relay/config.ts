@@ -23,6 +23,9 @@ export interface RelayCliConfig {
   /** home community id (flag) and the folder where a founded home is persisted */
   home: string | null;
   dataDir: string;
+  socketsPerIp: number;
+  unjoinedPerIp: number;
+  freshKeysPerMinute: number;
   help: boolean;
 }
 
@@ -49,6 +52,9 @@ Flags (environment variable in brackets; flags win):
   --connections-per-ip <n>   sockets per client address        [RELAY_CONNECTIONS_PER_IP]  32
   --home <community id>      the relay's home community        [RELAY_HOME]           first founder
   --data <dir>               where the founded home is kept    [RELAY_DATA]           relay-data
+  --sockets-per-ip <n>       TCP sockets (HTTP + WS) per address [RELAY_SOCKETS_PER_IP]    64
+  --unjoined-per-ip <n>      sockets per address before hello [RELAY_UNJOINED_PER_IP]   8
+  --fresh-keys-per-minute <n> new NodeIDs per address per minute [RELAY_FRESH_KEYS_PER_MINUTE] 30
   -h, --help                 this text
 `;
 
@@ -69,6 +75,9 @@ const FLAG_ENV: Record<string, string> = {
   'joins-per-hour': 'RELAY_JOINS_PER_HOUR',
   'messages-per-second': 'RELAY_MESSAGES_PER_SECOND',
   'connections-per-ip': 'RELAY_CONNECTIONS_PER_IP',
+  'sockets-per-ip': 'RELAY_SOCKETS_PER_IP',
+  'unjoined-per-ip': 'RELAY_UNJOINED_PER_IP',
+  'fresh-keys-per-minute': 'RELAY_FRESH_KEYS_PER_MINUTE',
 };
 
 function intIn(name: string, v: string, min: number, max: number): number {
@@ -187,6 +196,9 @@ export function parseRelayConfig(
     connectionsPerIp: intIn('connections-per-ip', get('connections-per-ip') ?? '32', 1, 100_000),
     home: get('home') ?? null,
     dataDir: abs(get('data') ?? 'relay-data'),
+    socketsPerIp: intIn('sockets-per-ip', get('sockets-per-ip') ?? '64', 1, 100_000),
+    unjoinedPerIp: intIn('unjoined-per-ip', get('unjoined-per-ip') ?? '8', 1, 100_000),
+    freshKeysPerMinute: intIn('fresh-keys-per-minute', get('fresh-keys-per-minute') ?? '30', 1, 100_000),
     help,
   };
 }
@@ -206,5 +218,8 @@ export function toRelayOptions(c: RelayCliConfig, tls: RelayOptions['tls'] = nul
     messagesPerSecond: c.messagesPerSecond,
     connectionsPerIp: c.connectionsPerIp,
     home: createHome({ fixed: c.home, dataDir: c.dataDir, log: (l) => console.log(l) }),
+    socketsPerIp: c.socketsPerIp,
+    unjoinedPerIp: c.unjoinedPerIp,
+    freshKeysPerIpPerMinute: c.freshKeysPerMinute,
   };
 }

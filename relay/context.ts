@@ -22,6 +22,8 @@ export interface RelayCtx {
   ): void;
   closeConn(c: Conn, code: number, reason: string): void;
   pauseReading(c: Conn, reason: string): void;
+  /** Did `node` leave `room` in the last few seconds (frames to it may still be in flight)? */
+  recentlyLeft(room: NodeID, node: NodeID): boolean;
   resumeReading(c: Conn, reason: string): void;
 }
 

@@ -186,6 +186,8 @@ export function createForwarder(ctx: RelayCtx) {
           to,
           strike: false,
         });
+      else if (ctx.recentlyLeft(c.room!, to))
+        m.inc('hearthnet_relay_rejects_total', { reason: 'forward_target_gone' });
       else ctx.reject(c, 'rate_limited', 'forward_flood', 'forwarding to absent peers', { to });
       return;
     }
@@ -234,7 +236,11 @@ export function createForwarder(ctx: RelayCtx) {
   const sweep = () => {
     const now = o.now();
     for (const c of ctx.conns) {
-      if (c.overSince !== 0 && now - c.overSince >= o.slowConsumerMs && (over(c) || c.waitingSenders.size)) {
+      if (
+        c.overSince !== 0 &&
+        now - c.overSince >= o.slowConsumerMs &&
+        (c.pending > o.forwardLowWaterBytes || c.waitingSenders.size)
+      ) {
         m.inc('hearthnet_relay_rejects_total', { reason: 'slow_consumer' });
         ctx.log('warning', 'reject', {
           reason: 'slow_consumer',

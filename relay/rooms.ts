@@ -20,11 +20,14 @@ const MINUTE = 60_000;
 const HOUR = 3_600_000;
 /** Addresses and nodes remembered for the per-minute and per-hour limits (oldest forgotten first). */
 const MEMORY_MAX = 50_000;
+/** Frames to a peer that left this recently are in flight, not a flood: no strike. */
+const RECENTLY_LEFT_MS = 30_000;
 
 export function createRooms(ctx: RelayCtx) {
   const { o, m, rooms } = ctx;
   const joinLog = new Map<string, number[]>(); // node_id → join times within the last hour
   const freshLog = new Map<string, number[]>(); // ip → times a new NodeID joined from it (last minute)
+  const left = new Map<string, number>(); // room|node → when it left (frames may still be in flight)
 
   const roomPeers = (room: NodeID, except: NodeID | null): RelayPeerInfo[] => {
     const r = rooms.get(room);
@@ -162,6 +165,9 @@ export function createRooms(ctx: RelayCtx) {
       r.delete(c.nodeId);
       if (r.size === 0) rooms.delete(c.room);
       broadcast(c.room, null, { t: 'peer_left', node_id: c.nodeId });
+      left.delete(`${c.room}|${c.nodeId}`);
+      left.set(`${c.room}|${c.nodeId}`, o.now());
+      while (left.size > MEMORY_MAX) left.delete(left.keys().next().value as string);
     }
     ctx.log('info', 'left', { peer: shortId(c.nodeId), room: shortId(c.room), replaced: c.replaced });
   };
@@ -174,6 +180,7 @@ export function createRooms(ctx: RelayCtx) {
       if (keep.length) joinLog.set(k, keep);
       else joinLog.delete(k);
     }
+    for (const [k, t] of left) if (now - t >= RECENTLY_LEFT_MS) left.delete(k);
     for (const [k, v] of freshLog) {
       const keep = v.filter((t) => t > now - MINUTE);
       if (keep.length) freshLog.set(k, keep);
@@ -181,5 +188,10 @@ export function createRooms(ctx: RelayCtx) {
     }
   };
 
-  return { hello, leave, prune };
+  const recentlyLeft = (room: NodeID, node: NodeID) => {
+    const t = left.get(`${room}|${node}`);
+    return t !== undefined && o.now() - t < RECENTLY_LEFT_MS;
+  };
+
+  return { hello, leave, prune, recentlyLeft };
 }

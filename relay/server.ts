@@ -121,6 +121,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       c.pauseReasons.add(reason);
       c.ws.pause();
     },
+    recentlyLeft: (room, node) => admission.recentlyLeft(room, node),
     resumeReading: (c, reason) => {
       c.pauseReasons.delete(reason);
       if (c.pauseReasons.size === 0 && c.state !== 'closed') c.ws.resume();
@@ -252,9 +253,21 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       closeConn(c, RELAY_CLOSE_GOING_AWAY, 'relay shutting down');
       return;
     }
-    if (n.all > o.connectionsPerIp || n.unjoined > o.unjoinedPerIp) {
+    if (n.all > o.connectionsPerIp) {
       reject(c, 'capacity_exceeded', 'ip_limit', 'too many connections from this address', { close: true });
       return;
+    }
+    if (n.unjoined > o.unjoinedPerIp) {
+      // the oldest unjoined socket of this address makes room: held sockets cannot lock out a
+      // newcomer from the same address, which answers its challenge in milliseconds
+      for (const old of conns) {
+        if (old !== c && old.ip === ip && old.state === 'challenged') {
+          reject(old, 'capacity_exceeded', 'unjoined_evicted', 'too many unjoined connections', {
+            close: true,
+          });
+          break;
+        }
+      }
     }
     c.helloTimer = setTimeout(() => {
       c.helloTimer = null;
@@ -284,7 +297,8 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
     if (isBinary) return fwd.binary(c, buf);
     const limit = c.state === 'challenged' ? RELAY_HELLO_MAX_BYTES : RELAY_TEXT_MAX_BYTES;
     if (buf.length > limit) {
-      reject(c, 'bad_request', 'oversized', `text message above ${limit} bytes`);
+      const over = buf.length > RELAY_TEXT_MAX_BYTES ? RELAY_TEXT_MAX_BYTES : limit;
+      reject(c, 'bad_request', 'oversized', `text message above ${over} bytes`);
       return;
     }
     if (c.state === 'joined') {

@@ -60,6 +60,8 @@ export interface SyncHeadsRes {
   heads?: Heads;
   /** set instead of `heads` when the request was refused (rate_limited) */
   error?: ErrorObject;
+  /** our reply was capped at SYNC_REPLY_MAX_BYTES: ask again for the rest */
+  more?: true;
 }
 
 export type ControlMessage =

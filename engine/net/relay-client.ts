@@ -1,19 +1,14 @@
 /**
- * Relay signalling client (core digest §8.3, §8.4, §8.6). The wire protocol it speaks lives in
- * relay-wire.ts, shared with the Node relay (`relay/`); it is re-exported here.
- *
- * Runs in browser tabs and in Node peers: the WebSocket constructor is injected (the
- * browser's `WebSocket`, or `ws` in Node). The client proves its NodeID by signing the
- * relay's challenge, keeps the room roster, relays `signal` messages, forwards binary
- * frames to peers with send-side backpressure, reconnects with capped exponential backoff,
- * and estimates the clock offset to the relay from `server_time`.
- *
- * Nothing here logs payloads, SDP/ICE or key material.
+ * Relay signalling client (core digest §8.3, §8.4, §8.6), in tabs and Node peers (the WebSocket
+ * constructor is injected). It proves its NodeID by signing the relay's challenge, keeps the
+ * roster, relays `signal` messages, forwards binary frames with send-side backpressure and
+ * per-destination flow (`{t:"flow"}`), reconnects with capped backoff, and estimates the clock
+ * offset from `server_time`. The wire protocol is relay-wire.ts (re-exported here). Nothing here
+ * logs payloads, SDP/ICE or key material.
  */
 import { RECONNECT_BACKOFF_CAP_SECONDS } from '../core/constants.js';
 import { HnError } from '../core/errors.js';
 import type { NodeID } from '../core/types.js';
-import type { KeyPair } from '../identity/identity.js';
 import {
   RELAY_CLIENT_SEND_HIGH_WATER_BYTES,
   RELAY_CLOCK_APPLY_THRESHOLD_MS,
@@ -25,97 +20,35 @@ import {
   encodeForwardFrame,
   parseWallClock,
   type RelayClientMessage,
-  type RelayErrorCode,
   type RelayPeerInfo,
   type RelayServerMessage,
 } from './relay-wire.js';
 
 export * from './relay-wire.js';
+export * from './relay-client-types.js';
+import {
+  RELAY_CLIENT_HELD_FRAMES_MAX,
+  RELAY_CLIENT_YIELD_BYTES,
+  UTF8,
+  WS_OPEN,
+  Emitter,
+  reconnectDelayMs,
+  type ForwardHandler,
+  type HeldFrame,
+  type RelayClientEvents,
+  type RelayClientOptions,
+  type RelayClientState,
+  type WebSocketLike,
+} from './relay-client-types.js';
 
 // ---------------------------------------------------------------------------------------
 // The client
 // ---------------------------------------------------------------------------------------
 
-/**
- * Delay before reconnect attempt `attempt` (0-based): exponential from `initialMs`, capped at
- * `capMs`, with "equal jitter" (half fixed, half random from `r` ∈ [0,1)) so that a room full
- * of tabs does not reconnect in lockstep after a relay restart and the delay never drops to 0.
- */
-export function reconnectDelayMs(attempt: number, initialMs: number, capMs: number, r: number): number {
-  const base = Math.min(capMs, initialMs * 2 ** Math.min(Math.max(0, attempt), 30));
-  return Math.min(capMs, base / 2 + (base / 2) * Math.min(Math.max(r, 0), 1));
-}
-
-/** The part of the WebSocket API the client uses: browser `WebSocket` and `ws` both fit. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  readonly bufferedAmount: number;
-  binaryType: string;
-  send(data: string | Uint8Array): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: any) => void) | null;
-  onclose: ((ev: any) => void) | null;
-  onerror: ((ev: any) => void) | null;
-}
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
-
-const WS_OPEN = 1;
-const UTF8 = new TextEncoder();
-
-export type RelayClientState =
-  'idle' | 'connecting' | 'authenticating' | 'ready' | 'backoff' | 'closed' | 'replaced';
-
-export interface RelayClientEvents {
-  state: RelayClientState;
-  /** Full roster after every (re)join; the client's own entry is not included. */
-  welcome: { peers: RelayPeerInfo[]; server_time: string };
-  peer_joined: RelayPeerInfo;
-  peer_left: { node_id: NodeID };
-  signal: { from: NodeID; data: unknown };
-  relay_error: { code: RelayErrorCode; message?: string; retry_after_ms?: number; to?: NodeID };
-  /** An open connection closed (the roster is cleared; a `welcome` follows on reconnect). Failed connection attempts do not emit it. */
-  disconnected: { code: number; reason: string };
-}
-
-export interface RelayClientOptions {
-  /** `ws(s)://host:port/ws`. */
-  url: string;
-  keyPair: KeyPair;
-  /** Community room (the CommunityID). */
-  room: NodeID;
-  displayName?: string;
-  WebSocket: WebSocketConstructor;
-  /** Reconnect after an unexpected close (default true). */
-  reconnect?: boolean;
-  /** First reconnect delay (default 500 ms); doubles per failure up to the cap. */
-  backoffInitialMs?: number;
-  /** Backoff cap (default RECONNECT_BACKOFF_CAP_SECONDS). */
-  backoffCapMs?: number;
-  /** Local clock (default Date.now); injectable for skew tests. */
-  now?: () => number;
-  /** Jitter source in [0,1) (default Math.random). */
-  random?: () => number;
-  /** `forward()` waits while the socket has more than this buffered (default 1 MiB). */
-  sendHighWaterBytes?: number;
-}
-
-type Listener<T> = (v: T) => void;
-interface HeldFrame {
-  frame: Uint8Array;
-  resolve: () => void;
-  reject: (e: unknown) => void;
-}
-/** Frames held per paused destination (callers await each forward, so a few suffice). */
-const RELAY_CLIENT_HELD_FRAMES_MAX = 256;
-/** Handler of forwarded payloads from one peer; return `false` to pass the frame on as unrouted. */
-export type ForwardHandler = (payload: Uint8Array) => boolean | void;
-
-export class RelayClient {
+export class RelayClient extends Emitter<RelayClientEvents> {
   private readonly opts: Required<Omit<RelayClientOptions, 'displayName'>> & { displayName?: string };
   private ws: WebSocketLike | null = null;
   private _state: RelayClientState = 'idle';
-  private readonly listeners = new Map<keyof RelayClientEvents, Set<Listener<any>>>();
   private readonly roster = new Map<NodeID, RelayPeerInfo>();
   private readonly forwardHandlers = new Map<NodeID, ForwardHandler>();
   private readonly unrouted = new Set<(from: NodeID, payload: Uint8Array) => void>();
@@ -128,6 +61,7 @@ export class RelayClient {
   private drainWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   /** Destinations the relay reported as not reading: frames to them wait here, in order. */
   private readonly held = new Map<NodeID, HeldFrame[]>();
+  private sinceYield = 0;
   private drainTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   /** Whether the current socket reached `open` (a failed attempt is not a disconnect). */
@@ -136,6 +70,7 @@ export class RelayClient {
   unroutedDropped = 0;
 
   constructor(opts: RelayClientOptions) {
+    super();
     this.opts = {
       reconnect: true,
       backoffInitialMs: 500,
@@ -178,25 +113,6 @@ export class RelayClient {
   /** Consecutive failed connection attempts since the last successful join. */
   get failedAttempts(): number {
     return this.attempt;
-  }
-
-  on<K extends keyof RelayClientEvents>(event: K, cb: Listener<RelayClientEvents[K]>): () => void {
-    let set = this.listeners.get(event);
-    if (!set) this.listeners.set(event, (set = new Set()));
-    set.add(cb);
-    return () => set.delete(cb);
-  }
-
-  private emit<K extends keyof RelayClientEvents>(event: K, v: RelayClientEvents[K]): void {
-    const set = this.listeners.get(event);
-    if (!set) return;
-    for (const cb of [...set]) {
-      try {
-        cb(v);
-      } catch {
-        // a listener's failure must not break the client
-      }
-    }
   }
 
   private setState(s: RelayClientState): void {
@@ -519,7 +435,13 @@ export class RelayClient {
       return Promise.reject(new HnError('relay_unreachable', 'not joined to the relay'));
     }
     this.ws.send(frame);
-    if (this.ws.bufferedAmount <= this.opts.sendHighWaterBytes) return Promise.resolve();
+    if (this.ws.bufferedAmount <= this.opts.sendHighWaterBytes) {
+      // a sender that never waits would never read the relay's flow notices: yield now and then
+      this.sinceYield += frame.length;
+      if (this.sinceYield < RELAY_CLIENT_YIELD_BYTES) return Promise.resolve();
+      this.sinceYield = 0;
+      return new Promise((r) => setTimeout(r, 0));
+    }
     return new Promise((resolve, reject) => {
       this.drainWaiters.push({ resolve, reject });
       this.pollDrain();

@@ -167,7 +167,7 @@ export const RELAY_HELLO_MAX_BYTES = 2048;
 export const RELAY_DISPLAY_NAME_MAX = 64;
 // C0/C1 controls, bidi embeddings/overrides/isolates, zero-width and line/paragraph separators
 // eslint-disable-next-line no-control-regex
-const UNSAFE_NAME_RE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
+const UNSAFE_NAME_RE = /[\u0000-\u001f\u007f-\u009f\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
 
 /** A display name is refused when too long or when it carries controls or bidi overrides. */
 export function isSafeDisplayName(v: unknown): v is string {

@@ -8,13 +8,15 @@
 import { HnError } from '../core/errors.js';
 import { ulid } from '../core/ulid.js';
 import type { EventEnvelope, Heads } from '../events/log.js';
-import { SESSION_QUEUE_MAX, SYNC_REPLY_MAX_BYTES } from './budget.js';
+import { PEER_SYNC_PER_SECOND, SESSION_QUEUE_MAX, SYNC_REPLY_MAX_BYTES } from './budget.js';
 import { checkHeads, sanitizeError, type Incoming } from './control.js';
 import type { SessionCore } from './session-types.js';
 
 /** Events one push or batch may carry (core §5.6: ev.push ≤ 500 events/s per link). */
 const PUSH_MAX_EVENTS = 500;
 const BATCH_MAX_EVENTS = 256;
+/** Heads rounds one sync() makes (capped replies continue, refusals wait and retry). */
+const SYNC_ROUNDS_MAX = 64;
 
 export class SyncPart {
   private queue: Promise<unknown> = Promise.resolve();
@@ -129,7 +131,12 @@ export class SyncPart {
     } catch {
       /* malformed heads: answer with ours only */
     }
-    await this.s.send({ type: 'sync.heads.res', id: m.id, heads: await d.events.heads() });
+    await this.s.send({
+      type: 'sync.heads.res',
+      id: m.id,
+      heads: await d.events.heads(),
+      ...(bytes >= SYNC_REPLY_MAX_BYTES ? { more: true } : {}),
+    });
   }
 
   private async receiveBatch(m: Incoming) {
@@ -147,14 +154,13 @@ export class SyncPart {
     });
   }
 
-  /** Exchange heads; each side sends exactly what the other lacks. Resolves with the counts. */
-  async sync(): Promise<{ sent: number; received: number }> {
+  /** One heads request: resolves with the peer's `sync.heads.res` (its batches stored first). */
+  private async requestHeads(): Promise<{ id: string; res: Incoming }> {
     const s = this.s;
-    s.assertOpen();
     const id = ulid();
     this.received.set(id, 0);
     let unsub = () => {};
-    const theirs = await new Promise<Incoming>((resolve, reject) => {
+    const res = await new Promise<Incoming>((resolve, reject) => {
       const t = setTimeout(() => reject(new HnError('timeout', 'sync heads not answered')), 60_000);
       this.waiters.set(`heads:${id}`, (m) => {
         clearTimeout(t);
@@ -166,9 +172,32 @@ export class SyncPart {
       this.waiters.delete(`heads:${id}`);
       unsub();
     });
-    const received = this.received.get(id) ?? 0;
-    this.received.delete(id);
-    if (theirs.error !== undefined) throw HnError.fromObject(sanitizeError(theirs.error));
+    return { id, res };
+  }
+
+  /** Exchange heads; each side sends exactly what the other lacks. Resolves with the counts. */
+  async sync(): Promise<{ sent: number; received: number }> {
+    const s = this.s;
+    s.assertOpen();
+    let received = 0;
+    let theirs: Incoming | null = null;
+    // a paced peer answers rate_limited (wait and ask again) or `more` (its reply was capped)
+    for (let round = 0; round < SYNC_ROUNDS_MAX; round++) {
+      const { id, res } = await this.requestHeads();
+      received += this.received.get(id) ?? 0;
+      this.received.delete(id);
+      if (res.error !== undefined) {
+        const e = HnError.fromObject(sanitizeError(res.error));
+        if (e.code !== 'rate_limited' || round === SYNC_ROUNDS_MAX - 1) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(5000, e.retry_after_ms ?? 1000)));
+        continue;
+      }
+      theirs = res;
+      if (res.more !== true) break;
+      await new Promise((r) => setTimeout(r, 1000 / PEER_SYNC_PER_SECOND));
+    }
+    if (!theirs) throw new HnError('rate_limited', 'peer kept refusing sync', { retry_after_ms: 1000 });
+    const id = ulid();
     let sent = 0;
     let batch = 0;
     for await (const events of s.d.events.missingFor(checkHeads(theirs.heads))) {

@@ -1,0 +1,281 @@
+/**
+ * Issue #18 against the relay, shaped like the attacks, scaled to run in seconds on a loaded
+ * machine. All traffic on loopback (the slowloris client binds 127.0.0.2 as its source so that
+ * the per-address limits separate it from the honest checks). Every loop is bounded; every wait
+ * is "eventually, within a generous bound"; bounds are asserted on the relay's own accounting
+ * of every byte it holds for peers (`stats().queued_bytes`).
+ */
+import net from 'node:net';
+import WebSocket from 'ws';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { NodeID } from '../../engine/core/types.js';
+import { generateKeyPair, signObject } from '../../engine/identity/identity.js';
+import { RelayClient, buildRelayHello } from '../../engine/net/relay-client.js';
+import { createRelay, type Relay, type RelayOptions } from '../../relay/server.js';
+import { RawClient, eventually, joinRaw, type Json } from './relay-helpers.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) {
+    try {
+      await f();
+    } catch {
+      // best effort
+    }
+  }
+});
+async function relayWith(o: RelayOptions): Promise<Relay> {
+  const r = await createRelay({ log: () => undefined, ...o });
+  cleanups.push(() => r.close());
+  return r;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MiB = 1024 * 1024;
+
+/** Max of a sampled value while `run` is in progress. */
+async function sampleMax(sample: () => number, run: Promise<unknown>): Promise<number> {
+  let max = sample();
+  let done = false;
+  void run.finally(() => (done = true));
+  while (!done) {
+    max = Math.max(max, sample());
+    await sleep(20);
+  }
+  return Math.max(max, sample());
+}
+
+/** An honest pair exchanging signals: returns each round trip in ms. */
+async function signalRoundTrips(relay: Relay, room: NodeID, n: number): Promise<number[]> {
+  const [a, b] = [generateKeyPair(), generateKeyPair()];
+  const { c: ca } = await joinRaw(relay.wsUrl, a, room);
+  const { c: cb } = await joinRaw(relay.wsUrl, b, room);
+  cleanups.push(
+    () => ca.close(),
+    () => cb.close(),
+  );
+  const rtts: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    ca.send({ t: 'signal', to: b.nodeId, data: { i } });
+    await cb.take('signal', (m) => m.data?.i === i, 20_000);
+    rtts.push(performance.now() - t0);
+    await sleep(50);
+  }
+  return rtts;
+}
+
+describe('relay under attack (issue #18)', () => {
+  it('1. signal flood at a peer that never reads: bounded by its byte queue, senders told rate_limited, sink cut, honest pair unaffected', async () => {
+    const relay = await relayWith({
+      forwardHighWaterBytes: 1 * MiB,
+      forwardLowWaterBytes: 256 * 1024,
+      slowConsumerMs: 3000,
+      messagesPerSecond: 100,
+    });
+    const room = generateKeyPair().nodeId;
+    const sinkKp = generateKeyPair();
+    const { c: sink } = await joinRaw(relay.wsUrl, sinkKp, room);
+    sink.ws.pause(); // never reads again
+    const senders = await Promise.all(
+      Array.from({ length: 10 }, async () => (await joinRaw(relay.wsUrl, generateKeyPair(), room)).c),
+    );
+    cleanups.push(
+      () => senders.forEach((s) => s.close()),
+      () => sink.ws.terminate(),
+    );
+    const blob = 'x'.repeat(60 * 1024);
+    let sinkGone = false;
+    void senders[0]!
+      .take('peer_left', (m) => m.node_id === sinkKp.nodeId, 30_000)
+      .then(
+        () => (sinkGone = true),
+        () => undefined,
+      );
+    // 10 senders × 45 signals/s × 60 KiB for up to 4 s (≈ 100 MiB offered), stopping when cut off
+    const flood = (async () => {
+      for (let round = 0; round < 180; round++) {
+        for (const s of senders)
+          if (s.closeInfo === null) s.send({ t: 'signal', to: sinkKp.nodeId, data: blob });
+        await sleep(22);
+        if (sinkGone) break;
+      }
+    })();
+    const honest = signalRoundTrips(relay, room, 20);
+    const peak = await sampleMax(() => relay.stats().queued_bytes, Promise.all([flood, honest]));
+    // ceiling: the high-water mark plus one message per sender
+    expect(peak).toBeLessThanOrEqual(1 * MiB + 10 * 64 * 1024);
+    const limited = senders
+      .flatMap((s) => s.texts)
+      .filter((m) => m.t === 'error' && m.code === 'rate_limited');
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited.every((m) => m.retry_after_ms > 0)).toBe(true);
+    // the sink is cut off by the slow-consumer sweep, not by a ping timeout
+    await eventually(() => sinkGone, 'sink cut off', 20_000);
+    expect(relay.metrics.get('hearthnet_relay_rejects_total', { reason: 'slow_consumer' })).toBe(1);
+    expect((await honest).length).toBe(20);
+    await eventually(() => relay.stats().queued_bytes === 0, 'queues drained', 10_000);
+  }, 60_000);
+
+  it('3. a peer that stops reading does not freeze its sender: other destinations flow on, the sender is not kicked', async () => {
+    const relay = await relayWith({ forwardHighWaterBytes: 2 * MiB, slowConsumerMs: 4000 });
+    const room = generateKeyPair().nodeId;
+    const [a, b, c] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
+    const ca = new RelayClient({ url: relay.wsUrl, keyPair: a, room, WebSocket, reconnect: false });
+    const cc = new RelayClient({ url: relay.wsUrl, keyPair: c, room, WebSocket, reconnect: false });
+    cleanups.push(
+      () => ca.close(),
+      () => cc.close(),
+    );
+    ca.start();
+    cc.start();
+    await ca.waitReady(10_000);
+    await cc.waitReady(10_000);
+    const { c: rb } = await joinRaw(relay.wsUrl, b, room);
+    cleanups.push(() => rb.ws.terminate());
+    await eventually(() => ca.hasPeer(b.nodeId) && ca.hasPeer(c.nodeId), 'roster');
+    rb.ws.pause(); // b stops reading
+    cc.onForward(a.nodeId, (p) => void cc.forward(a.nodeId, p)); // c echoes
+    const echoes: number[] = [];
+    ca.onForward(c.nodeId, (p) => void echoes.push(new DataView(p.buffer, p.byteOffset).getFloat64(0)));
+    const errors: string[] = [];
+    ca.on('relay_error', (e) => errors.push(e.code));
+    // bulk a → b: up to 64 MiB, stops when the relay cuts b off (forward rejects)
+    const bulk = (async () => {
+      const chunk = new Uint8Array(64 * 1024);
+      for (let i = 0; i < 1024; i++) {
+        try {
+          await ca.forward(b.nodeId, chunk);
+        } catch {
+          return i;
+        }
+      }
+      return 1024;
+    })();
+    // meanwhile a ↔ c round trips every 50 ms
+    const rtts: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const p = new Uint8Array(8);
+      const t0 = performance.now();
+      new DataView(p.buffer).setFloat64(0, t0);
+      await ca.forward(c.nodeId, p);
+      await eventually(() => echoes.includes(t0), `echo ${i}`, 20_000);
+      rtts.push(performance.now() - t0);
+      await sleep(50);
+    }
+    await bulk; // ends: b is cut off, then frames to it are answered forward_target_offline
+    expect(relay.metrics.get('hearthnet_relay_rejects_total', { reason: 'slow_consumer' })).toBe(1);
+    rtts.sort((x, y) => x - y);
+    const p95 = rtts[Math.floor(rtts.length * 0.95)]!;
+    // not a speed assertion: a frozen connection (the bug) stalls tens of seconds
+    expect(p95).toBeLessThan(2000);
+    expect(ca.state).toBe('ready');
+    expect(errors).not.toContain('rate_limited');
+    expect(relay.metrics.get('hearthnet_relay_backpressure_pauses_total')).toBeGreaterThanOrEqual(1);
+    await eventually(() => relay.stats().queued_bytes === 0, 'held frames freed', 10_000);
+  }, 90_000);
+
+  it('6. slowloris: held and trickling sockets are closed within the timeout, extra sockets refused, /healthz answers throughout', async () => {
+    const relay = await relayWith({ headersTimeoutMs: 1000, idleTimeoutMs: 1500, socketsPerIp: 40 });
+    const socks: { s: net.Socket; closedAt: number | null }[] = [];
+    const t0 = Date.now();
+    for (let i = 0; i < 60; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: relay.port, localAddress: '127.0.0.2' });
+      const rec = { s, closedAt: null as number | null };
+      s.on('error', () => undefined);
+      s.on('close', () => (rec.closedAt = Date.now()));
+      s.resume(); // read, so the relay's close is seen
+      socks.push(rec);
+    }
+    cleanups.push(() => socks.forEach((x) => x.s.destroy()));
+    await Promise.all(
+      socks.map((x) => new Promise((r) => (x.s.connecting ? x.s.once('connect', r).once('close', r) : r(0)))),
+    );
+    // half trickle a header byte every 300 ms (never finishing), half stay silent
+    socks.forEach((x, i) => i % 2 === 0 && x.s.write('GET / HTTP/1.1\r\nHost: x\r\nX-Slow: '));
+    const trickle = setInterval(
+      () => socks.forEach((x, i) => i % 2 === 0 && !x.s.destroyed && x.s.write('a')),
+      300,
+    );
+    cleanups.push(() => clearInterval(trickle));
+    const health: number[] = [];
+    while (Date.now() - t0 < 6000 && socks.some((x) => x.closedAt === null)) {
+      const r = await fetch(relay.url + 'healthz', { signal: AbortSignal.timeout(5000) });
+      health.push(r.status);
+      await sleep(200);
+    }
+    clearInterval(trickle);
+    expect(socks.every((x) => x.closedAt !== null)).toBe(true);
+    // refused at once beyond 40 per address; the rest within header/idle timeout + check interval + slack
+    expect(Math.max(...socks.map((x) => x.closedAt! - t0))).toBeLessThan(5000);
+    expect(health.length).toBeGreaterThan(0);
+    expect(health.every((s) => s === 200)).toBe(true);
+    expect(
+      relay.metrics.get('hearthnet_relay_rejects_total', { reason: 'ip_socket_limit' }),
+    ).toBeGreaterThanOrEqual(20);
+  }, 30_000);
+
+  it('7. unjoined sockets cannot lock out a newcomer from the same address; fresh keys per address per minute are limited', async () => {
+    const relay = await relayWith({ unjoinedPerIp: 4, freshKeysPerIpPerMinute: 5 });
+    const room = generateKeyPair().nodeId;
+    const held: RawClient[] = [];
+    for (let i = 0; i < 12; i++) {
+      const c = new RawClient(relay.wsUrl);
+      held.push(c);
+      await c.take('challenge');
+    }
+    cleanups.push(() => held.forEach((c) => c.close()));
+    // an honest peer from the same address still joins (6 of 6)
+    const honest = generateKeyPair();
+    for (let i = 0; i < 6; i++) {
+      const { c } = await joinRaw(relay.wsUrl, honest, room);
+      c.close();
+      await c.closed();
+    }
+    expect(
+      relay.metrics.get('hearthnet_relay_rejects_total', { reason: 'unjoined_evicted' }),
+    ).toBeGreaterThan(0);
+    // fresh identities: 4 more pass (honest was the first), then rate_limited with retry_after_ms
+    for (let i = 0; i < 4; i++) (await joinRaw(relay.wsUrl, generateKeyPair(), room)).c.close();
+    const c = new RawClient(relay.wsUrl);
+    const ch = await c.take('challenge');
+    c.send(buildRelayHello(generateKeyPair(), room, ch.nonce, Date.now()));
+    const e = await c.take('error');
+    expect(e.code).toBe('rate_limited');
+    expect(e.retry_after_ms).toBeGreaterThan(0);
+    // a node that joined before is not fresh
+    const again = await joinRaw(relay.wsUrl, honest, room);
+    again.c.close();
+  }, 30_000);
+
+  it('lower: a hello padded with 20 KB of unknown fields, or a display name with bidi overrides, is refused', async () => {
+    const relay = await relayWith({});
+    const room = generateKeyPair().nodeId;
+    const kp = generateKeyPair();
+    const pad = new RawClient(relay.wsUrl);
+    const ch = await pad.take('challenge');
+    const h = buildRelayHello(kp, room, ch.nonce, Date.now()) as unknown as Json;
+    delete h.signature;
+    pad.send(signObject(kp, { ...h, junk: 'j'.repeat(20_000) }));
+    expect((await pad.take('error')).code).toBe('bad_request');
+    for (const name of ['evil\u202Egnp.exe', 'a\u2066b', 'zero\u200Bwidth']) {
+      const c = new RawClient(relay.wsUrl);
+      const chx = await c.take('challenge');
+      c.send(buildRelayHello(kp, room, chx.nonce, Date.now(), name));
+      expect((await c.take('error')).code).toBe('bad_request');
+    }
+    const ok = await joinRaw(relay.wsUrl, kp, room, 'Ana María 👩‍🍳');
+    expect(ok.welcome.t).toBe('welcome');
+    ok.c.close();
+  });
+
+  it('lower: forward floods to absent peers cost strikes and end in a close', async () => {
+    const relay = await relayWith({ messagesPerSecond: 5, strikesBeforeClose: 5 });
+    const room = generateKeyPair().nodeId;
+    const { c } = await joinRaw(relay.wsUrl, generateKeyPair(), room);
+    const { encodeForwardFrame } = await import('../../engine/net/relay-client.js');
+    const frame = encodeForwardFrame(generateKeyPair().nodeId, new Uint8Array(10));
+    for (let i = 0; i < 50 && c.closeInfo === null; i++) c.sendBinary(frame);
+    await c.closed(10_000);
+    expect(c.texts.some((m) => m.t === 'error' && m.code === 'rate_limited')).toBe(true);
+  });
+});
