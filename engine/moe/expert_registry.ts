@@ -9,6 +9,7 @@ import { HnError } from '../core/errors.js';
 import { sha256Hex } from '../core/hash.js';
 import { canonicalString } from '../core/canonical.js';
 import type { NodeID, TrustLevel } from '../core/types.js';
+import { isNodeId } from '../identity/identity.js';
 import { normalizeTopic, TOPIC_MAX } from './embedder.js';
 import { KINDS, type ExpertKind } from './scorer.js';
 
@@ -60,7 +61,6 @@ export interface RegistryEntry {
 
 const DAY = 86_400_000;
 const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
-const NODE_RE = /^[A-Za-z0-9_-]{10,128}$/;
 
 const bad = (message: string, field?: string) => new HnError('bad_request', message, field ? { field } : {});
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -254,7 +254,7 @@ export function buildDescriptor(
   let consent_grant: ConsentGrant | undefined;
   if (kind === 'human') {
     if (i.on_behalf_of !== undefined) {
-      if (typeof i.on_behalf_of !== 'string' || !NODE_RE.test(i.on_behalf_of)) throw bad('on_behalf_of', 'on_behalf_of');
+      if (!isNodeId(i.on_behalf_of)) throw bad('on_behalf_of', 'on_behalf_of');
       if (!ctx.callerIsAnchor) throw new HnError('unauthorized', 'only an anchor registers on behalf of a member');
       const member = i.on_behalf_of as NodeID;
       expert_id = `human:${member}`;

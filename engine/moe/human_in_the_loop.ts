@@ -111,7 +111,11 @@ export class HandoffManager {
       recentLoad: (id, t) => this.sent.filter((s) => s.expert_id === id && s.at > t - 7 * DAY).length,
     };
     // timers survive closing the app: every pending deadline is re-armed (or fires now)
-    for (const h of await this.d.db.getAll<HandoffRec>('handoffs')) if (h.state === 'pending') this.arm(h);
+    for (const h of await this.d.db.getAll<HandoffRec>('handoffs'))
+      if (h.state === 'pending') {
+        if (h.deadline_at <= now) await this.timeout(h.handoff_id);
+        else this.arm(h);
+      }
     for (const o of await this.d.db.getAll<HandoffRec>('offers'))
       if (o.state === 'pending' && o.deadline_at <= now) {
         o.state = 'timed_out';
@@ -158,7 +162,8 @@ export class HandoffManager {
 
   private fallbackOf(route: RouteRecord | undefined): FallbackCandidate | null {
     const c = route?.candidates.find((x) => x.kind !== 'human');
-    return c ? { expert_id: c.expert_id, kind: c.kind, score: c.score } : null;
+    if (c) return { expert_id: c.expert_id, kind: c.kind, score: c.score };
+    return this.d.svc.bestNonHuman(route?.tags ?? []);
   }
 
   // ------------------------------------------------------------ capability entry

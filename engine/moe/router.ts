@@ -351,6 +351,21 @@ export class MoeService {
     };
   }
 
+  /** The best reachable model/service by tags alone (the fallback offered after a human handoff ends). */
+  bestNonHuman(tags: readonly string[]): { expert_id: string; kind: ExpertKind; score: number } | null {
+    const now = this.d.now();
+    let best: { expert_id: string; kind: ExpertKind; score: number } | null = null;
+    for (const d of this.registry.all(now)) {
+      if (d.paused || (d.kind !== 'model' && d.kind !== 'service')) continue;
+      if (d.host !== this.d.self && !this.d.reachable(d.host)) continue;
+      if (!availableAt(d.availability, now)) continue;
+      const score = ruleScore(this.parts(d, tags, 0, now), tags.length > 0, d.score_bias);
+      if (!best || score > best.score + 1e-9 || (Math.abs(score - best.score) < 1e-9 && d.expert_id < best.expert_id))
+        best = { expert_id: d.expert_id, kind: d.kind, score };
+    }
+    return best;
+  }
+
   private recentRoutes(expertId: string, now: number): number {
     return (this.routeLoad.get(expertId) ?? []).filter((t) => t > now - 7 * DAY).length;
   }
