@@ -63,7 +63,8 @@ const DAY = 86_400_000;
 const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
 
 const bad = (message: string, field?: string) => new HnError('bad_request', message, field ? { field } : {});
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isObj = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x);
 
 const tzOk = new Map<string, boolean>();
 export function validTimeZone(tz: unknown): tz is string {
@@ -87,9 +88,11 @@ export function checkAvailability(a: unknown): AvailabilityWindow {
   for (const k of Object.keys(a))
     if (!['tz', 'always', 'slots'].includes(k)) throw bad(`availability.${k} is not a field`, 'availability');
   if (!validTimeZone(a.tz)) throw bad('availability.tz must be an IANA time zone', 'availability.tz');
-  if (a.always !== undefined && typeof a.always !== 'boolean') throw bad('availability.always', 'availability');
+  if (a.always !== undefined && typeof a.always !== 'boolean')
+    throw bad('availability.always', 'availability');
   const slots = a.slots ?? [];
-  if (!Array.isArray(slots) || slots.length > 14) throw bad('availability.slots: at most 14', 'availability.slots');
+  if (!Array.isArray(slots) || slots.length > 14)
+    throw bad('availability.slots: at most 14', 'availability.slots');
   const out: Slot[] = [];
   for (const s of slots) {
     if (!isObj(s) || Object.keys(s).some((k) => !['days', 'start', 'end'].includes(k)))
@@ -183,12 +186,14 @@ export interface RegisterInput {
 }
 
 export function normalizeTopics(raw: unknown, field = 'topics', min = 1, max = 32): string[] {
-  if (!Array.isArray(raw) || raw.length < min || raw.length > max) throw bad(`${field}: ${min}..${max} items`, field);
+  if (!Array.isArray(raw) || raw.length < min || raw.length > max)
+    throw bad(`${field}: ${min}..${max} items`, field);
   const out = new Set<string>();
   for (const t of raw) {
     if (typeof t !== 'string' || t.length > 256) throw bad(`${field}: strings`, field);
     const n = normalizeTopic(t);
-    if (n.length < 1 || n.length > TOPIC_MAX) throw bad(`${field}: each 1..64 characters after normalisation`, field);
+    if (n.length < 1 || n.length > TOPIC_MAX)
+      throw bad(`${field}: each 1..64 characters after normalisation`, field);
     out.add(n);
   }
   return [...out].sort();
@@ -200,7 +205,12 @@ export function normalizeTopics(raw: unknown, field = 'topics', min = 1, max = 3
  */
 export function buildDescriptor(
   input: unknown,
-  ctx: { self: NodeID; callerIsAnchor: boolean; now: number; verify: (o: Record<string, unknown>, n: NodeID) => boolean },
+  ctx: {
+    self: NodeID;
+    callerIsAnchor: boolean;
+    now: number;
+    verify: (o: Record<string, unknown>, n: NodeID) => boolean;
+  },
 ): ExpertDescriptor {
   if (!isObj(input)) throw bad('request must be an object');
   const i = input as Record<string, unknown>;
@@ -216,7 +226,8 @@ export function buildDescriptor(
       throw bad('capabilities[].selector', 'capabilities');
     return { capability: c.capability, ...(c.selector ? { selector: c.selector as string } : {}) };
   });
-  if (kind === 'service' && capabilities.length === 0) throw bad('a service names its capability', 'capabilities');
+  if (kind === 'service' && capabilities.length === 0)
+    throw bad('a service names its capability', 'capabilities');
   const bias = i.score_bias ?? 0;
   if (typeof bias !== 'number' || !Number.isFinite(bias)) throw bad('score_bias is a number', 'score_bias');
   if (Math.abs(bias) > 5 || (Math.abs(bias) > 1 && !ctx.callerIsAnchor))
@@ -235,7 +246,11 @@ export function buildDescriptor(
   if (kind === 'human') {
     if (consent !== true) throw bad('a human expert needs consent_to_route: true', 'consent_to_route');
     availability = checkAvailability(i.availability);
-  } else availability = i.availability === undefined ? { tz: 'UTC', always: true, slots: [] } : checkAvailability(i.availability);
+  } else
+    availability =
+      i.availability === undefined
+        ? { tz: 'UTC', always: true, slots: [] }
+        : checkAvailability(i.availability);
   let expires_at: number | null = null;
   if (i.expires_at !== undefined) {
     if (typeof i.expires_at !== 'number' || i.expires_at <= ctx.now || i.expires_at > ctx.now + 365 * DAY)
@@ -255,7 +270,8 @@ export function buildDescriptor(
   if (kind === 'human') {
     if (i.on_behalf_of !== undefined) {
       if (!isNodeId(i.on_behalf_of)) throw bad('on_behalf_of', 'on_behalf_of');
-      if (!ctx.callerIsAnchor) throw new HnError('unauthorized', 'only an anchor registers on behalf of a member');
+      if (!ctx.callerIsAnchor)
+        throw new HnError('unauthorized', 'only an anchor registers on behalf of a member');
       const member = i.on_behalf_of as NodeID;
       expert_id = `human:${member}`;
       const g = i.consent_grant;
@@ -266,7 +282,8 @@ export function buildDescriptor(
     } else expert_id = `human:${ctx.self}`;
   } else if (kind === 'model') {
     const m = i.model_id;
-    if (typeof m !== 'string' || !/^[A-Za-z0-9._:/-]{1,128}$/.test(m)) throw bad('model_id is required for a model', 'model_id');
+    if (typeof m !== 'string' || !/^[A-Za-z0-9._:/-]{1,128}$/.test(m))
+      throw bad('model_id is required for a model', 'model_id');
     expert_id = `model:${m}@${ctx.self}`;
   } else if (kind === 'service') {
     const c0 = capabilities[0]!;
@@ -274,7 +291,8 @@ export function buildDescriptor(
   } else {
     if (!ctx.callerIsAnchor) throw new HnError('unauthorized', 'only an anchor registers external experts');
     const u = i.url;
-    if (typeof u !== 'string' || u.length > 512 || !/^https:\/\/[^\s]+$/.test(u)) throw bad('url must be https', 'url');
+    if (typeof u !== 'string' || u.length > 512 || !/^https:\/\/[^\s]+$/.test(u))
+      throw bad('url must be https', 'url');
     expert_id = `external:${u}`;
   }
   return {
@@ -366,7 +384,12 @@ export class ExpertRegistry {
   }
 
   /** Apply one moe.expert.* event; returns true when the view changed. */
-  apply(ev: { event_id: string; author: NodeID; event_type: string; data: Record<string, unknown> }): boolean {
+  apply(ev: {
+    event_id: string;
+    author: NodeID;
+    event_type: string;
+    data: Record<string, unknown>;
+  }): boolean {
     if (ev.event_type === 'moe.expert.registered') {
       const d = ev.data as unknown as ExpertDescriptor;
       if (!isObj(d) || typeof d.registered_at !== 'number') return false;
@@ -382,13 +405,20 @@ export class ExpertRegistry {
       return true;
     }
     if (ev.event_type === 'moe.expert.unregistered') {
-      const { expert_id, unregistered_at, reason } = ev.data as { expert_id?: unknown; unregistered_at?: unknown; reason?: unknown };
+      const { expert_id, unregistered_at, reason } = ev.data as {
+        expert_id?: unknown;
+        unregistered_at?: unknown;
+        reason?: unknown;
+      };
       if (typeof expert_id !== 'string' || typeof unregistered_at !== 'number') return false;
       const level = this.levelOf(ev.author);
       const owner = ownerOf(expert_id);
       const cur = this.entries.get(expert_id);
       const host = cur?.descriptor?.host;
-      if (!(level === 'anchor' || (level && level !== 'revoked' && (owner === ev.author || host === ev.author))))
+      if (!(
+        level === 'anchor' ||
+        (level && level !== 'revoked' && (owner === ev.author || host === ev.author))
+      ))
         return false;
       if (cur && !newer(unregistered_at, ev.event_id, cur)) return false;
       this.entries.set(expert_id, {

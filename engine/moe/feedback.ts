@@ -87,7 +87,8 @@ export class FeedbackSet {
     const out: TrainingSample[] = [];
     for (const f of this.records.values()) {
       const label = labelOf(f);
-      if (label !== null && f.features.length === 10) out.push({ feedback_id: f.feedback_id, features: f.features, label });
+      if (label !== null && f.features.length === 10)
+        out.push({ feedback_id: f.feedback_id, features: f.features, label });
     }
     return out;
   }

@@ -70,15 +70,21 @@ const DAY = 24 * HOUR;
 const MAX_ATTEMPTS = 3;
 const MAX_PENDING = 20;
 const ROUTE_MAX_AGE = 30 * 60_000;
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isObj = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x);
 const bad = (m: string, field?: string) => new HnError('bad_request', m, field ? { field } : {});
 const str = (x: unknown, max: number, field: string, min = 1): string => {
-  if (typeof x !== 'string' || x.trim().length < min || x.length > max) throw bad(`${field}: ${min}..${max} characters`, field);
+  if (typeof x !== 'string' || x.trim().length < min || x.length > max)
+    throw bad(`${field}: ${min}..${max} characters`, field);
   return x;
 };
 
 /** What the Ask/Experts views listen to: an offer arrived (notify unless quiet hours), state changed. */
-export type HandoffListener = (e: { type: 'offer' | 'state' | 'message'; handoff: Record<string, unknown>; notify: boolean }) => void;
+export type HandoffListener = (e: {
+  type: 'offer' | 'state' | 'message';
+  handoff: Record<string, unknown>;
+  notify: boolean;
+}) => void;
 
 export class HandoffManager {
   private readonly timers = new Map<string, () => void>();
@@ -97,9 +103,9 @@ export class HandoffManager {
 
   async start(): Promise<void> {
     const now = this.d.now();
-    this.sent = ((await this.d.db.getAll<{ id: string; expert_id: string; at: number }>('sent')) ?? []).filter(
-      (s) => s.at > now - 7 * DAY,
-    );
+    this.sent = (
+      (await this.d.db.getAll<{ id: string; expert_id: string; at: number }>('sent')) ?? []
+    ).filter((s) => s.at > now - 7 * DAY);
     this.received = (await this.d.db.getAll<HandoffRec>('offers')).map((o) => ({
       requester: o.requester,
       at: o.received_at ?? o.initiated_at,
@@ -196,11 +202,16 @@ export class HandoffManager {
     const routeId = str(i.route_id, 64, 'route_id');
     const context = str(i.context_summary, 4000, 'context_summary');
     const dm = i.deadline_minutes ?? this.cfg().handoff_default_timeout_hours * 60;
-    if (!Number.isInteger(dm) || (dm as number) < 5 || (dm as number) > 1440 * 30) throw bad('deadline_minutes', 'deadline_minutes');
-    if (i.deadline_minutes !== undefined && ((dm as number) < 5 || (dm as number) > 1440)) throw bad('deadline_minutes 5..1440', 'deadline_minutes');
+    if (!Number.isInteger(dm) || (dm as number) < 5 || (dm as number) > 1440 * 30)
+      throw bad('deadline_minutes', 'deadline_minutes');
+    if (i.deadline_minutes !== undefined && ((dm as number) < 5 || (dm as number) > 1440))
+      throw bad('deadline_minutes 5..1440', 'deadline_minutes');
     const fallback = i.fallback ?? 'next_candidate';
     if (fallback !== 'next_candidate' && fallback !== 'none') throw bad('fallback', 'fallback');
-    if (i.permitted_replies !== undefined && (!Array.isArray(i.permitted_replies) || i.permitted_replies.some((x) => x !== 'text')))
+    if (
+      i.permitted_replies !== undefined &&
+      (!Array.isArray(i.permitted_replies) || i.permitted_replies.some((x) => x !== 'text'))
+    )
       throw bad('permitted_replies', 'permitted_replies');
     const now = this.d.now();
     const desc = this.d.svc.registry.get(expertId, now);
@@ -209,11 +220,18 @@ export class HandoffManager {
     const route = await this.d.svc.route(routeId);
     if (!route || route.requester !== this.d.self) throw bad('unknown route', 'route_id');
     if (now - route.routed_at > ROUTE_MAX_AGE) throw bad('stale route (older than 30 minutes)', 'route_id');
-    if (!route.candidates.some((c) => c.expert_id === expertId)) throw bad('expert is not a candidate of that route', 'expert_id');
+    if (!route.candidates.some((c) => c.expert_id === expertId))
+      throw bad('expert is not a candidate of that route', 'expert_id');
     const unavailable = this.localUnavailable(expertId, now);
-    if (unavailable) throw new HnError('expert_unavailable', `expert unavailable: ${unavailable}`, { details: { reason: unavailable } });
-    const pending = (await this.d.db.getAll<HandoffRec>('handoffs')).filter((h) => h.state === 'pending').length;
-    if (pending >= MAX_PENDING) throw new HnError('rate_limited', 'too many pending handoffs', { retry_after_ms: 60_000 });
+    if (unavailable)
+      throw new HnError('expert_unavailable', `expert unavailable: ${unavailable}`, {
+        details: { reason: unavailable },
+      });
+    const pending = (await this.d.db.getAll<HandoffRec>('handoffs')).filter(
+      (h) => h.state === 'pending',
+    ).length;
+    if (pending >= MAX_PENDING)
+      throw new HnError('rate_limited', 'too many pending handoffs', { retry_after_ms: 60_000 });
     const id = this.d.svc.newId();
     const h: HandoffRec = {
       handoff_id: id,
@@ -229,21 +247,32 @@ export class HandoffManager {
       tags: route.tags,
       role: 'requester',
       remaining:
-        fallback === 'none' ? [] : route.candidates.filter((c) => c.kind === 'human' && c.expert_id !== expertId).map((c) => c.expert_id),
+        fallback === 'none'
+          ? []
+          : route.candidates
+              .filter((c) => c.kind === 'human' && c.expert_id !== expertId)
+              .map((c) => c.expert_id),
       fallback: fallback as 'next_candidate' | 'none',
       fallback_candidate: null,
       delivered: false,
       end_reason: null,
     };
-    await this.d.db.put('conversations', { handoff_id: id, context_summary: context, messages: [] } satisfies ConversationRec);
+    await this.d.db.put('conversations', {
+      handoff_id: id,
+      context_summary: context,
+      messages: [],
+    } satisfies ConversationRec);
     await this.d.db.put('handoffs', h);
     await this.logSent(expertId, now);
     await this.announce(h);
     this.arm(h);
     const refused = await this.deliver(h);
-    if (refused && h.state === 'declined' && h.attempt === 1)
-      throw new HnError('expert_unavailable', `expert unavailable: ${refused}`, { details: { reason: refused, handoff: view(h) } });
-    return view((await this.d.db.get<HandoffRec>('handoffs', id))!);
+    const cur = (await this.d.db.get<HandoffRec>('handoffs', id))!;
+    if (refused && cur.state === 'declined' && cur.attempt === 1)
+      throw new HnError('expert_unavailable', `expert unavailable: ${refused}`, {
+        details: { reason: refused, handoff: view(cur) },
+      });
+    return view(cur);
   }
 
   private localUnavailable(expertId: string, now: number): string | null {
@@ -291,7 +320,11 @@ export class HandoffManager {
     } catch (e) {
       const code = e instanceof HnError ? e.code : 'internal_error';
       if (code === 'expert_unavailable' || code === 'expert_unknown' || code === 'unauthorized') {
-        const reason = String((e as HnError).details?.reason ?? (code === 'expert_unknown' ? 'consent_revoked' : code));
+        // the wire may drop `details`: the reason is also the message's last word
+        const fromMsg = /expert unavailable: ([a-z_]+)$/.exec((e as HnError).message)?.[1];
+        const reason = String(
+          (e as HnError).details?.reason ?? fromMsg ?? (code === 'expert_unknown' ? 'consent_revoked' : code),
+        );
         if (reason === 'daily_limit') {
           this.blocks.set(h.expert_id, this.d.now() + DAY);
           await this.d.db.put('state', { key: 'blocks', blocks: [...this.blocks] });
@@ -313,10 +346,16 @@ export class HandoffManager {
   }
 
   /** The current attempt was declined: next human candidate under the same handoff, or the end. */
-  private async declined(id: string, expertId: string, by: 'requester' | 'system' | 'expert', reason: string) {
+  private async declined(
+    id: string,
+    expertId: string,
+    by: 'requester' | 'system' | 'expert',
+    reason: string,
+  ) {
     const h = await this.d.db.get<HandoffRec>('handoffs', id);
     if (!h || h.state !== 'pending' || h.expert_id !== expertId) return;
-    if (by !== 'expert') await this.d.append('moe.handoff.declined', { handoff_id: id, expert_id: expertId, by, reason });
+    if (by !== 'expert')
+      await this.d.append('moe.handoff.declined', { handoff_id: id, expert_id: expertId, by, reason });
     const now = this.d.now();
     let next: string | undefined;
     while (h.attempt < MAX_ATTEMPTS && h.remaining.length && now < h.deadline_at) {
@@ -355,10 +394,15 @@ export class HandoffManager {
     h.fallback_candidate = this.fallbackOf(await this.d.svc.route(h.route_id));
     this.disarm(id);
     await this.d.db.put('handoffs', h);
-    await this.d.append('moe.handoff.timed_out', { handoff_id: id, expert_id: h.expert_id, deadline_at: h.deadline_at });
+    await this.d.append('moe.handoff.timed_out', {
+      handoff_id: id,
+      expert_id: h.expert_id,
+      deadline_at: h.deadline_at,
+    });
     this.emit('state', h);
     const host = ownerOf(h.expert_id);
-    if (host) void this.d.sendLink(host, 'moe.closed', { handoff_id: id, state: 'timed_out' }).catch(() => undefined);
+    if (host)
+      void this.d.sendLink(host, 'moe.closed', { handoff_id: id, state: 'timed_out' }).catch(() => undefined);
   }
 
   async onResponse(i: Record<string, unknown>, caller: NodeID): Promise<Record<string, unknown>> {
@@ -387,12 +431,16 @@ export class HandoffManager {
 
   async status(i: Record<string, unknown>): Promise<Record<string, unknown>> {
     const id = str(i.handoff_id, 64, 'handoff_id');
-    const h = (await this.d.db.get<HandoffRec>('handoffs', id)) ?? (await this.d.db.get<HandoffRec>('offers', id));
+    const h =
+      (await this.d.db.get<HandoffRec>('handoffs', id)) ?? (await this.d.db.get<HandoffRec>('offers', id));
     if (!h) throw new HnError('not_found', 'no such handoff');
     if (h.role === 'requester' && (h.state === 'declined' || h.state === 'timed_out')) {
       const code = h.state === 'declined' ? 'human_handoff_declined' : 'human_handoff_timed_out';
       throw new HnError(code, undefined, {
-        details: { handoff: view(h), ...(h.fallback_candidate ? { fallback_candidate: h.fallback_candidate } : {}) },
+        details: {
+          handoff: view(h),
+          ...(h.fallback_candidate ? { fallback_candidate: h.fallback_candidate } : {}),
+        },
       });
     }
     return view(h);
@@ -409,7 +457,8 @@ export class HandoffManager {
     await this.d.db.put('handoffs', h);
     this.emit('state', h);
     const host = ownerOf(h.expert_id);
-    if (host) void this.d.sendLink(host, 'moe.closed', { handoff_id: id, state: 'cancelled' }).catch(() => undefined);
+    if (host)
+      void this.d.sendLink(host, 'moe.closed', { handoff_id: id, state: 'cancelled' }).catch(() => undefined);
     return view(h);
   }
 
@@ -423,7 +472,8 @@ export class HandoffManager {
     await this.d.db.put(store, h);
     this.emit('state', h);
     const peer = h.role === 'requester' ? ownerOf(h.expert_id) : h.requester;
-    if (peer) void this.d.sendLink(peer, 'moe.closed', { handoff_id: id, state: 'completed' }).catch(() => undefined);
+    if (peer)
+      void this.d.sendLink(peer, 'moe.closed', { handoff_id: id, state: 'completed' }).catch(() => undefined);
     return view(h);
   }
 
@@ -467,7 +517,10 @@ export class HandoffManager {
       const counterpart = h.role === 'requester' ? ownerOf(h.expert_id) : h.requester;
       if (counterpart !== peer) continue;
       if (p.state === 'completed' && h.state === 'accepted') h.state = 'completed';
-      else if ((p.state === 'cancelled' || p.state === 'timed_out') && (h.state === 'pending' || h.state === 'accepted'))
+      else if (
+        (p.state === 'cancelled' || p.state === 'timed_out') &&
+        (h.state === 'pending' || h.state === 'accepted')
+      )
         h.state = p.state;
       else continue;
       this.disarm(h.handoff_id);
@@ -487,15 +540,18 @@ export class HandoffManager {
     const expertId = str(i.expert_id, 700, 'expert_id');
     const context = str(i.context_summary, 4000, 'context_summary');
     if (i.requester !== caller) throw new HnError('unauthorized', 'requester must be the caller');
-    if (typeof i.deadline_at !== 'number' || !Number.isFinite(i.deadline_at)) throw bad('deadline_at', 'deadline_at');
+    if (typeof i.deadline_at !== 'number' || !Number.isFinite(i.deadline_at))
+      throw bad('deadline_at', 'deadline_at');
     const tags = normalizeTopics(i.tags ?? [], 'tags', 0, 16);
     const now = this.d.now();
     if (ownerOf(expertId) !== this.d.self) throw new HnError('expert_unknown', 'not an expert of this node');
     const existing = await this.d.db.get<HandoffRec>('offers', id);
-    if (existing && existing.requester === caller && existing.expert_id === expertId) return { handoff_id: id, received: true };
+    if (existing && existing.requester === caller && existing.expert_id === expertId)
+      return { handoff_id: id, received: true };
     if (existing) throw bad('duplicate handoff id', 'handoff_id');
     const desc = this.d.svc.registry.get(expertId, now);
-    if (!desc || desc.kind !== 'human') throw new HnError('expert_unknown', undefined, { details: { expert_id: expertId } });
+    if (!desc || desc.kind !== 'human')
+      throw new HnError('expert_unknown', undefined, { details: { expert_id: expertId } });
     const limit = Math.min(this.cfg().handoff_max_per_day, desc.max_handoffs_per_day ?? Infinity);
     const cd = this.cfg().handoff_cooldown_hours * HOUR;
     const reason = !desc.consent_to_route
@@ -512,7 +568,8 @@ export class HandoffManager {
                 ? 'deadline'
                 : null;
     if (reason === 'deadline') throw bad('deadline_at out of range', 'deadline_at');
-    if (reason) throw new HnError('expert_unavailable', `expert unavailable: ${reason}`, { details: { reason } });
+    if (reason)
+      throw new HnError('expert_unavailable', `expert unavailable: ${reason}`, { details: { reason } });
     const o: HandoffRec = {
       handoff_id: id,
       route_id: '',
@@ -535,7 +592,11 @@ export class HandoffManager {
       received_at: now,
     };
     this.received.push({ requester: caller, at: now });
-    await this.d.db.put('conversations', { handoff_id: id, context_summary: context, messages: [] } satisfies ConversationRec);
+    await this.d.db.put('conversations', {
+      handoff_id: id,
+      context_summary: context,
+      messages: [],
+    } satisfies ConversationRec);
     await this.d.db.put('offers', o);
     const { minute } = localTime(now, desc.availability.tz);
     const quiet = minute >= 22 * 60 || minute < 6 * 60;
@@ -561,16 +622,31 @@ export class HandoffManager {
     return view(o);
   }
 
-  private async finishOffer(o: HandoffRec, accept: boolean, reason: string, by: 'expert' | 'system' = 'expert') {
+  private async finishOffer(
+    o: HandoffRec,
+    accept: boolean,
+    reason: string,
+    by: 'expert' | 'system' = 'expert',
+  ) {
     o.state = accept ? 'accepted' : 'declined';
     o.end_reason = accept ? null : reason;
     o.pending_response = { accept, ...(accept ? {} : { reason }) };
     await this.d.db.put('offers', o);
-    if (accept) await this.d.append('moe.handoff.accepted', { handoff_id: o.handoff_id, expert_id: o.expert_id });
-    else await this.d.append('moe.handoff.declined', { handoff_id: o.handoff_id, expert_id: o.expert_id, by, reason });
+    if (accept)
+      await this.d.append('moe.handoff.accepted', { handoff_id: o.handoff_id, expert_id: o.expert_id });
+    else
+      await this.d.append('moe.handoff.declined', {
+        handoff_id: o.handoff_id,
+        expert_id: o.expert_id,
+        by,
+        reason,
+      });
     // decline penalty: consecutive declines by this expert pause the registration (an accept resets)
     if (by === 'expert') {
-      const st = (await this.d.db.get<{ key: string; n: number }>('state', `declines|${o.expert_id}`)) ?? { key: `declines|${o.expert_id}`, n: 0 };
+      const st = (await this.d.db.get<{ key: string; n: number }>('state', `declines|${o.expert_id}`)) ?? {
+        key: `declines|${o.expert_id}`,
+        n: 0,
+      };
       st.n = accept ? 0 : st.n + 1;
       await this.d.db.put('state', st);
       if (!accept && st.n >= 3) await this.d.svc.pause(o.expert_id, 'decline_penalty');
@@ -593,7 +669,8 @@ export class HandoffManager {
   /** Unregistering an expert: its pending offers become declined (by system, consent_revoked). */
   async expertRemoved(expertId: string, reason: string): Promise<void> {
     for (const o of await this.d.db.getAll<HandoffRec>('offers'))
-      if (o.expert_id === expertId && o.state === 'pending') await this.finishOffer(o, false, reason === 'withdrawn' ? 'consent_revoked' : reason, 'system');
+      if (o.expert_id === expertId && o.state === 'pending')
+        await this.finishOffer(o, false, reason === 'withdrawn' ? 'consent_revoked' : reason, 'system');
   }
 
   async inbox(): Promise<Record<string, unknown>[]> {

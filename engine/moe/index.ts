@@ -123,7 +123,10 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
           handler: async (i, ctx) => need().svc.register(i, ctx.caller),
         },
         {
-          descriptor: descriptor('experimental.moe.expert.list', 'moe', { trust_required: 'member', idempotent: true }),
+          descriptor: descriptor('experimental.moe.expert.list', 'moe', {
+            trust_required: 'member',
+            idempotent: true,
+          }),
           handler: async (i) => need().svc.list(i),
         },
         {
@@ -156,7 +159,13 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
         const db = await c.openStore();
         for (const t of COMMUNITY_EVENT_TYPES)
           for (const ev of await c.events.list({ type: t })) community.apply(ev as never);
-        const open = () => new Set(c.peers.list().filter((p) => p.state === 'open').map((p) => p.id));
+        const open = () =>
+          new Set(
+            c.peers
+              .list()
+              .filter((p) => p.state === 'open')
+              .map((p) => p.id),
+          );
         let openPeers = open();
         const s = new MoeService({
           self: c.self,
@@ -199,7 +208,10 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
           void h.retryUndelivered().catch(() => undefined);
         });
         c.clock.setInterval(() => void h.retryUndelivered().catch(() => undefined), 30_000);
-        c.clock.setInterval(() => void s.maybeTrain().catch(() => undefined), c.config().retrain_every_hours * 3_600_000);
+        c.clock.setInterval(
+          () => void s.maybeTrain().catch(() => undefined),
+          c.config().retrain_every_hours * 3_600_000,
+        );
       },
       stop() {
         hm?.stop();

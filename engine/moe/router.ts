@@ -86,7 +86,8 @@ export interface RouteRecord {
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isObj = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x);
 const bad = (m: string, field?: string) => new HnError('bad_request', m, field ? { field } : {});
 
 /** Hook the handoff manager installs: route filter (cooldown / daily-limit blocks) and recent load. */
@@ -138,7 +139,10 @@ export class MoeService {
 
   // ---------------------------------------------------------------- registry capabilities
 
-  async register(input: unknown, caller: NodeID): Promise<{ expert_id: string; registered_at: number; expires_at: number | null }> {
+  async register(
+    input: unknown,
+    caller: NodeID,
+  ): Promise<{ expert_id: string; registered_at: number; expires_at: number | null }> {
     const now = this.d.now();
     const d = buildDescriptor(input, {
       self: this.d.self,
@@ -146,6 +150,9 @@ export class MoeService {
       now,
       verify: this.d.verify,
     });
+    // latest wins by registered_at: a re-registration within the same millisecond still supersedes
+    const prev = this.registry.entries.get(d.expert_id);
+    if (prev && prev.at >= d.registered_at) d.registered_at = prev.at + 1;
     const ev = await this.d.append('moe.expert.registered', d as unknown as Record<string, unknown>);
     this.registry.apply(ev);
     return { expert_id: d.expert_id, registered_at: d.registered_at, expires_at: d.expires_at };
@@ -155,8 +162,15 @@ export class MoeService {
   async pause(expertId: string, reason: string): Promise<void> {
     const cur = this.registry.get(expertId, this.d.now());
     if (!cur || cur.host !== this.d.self) return;
-    const d: ExpertDescriptor = { ...cur, paused: true, pause_reason: reason, registered_at: Math.max(this.d.now(), cur.registered_at + 1) };
-    this.registry.apply(await this.d.append('moe.expert.registered', d as unknown as Record<string, unknown>));
+    const d: ExpertDescriptor = {
+      ...cur,
+      paused: true,
+      pause_reason: reason,
+      registered_at: Math.max(this.d.now(), cur.registered_at + 1),
+    };
+    this.registry.apply(
+      await this.d.append('moe.expert.registered', d as unknown as Record<string, unknown>),
+    );
   }
 
   list(input: unknown): { experts: Record<string, unknown>[]; next_cursor: string | null } {
@@ -167,8 +181,10 @@ export class MoeService {
     for (const k of ['available_now', 'include_expired'])
       if (i[k] !== undefined && typeof i[k] !== 'boolean') throw bad(k, k);
     const limit = i.limit ?? 50;
-    if (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > 200) throw bad('limit 1..200', 'limit');
-    if (i.cursor !== undefined && (typeof i.cursor !== 'string' || i.cursor.length > 600)) throw bad('cursor', 'cursor');
+    if (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > 200)
+      throw bad('limit 1..200', 'limit');
+    if (i.cursor !== undefined && (typeof i.cursor !== 'string' || i.cursor.length > 600))
+      throw bad('cursor', 'cursor');
     const now = this.d.now();
     const out: Record<string, unknown>[] = [];
     let next: string | null = null;
@@ -199,19 +215,36 @@ export class MoeService {
     return { experts: out, next_cursor: next };
   }
 
-  async unregister(input: unknown, caller: NodeID, onRemoved: (expertId: string, reason: string) => Promise<void>) {
-    if (!isObj(input) || typeof input.expert_id !== 'string' || input.expert_id.length > 700) throw bad('expert_id', 'expert_id');
-    if (input.reason !== undefined && !['withdrawn', 'expired', 'consent_revoked', 'by_anchor'].includes(input.reason as string))
+  async unregister(
+    input: unknown,
+    caller: NodeID,
+    onRemoved: (expertId: string, reason: string) => Promise<void>,
+  ) {
+    if (!isObj(input) || typeof input.expert_id !== 'string' || input.expert_id.length > 700)
+      throw bad('expert_id', 'expert_id');
+    if (
+      input.reason !== undefined &&
+      !['withdrawn', 'expired', 'consent_revoked', 'by_anchor'].includes(input.reason as string)
+    )
       throw bad('reason', 'reason');
     const now = this.d.now();
     const cur = this.registry.get(input.expert_id, now);
     if (!cur) throw new HnError('expert_unknown', undefined, { details: { expert_id: input.expert_id } });
     const anchor = this.d.levelOf(caller) === 'anchor';
     const own = cur.host === this.d.self && caller === this.d.self;
-    if (!own && !anchor) throw new HnError('unauthorized', 'only the owner or an anchor unregisters an expert');
-    const reason = (input.reason as string | undefined) ?? (own ? (cur.kind === 'human' ? 'consent_revoked' : 'withdrawn') : 'by_anchor');
+    if (!own && !anchor)
+      throw new HnError('unauthorized', 'only the owner or an anchor unregisters an expert');
+    const reason =
+      (input.reason as string | undefined) ??
+      (own ? (cur.kind === 'human' ? 'consent_revoked' : 'withdrawn') : 'by_anchor');
     const at = Math.max(now, cur.registered_at + 1);
-    this.registry.apply(await this.d.append('moe.expert.unregistered', { expert_id: cur.expert_id, reason, unregistered_at: at }));
+    this.registry.apply(
+      await this.d.append('moe.expert.unregistered', {
+        expert_id: cur.expert_id,
+        reason,
+        unregistered_at: at,
+      }),
+    );
     await onRemoved(cur.expert_id, reason);
     return { expert_id: cur.expert_id, unregistered_at: at };
   }
@@ -247,36 +280,58 @@ export class MoeService {
   parts(d: ExpertDescriptor, tags: readonly string[], sim: number, now: number): ScoreParts {
     const st = this.feedback.stats(d.expert_id);
     const last = Math.max(st.last, d.registered_at);
-    return { tag: tagScore(tags, d.topics), sim, rel: reliability(st.helpful, st.rated), rec: recency((now - last) / DAY) };
+    return {
+      tag: tagScore(tags, d.topics),
+      sim,
+      rel: reliability(st.helpful, st.rated),
+      rec: recency((now - last) / DAY),
+    };
   }
 
   async query(input: unknown, caller: NodeID) {
     const t0 = performance.now();
     if (!isObj(input)) throw bad('request must be an object');
     const summary = typeof input.request_summary === 'string' ? input.request_summary.trim() : '';
-    if (summary.length < 1 || summary.length > 2000) throw bad('request_summary: 1..2000 characters', 'request_summary');
+    if (summary.length < 1 || summary.length > 2000)
+      throw bad('request_summary: 1..2000 characters', 'request_summary');
     const tags = input.tags === undefined ? [] : normalizeTopics(input.tags, 'tags', 0, 16);
     const cfg = this.d.settings();
     const topK = input.top_k ?? cfg.top_k_default;
-    if (!Number.isInteger(topK) || (topK as number) < 1 || (topK as number) > 10) throw bad('top_k 1..10', 'top_k');
+    if (!Number.isInteger(topK) || (topK as number) < 1 || (topK as number) > 10)
+      throw bad('top_k 1..10', 'top_k');
     const kinds = input.kinds;
-    if (kinds !== undefined && (!Array.isArray(kinds) || !kinds.every((k) => KINDS.includes(k)))) throw bad('kinds', 'kinds');
-    if (input.include_humans !== undefined && typeof input.include_humans !== 'boolean') throw bad('include_humans');
+    if (kinds !== undefined && (!Array.isArray(kinds) || !kinds.every((k) => KINDS.includes(k))))
+      throw bad('kinds', 'kinds');
+    if (input.include_humans !== undefined && typeof input.include_humans !== 'boolean')
+      throw bad('include_humans');
     const exclude = input.exclude ?? [];
-    if (!Array.isArray(exclude) || exclude.length > 100 || !exclude.every((e) => typeof e === 'string')) throw bad('exclude', 'exclude');
+    if (!Array.isArray(exclude) || exclude.length > 100 || !exclude.every((e) => typeof e === 'string'))
+      throw bad('exclude', 'exclude');
     const now = this.d.now();
     this.rateCheck(caller, now);
     const excl = new Set(exclude as string[]);
     const [qv] = await this.embedder.embed([summary]);
     const scorer = this.scorerInUse();
     const routeId = this.newId();
-    const scored: { d: ExpertDescriptor; score: number; f: number[]; parts: ScoreParts; load: number; h: string }[] = [];
+    const scored: {
+      d: ExpertDescriptor;
+      score: number;
+      f: number[];
+      parts: ScoreParts;
+      load: number;
+      h: string;
+    }[] = [];
     for (const d of this.registry.all(now)) {
       if (d.paused || excl.has(d.expert_id)) continue;
       if (kinds && !(kinds as string[]).includes(d.kind)) continue;
-      if (d.kind === 'human' && (!d.consent_to_route || input.include_humans !== true || !cfg.handoff_enabled)) continue;
+      if (
+        d.kind === 'human' &&
+        (!d.consent_to_route || input.include_humans !== true || !cfg.handoff_enabled)
+      )
+        continue;
       if (d.kind === 'external' && !cfg.allow_external) continue;
-      if ((d.kind === 'model' || d.kind === 'service') && d.host !== this.d.self && !this.d.reachable(d.host)) continue;
+      if ((d.kind === 'model' || d.kind === 'service') && d.host !== this.d.self && !this.d.reachable(d.host))
+        continue;
       if (d.kind === 'human' && (d.host === caller || this.humans.blocked(d.expert_id, now))) continue;
       if (!availableAt(d.availability, now)) continue;
       let sim = 0;
@@ -287,7 +342,9 @@ export class MoeService {
       const parts = this.parts(d, tags, sim, now);
       const f = features(parts, d.kind, d.score_bias);
       const score =
-        scorer === 'learned' && this.model ? learnedScore(this.model, f, d.score_bias) : ruleScore(parts, tags.length > 0, d.score_bias);
+        scorer === 'learned' && this.model
+          ? learnedScore(this.model, f, d.score_bias)
+          : ruleScore(parts, tags.length > 0, d.score_bias);
       scored.push({ d, score, f, parts, load: 0, h: '' });
     }
     // ties (|Δ| < 1e-9): fewer offers/routes in the last 7 days, then SHA-256(route_id ‖ expert_id)
@@ -325,7 +382,12 @@ export class MoeService {
       routed_at: now,
       tags,
       scorer,
-      candidates: top.map((s) => ({ expert_id: s.d.expert_id, kind: s.d.kind, score: s.score, features: s.f })),
+      candidates: top.map((s) => ({
+        expert_id: s.d.expert_id,
+        kind: s.d.kind,
+        score: s.score,
+        features: s.f,
+      })),
     };
     await this.d.db.put('routes', rec);
     if (cfg.publish_route_events)
@@ -360,7 +422,11 @@ export class MoeService {
       if (d.host !== this.d.self && !this.d.reachable(d.host)) continue;
       if (!availableAt(d.availability, now)) continue;
       const score = ruleScore(this.parts(d, tags, 0, now), tags.length > 0, d.score_bias);
-      if (!best || score > best.score + 1e-9 || (Math.abs(score - best.score) < 1e-9 && d.expert_id < best.expert_id))
+      if (
+        !best ||
+        score > best.score + 1e-9 ||
+        (Math.abs(score - best.score) < 1e-9 && d.expert_id < best.expert_id)
+      )
         best = { expert_id: d.expert_id, kind: d.kind, score };
     }
     return best;
@@ -376,12 +442,17 @@ export class MoeService {
 
   // ---------------------------------------------------------------- feedback
 
-  async recordFeedback(input: unknown, caller: NodeID, handoffOf: (id: string) => Promise<{ route_id: string; expert_id: string; tried: string[] } | undefined>) {
+  async recordFeedback(
+    input: unknown,
+    caller: NodeID,
+    handoffOf: (id: string) => Promise<{ route_id: string; expert_id: string; tried: string[] } | undefined>,
+  ) {
     if (!isObj(input)) throw bad('request must be an object');
     const hasRoute = typeof input.route_id === 'string';
     const hasHandoff = typeof input.handoff_id === 'string';
     if (hasRoute === hasHandoff) throw bad('exactly one of route_id / handoff_id', 'route_id');
-    if (typeof input.expert_id !== 'string' || input.expert_id.length > 700) throw bad('expert_id', 'expert_id');
+    if (typeof input.expert_id !== 'string' || input.expert_id.length > 700)
+      throw bad('expert_id', 'expert_id');
     const helpful = input.helpful ?? null;
     if (helpful !== null && typeof helpful !== 'boolean') throw bad('helpful', 'helpful');
     const rating = input.user_rating ?? null;
@@ -392,7 +463,8 @@ export class MoeService {
       throw bad('completion_time_seconds', 'completion_time_seconds');
     const again = input.handed_off_again ?? false;
     if (typeof again !== 'boolean') throw bad('handed_off_again', 'handed_off_again');
-    if (helpful === null && rating === null && ct === null && again === false) throw bad('at least one signal');
+    if (helpful === null && rating === null && ct === null && again === false)
+      throw bad('at least one signal');
     let route: RouteRecord | undefined;
     if (hasHandoff) {
       const h = await handoffOf(input.handoff_id as string);
@@ -418,14 +490,17 @@ export class MoeService {
       user_rating: rating as number | null,
       completion_time_seconds: ct as number | null,
       handed_off_again: again,
-      features: cand?.features ?? (desc ? features(this.parts(desc, route?.tags ?? [], 0, now), kind, desc.score_bias) : []),
+      features:
+        cand?.features ??
+        (desc ? features(this.parts(desc, route?.tags ?? [], 0, now), kind, desc.score_bias) : []),
       feature_set: 'moe-f1',
       recorded_by: this.d.self,
       recorded_at: now,
     };
     const counted = this.feedback.add(f);
     await this.d.db.put('feedback', f);
-    if (this.d.settings().share_feedback) await this.d.append('moe.feedback.recorded', f as unknown as Record<string, unknown>);
+    if (this.d.settings().share_feedback)
+      await this.d.append('moe.feedback.recorded', f as unknown as Record<string, unknown>);
     if (counted) await this.maybeTrain();
     const total = this.feedback.labeled().length;
     return {
@@ -465,10 +540,16 @@ function rationale(p: ScoreParts, tags: readonly string[], d: ExpertDescriptor):
 /** What the caller runs for a non-human candidate: the capability the record names, else `llm.chat`. */
 function invokeOf(d: ExpertDescriptor): { invoke?: RouteCandidate['invoke'] } {
   if (d.kind === 'human') return {};
-  if (d.kind === 'external') return { invoke: { capability: 'external', params: { url: d.expert_id.slice(9) } } };
+  if (d.kind === 'external')
+    return { invoke: { capability: 'external', params: { url: d.expert_id.slice(9) } } };
   const c0 = d.capabilities[0];
   if (d.kind === 'service' && c0)
-    return { invoke: { capability: c0.capability, params: { ...(c0.selector ? { selector: c0.selector } : {}), host: d.host } } };
+    return {
+      invoke: {
+        capability: c0.capability,
+        params: { ...(c0.selector ? { selector: c0.selector } : {}), host: d.host },
+      },
+    };
   const model = d.expert_id.slice(6, d.expert_id.lastIndexOf('@'));
   return { invoke: { capability: c0?.capability ?? 'llm.chat', params: { model, host: d.host } } };
 }

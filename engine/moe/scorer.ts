@@ -15,7 +15,12 @@ export interface ScoreParts {
 }
 
 /** Expected latency per kind (minutes) — humans are slow, everything else answers at once. */
-export const EXPECTED_LATENCY_MINUTES: Record<ExpertKind, number> = { human: 60, model: 1, service: 1, external: 5 };
+export const EXPECTED_LATENCY_MINUTES: Record<ExpertKind, number> = {
+  human: 60,
+  model: 1,
+  service: 1,
+  external: 5,
+};
 
 /** 0: ≤1 min, 1: ≤10, 2: ≤60, 3: longer. */
 export function latencyBucket(min: number): number {
@@ -25,7 +30,10 @@ export function latencyBucket(min: number): number {
 export const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
 
 /** tag = |Tq ∩ Te| / |Tq| (0 without tags). */
-export function tagScore(queryTags: readonly string[], expertTopics: ReadonlySet<string> | readonly string[]): number {
+export function tagScore(
+  queryTags: readonly string[],
+  expertTopics: ReadonlySet<string> | readonly string[],
+): number {
   if (queryTags.length === 0) return 0;
   const set = expertTopics instanceof Set ? expertTopics : new Set(expertTopics as readonly string[]);
   let n = 0;
@@ -77,8 +85,14 @@ export interface TrainingSample {
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
 /** Deterministic logistic regression (the same samples give bit-identical weights). */
-export function trainLogistic(samples: readonly TrainingSample[], now: number, iterations = 500): LearnedModel {
-  const s = [...samples].sort((a, b) => (a.feedback_id < b.feedback_id ? -1 : a.feedback_id > b.feedback_id ? 1 : 0));
+export function trainLogistic(
+  samples: readonly TrainingSample[],
+  now: number,
+  iterations = 500,
+): LearnedModel {
+  const s = [...samples].sort((a, b) =>
+    a.feedback_id < b.feedback_id ? -1 : a.feedback_id > b.feedback_id ? 1 : 0,
+  );
   const d = s[0]?.features.length ?? 10;
   const n = s.length;
   const mean = new Array<number>(d).fill(0);
@@ -121,8 +135,10 @@ export function auc(scores: readonly number[], labels: readonly (0 | 1)[]): numb
   let wins = 0;
   for (let i = 0; i < scores.length; i++)
     for (let j = 0; j < scores.length; j++)
-      if (labels[i] === 1 && labels[j] === 0) wins += scores[i]! > scores[j]! ? 1 : scores[i] === scores[j] ? 0.5 : 0;
-  for (const l of labels) if (l === 1) pos++;
-  else neg++;
+      if (labels[i] === 1 && labels[j] === 0)
+        wins += scores[i]! > scores[j]! ? 1 : scores[i] === scores[j] ? 0.5 : 0;
+  for (const l of labels)
+    if (l === 1) pos++;
+    else neg++;
   return pos && neg ? wins / (pos * neg) : 0.5;
 }

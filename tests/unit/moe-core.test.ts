@@ -44,10 +44,13 @@ describe('hashed embedder', () => {
   });
   it('property: every non-empty text embeds to unit length', () => {
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 60 }).filter((s) => /[\p{L}\p{N}]/u.test(s)), (s) => {
-        const v = e.embedOne(s);
-        expect(Math.abs(cosine(v, v) - 1)).toBeLessThan(1e-9);
-      }),
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 60 }).filter((s) => /[\p{L}\p{N}]/u.test(s)),
+        (s) => {
+          const v = e.embedOne(s);
+          expect(Math.abs(cosine(v, v) - 1)).toBeLessThan(1e-9);
+        },
+      ),
     );
   });
 });
@@ -56,7 +59,10 @@ describe('availability windows', () => {
   // 2026-12-07 is a Monday
   const at = (iso: string) => Date.parse(iso);
   it('evaluates in the expert zone, across midnight', () => {
-    const w = checkAvailability({ tz: 'Europe/Berlin', slots: [{ days: [1], start: '22:00', end: '02:00' }] });
+    const w = checkAvailability({
+      tz: 'Europe/Berlin',
+      slots: [{ days: [1], start: '22:00', end: '02:00' }],
+    });
     expect(availableAt(w, at('2026-12-07T20:59:00Z'))).toBe(false); // 21:59 Berlin
     expect(availableAt(w, at('2026-12-07T21:00:00Z'))).toBe(true); // 22:00 Mon
     expect(availableAt(w, at('2026-12-08T00:30:00Z'))).toBe(true); // 01:30 Tue (crossed midnight)
@@ -96,7 +102,11 @@ describe('scorers', () => {
     const samples = Array.from({ length: 240 }, (_, i) => {
       const good = i % 3 === 0;
       const p = { tag: (i % 5) / 4, sim: ((i * 7) % 10) / 10, rel: 0.5, rec: good ? 1 : 0.2 };
-      return { feedback_id: `f${String(i).padStart(4, '0')}`, features: features(p, good ? 'model' : 'human', 0), label: (good ? 1 : 0) as 0 | 1 };
+      return {
+        feedback_id: `f${String(i).padStart(4, '0')}`,
+        features: features(p, good ? 'model' : 'human', 0),
+        label: (good ? 1 : 0) as 0 | 1,
+      };
     });
     const m1 = trainLogistic(samples, 0);
     const m2 = trainLogistic([...samples].reverse(), 0);
@@ -104,7 +114,13 @@ describe('scorers', () => {
     expect(m2.bias).toBe(m1.bias);
     const learned = samples.map((s) => learnedScore(m1, s.features, 0));
     const labels = samples.map((s) => s.label);
-    const rule = samples.map((s) => ruleScore({ tag: s.features[0]!, sim: s.features[1]!, rel: s.features[2]!, rec: s.features[3]! }, true, 0));
+    const rule = samples.map((s) =>
+      ruleScore(
+        { tag: s.features[0]!, sim: s.features[1]!, rel: s.features[2]!, rec: s.features[3]! },
+        true,
+        0,
+      ),
+    );
     expect(auc(learned, labels)).toBeGreaterThan(auc(rule, labels));
   });
 });
@@ -137,14 +153,19 @@ describe('feedback labels and poisoning caps', () => {
     expect(set.add(fb(0, { recorded_by: 'ed25519:stranger' as never }))).toBe(false);
     expect(set.add(fb(1, { recorded_by: 'ed25519:host' as never }))).toBe(false);
     expect([1, 2, 3, 4].map((n) => set.add(fb(n)))).toEqual([true, true, true, false]);
-    const many = Array.from({ length: 20 }, (_, i) => set.add(fb(10 + i, { expert_id: `model:m${i}@ed25519:h${i}` })));
+    const many = Array.from({ length: 20 }, (_, i) =>
+      set.add(fb(10 + i, { expert_id: `model:m${i}@ed25519:h${i}` })),
+    );
     expect(many.filter(Boolean)).toHaveLength(17); // 3 already counted today
   });
 });
 
 describe('registry view', () => {
   it('ignores forged registrations; latest wins; tombstones hold', () => {
-    const reg = new ExpertRegistry((n) => (n === ('ed25519:anchor' as never) ? 'anchor' : 'member'), () => false);
+    const reg = new ExpertRegistry(
+      (n) => (n === ('ed25519:anchor' as never) ? 'anchor' : 'member'),
+      () => false,
+    );
     const d = {
       expert_id: 'human:ed25519:bob',
       kind: 'human',
@@ -169,7 +190,16 @@ describe('registry view', () => {
     expect(reg.apply(ev('e3', 'ed25519:bob', d))).toBe(true);
     expect(reg.apply(ev('e4', 'ed25519:bob', { ...d, registered_at: 5, topics: ['old'] }))).toBe(false);
     expect(reg.get('human:ed25519:bob', 20)?.topics).toEqual(['cooking']);
-    expect(reg.apply(ev('e5', 'ed25519:bob', { expert_id: d.expert_id, unregistered_at: 20, reason: 'withdrawn' }, 'moe.expert.unregistered'))).toBe(true);
+    expect(
+      reg.apply(
+        ev(
+          'e5',
+          'ed25519:bob',
+          { expert_id: d.expert_id, unregistered_at: 20, reason: 'withdrawn' },
+          'moe.expert.unregistered',
+        ),
+      ),
+    ).toBe(true);
     expect(reg.apply(ev('e3', 'ed25519:bob', d))).toBe(false); // replay of the older registration
     expect(reg.get('human:ed25519:bob', 30)).toBeNull();
   });
