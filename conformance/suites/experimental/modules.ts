@@ -41,7 +41,6 @@ function moduleSection(module: string, dir: string, prefix: string, probe: strin
 
 export const sections: SectionDef[] = [
   moduleSection('distributed_llm', 'distributed_inference', 'M26', 'experimental.distributed_llm.shard.list'),
-  moduleSection('moe', 'moe', 'M27', 'experimental.moe.expert.list'),
   moduleSection('fedlearn', 'fedlearn', 'M28', 'experimental.fedlearn.round.list'),
   moduleSection('lora', 'lora', 'M29', 'experimental.lora.status'),
   moduleSection('evidence', 'evidence', 'M30', 'experimental.evidence.claim.query'),
