@@ -104,6 +104,7 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
     title: 'Mixture of experts',
     blurb: 'Route a question to the best models, services or people (M27).',
     icon: '🧭',
+    load: () => import('./View.svelte'),
   },
   create(c) {
     let svc: MoeService | null = null;
