@@ -637,3 +637,43 @@ describe('M27 learned scorer through feedback.record', () => {
     ).toBe('not_found');
   }, 120_000);
 });
+
+describe('M27 offer delivery to an offline expert', () => {
+  it('an undeliverable offer stays pending and is delivered when the link comes up', async () => {
+    const clock = manualClock(T0);
+    const A = await mk(41, clock);
+    const B = await mk(42, clock, A);
+    await link(A, B);
+    await B.call('experimental.moe.expert.register', human(['bees']));
+    await expect.poll(async () => (await A.call('experimental.moe.expert.list', {})).experts.length).toBe(1);
+    const r = await A.call('experimental.moe.route.query', {
+      request_summary: 'my bees swarm',
+      tags: ['bees'],
+      include_humans: true,
+    });
+    await B.close(); // the expert's tab is closed
+    open = open.filter((n) => n !== B);
+    await expect.poll(() => A.peers().filter((p) => p.state === 'open').length).toBe(0);
+    const h = await A.call('experimental.moe.route.handoff', {
+      mode: 'initiate',
+      expert_id: r.candidates[0].expert_id,
+      route_id: r.route_id,
+      context_summary: CONTEXT,
+    });
+    expect(h.state).toBe('pending');
+    expect((await hs(A).mine())[0]).toMatchObject({ state: 'pending' });
+    const B2 = await createNode({
+      seed: seedOf(42),
+      clock,
+      now: () => clock.now(),
+      config: { community: { community_id: A.id }, moe: { enabled: true } } as never,
+    });
+    open.push(B2);
+    await expect.poll(async () => B2.moduleStates().find((s) => s.name === 'moe')?.state).toBe('on');
+    await B2.call('experimental.moe.expert.register', human(['bees']));
+    await link(A, B2);
+    await expect
+      .poll(async () => (await hs(B2).inbox()).map((o) => o.handoff_id), { timeout: 5000 })
+      .toEqual([h.handoff_id]);
+  });
+});
