@@ -390,6 +390,7 @@ export class ExpertRegistry {
     event_type: string;
     data: Record<string, unknown>;
   }): boolean {
+    if (!isObj(ev.data)) return false;
     if (ev.event_type === 'moe.expert.registered') {
       const d = ev.data as unknown as ExpertDescriptor;
       if (!isObj(d) || typeof d.registered_at !== 'number') return false;

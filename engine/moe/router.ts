@@ -131,7 +131,7 @@ export class MoeService {
       this.registry.apply(ev);
     else if (ev.event_type === 'moe.feedback.recorded' && ev.author !== this.d.self) {
       const f = ev.data as unknown as Feedback;
-      if (isObj(f) && f.recorded_by === ev.author && Array.isArray(f.features)) {
+      if (isObj(f) && f.recorded_by === ev.author && wellFormedFeedback(f)) {
         if (this.feedback.add(f)) void this.maybeTrain();
       }
     }
@@ -524,6 +524,25 @@ export class MoeService {
     await this.d.db.put('state', { key: 'model', model: this.model });
     return true;
   }
+}
+
+/** A peer's feedback record is used only when every field the scorer reads has the right shape. */
+export function wellFormedFeedback(f: Feedback): boolean {
+  return (
+    typeof f.feedback_id === 'string' &&
+    typeof f.expert_id === 'string' &&
+    typeof f.recorded_at === 'number' &&
+    Number.isFinite(f.recorded_at) &&
+    (f.helpful === null || typeof f.helpful === 'boolean') &&
+    (f.user_rating === null ||
+      (Number.isInteger(f.user_rating) && f.user_rating >= 1 && f.user_rating <= 5)) &&
+    typeof f.handed_off_again === 'boolean' &&
+    (f.route_id === undefined || typeof f.route_id === 'string') &&
+    (f.handoff_id === undefined || typeof f.handoff_id === 'string') &&
+    Array.isArray(f.features) &&
+    f.features.length === 10 &&
+    f.features.every((x) => typeof x === 'number' && Number.isFinite(x))
+  );
 }
 
 function rationale(p: ScoreParts, tags: readonly string[], d: ExpertDescriptor): string {

@@ -2,9 +2,15 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { cosine, fnv1a32, HashedEmbedder, normalizeTopic } from '../../engine/moe/embedder.js';
-import { availableAt, checkAvailability, ExpertRegistry } from '../../engine/moe/expert_registry.js';
+import {
+  availableAt,
+  buildDescriptor,
+  checkAvailability,
+  ExpertRegistry,
+} from '../../engine/moe/expert_registry.js';
 import { auc, features, learnedScore, ruleScore, tagScore, trainLogistic } from '../../engine/moe/scorer.js';
 import { FeedbackSet, labelOf, type Feedback } from '../../engine/moe/feedback.js';
+import { wellFormedFeedback } from '../../engine/moe/router.js';
 
 describe('topic normalisation', () => {
   it('sankt_martins, Sankt Martins and sankt-martins are one topic', () => {
@@ -202,5 +208,90 @@ describe('registry view', () => {
     ).toBe(true);
     expect(reg.apply(ev('e3', 'ed25519:bob', d))).toBe(false); // replay of the older registration
     expect(reg.get('human:ed25519:bob', 30)).toBeNull();
+  });
+});
+
+describe('fuzz: peer-supplied registry events and register requests', () => {
+  const reg = () =>
+    new ExpertRegistry(
+      () => 'member',
+      () => false,
+    );
+  it('registry.apply never throws on arbitrary event data and accepts nothing forged', () => {
+    fc.assert(
+      fc.property(
+        fc.jsonValue(),
+        fc.constantFrom('moe.expert.registered', 'moe.expert.unregistered'),
+        (data, type) => {
+          const r = reg();
+          const ok = r.apply({
+            event_id: 'e',
+            author: 'ed25519:someone' as never,
+            event_type: type,
+            data: data as Record<string, unknown>,
+          });
+          expect(typeof ok).toBe('boolean');
+          if (type === 'moe.expert.registered') expect(ok).toBe(false); // random data never owns a valid id
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+  it('buildDescriptor answers bad_request / unauthorized (never another error) on arbitrary input', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          kind: fc.constantFrom('human', 'model', 'service', 'external', 'robot'),
+          topics: fc.array(fc.string({ maxLength: 70 }), { maxLength: 34 }),
+          score_bias: fc.oneof(fc.double(), fc.integer({ min: -10, max: 10 })),
+          availability: fc.jsonValue(),
+          consent_to_route: fc.jsonValue(),
+          model_id: fc.string({ maxLength: 20 }),
+        }),
+        (input) => {
+          try {
+            const d = buildDescriptor(input, {
+              self: 'ed25519:me' as never,
+              callerIsAnchor: false,
+              now: 0,
+              verify: () => false,
+            });
+            expect(d.topics.length).toBeGreaterThan(0);
+            expect(Math.abs(d.score_bias)).toBeLessThanOrEqual(1);
+          } catch (e) {
+            expect(['bad_request', 'unauthorized']).toContain((e as { code: string }).code);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('fuzz: peer feedback records', () => {
+  it('malformed records are refused before they reach the caps or the trainer', () => {
+    const set = new FeedbackSet(() => 'member');
+    fc.assert(
+      fc.property(
+        fc.dictionary(
+          fc.constantFrom(
+            'feedback_id',
+            'expert_id',
+            'recorded_at',
+            'helpful',
+            'user_rating',
+            'handed_off_again',
+            'features',
+            'recorded_by',
+          ),
+          fc.jsonValue(),
+        ),
+        (f) => {
+          if (wellFormedFeedback(f as never)) set.add(f as never);
+          expect(set.labeled().every((s) => s.features.length === 10)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
