@@ -45,6 +45,8 @@ export interface HandoffRec {
   /** expert: a response still to be delivered to the requester */
   pending_response?: { accept: boolean; reason?: string } | null;
   received_at?: number;
+  /** accepted handoffs: last accept/message time (7 days quiet → completed) */
+  last_activity_at?: number;
 }
 
 export interface ConversationRec {
@@ -418,6 +420,7 @@ export class HandoffManager {
         return { handoff_id: id, state: 'timed_out' };
       }
       h.state = 'accepted';
+      h.last_activity_at = this.d.now();
       this.disarm(id);
       await this.d.db.put('handoffs', h);
       this.emit('state', h);
@@ -492,6 +495,8 @@ export class HandoffManager {
       conv.messages.push({ from: this.d.self, text, at });
       await this.d.db.put('conversations', conv);
     }
+    h.last_activity_at = at;
+    await this.d.db.put(store, h);
     return { handoff_id: id, sent_at: at };
   }
 
@@ -506,6 +511,8 @@ export class HandoffManager {
     if (!conv) return;
     conv.messages.push({ from: peer, text: p.text, at: this.d.now() });
     await this.d.db.put('conversations', conv);
+    h.last_activity_at = this.d.now();
+    await this.d.db.put(store, h);
     this.emit('message', h, true);
   }
 
@@ -527,6 +534,19 @@ export class HandoffManager {
       await this.d.db.put(store, h);
       this.emit('state', h);
     }
+  }
+
+  /** Accepted handoffs with 7 days without activity become completed (digest §6). */
+  async sweepQuiet(): Promise<void> {
+    const now = this.d.now();
+    for (const store of ['handoffs', 'offers'] as const)
+      for (const h of await this.d.db.getAll<HandoffRec>(store))
+        if (h.state === 'accepted' && (h.last_activity_at ?? h.initiated_at) <= now - 7 * DAY) {
+          h.state = 'completed';
+          h.end_reason = 'quiet';
+          await this.d.db.put(store, h);
+          this.emit('state', h);
+        }
   }
 
   async conversation(id: string): Promise<ConversationRec | undefined> {
@@ -629,6 +649,7 @@ export class HandoffManager {
     by: 'expert' | 'system' = 'expert',
   ) {
     o.state = accept ? 'accepted' : 'declined';
+    if (accept) o.last_activity_at = this.d.now();
     o.end_reason = accept ? null : reason;
     o.pending_response = { accept, ...(accept ? {} : { reason }) };
     await this.d.db.put('offers', o);

@@ -208,7 +208,10 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
           openPeers = open();
           void h.retryUndelivered().catch(() => undefined);
         });
-        c.clock.setInterval(() => void h.retryUndelivered().catch(() => undefined), 30_000);
+        // offers are re-sent at once when a link comes up; this sweep covers links that never flap
+        c.clock.setInterval(() => void h.retryUndelivered().catch(() => undefined), 120_000);
+        await h.sweepQuiet();
+        c.clock.setInterval(() => void h.sweepQuiet().catch(() => undefined), 3_600_000);
         c.clock.setInterval(
           () => void s.maybeTrain().catch(() => undefined),
           c.config().retrain_every_hours * 3_600_000,

@@ -506,6 +506,37 @@ describe('M27 handoff across three nodes', () => {
     });
     await expect.poll(async () => (await hs(C).inbox())[0]?.state).toBe('timed_out');
   });
+  it('an accepted handoff with 7 days of quiet becomes completed on both nodes', async () => {
+    const { clock, A, C, ask } = await trio();
+    const r = await ask();
+    const h = await A.call('experimental.moe.route.handoff', {
+      mode: 'initiate',
+      expert_id: `human:${C.id}`,
+      route_id: r.route_id,
+      context_summary: CONTEXT,
+    });
+    await expect.poll(async () => (await hs(C).inbox()).length).toBe(1);
+    await C.call('experimental.moe.route.handoff', {
+      mode: 'respond',
+      handoff_id: h.handoff_id,
+      accept: true,
+    });
+    await expect
+      .poll(
+        async () =>
+          (await A.call('experimental.moe.route.handoff', { mode: 'status', handoff_id: h.handoff_id }))
+            .state,
+      )
+      .toBe('accepted');
+    clock.advance(6 * 24 * H);
+    await hs(A).sweepQuiet();
+    expect((await hs(A).mine())[0]!.state).toBe('accepted');
+    clock.advance(24 * H + 1000);
+    await hs(A).sweepQuiet();
+    await hs(C).sweepQuiet();
+    expect((await hs(A).mine())[0]).toMatchObject({ state: 'completed', end_reason: 'quiet' });
+    expect((await hs(C).inbox())[0]).toMatchObject({ state: 'completed' });
+  }, 60_000);
 });
 
 describe('M27 timers survive a restart', () => {
