@@ -454,10 +454,19 @@ export class HandoffManager {
     const h = await this.d.db.get<HandoffRec>('handoffs', id);
     if (!h) throw new HnError('not_found', 'no such handoff');
     if (h.state !== 'pending' && h.state !== 'accepted') throw bad(`handoff is ${h.state}`, 'handoff_id');
+    const wasPending = h.state === 'pending';
     h.state = 'cancelled';
     h.end_reason = 'cancelled';
     this.disarm(id);
     await this.d.db.put('handoffs', h);
+    // audit: the requester withdrew the offer (by requester); an accepted conversation just ends
+    if (wasPending)
+      await this.d.append('moe.handoff.declined', {
+        handoff_id: id,
+        expert_id: h.expert_id,
+        by: 'requester',
+        reason: 'cancelled',
+      });
     this.emit('state', h);
     const host = ownerOf(h.expert_id);
     if (host)

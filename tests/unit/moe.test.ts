@@ -400,6 +400,10 @@ describe('M27 handoff across three nodes', () => {
       context_summary: CONTEXT,
     });
     await A.call('experimental.moe.route.handoff', { mode: 'cancel', handoff_id: h.handoff_id });
+    expect((await A.events.list({ type: 'moe.handoff.declined' })).map((e) => e.data)).toEqual([
+      { handoff_id: h.handoff_id, expert_id: `human:${C.id}`, by: 'requester', reason: 'cancelled' },
+    ]);
+    await expect.poll(async () => (await hs(C).inbox())[0]?.state).toBe('cancelled');
     const r2 = await ask();
     expect(r2.candidates.map((c: { expert_id: string }) => c.expert_id)).not.toContain(`human:${C.id}`);
     const e = await A.call('experimental.moe.route.handoff', {
