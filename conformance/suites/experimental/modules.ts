@@ -41,8 +41,7 @@ function moduleSection(module: string, dir: string, prefix: string, probe: strin
 }
 
 export const sections: SectionDef[] = [
-  moduleSection('moe', 'moe', 'M27', 'experimental.moe.expert.list'),
   moduleSection('fedlearn', 'fedlearn', 'M28', 'experimental.fedlearn.round.list'),
-  // M29 lora and M30 evidence: their own sections in suites/experimental/lora.ts and evidence.ts
+  // M26, M27, M29 and M30 have their own sections (suites/experimental/<module>.ts)
   moduleSection('civdef', 'civdef', 'M31', 'experimental.civdef.alert.list'),
 ];
