@@ -19,12 +19,7 @@ import { descriptor } from '../modules/registry.js';
 import { Orchestrator, type RunInput } from './orchestrator.js';
 import { ShardStore } from './router.js';
 import { ShardHost, type ServeSpec } from './shard.js';
-import type {
-  InstalledShardModel,
-  LocalModelFactory,
-  OrchestratorModel,
-  ShardDescriptor,
-} from './types.js';
+import type { InstalledShardModel, LocalModelFactory, OrchestratorModel, ShardDescriptor } from './types.js';
 
 function shardSpec(v: unknown, path: string) {
   if (!v || typeof v !== 'object') throw fieldError(path, 'must be a table {model_id, layer_range, tier?}');

@@ -16,13 +16,7 @@ import { RelayClient, type WebSocketConstructor } from '../../engine/net/relay-c
 import { acceptRelayedPorts, openRelayedPort, type SecurePort } from '../../engine/net/relayed-port.js';
 import { openWebRtc, type SimplePeerCtor } from '../../engine/net/webrtc-port.js';
 
-import {
-  cleanups,
-  linkAcceptanceSuite,
-  track,
-  within,
-  type LinkKind,
-} from '../suites/link-suite.js';
+import { cleanups, linkAcceptanceSuite, track, within, type LinkKind } from '../suites/link-suite.js';
 
 // ---------------------------------------------------------------------------------------
 // Factories (the suite itself is tests/suites/link-suite.ts)
