@@ -321,6 +321,8 @@ export class LoraService {
     this.saved.port = { usbVendorId: info.usbVendorId, usbProductId: info.usbProductId };
     await this.d.kv.put(STATE_KEY, this.saved);
     this.retryDelay = 1000;
+    if (this.retryTimer) this.d.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.setState('ready');
     this.scheduleBeacon(true);
     return this.status();
@@ -360,7 +362,8 @@ export class LoraService {
   }
 
   private async tryReconnect(): Promise<void> {
-    if (this.stopped) return;
+    // a user's click may have connected the stick while the retry waited
+    if (this.stopped || (this.state === 'ready' && this.bridge?.isOpen)) return;
     const p = await this.pickGranted();
     if (!p) {
       this.setState('unavailable', 'lora_hardware_unavailable');
