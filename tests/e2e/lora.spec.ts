@@ -228,3 +228,57 @@ test('three browsers on one simulated ether (10 % loss): a panic from A shows on
     for (const r of radios) await r.browser.close().catch(() => undefined);
   }
 });
+
+test('no stick: Chromium drives Web Serial from the serial worker; a browser without Web Serial says so plainly', async ({
+  browser,
+}) => {
+  test.setTimeout(120_000);
+  const baseURL = test.info().project.use.baseURL!;
+  const contexts: BrowserContext[] = [];
+  try {
+    const open = async (withoutSerial: boolean) => {
+      const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+      contexts.push(context);
+      // Firefox and Safari have no navigator.serial: the same page with it removed
+      if (withoutSerial)
+        await context.addInitScript(() => delete (Navigator.prototype as { serial?: unknown }).serial);
+      const page = await context.newPage();
+      await page.goto(baseURL);
+      await ready(page);
+      await page.evaluate(() => window.hearthnet!.enable('lora'));
+      return page;
+    };
+    const chromiumPage = await open(false);
+    await expect(chromiumPage.getByTestId('lora-view')).toHaveAttribute('data-serial-host', 'worker', {
+      timeout: 30_000,
+    });
+    await expect(chromiumPage.getByTestId('lora-state')).toHaveText('unavailable');
+    await expect(chromiumPage.getByTestId('lora-connect')).toBeVisible();
+    await expect(chromiumPage.getByTestId('lora-unsupported')).toHaveCount(0);
+    expect(
+      await chromiumPage.evaluate(async () => {
+        const s = await window.hearthnet!.call('experimental.lora.status', {});
+        return [s.state, s.error_code, s.web_serial_supported, s.simulated];
+      }),
+    ).toEqual(['unavailable', 'lora_hardware_unavailable', true, false]);
+
+    const plain = await open(true);
+    await expect(plain.getByTestId('lora-unsupported')).toContainText(
+      'Web Serial is unavailable in this browser',
+      {
+        timeout: 30_000,
+      },
+    );
+    await expect(plain.getByTestId('lora-view')).toHaveAttribute('data-serial-host', 'none');
+    await expect(plain.getByTestId('lora-connect')).toHaveCount(0);
+    const code = await plain.evaluate(() =>
+      window.hearthnet!.call('experimental.lora.beacon.send', {}).then(
+        () => 'sent',
+        (e: { code?: string }) => e.code,
+      ),
+    );
+    expect(code).toBe('lora_hardware_unavailable');
+  } finally {
+    for (const c of contexts) await c.close();
+  }
+});
