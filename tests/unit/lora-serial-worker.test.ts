@@ -103,6 +103,8 @@ describe('M29 serial worker', () => {
       ports: provider,
     });
     cleanups.push(() => svc.stop());
+    await svc.start(); // nothing granted yet: unavailable, a retry pending
+    expect(svc.status().state).toBe('unavailable');
     const picked = await provider.requestPort!({ filters: [] });
     expect(picked.getInfo()).toEqual(port.getInfo());
     const connecting = svc.connect(picked);
@@ -130,8 +132,11 @@ describe('M29 serial worker', () => {
     expect(await api.status()).toMatchObject({ open: false, last_error: expect.stringMatching(/lost/) });
     await spin(clock, 5000);
     expect(svc.status().state).toBe('unavailable');
+    // replug: the provider's `connect` event reconnects at once (the backoff's next try is seconds away)
+    const t = clock.now();
     port.replug();
     await spin(clock, 70_000, () => svc.status().state === 'ready');
+    expect(clock.now() - t).toBeLessThan(1000);
     expect(svc.status().state).toBe('ready');
     expect(port.opens).toBe(2);
   });

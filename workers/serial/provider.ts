@@ -36,6 +36,9 @@ export function remotePortProvider(
     return remote;
   };
   return {
+    // plug events come from the page's navigator.serial (the same grants as the worker's)
+    addEventListener: (type, l) => page.addEventListener?.(type, l),
+    removeEventListener: (type, l) => page.removeEventListener?.(type, l),
     getPorts: async () => (await page.getPorts()).map(wrap),
     requestPort: async (opts) => {
       if (!page.requestPort) throw new Error('NotSupportedError: no port chooser here');
