@@ -26,7 +26,33 @@ import {
   type LockManagerLike,
   type LoraEventType,
   type LoraSettings,
+  type LoraStatus,
 } from './service.js';
+
+/**
+ * What the Radio view (View.svelte) reaches of a running module, by node id: the service, the
+ * port provider (for the click that picks a stick), the service's clock, and the live events and
+ * notifications. Present only while the module is on.
+ */
+export interface LoraHandle {
+  readonly service: LoraService;
+  readonly ports: PortProvider | null;
+  readonly simulated: boolean;
+  /** 'worker' when the stick is driven from the serial worker, 'main' on the main thread, null without Web Serial */
+  readonly serialHost: 'worker' | 'main' | 'sim' | null;
+  now(): number;
+  /** the click handler: `requestPort` first (it needs the click's transient activation), then connect */
+  connectStick(): Promise<LoraStatus>;
+  /** every local event and every notification; returns the unsubscribe */
+  subscribe(cb: (ev: LoraLiveEvent) => void): () => void;
+  /** received panics not yet dismissed, newest first (at most 20) */
+  readonly alerts: (LoraNotification & { at: number })[];
+  dismiss(tag: string): void;
+}
+export type LoraLiveEvent =
+  | { kind: 'event'; type: LoraEventType; data: Record<string, unknown> }
+  | { kind: 'notify'; notification: LoraNotification; at: number };
+export const LORA_HANDLES = new Map<string, LoraHandle>();
 
 /** [lora] config section: seed §8 fields plus the digest's additions (lora-beacons digest §2). */
 export const config = {
@@ -117,9 +143,38 @@ export function serviceClock(k: KitClock): Clock {
   };
 }
 
-function defaultPorts(): PortProvider | null {
-  const nav = (globalThis as { navigator?: { serial?: PortProvider } }).navigator;
-  return nav?.serial ?? null;
+/** the Playwright runner's per-page binding (= SIM_BINDING of sim/page_bridge.ts, kept here so production never loads sim code) */
+const SIM_BINDING = '__hearthnetLoraSim';
+
+interface PortChoice {
+  ports: PortProvider | null;
+  clock?: Clock;
+  host: LoraHandle['serialHost'];
+}
+
+/**
+ * Where the stick's bytes come from: the Playwright runner's simulated stick when the page has its
+ * binding (test-only, digest §10), else Web Serial — from the serial worker where the worker has
+ * `navigator.serial` (Chromium), else on the main thread — else nothing (Firefox, Safari, Node).
+ */
+async function defaultPorts(): Promise<PortChoice> {
+  const g = globalThis as Record<string, unknown> & { navigator?: { serial?: PortProvider } };
+  const binding = g[SIM_BINDING];
+  if (typeof binding === 'function') {
+    const { pageSim } = await import('./sim/page_bridge.js');
+    const sim = await pageSim(binding as Parameters<typeof pageSim>[0]);
+    return { ports: sim.ports, clock: sim.clock, host: 'sim' };
+  }
+  const serial = g.navigator?.serial;
+  if (!serial) return { ports: null, host: null };
+  try {
+    const { workerPortProvider } = await import('../../workers/serial/client.js');
+    const w = await workerPortProvider(serial);
+    if (w) return { ports: w, host: 'worker' };
+  } catch {
+    // no worker here: the main thread drives the port
+  }
+  return { ports: serial, host: 'main' };
 }
 
 function settingsOf(c: ModuleComponents<typeof config>): LoraSettings {
@@ -145,15 +200,29 @@ export function createLoraModule(o: LoraModuleOptions = {}): ModuleDefinition<'l
       title: 'Radio',
       blurb: 'Beacons and panic bursts through a USB LoRa stick over Web Serial (M29).',
       icon: '📡',
+      load: () => import('./View.svelte'),
     },
     create(c) {
       let svc: LoraService | null = null;
+      const listeners = new Set<(ev: LoraLiveEvent) => void>();
+      const alerts: (LoraNotification & { at: number })[] = [];
+      let now: () => number = () => c.clock.now();
+      const live = (ev: LoraLiveEvent) => {
+        for (const l of listeners) {
+          try {
+            l(ev);
+          } catch {
+            // a view's listener never breaks the service
+          }
+        }
+      };
       const need = (): LoraService => {
         if (!svc) throw new HnError('experimental_disabled', 'the LoRa module is not running');
         return svc;
       };
       const emit = (type: LoraEventType, data: Record<string, unknown>) => {
         o.onLocalEvent?.(type, data);
+        live({ kind: 'event', type, data });
         const s = c.config();
         const logged =
           LOGGED.has(type) ||
@@ -201,24 +270,34 @@ export function createLoraModule(o: LoraModuleOptions = {}): ModuleDefinition<'l
           cap('experimental.lora.duty_cycle', 'member', () => need().dutyCycle()),
         ],
         async start() {
-          svc = await LoraService.create({
+          const choice: PortChoice =
+            o.ports === undefined ? await defaultPorts() : { ports: o.ports, host: o.ports ? 'main' : null };
+          const clock = choice.clock ?? serviceClock(c.clock);
+          now = () => clock.now();
+          const service = (svc = await LoraService.create({
             self: c.self,
             settings: () => settingsOf(c),
             kv: c.kv,
-            clock: serviceClock(c.clock),
+            clock,
             emit,
             notify: (n) => {
+              const at = clock.now();
+              if (n.kind === 'panic') {
+                alerts.unshift({ ...n, at });
+                alerts.splice(20);
+              }
+              live({ kind: 'notify', notification: n, at });
               if (o.notify) o.notify(n);
               else if (n.kind === 'panic') c.log.warn('LoRa panic received', { tag: n.tag });
             },
-            ports: o.ports === undefined ? defaultPorts() : o.ports,
-            simulated: o.simulated,
+            ports: choice.ports,
+            simulated: o.simulated ?? choice.host === 'sim',
             beaconKey: o.beaconKey,
             locks:
               o.locks === undefined
                 ? ((globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks ?? null)
                 : o.locks,
-          });
+          }));
           c.events.subscribe((ev, source) => {
             if (source && ev.event_type === 'lora.peer.verified' && ev.author !== c.self) {
               const d = ev.data as { sender_hash?: unknown; node_id?: unknown };
@@ -226,12 +305,36 @@ export function createLoraModule(o: LoraModuleOptions = {}): ModuleDefinition<'l
                 void svc?.remotePeerVerified(d.sender_hash, d.node_id);
             }
           });
-          await svc.start();
-          o.onService?.(svc);
+          await service.start();
+          LORA_HANDLES.set(c.self, {
+            service,
+            ports: choice.ports,
+            simulated: choice.host === 'sim',
+            serialHost: choice.host,
+            now: () => now(),
+            async connectStick() {
+              if (!choice.ports?.requestPort)
+                throw new HnError('lora_hardware_unavailable', 'Web Serial is unavailable in this browser');
+              const port = await choice.ports.requestPort({ filters: [] });
+              return service.connect(port);
+            },
+            subscribe(cb) {
+              listeners.add(cb);
+              return () => listeners.delete(cb);
+            },
+            alerts,
+            dismiss(tag) {
+              const i = alerts.findIndex((a) => a.tag === tag);
+              if (i >= 0) alerts.splice(i, 1);
+            },
+          });
+          o.onService?.(service);
         },
         async stop() {
           const s = svc;
           svc = null;
+          LORA_HANDLES.delete(c.self);
+          listeners.clear();
           o.onService?.(null);
           await s?.stop();
         },

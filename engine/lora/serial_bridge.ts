@@ -31,6 +31,9 @@ export interface PortProvider {
   requestPort?(opts?: {
     filters?: { usbVendorId?: number; usbProductId?: number }[];
   }): Promise<SerialPortLike>;
+  /** Web Serial's `connect` event: a granted device was plugged (back) in */
+  addEventListener?(type: 'connect', listener: () => void): void;
+  removeEventListener?(type: 'connect', listener: () => void): void;
 }
 
 export interface BridgeOptions {

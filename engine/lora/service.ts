@@ -196,6 +196,7 @@ export class LoraService {
   readonly debugLog: string[] = [];
   private readonly rand: () => number;
   private releaseLock: (() => void) | null = null;
+  private onPlug: (() => void) | null = null;
 
   private constructor(private readonly d: LoraServiceDeps) {
     this.rand = d.random ?? Math.random;
@@ -260,6 +261,17 @@ export class LoraService {
       this.setState('unavailable', 'lora_hardware_unavailable');
       return;
     }
+    if (this.d.ports.addEventListener && !this.onPlug) {
+      // replug: reconnect at once instead of waiting for the backoff
+      this.onPlug = () => {
+        if (this.stopped || (this.state === 'ready' && this.bridge?.isOpen)) return;
+        if (this.retryTimer) this.d.clock.clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        this.retryDelay = 1000;
+        void this.tryReconnect();
+      };
+      this.d.ports.addEventListener('connect', this.onPlug);
+    }
     await this.tryReconnect();
   }
 
@@ -321,6 +333,8 @@ export class LoraService {
     this.saved.port = { usbVendorId: info.usbVendorId, usbProductId: info.usbProductId };
     await this.d.kv.put(STATE_KEY, this.saved);
     this.retryDelay = 1000;
+    if (this.retryTimer) this.d.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.setState('ready');
     this.scheduleBeacon(true);
     return this.status();
@@ -360,7 +374,8 @@ export class LoraService {
   }
 
   private async tryReconnect(): Promise<void> {
-    if (this.stopped) return;
+    // a user's click may have connected the stick while the retry waited
+    if (this.stopped || (this.state === 'ready' && this.bridge?.isOpen)) return;
     const p = await this.pickGranted();
     if (!p) {
       this.setState('unavailable', 'lora_hardware_unavailable');
@@ -406,6 +421,8 @@ export class LoraService {
     if (this.schedTimer) this.d.clock.clearTimeout(this.schedTimer);
     if (this.retryTimer) this.d.clock.clearTimeout(this.retryTimer);
     this.schedTimer = this.retryTimer = null;
+    if (this.onPlug) this.d.ports?.removeEventListener?.('connect', this.onPlug);
+    this.onPlug = null;
     this.rx.dispose();
     await this.disconnectBridge();
     this.releaseLock?.();

@@ -332,7 +332,20 @@ export class SimSerialPort implements SerialPortLike {
 /** A fake `navigator.serial`: the ports the user has granted, and a picker that grants one. */
 export class SimSerial implements PortProvider {
   granted: SimSerialPort[] = [];
-  constructor(private readonly available: SimSerialPort[]) {}
+  private plugListeners = new Set<() => void>();
+  constructor(private readonly available: SimSerialPort[]) {
+    for (const p of available)
+      p.onChange((ev) => {
+        if (ev === 'connect' && this.granted.includes(p)) for (const l of this.plugListeners) l();
+      });
+  }
+  /** `connect` fires when a granted port is plugged back in, as navigator.serial's does */
+  addEventListener(type: 'connect', listener: () => void): void {
+    if (type === 'connect') this.plugListeners.add(listener);
+  }
+  removeEventListener(type: 'connect', listener: () => void): void {
+    this.plugListeners.delete(listener);
+  }
   async getPorts(): Promise<SerialPortLike[]> {
     return this.granted.filter((p) => p.isPlugged);
   }
