@@ -1,0 +1,120 @@
+/**
+ * M30 between browsers through the relay (Debian Chromium, one `chromium.launch` per peer): B asserts a
+ * claim in the Evidence view, A reads it and attests (A founded the community: anchor ≥ trusted, so the
+ * attestation counts), B sees `attested`; a third browser joining later receives the whole graph; the
+ * data survives a reload of all three.
+ */
+import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
+
+const ARGS = [
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+const P = 'experimental.evidence.';
+
+async function ready(page: Page): Promise<void> {
+  await page.waitForFunction(() => window.hearthnetReady === true || !!window.hearthnetBootError, null, {
+    timeout: 30_000,
+  });
+  expect(await page.evaluate(() => window.hearthnetBootError ?? null)).toBeNull();
+}
+async function joinCommunity(page: Page, community: string) {
+  await page.evaluate((c) => window.hearthnet!.setConfig({ community: { community_id: c } }), community);
+  await page.reload();
+  await ready(page);
+}
+async function linked(a: Page, b: Page) {
+  const bid = await b.evaluate(() => window.hearthnet!.id);
+  await expect
+    .poll(
+      () => a.evaluate((o) => window.hearthnet!.peers().some((x) => x.id === o && x.state === 'open'), bid),
+      { timeout: 45_000 },
+    )
+    .toBe(true);
+}
+/** Sync the page's log with its peers, then read a claim's level (null while unknown). */
+async function levelOn(page: Page, claimId: string): Promise<string | null> {
+  return page.evaluate(
+    async ([cap, id]) => {
+      const n = window.hearthnet!;
+      await n.events.sync().catch(() => undefined);
+      try {
+        return (await n.call(cap!, { claim_id: id })).evidence_level as string;
+      } catch {
+        return null;
+      }
+    },
+    [`${P}claim.get`, claimId],
+  );
+}
+
+test('two browsers assert and attest through the relay; a late third gets the graph; all survive reload', async () => {
+  test.setTimeout(240_000);
+  const baseURL = test.info().project.use.baseURL!;
+  const browsers: Browser[] = [];
+  try {
+    const launch = async () => {
+      const b = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
+      browsers.push(b);
+      return (await b.newContext()).newPage();
+    };
+    const [pa, pb] = [await launch(), await launch()];
+    await pa.goto(baseURL);
+    await pb.goto(baseURL);
+    await ready(pa);
+    await ready(pb);
+    const community = await pa.evaluate(() => window.hearthnet!.communityId);
+    await joinCommunity(pb, community);
+    await linked(pa, pb);
+    for (const p of [pa, pb]) await p.evaluate(() => window.hearthnet!.enable('evidence'));
+
+    // B asserts in the Evidence view
+    await pb.reload();
+    await ready(pb);
+    await pb.getByTestId('ev-subject').waitFor({ timeout: 30_000 });
+    await pb.getByTestId('ev-subject').fill('Well 3');
+    await pb.getByTestId('ev-predicate').fill('water_quality');
+    await pb.getByTestId('ev-object').fill('safe to drink');
+    await pb.getByTestId('ev-assert').click();
+    await expect(pb.getByTestId('ev-row')).toHaveCount(1);
+    const claimId = await pb.evaluate(
+      async (cap) =>
+        (await window.hearthnet!.call(cap, { subject: 'Well 3' })).claims[0].record.claim_id as string,
+      `${P}claim.query`,
+    );
+    await linked(pa, pb);
+    // A reads it and attests
+    await expect.poll(() => levelOn(pa, claimId), { timeout: 60_000 }).toBe('unverified');
+    const att = await pa.evaluate(
+      ([cap, id]) =>
+        window.hearthnet!.call(cap!, { claim_id: id, role: 'first-hand witness', rationale: 'I tasted it' }),
+      [`${P}claim.attest`, claimId],
+    );
+    expect(att.evidence_level).toBe('attested');
+    // B sees the new level
+    await expect.poll(() => levelOn(pb, claimId), { timeout: 60_000 }).toBe('attested');
+
+    // a third browser joins later and receives the whole graph
+    const pc = await launch();
+    await pc.goto(baseURL);
+    await ready(pc);
+    await joinCommunity(pc, community);
+    await linked(pc, pa);
+    await pc.evaluate(() => window.hearthnet!.enable('evidence'));
+    await expect.poll(() => levelOn(pc, claimId), { timeout: 60_000 }).toBe('attested');
+
+    // all three survive a reload
+    for (const p of [pa, pb, pc]) {
+      await p.reload();
+      await ready(p);
+    }
+    for (const p of [pa, pb, pc])
+      await expect.poll(() => levelOn(p, claimId), { timeout: 30_000 }).toBe('attested');
+  } finally {
+    for (const b of browsers) await b.close();
+  }
+});
