@@ -794,7 +794,8 @@ export class CivDefService {
     };
     await this.d.db.put(S.alerts, rec);
     // holders of a matching role pull the full alert from the publisher (publisher-side filtering)
-    if (rec.matched && this.d.call) {
+    const holder = this.myActiveCerts().some((c) => target.roles.some((p) => segmentPrefix(p, c.role)));
+    if (holder && this.d.call) {
       try {
         const got = await this.d.call('experimental.civdef.alert.get', { alert_id: s.alert_id }, { peer: s.publisher });
         if (got?.envelope) await this.receiveEnvelope(got.envelope, null);

@@ -46,8 +46,10 @@ export async function civNode(seed: number, extra: Record<string, unknown> = {},
 }
 export const svcOf = (n: HearthNode): CivDefService => CIVDEF_SERVICES.get(n.id)!;
 export async function settle(...ns: HearthNode[]) {
-  for (let i = 0; i < 3; i++) {
-    for (const n of ns) await n.events.sync();
+  // live push carries the events; one anti-entropy round (sync is rate limited per peer) catches the rest
+  for (const n of ns) await n.events.sync().catch(() => undefined);
+  for (let i = 0; i < 4; i++) {
+    await new Promise((r) => setTimeout(r, 30));
     for (const n of ns) await svcOf(n)?.idle();
   }
 }
