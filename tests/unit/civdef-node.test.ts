@@ -319,3 +319,34 @@ describe('M31 civdef on real nodes', () => {
     await A2.close();
   });
 });
+
+describe('verify-audit CLI', () => {
+  it('passes a real export and names the first bad seq of a tampered one', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { A, B, wc } = await world();
+    const r = await A.call('experimental.civdef.alert.publish', draft(wc.cert_id));
+    await A.call('experimental.civdef.alert.cancel', { alert_id: r.alert_id, reason: 'Entwarnung', cert_id: wc.cert_id });
+    const text = await exportText(A);
+    const dir = mkdtempSync(join(tmpdir(), 'civdef-'));
+    writeFileSync(join(dir, 'ok.jsonl'), text);
+    const lines = text.trim().split('\n');
+    expect(lines[3]).toContain('"event":"published"');
+    lines[3] = lines[3]!.replace('"event":"published"', '"event":"forwarded"');
+    writeFileSync(join(dir, 'bad.jsonl'), lines.join('\n') + '\n');
+    const run = (f: string, extra: string[] = []) => {
+      try {
+        return { code: 0, out: JSON.parse(execFileSync('npx', ['tsx', 'tools/verify-audit.ts', join(dir, f), ...extra], { encoding: 'utf8' })) };
+      } catch (e) {
+        const x = e as { status: number; stdout: string };
+        return { code: x.status, out: JSON.parse(x.stdout) };
+      }
+    };
+    expect(run('ok.jsonl', ['--roots', A.id])).toMatchObject({ code: 0, out: { ok: true } });
+    expect(run('bad.jsonl')).toMatchObject({ code: 1, out: { ok: false, first_bad_seq: 2 } });
+    expect(run('ok.jsonl', ['--roots', B.id])).toMatchObject({ code: 1, out: { ok: false } });
+    for (const n of [A, B]) await n.close();
+  }, 120_000);
+});
