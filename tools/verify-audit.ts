@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
 import { verifyExport, type Witness } from '../engine/civdef/audit.js';
 
 const args = process.argv.slice(2);
-const file = args.find((a, i) => !a.startsWith('--') && !['--roots', '--witness'].includes(args[i - 1] ?? ''));
+const file = args.find(
+  (a, i) => !a.startsWith('--') && !['--roots', '--witness'].includes(args[i - 1] ?? ''),
+);
 if (!file) {
   console.error('usage: npm run verify-audit -- FILE [--roots ID,ID] [--witness SEQ:HASH]');
   process.exit(2);

@@ -22,7 +22,10 @@ export interface Ack {
   signature: string;
 }
 
-export function signAck(sign: Signer, f: { alert_id: string; acker: NodeID; acked_at: string; status: AckStatus; note: string }): Ack {
+export function signAck(
+  sign: Signer,
+  f: { alert_id: string; acker: NodeID; acked_at: string; status: AckStatus; note: string },
+): Ack {
   const { note, ...rest } = f;
   const s = sign({ ...rest, note_sha: sha256Hex(note) });
   return { ...s, note } as Ack;

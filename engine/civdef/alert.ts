@@ -13,7 +13,20 @@ import { SEVERITIES, type Severity } from './regions/nrw.js';
 import { TIME_RE, type RoleCertificate, type Signer } from './role.js';
 import { parseTarget, type AlertTarget } from './target.js';
 
-export const CAP_CATEGORIES = ['Geo', 'Met', 'Safety', 'Security', 'Rescue', 'Fire', 'Health', 'Env', 'Transport', 'Infra', 'CBRNE', 'Other'] as const;
+export const CAP_CATEGORIES = [
+  'Geo',
+  'Met',
+  'Safety',
+  'Security',
+  'Rescue',
+  'Fire',
+  'Health',
+  'Env',
+  'Transport',
+  'Infra',
+  'CBRNE',
+  'Other',
+] as const;
 export const STATUSES = ['actual', 'exercise', 'test'] as const;
 export const URGENCIES = ['Immediate', 'Expected', 'Future', 'Past', 'Unknown'] as const;
 export const CERTAINTIES = ['Observed', 'Likely', 'Possible', 'Unlikely', 'Unknown'] as const;
@@ -101,14 +114,33 @@ const oneOf = <T extends string>(v: unknown, field: string, list: readonly T[], 
 };
 export const sevOrder = (s: Severity): number => SEVERITIES.indexOf(s);
 
-export type NormalDraft = Omit<AlertBody, 'published_at' | 'publisher' | 'publisher_role' | 'publisher_cert' | 'alert_id'> & {
+export type NormalDraft = Omit<
+  AlertBody,
+  'published_at' | 'publisher' | 'publisher_role' | 'publisher_cert' | 'alert_id'
+> & {
   alert_id: string | null;
   issuer_attestation: IssuerAttestation | null;
 };
 
 const DRAFT_KEYS = new Set([
-  'cert_id', 'alert_id', 'severity', 'title', 'body', 'target', 'instructions', 'expires_at', 'evidence_claim',
-  'correlation_id', 'issuer_attestation', 'category', 'status', 'event', 'urgency', 'certainty', 'language', 'published_at',
+  'cert_id',
+  'alert_id',
+  'severity',
+  'title',
+  'body',
+  'target',
+  'instructions',
+  'expires_at',
+  'evidence_claim',
+  'correlation_id',
+  'issuer_attestation',
+  'category',
+  'status',
+  'event',
+  'urgency',
+  'certainty',
+  'language',
+  'published_at',
 ]);
 
 /** §4.2 step 1: shape and lengths → bad_request; malformed target → civdef_alert_target_invalid. */
@@ -117,7 +149,8 @@ export function normaliseDraft(v: unknown, now: number): NormalDraft {
   const d = v as Record<string, unknown>;
   for (const k of Object.keys(d)) if (!DRAFT_KEYS.has(k)) bad(`unknown field ${k}`);
   if (typeof d.cert_id !== 'string' || !/^[A-Z2-7]{52}$/.test(d.cert_id)) bad('cert_id required');
-  if (d.alert_id !== undefined && (typeof d.alert_id !== 'string' || !ULID_RE.test(d.alert_id))) bad('alert_id must be a ULID');
+  if (d.alert_id !== undefined && (typeof d.alert_id !== 'string' || !ULID_RE.test(d.alert_id)))
+    bad('alert_id must be a ULID');
   const severity = oneOf(d.severity, 'severity', SEVERITIES, null);
   if (!severity) bad('severity required');
   const title = text(d.title, 'title', 1, CIVDEF_ALERT_TITLE_MAX_CHARS);
@@ -128,20 +161,31 @@ export function normaliseDraft(v: unknown, now: number): NormalDraft {
   let expires_at: string;
   if (d.expires_at === undefined || d.expires_at === null) expires_at = isoS(now + 86400_000);
   else {
-    if (typeof d.expires_at !== 'string' || !TIME_RE.test(d.expires_at)) bad('expires_at must be RFC 3339 UTC seconds');
+    if (typeof d.expires_at !== 'string' || !TIME_RE.test(d.expires_at))
+      bad('expires_at must be RFC 3339 UTC seconds');
     const t = Date.parse(d.expires_at as string);
     if (!(t > now && t <= now + 7 * 86400_000)) bad('expires_at must be in (now, now+7d]');
     expires_at = d.expires_at as string;
   }
   const evidence_claim = d.evidence_claim ?? null;
-  if (evidence_claim !== null && (typeof evidence_claim !== 'string' || !CLAIM_ID_RE.test(evidence_claim))) bad('evidence_claim must be a ClaimID');
-  const correlation_id = d.correlation_id === undefined || d.correlation_id === null ? null : text(d.correlation_id, 'correlation_id', 1, 128);
+  if (evidence_claim !== null && (typeof evidence_claim !== 'string' || !CLAIM_ID_RE.test(evidence_claim)))
+    bad('evidence_claim must be a ClaimID');
+  const correlation_id =
+    d.correlation_id === undefined || d.correlation_id === null
+      ? null
+      : text(d.correlation_id, 'correlation_id', 1, 128);
   const language = d.language === undefined ? 'de-DE' : (d.language as string);
-  if (typeof language !== 'string' || !/^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(language)) bad('language must be a BCP 47 tag');
+  if (typeof language !== 'string' || !/^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(language))
+    bad('language must be a BCP 47 tag');
   let att: IssuerAttestation | null = null;
   if (d.issuer_attestation !== undefined && d.issuer_attestation !== null) {
     const a = d.issuer_attestation as Record<string, unknown>;
-    if (typeof a !== 'object' || !isNodeId(a.by) || typeof a.sig !== 'string' || !(a.cert_id === null || typeof a.cert_id === 'string'))
+    if (
+      typeof a !== 'object' ||
+      !isNodeId(a.by) ||
+      typeof a.sig !== 'string' ||
+      !(a.cert_id === null || typeof a.cert_id === 'string')
+    )
       bad('issuer_attestation must be {by, cert_id, sig}');
     att = { by: a.by as NodeID, cert_id: (a.cert_id as string | null) ?? null, sig: a.sig as string };
   }
@@ -167,7 +211,8 @@ export function normaliseDraft(v: unknown, now: number): NormalDraft {
   };
 }
 
-export const isoS = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+export const isoS = (ms: number): string =>
+  new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 
 /** The bytes both the publisher and the cosigner sign: JCS(alert − signature − issuer_attestation). */
 export const alertBodyOf = (a: Alert | AlertBody): AlertBody => {
@@ -192,7 +237,10 @@ export function verifyAttestation(a: Alert): boolean {
   if (!a.issuer_attestation) return false;
   try {
     decodeSignature(a.issuer_attestation.sig);
-    return verifyObject({ ...alertBodyOf(a), signature: a.issuer_attestation.sig } as never, a.issuer_attestation.by);
+    return verifyObject(
+      { ...alertBodyOf(a), signature: a.issuer_attestation.sig } as never,
+      a.issuer_attestation.by,
+    );
   } catch {
     return false;
   }

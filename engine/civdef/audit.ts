@@ -8,8 +8,15 @@ import { canonical } from '../core/canonical.js';
 import { fromHex, toHex } from '../core/encoding.js';
 import { sha256Hex } from '../core/hash.js';
 import type { NodeID } from '../core/types.js';
-import { isNodeId, verifyObject } from '../identity/identity.js';
-import { consistencyProof, inclusionPath, leafHash, rootOf, verifyConsistency, verifyInclusion } from './merkle.js';
+import { isNodeId, verifyObject, verifyObjects } from '../identity/identity.js';
+import {
+  consistencyProof,
+  inclusionPath,
+  leafHash,
+  rootOf,
+  verifyConsistency,
+  verifyInclusion,
+} from './merkle.js';
 import type { Signer } from './role.js';
 
 export const AUDIT_EVENTS = [
@@ -75,7 +82,15 @@ export const leafOf = (e: AuditEntry): Uint8Array => leafHash(canonical(e));
 
 export function makeEntry(
   sign: Signer,
-  f: { seq: number; chain: NodeID; alert_id: string | null; event: AuditEvent; actor: NodeID; at: string; prev_sha: string },
+  f: {
+    seq: number;
+    chain: NodeID;
+    alert_id: string | null;
+    event: AuditEvent;
+    actor: NodeID;
+    at: string;
+    prev_sha: string;
+  },
   payload: unknown,
 ): AuditEntry {
   return sign({ ...f, payload_sha: payloadSha(payload) }) as AuditEntry;
@@ -96,7 +111,11 @@ export function checkpointBody(
     tree_root: toHex(rootOf(leaves)),
     consistency:
       prev && prev.tree_size > 0 && prev.tree_size <= leaves.length
-        ? { from_size: prev.tree_size, from_root: prev.tree_root, path: consistencyProof(leaves, prev.tree_size).map(toHex) }
+        ? {
+            from_size: prev.tree_size,
+            from_root: prev.tree_root,
+            path: consistencyProof(leaves, prev.tree_size).map(toHex),
+          }
         : null,
   };
 }
@@ -130,6 +149,8 @@ export function verifyChain(
     payloads?: ReadonlyMap<number, unknown>;
     witnesses?: readonly Witness[];
     anchorPrev?: string | null;
+    /** precomputed signature results by index (from `verifyChainBatch`) */
+    sigOk?: readonly boolean[];
   } = {},
 ): VerifyReport {
   let headSeq = -1;
@@ -151,13 +172,15 @@ export function verifyChain(
     const expectSeq = i === 0 ? ((raw as AuditEntry)?.seq ?? 0) : headSeq + 1;
     if (!isEntry(raw)) return bad(expectSeq, 'malformed entry', i);
     const e = raw;
-    if (e.seq !== expectSeq || (i === 0 && e.seq < 0)) return bad(expectSeq, `sequence gap: expected ${expectSeq}, got ${e.seq}`, i);
+    if (e.seq !== expectSeq || (i === 0 && e.seq < 0))
+      return bad(expectSeq, `sequence gap: expected ${expectSeq}, got ${e.seq}`, i);
     if (e.chain !== chain) return bad(e.seq, 'entry of another chain', i);
     if (i === 0) {
       if (e.seq === 0 && (e.prev_sha !== ZERO || e.event !== 'genesis')) return bad(0, 'bad genesis', i);
       if (e.seq > 0 && opts.anchorPrev && e.prev_sha !== opts.anchorPrev) return bad(e.seq, 'anchor link', i);
     } else if (e.prev_sha !== headHash) return bad(e.seq, 'prev_sha does not link', i);
-    if (!verifyObject(e as never, e.chain)) return bad(e.seq, 'bad signature', i);
+    if (!(opts.sigOk ? opts.sigOk[i] === true : verifyObject(e as never, e.chain)))
+      return bad(e.seq, 'bad signature', i);
     const p = opts.payloads?.get(e.seq);
     if (p !== undefined && p !== null) {
       let ps: string;
@@ -171,7 +194,8 @@ export function verifyChain(
         const cp = p as CheckpointBody;
         if (e.event === 'checkpoint' && hashes.has(cp.upto_seq) && hashes.get(cp.upto_seq) !== cp.head_hash)
           return bad(e.seq, 'checkpoint head_hash mismatch', i);
-        if (e.event === 'recheckpoint' && cp.head_hash !== headHash) return bad(e.seq, 'recheckpoint head_hash mismatch', i);
+        if (e.event === 'recheckpoint' && cp.head_hash !== headHash)
+          return bad(e.seq, 'recheckpoint head_hash mismatch', i);
         if (fromZero && e.event === 'checkpoint' && cp.tree_size === leaves.length && cp.tree_size > 0) {
           if (toHex(rootOf(leaves)) !== cp.tree_root) return bad(e.seq, 'checkpoint tree_root mismatch', i);
           if (cp.consistency) {
@@ -201,6 +225,22 @@ export function verifyChain(
       return bad(headSeq + 1, 'chain is shorter than a witnessed head (truncated)', entries.length);
   }
   return { ok: true, checked: entries.length, head_seq: headSeq, head_hash: headHash };
+}
+
+/** `verifyChain` with the Ed25519 checks done first as one batch on the platform's fastest verifier. */
+export async function verifyChainBatch(
+  entries: readonly unknown[],
+  opts: Parameters<typeof verifyChain>[1] = {},
+): Promise<VerifyReport> {
+  const items = entries.map((e) =>
+    isEntry(e) ? { obj: e as unknown as Record<string, unknown>, signer: e.chain } : null,
+  );
+  const ok = await verifyObjects(
+    items.filter((x) => x !== null) as { obj: Record<string, unknown>; signer: NodeID }[],
+  );
+  let j = 0;
+  const sigOk = items.map((x) => (x === null ? false : ok[j++] === true));
+  return verifyChain(entries, { ...opts, sigOk });
 }
 
 export interface ExportFrame {
@@ -243,7 +283,10 @@ export function buildExport(
       type: 'entry',
       entry: e,
       payload: inc ? args.payloadOf(e) : null,
-      inclusion: inc && e.seq < size ? { leaf_index: e.seq, path: inclusionPath(args.allLeaves, e.seq).map(toHex) } : null,
+      inclusion:
+        inc && e.seq < size
+          ? { leaf_index: e.seq, path: inclusionPath(args.allLeaves, e.seq).map(toHex) }
+          : null,
     });
   }
   const last = entries[entries.length - 1];
@@ -260,7 +303,8 @@ export function buildExport(
   return frames;
 }
 
-export const toJsonl = (frames: readonly ExportFrame[]): string => frames.map((f) => JSON.stringify(f)).join('\n') + '\n';
+export const toJsonl = (frames: readonly ExportFrame[]): string =>
+  frames.map((f) => JSON.stringify(f)).join('\n') + '\n';
 
 /**
  * Offline verification of a JSONL export (the CLI and the app's "verify file"). Needs only the text,
@@ -292,7 +336,8 @@ export function verifyExport(
   }
   const header = frames[0] as Record<string, any> | undefined;
   const trailer = frames[frames.length - 1] as Record<string, any> | undefined;
-  if (!header || header.type !== 'header' || header.format !== EXPORT_FORMAT) return fail(0, 'missing header', 1);
+  if (!header || header.type !== 'header' || header.format !== EXPORT_FORMAT)
+    return fail(0, 'missing header', 1);
   const chain = header.chain as NodeID;
   if (!isNodeId(chain)) return fail(0, 'bad chain id', 1);
   if (opts.trustedChains && opts.trustedChains.length && !opts.trustedChains.includes(chain))
@@ -304,7 +349,8 @@ export function verifyExport(
     const f = body[i] as Record<string, any>;
     if (f.type !== 'entry') return fail(header.from_seq + i, 'unexpected frame', i + 2);
     entries.push(f.entry);
-    if (f.payload !== null && f.payload !== undefined && typeof f.entry?.seq === 'number') payloads.set(f.entry.seq, f.payload);
+    if (f.payload !== null && f.payload !== undefined && typeof f.entry?.seq === 'number')
+      payloads.set(f.entry.seq, f.payload);
   }
   const rep = verifyChain(entries, {
     chain,
@@ -313,16 +359,28 @@ export function verifyExport(
     anchorPrev: header.anchor?.prev_sha ?? null,
   });
   if (!rep.ok) return rep;
-  if (entries.length && (entries[0] as AuditEntry).seq !== header.from_seq) return fail(header.from_seq, 'first entry is not from_seq', 2);
-  if (!trailer || trailer.type !== 'trailer') return { ...fail(rep.head_seq + 1, 'missing trailer (truncated export)'), checked: rep.checked };
+  if (entries.length && (entries[0] as AuditEntry).seq !== header.from_seq)
+    return fail(header.from_seq, 'first entry is not from_seq', 2);
+  if (!trailer || trailer.type !== 'trailer')
+    return { ...fail(rep.head_seq + 1, 'missing trailer (truncated export)'), checked: rep.checked };
   if (!verifyObject(trailer, chain)) return fail(rep.head_seq, 'trailer signature');
-  if (trailer.count !== entries.length || trailer.head_seq !== rep.head_seq || trailer.head_hash !== rep.head_hash)
+  if (
+    trailer.count !== entries.length ||
+    trailer.head_seq !== rep.head_seq ||
+    trailer.head_hash !== rep.head_hash
+  )
     return fail(rep.head_seq + 1, 'trailer does not match the entries (lines removed)');
   // inclusion proofs against the trailer's tree head
   const root = fromHex(trailer.tree.root);
   for (const f of body as Record<string, any>[]) {
     if (!f.inclusion) continue;
-    const ok = verifyInclusion(leafOf(f.entry), f.inclusion.leaf_index, trailer.tree.size, f.inclusion.path.map(fromHex), root);
+    const ok = verifyInclusion(
+      leafOf(f.entry),
+      f.inclusion.leaf_index,
+      trailer.tree.size,
+      f.inclusion.path.map(fromHex),
+      root,
+    );
     if (!ok || f.inclusion.leaf_index !== f.entry.seq) return fail(f.entry.seq, 'inclusion proof fails');
   }
   return rep;

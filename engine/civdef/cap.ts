@@ -16,12 +16,29 @@ export const CAP_CODE = 'HearthNet-civdef-1';
 export const RESOURCE_MIME = 'application/vnd.hearthnet.civdef-alert+json';
 
 const esc = (s: string): string =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+  s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
 /** `2026-03-01T12:00:00Z` → `2026-03-01T12:00:00-00:00` */
 export const capTime = (iso: string): string => iso.replace(/Z$/, '-00:00');
 const STATUS = { actual: 'Actual', exercise: 'Exercise', test: 'Test' } as const;
-const SEVERITY: Record<Severity, string> = { extreme: 'Extreme', emergency: 'Severe', warning: 'Moderate', advisory: 'Minor', info: 'Minor' };
-const URGENCY: Record<Severity, string> = { extreme: 'Immediate', emergency: 'Immediate', warning: 'Expected', advisory: 'Future', info: 'Unknown' };
+const SEVERITY: Record<Severity, string> = {
+  extreme: 'Extreme',
+  emergency: 'Severe',
+  warning: 'Moderate',
+  advisory: 'Minor',
+  info: 'Minor',
+};
+const URGENCY: Record<Severity, string> = {
+  extreme: 'Immediate',
+  emergency: 'Immediate',
+  warning: 'Expected',
+  advisory: 'Future',
+  info: 'Unknown',
+};
 
 const el = (name: string, value: string | null | undefined, ind = '  '): string =>
   value === null || value === undefined ? '' : `${ind}<${name}>${esc(value)}</${name}>\n`;
@@ -74,7 +91,8 @@ function infoXml(a: Alert): string {
     x += el('polygon', `${s},${w} ${n},${w} ${n},${e} ${s},${e} ${s},${w}`, J);
   }
   const K = '        ';
-  if (region?.ars) x += `${J}<geocode>\n${el('valueName', 'ARS', K)}${el('value', region.ars, K)}${J}</geocode>\n`;
+  if (region?.ars)
+    x += `${J}<geocode>\n${el('valueName', 'ARS', K)}${el('value', region.ars, K)}${J}</geocode>\n`;
   x += `${J}<geocode>\n${el('valueName', 'hearthnet:region', K)}${el('value', a.target.region, K)}${J}</geocode>\n`;
   x += `${I}</area>\n`;
   x += '  </info>\n';
@@ -199,7 +217,10 @@ export function parseXml(src: string): XNode {
       } else if (src.startsWith('<![CDATA[', i)) {
         const e = src.indexOf(']]>', i);
         if (e < 0) fail('unterminated CDATA');
-        text += src.slice(i + 9, e).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+        text += src
+          .slice(i + 9, e)
+          .replace(/&/g, '&amp;')
+          .replace(/</g, '&lt;');
         i = e + 3;
       } else if (src[i] === '<') node.children.push(element(depth + 1));
       else {
@@ -220,10 +241,21 @@ const kid = (n: XNode, name: string) => n.children.find((c) => c.name === name);
 const kids = (n: XNode, name: string) => n.children.filter((c) => c.name === name);
 const val = (n: XNode, name: string) => kid(n, name)?.text.trim();
 
-const SEV_IN: Record<string, Severity> = { Extreme: 'extreme', Severe: 'emergency', Moderate: 'warning', Minor: 'advisory', Unknown: 'info' };
-const STATUS_IN: Record<string, 'actual' | 'exercise' | 'test'> = { Actual: 'actual', Exercise: 'exercise', Test: 'test' };
+const SEV_IN: Record<string, Severity> = {
+  Extreme: 'extreme',
+  Severe: 'emergency',
+  Moderate: 'warning',
+  Minor: 'advisory',
+  Unknown: 'info',
+};
+const STATUS_IN: Record<string, 'actual' | 'exercise' | 'test'> = {
+  Actual: 'actual',
+  Exercise: 'exercise',
+  Test: 'test',
+};
 const clip = (s: string, n: number) => [...s].slice(0, n).join('');
-const fromCapTime = (t: string | undefined) => (t ? new Date(Date.parse(t)).toISOString().replace('.000Z', 'Z') : undefined);
+const fromCapTime = (t: string | undefined) =>
+  t ? new Date(Date.parse(t)).toISOString().replace('.000Z', 'Z') : undefined;
 
 export interface CapImport {
   identifier: string;
@@ -248,11 +280,18 @@ export function fromCapXml(xml: string, opts: { region?: string } = {}): CapImpo
   const identifier = val(root, 'identifier');
   const sender = val(root, 'sender');
   const sent = val(root, 'sent');
-  if (!identifier || !sender || !sent) throw new HnError('bad_request', 'identifier, sender and sent are required');
+  if (!identifier || !sender || !sent)
+    throw new HnError('bad_request', 'identifier, sender and sent are required');
   const drafts = kids(root, 'info').map((info) => {
-    const params = Object.fromEntries(kids(info, 'parameter').map((p) => [val(p, 'valueName') ?? '', val(p, 'value') ?? '']));
+    const params = Object.fromEntries(
+      kids(info, 'parameter').map((p) => [val(p, 'valueName') ?? '', val(p, 'value') ?? '']),
+    );
     const area = kid(info, 'area');
-    const geos = area ? Object.fromEntries(kids(area, 'geocode').map((g) => [val(g, 'valueName') ?? '', val(g, 'value') ?? ''])) : {};
+    const geos = area
+      ? Object.fromEntries(
+          kids(area, 'geocode').map((g) => [val(g, 'valueName') ?? '', val(g, 'value') ?? '']),
+        )
+      : {};
     const region = params['hearthnet:region'] ?? geos['hearthnet:region'] ?? opts.region ?? null;
     let bbox: number[] | null = null;
     const poly = area ? val(area, 'polygon') : undefined;
@@ -265,9 +304,17 @@ export function fromCapXml(xml: string, opts: { region?: string } = {}): CapImpo
     const headline = val(info, 'headline') ?? val(info, 'event') ?? '';
     const description = (kid(info, 'description')?.text ?? headline).trim();
     const instruction = kid(info, 'instruction')?.text.trim();
-    const lines = instruction ? instruction.split('\n').map((l) => l.trim()).filter(Boolean) : [];
+    const lines = instruction
+      ? instruction
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)
+      : [];
     return {
-      severity: (params['hearthnet:severity'] as Severity | undefined) ?? SEV_IN[val(info, 'severity') ?? 'Unknown'] ?? 'info',
+      severity:
+        (params['hearthnet:severity'] as Severity | undefined) ??
+        SEV_IN[val(info, 'severity') ?? 'Unknown'] ??
+        'info',
       title: clip(headline, 80),
       body: clip(description, 1000),
       instructions: lines.slice(0, 10).map((l) => clip(l, 200)),
@@ -308,7 +355,9 @@ export function toNinaJson(envelope: Pick<AlertEnvelope, 'alert'>, cancel?: Canc
     msgType: cancel ? 'Cancel' : 'Alert',
     scope: a.target.roles.length ? 'Restricted' : 'Public',
     code: [CAP_CODE],
-    ...(cancel ? { references: `${a.publisher},${a.alert_id},${capTime(a.published_at)}`, note: cancel.reason } : {}),
+    ...(cancel
+      ? { references: `${a.publisher},${a.alert_id},${capTime(a.published_at)}`, note: cancel.reason }
+      : {}),
     info: [
       {
         language: a.language,

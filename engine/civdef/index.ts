@@ -77,14 +77,20 @@ function capabilities(svc: () => CivDefService): Capability[] {
   return [
     { descriptor: d('alert.publish', self), handler: async (i) => svc().publish(i) },
     { descriptor: d('alert.cancel', self), handler: async (i) => svc().cancel(i) },
-    { descriptor: d('alert.list', member), handler: async (i, ctx) => svc().list(i, ctx.caller, ctx.isLocal) },
+    {
+      descriptor: d('alert.list', member),
+      handler: async (i, ctx) => svc().list(i, ctx.caller, ctx.isLocal),
+    },
     { descriptor: d('alert.get', member), handler: async (i, ctx) => svc().get(i, ctx.caller, ctx.isLocal) },
     {
       descriptor: d('alert.subscribe', { trust_required: 'member' }),
       handler: (i, ctx) => svc().subscribe(i, ctx.caller, ctx.isLocal, ctx.signal),
     },
     { descriptor: d('alert.ack', self), handler: async (i) => svc().ack(i) },
-    { descriptor: d('alert.acks', member), handler: async (i, ctx) => svc().acks(i, ctx.caller, ctx.isLocal) },
+    {
+      descriptor: d('alert.acks', member),
+      handler: async (i, ctx) => svc().acks(i, ctx.caller, ctx.isLocal),
+    },
     { descriptor: d('role.register', { trust_required: 'member' }), handler: async (i) => svc().register(i) },
     { descriptor: d('role.list', member), handler: async (i) => ({ certs: svc().listRoles(i) }) },
     { descriptor: d('role.revoke', self), handler: async (i) => svc().revoke(i) },

@@ -26,7 +26,12 @@ export function rootOf(leaves: readonly Uint8Array[], lo = 0, hi = leaves.length
 }
 
 /** PATH(m, D[lo:hi]) */
-export function inclusionPath(leaves: readonly Uint8Array[], m: number, lo = 0, hi = leaves.length): Uint8Array[] {
+export function inclusionPath(
+  leaves: readonly Uint8Array[],
+  m: number,
+  lo = 0,
+  hi = leaves.length,
+): Uint8Array[] {
   const n = hi - lo;
   if (n <= 1) return [];
   const k = split(n);
@@ -34,7 +39,13 @@ export function inclusionPath(leaves: readonly Uint8Array[], m: number, lo = 0, 
   return [...inclusionPath(leaves, m - k, lo + k, hi), rootOf(leaves, lo, lo + k)];
 }
 
-function subproof(leaves: readonly Uint8Array[], m: number, lo: number, hi: number, b: boolean): Uint8Array[] {
+function subproof(
+  leaves: readonly Uint8Array[],
+  m: number,
+  lo: number,
+  hi: number,
+  b: boolean,
+): Uint8Array[] {
   const n = hi - lo;
   if (m === n) return b ? [] : [rootOf(leaves, lo, hi)];
   const k = split(n);
@@ -46,7 +57,13 @@ export const consistencyProof = (leaves: readonly Uint8Array[], m: number, n = l
   subproof(leaves, m, 0, n, true);
 
 /** §2.1.3.2 */
-export function verifyInclusion(leaf: Uint8Array, index: number, size: number, path: readonly Uint8Array[], root: Uint8Array): boolean {
+export function verifyInclusion(
+  leaf: Uint8Array,
+  index: number,
+  size: number,
+  path: readonly Uint8Array[],
+  root: Uint8Array,
+): boolean {
   if (index >= size || index < 0) return false;
   let fn = index;
   let sn = size - 1;
@@ -55,10 +72,11 @@ export function verifyInclusion(leaf: Uint8Array, index: number, size: number, p
     if (sn === 0) return false;
     if (fn % 2 === 1 || fn === sn) {
       r = nodeHash(p, r);
-      if (fn % 2 === 0) while (fn % 2 === 0 && fn !== 0) {
-        fn = Math.floor(fn / 2);
-        sn = Math.floor(sn / 2);
-      }
+      if (fn % 2 === 0)
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2);
+          sn = Math.floor(sn / 2);
+        }
     } else r = nodeHash(r, p);
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);
@@ -92,10 +110,11 @@ export function verifyConsistency(
     if (fn % 2 === 1 || fn === sn) {
       fr = nodeHash(c, fr);
       sr = nodeHash(c, sr);
-      if (fn % 2 === 0) while (fn % 2 === 0 && fn !== 0) {
-        fn = Math.floor(fn / 2);
-        sn = Math.floor(sn / 2);
-      }
+      if (fn % 2 === 0)
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2);
+          sn = Math.floor(sn / 2);
+        }
     } else sr = nodeHash(sr, c);
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);

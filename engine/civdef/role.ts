@@ -50,9 +50,13 @@ export interface Revocation {
 }
 export type CertState = 'issued' | 'active' | 'expired' | 'revoked' | 'unrecognised';
 
-export const iso = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+export const iso = (ms: number): string =>
+  new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 export const parseTime = (s: string): number => Date.parse(s);
-const err = (code: 'civdef_cert_invalid' | 'civdef_cert_unrecognised' | 'civdef_role_revoked', why: string): never => {
+const err = (
+  code: 'civdef_cert_invalid' | 'civdef_cert_unrecognised' | 'civdef_role_revoked',
+  why: string,
+): never => {
   throw new HnError(code, why);
 };
 
@@ -79,23 +83,44 @@ export function signRevocation(sign: Signer, r: Omit<Revocation, 'signature'>): 
 
 /** Shape, cert_id and issuer signature → `civdef_cert_invalid` on any failure. */
 export function checkCertShape(v: unknown): RoleCertificate {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return err('civdef_cert_invalid', 'cert must be an object');
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return err('civdef_cert_invalid', 'cert must be an object');
   const c = v as Record<string, unknown>;
-  const keys = ['schema_version', 'cert_id', 'holder', 'role', 'region', 'issuer', 'issuer_chain', 'issued_at', 'expires_at', 'scopes', 'revocation_url', 'signature'];
-  if (Object.keys(c).some((k) => !keys.includes(k)) || keys.some((k) => !(k in c))) err('civdef_cert_invalid', 'cert fields');
+  const keys = [
+    'schema_version',
+    'cert_id',
+    'holder',
+    'role',
+    'region',
+    'issuer',
+    'issuer_chain',
+    'issued_at',
+    'expires_at',
+    'scopes',
+    'revocation_url',
+    'signature',
+  ];
+  if (Object.keys(c).some((k) => !keys.includes(k)) || keys.some((k) => !(k in c)))
+    err('civdef_cert_invalid', 'cert fields');
   if (c.schema_version !== 1) err('civdef_cert_invalid', 'schema_version');
   if (!isNodeId(c.holder) || !isNodeId(c.issuer)) err('civdef_cert_invalid', 'holder/issuer');
   if (!isRegionCode(c.region) || !isRegionCode(c.role, 12)) err('civdef_cert_invalid', 'role/region');
   const ch = c.issuer_chain;
   if (!Array.isArray(ch) || ch.length < 1 || ch.length > 4 || !ch.every(isNodeId) || ch[0] !== c.issuer)
     err('civdef_cert_invalid', 'issuer_chain');
-  if (typeof c.issued_at !== 'string' || !TIME_RE.test(c.issued_at) || typeof c.expires_at !== 'string' || !TIME_RE.test(c.expires_at))
+  if (
+    typeof c.issued_at !== 'string' ||
+    !TIME_RE.test(c.issued_at) ||
+    typeof c.expires_at !== 'string' ||
+    !TIME_RE.test(c.expires_at)
+  )
     err('civdef_cert_invalid', 'times');
   const span = (parseTime(c.expires_at as string) - parseTime(c.issued_at as string)) / 1000;
   if (!(span > 0 && span <= MAX_VALIDITY_S)) err('civdef_cert_invalid', 'validity window');
   if (!Array.isArray(c.scopes) || !c.scopes.every((s) => (SCOPES as readonly string[]).includes(s as string)))
     err('civdef_cert_invalid', 'scopes');
-  if (c.revocation_url !== null && typeof c.revocation_url !== 'string') err('civdef_cert_invalid', 'revocation_url');
+  if (c.revocation_url !== null && typeof c.revocation_url !== 'string')
+    err('civdef_cert_invalid', 'revocation_url');
   let id: string;
   try {
     id = certIdOf(c);
@@ -107,16 +132,27 @@ export function checkCertShape(v: unknown): RoleCertificate {
   return c as unknown as RoleCertificate;
 }
 
-export function checkRevocation(v: unknown, cert: RoleCertificate | undefined, roots: ReadonlySet<string>): Revocation {
+export function checkRevocation(
+  v: unknown,
+  cert: RoleCertificate | undefined,
+  roots: ReadonlySet<string>,
+): Revocation {
   if (typeof v !== 'object' || v === null) throw new HnError('bad_request', 'revocation must be an object');
   const r = v as Revocation;
-  if (typeof r.cert_id !== 'string' || !isNodeId(r.revoked_by) || typeof r.revoked_at !== 'string' || !TIME_RE.test(r.revoked_at) || typeof r.reason !== 'string')
+  if (
+    typeof r.cert_id !== 'string' ||
+    !isNodeId(r.revoked_by) ||
+    typeof r.revoked_at !== 'string' ||
+    !TIME_RE.test(r.revoked_at) ||
+    typeof r.reason !== 'string'
+  )
     throw new HnError('bad_request', 'revocation fields');
   if (cert) {
     const allowed = new Set<string>([cert.issuer, ...cert.issuer_chain, ...roots]);
     if (!allowed.has(r.revoked_by)) throw new HnError('civdef_cert_out_of_scope', 'revoker not in chain');
   } else if (!roots.has(r.revoked_by)) throw new HnError('not_found', 'unknown cert');
-  if (!verifyObject(r as never, r.revoked_by)) throw new HnError('civdef_cert_invalid', 'revocation signature');
+  if (!verifyObject(r as never, r.revoked_by))
+    throw new HnError('civdef_cert_invalid', 'revocation signature');
   return r;
 }
 
@@ -152,7 +188,8 @@ export function checkChain(cert: RoleCertificate, at: number, ctx: ChainCtx): vo
     const next = chain[i + 1];
     if (!next) break;
     const parent = ctx.certsOf(link).find((p) => {
-      if (p.issuer !== next || !p.scopes.includes('role.issue') || ctx.revoked(p.cert_id) || !inWindow(p, at)) return false;
+      if (p.issuer !== next || !p.scopes.includes('role.issue') || ctx.revoked(p.cert_id) || !inWindow(p, at))
+        return false;
       try {
         checkCertShape(p);
         return true;

@@ -37,6 +37,7 @@ import {
   leafOf,
   makeEntry,
   verifyChain,
+  verifyChainBatch,
   ZERO,
   type AuditEntry,
   type AuditEvent,
@@ -86,7 +87,14 @@ export const CIVDEF_SCHEMA = {
         { name: 'by_state', keyPath: 'state' },
       ],
     },
-    { name: S.acks, keyPath: 'k', indexes: [{ name: 'by_alert', keyPath: 'alert_id' }, { name: 'by_acker', keyPath: 'acker' }] },
+    {
+      name: S.acks,
+      keyPath: 'k',
+      indexes: [
+        { name: 'by_alert', keyPath: 'alert_id' },
+        { name: 'by_acker', keyPath: 'acker' },
+      ],
+    },
     {
       name: S.certs,
       keyPath: 'cert_id',
@@ -153,7 +161,10 @@ export interface CivDefDeps {
   call?: (cap: string, input: unknown, opts?: { peer?: NodeID }) => Promise<any>;
   has?: (cap: string) => boolean;
   metrics?: Metrics;
-  log?: { warn(msg: string, d?: Record<string, unknown>): void; info(msg: string, d?: Record<string, unknown>): void };
+  log?: {
+    warn(msg: string, d?: Record<string, unknown>): void;
+    info(msg: string, d?: Record<string, unknown>): void;
+  };
 }
 
 type MetaRow = {
@@ -161,13 +172,14 @@ type MetaRow = {
   degraded: { first_bad_seq: number; reason: string } | null;
   last_checkpoint: { seq: number; tree_size: number; tree_root: string } | null;
 };
-export type Notice = { kind: 'alert'; record: AlertRecord; notify: boolean } | { kind: 'cancelled'; record: AlertRecord };
+export type Notice =
+  { kind: 'alert'; record: AlertRecord; notify: boolean } | { kind: 'cancelled'; record: AlertRecord };
 
 const bad = (m: string): never => {
   throw new HnError('bad_request', m);
 };
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const COSIGNABLE = new Set(['emergency', 'extreme']);
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export class CivDefService {
   private readonly now: () => number;
@@ -205,9 +217,15 @@ export class CivDefService {
     const meta = await this.d.db.get<MetaRow>(S.meta, 'state');
     this.degraded = meta?.degraded ?? null;
     this.lastCheckpoint = meta?.last_checkpoint ?? null;
-    const last = (await this.d.db.getAll<{ seq: number; entry: AuditEntry }>(S.audit, { reverse: true, limit: 1 }))[0];
+    const last = (
+      await this.d.db.getAll<{ seq: number; entry: AuditEntry }>(S.audit, { reverse: true, limit: 1 })
+    )[0];
     if (last) this.head = { seq: last.entry.seq, hash: entryHash(last.entry) };
-    else await this.appendAudit('genesis', null, this.d.self, { chain: this.d.self, created_at: isoS(this.now()) });
+    else
+      await this.appendAudit('genesis', null, this.d.self, {
+        chain: this.d.self,
+        created_at: isoS(this.now()),
+      });
     // startup verification (digest §4.8)
     await this.verifyAudit();
   }
@@ -222,7 +240,9 @@ export class CivDefService {
     } while (p !== this.pending);
   }
   private bg(f: () => Promise<unknown>): void {
-    this.pending = this.pending.then(f).catch((e) => this.d.log?.warn('civdef background', { code: toHnError(e).code }));
+    this.pending = this.pending
+      .then(f)
+      .catch((e) => this.d.log?.warn('civdef background', { code: toHnError(e).code }));
   }
 
   onNotice(cb: (n: Notice) => void): () => void {
@@ -244,11 +264,18 @@ export class CivDefService {
       ...[...this.certs.values()].filter((c) => c.holder === h),
       ...bundle.filter((c) => c.holder === h),
     ];
-    return { roots: this.roots(), adapter: this.adapterFor(cert.region), revoked: (id) => this.revs.has(id), certsOf: byHolder };
+    return {
+      roots: this.roots(),
+      adapter: this.adapterFor(cert.region),
+      revoked: (id) => this.revs.has(id),
+      certsOf: byHolder,
+    };
   }
   private myActiveCerts(): RoleCertificate[] {
     const now = this.now();
-    return [...this.certs.values()].filter((c) => c.holder === this.d.self && certState(c, now, this.ctx(c)) === 'active');
+    return [...this.certs.values()].filter(
+      (c) => c.holder === this.d.self && certState(c, now, this.ctx(c)) === 'active',
+    );
   }
 
   // ---------------------------------------------------------------- audit
@@ -264,7 +291,15 @@ export class CivDefService {
     const run = async () => {
       const entry = makeEntry(
         this.d.sign,
-        { seq: this.head.seq + 1, chain: this.d.self, alert_id, event, actor, at: isoS(this.now()), prev_sha: this.head.hash },
+        {
+          seq: this.head.seq + 1,
+          chain: this.d.self,
+          alert_id,
+          event,
+          actor,
+          at: isoS(this.now()),
+          prev_sha: this.head.hash,
+        },
         payload,
       );
       await this.d.db.transaction([S.audit, ...extraStores], 'readwrite', async (tx) => {
@@ -281,18 +316,46 @@ export class CivDefService {
     return p;
   }
 
-  private async writeCheckpoint(kind: 'checkpoint' | 'recheckpoint', extra: Partial<CheckpointBody> = {}): Promise<AuditEntry> {
+  private async writeCheckpoint(
+    kind: 'checkpoint' | 'recheckpoint',
+    extra: Partial<CheckpointBody> = {},
+  ): Promise<AuditEntry> {
     const rows = await this.d.db.getAll<{ entry: AuditEntry }>(S.audit);
-    const body = { ...checkpointBody(rows.map((r) => r.entry), this.lastCheckpoint), ...extra };
+    const body = {
+      ...checkpointBody(
+        rows.map((r) => r.entry),
+        this.lastCheckpoint,
+      ),
+      ...extra,
+    };
     const entry = makeEntry(
       this.d.sign,
-      { seq: this.head.seq + 1, chain: this.d.self, alert_id: null, event: kind, actor: this.d.self, at: isoS(this.now()), prev_sha: this.head.hash },
+      {
+        seq: this.head.seq + 1,
+        chain: this.d.self,
+        alert_id: null,
+        event: kind,
+        actor: this.d.self,
+        at: isoS(this.now()),
+        prev_sha: this.head.hash,
+      },
       body,
     );
     const cp = { seq: entry.seq, tree_size: body.tree_size, tree_root: body.tree_root };
     await this.d.db.transaction([S.audit, S.meta], 'readwrite', async (tx) => {
-      await tx.put(S.audit, { seq: entry.seq, alert_id: null, event: kind, at: entry.at, entry, payload: body });
-      await tx.put(S.meta, { key: 'state', degraded: kind === 'recheckpoint' ? null : this.degraded, last_checkpoint: cp });
+      await tx.put(S.audit, {
+        seq: entry.seq,
+        alert_id: null,
+        event: kind,
+        at: entry.at,
+        entry,
+        payload: body,
+      });
+      await tx.put(S.meta, {
+        key: 'state',
+        degraded: kind === 'recheckpoint' ? null : this.degraded,
+        last_checkpoint: cp,
+      });
     });
     this.head = { seq: entry.seq, hash: entryHash(entry) };
     this.lastCheckpoint = cp;
@@ -337,7 +400,9 @@ export class CivDefService {
   }
 
   private async witnesses(): Promise<Witness[]> {
-    return (await this.d.db.getAll<Witness & { heads?: Witness[] }>(S.witness)).flatMap((w) => w.heads ?? [w]);
+    return (await this.d.db.getAll<Witness & { heads?: Witness[] }>(S.witness)).flatMap(
+      (w) => w.heads ?? [w],
+    );
   }
 
   /** Full verification (startup, export, daily, the app's "verify"). A break sets degraded mode. */
@@ -346,21 +411,37 @@ export class CivDefService {
     const rows = await this.d.db.getAll<{ seq: number; entry: AuditEntry; payload: unknown }>(S.audit);
     const payloads = new Map(rows.map((r) => [r.seq, r.payload] as [number, unknown]));
     const entries = rows.map((r) => r.entry);
-    let rep = verifyChain(entries, { chain: this.d.self, payloads, witnesses: await this.witnesses() });
+    let rep = await verifyChainBatch(entries, {
+      chain: this.d.self,
+      payloads,
+      witnesses: await this.witnesses(),
+    });
     // a recheckpoint acknowledges an earlier break: verify the part after it on its own
     if (!rep.ok && rep.first_bad_seq !== undefined) {
       const rc = rows.filter((r) => r.entry.event === 'recheckpoint' && r.seq > rep.first_bad_seq!).pop();
       if (rc) {
         const tail = rows.filter((r) => r.seq >= rc.seq);
-        const r2 = verifyChain(tail.map((r) => r.entry), { chain: this.d.self, payloads });
-        if (r2.ok) rep = { ...r2, checked: rows.length, reason: `break at ${rep.first_bad_seq} re-checkpointed` };
+        const r2 = verifyChain(
+          tail.map((r) => r.entry),
+          { chain: this.d.self, payloads },
+        );
+        if (r2.ok)
+          rep = { ...r2, checked: rows.length, reason: `break at ${rep.first_bad_seq} re-checkpointed` };
         else rep = r2;
       }
     }
     if (!rep.ok && !this.degraded) {
       this.degraded = { first_bad_seq: rep.first_bad_seq!, reason: rep.reason ?? 'broken' };
-      await this.d.db.put(S.meta, { key: 'state', degraded: this.degraded, last_checkpoint: this.lastCheckpoint });
-      await this.d.append('civdef.audit.broken', { chain: this.d.self, first_bad_seq: rep.first_bad_seq!, reason: rep.reason ?? '' });
+      await this.d.db.put(S.meta, {
+        key: 'state',
+        degraded: this.degraded,
+        last_checkpoint: this.lastCheckpoint,
+      });
+      await this.d.append('civdef.audit.broken', {
+        chain: this.d.self,
+        first_bad_seq: rep.first_bad_seq!,
+        reason: rep.reason ?? '',
+      });
       this.d.log?.warn('civdef audit chain broken', { first_bad_seq: rep.first_bad_seq });
     }
     return rep;
@@ -376,8 +457,16 @@ export class CivDefService {
     if (!rep.ok || entryHash(es[es.length - 1]!) !== this.head.hash) {
       const seq = rep.first_bad_seq ?? es[es.length - 1]!.seq;
       this.degraded = { first_bad_seq: seq, reason: rep.reason ?? 'head mismatch' };
-      await this.d.db.put(S.meta, { key: 'state', degraded: this.degraded, last_checkpoint: this.lastCheckpoint });
-      await this.d.append('civdef.audit.broken', { chain: this.d.self, first_bad_seq: seq, reason: this.degraded.reason });
+      await this.d.db.put(S.meta, {
+        key: 'state',
+        degraded: this.degraded,
+        last_checkpoint: this.lastCheckpoint,
+      });
+      await this.d.append('civdef.audit.broken', {
+        chain: this.d.self,
+        first_bad_seq: seq,
+        reason: this.degraded.reason,
+      });
     }
   }
 
@@ -389,9 +478,17 @@ export class CivDefService {
     const chainIn = inp.chain_certs ?? [];
     if (!Array.isArray(chainIn) || chainIn.length > 4) bad('chain_certs: ≤4 certificates');
     const chain = (chainIn as unknown[]).map(checkCertShape);
-    if (!this.registerLimiter.take('register', this.now())) throw new HnError('rate_limited', 'register: 20 per minute');
+    if (!this.registerLimiter.take('register', this.now()))
+      throw new HnError('rate_limited', 'register: 20 per minute');
     checkChain(cert, this.now(), this.ctx(cert, chain));
-    const out = { cert_id: cert.cert_id, state: 'active', holder: cert.holder, role: cert.role, region: cert.region, expires_at: cert.expires_at };
+    const out = {
+      cert_id: cert.cert_id,
+      state: 'active',
+      holder: cert.holder,
+      role: cert.role,
+      region: cert.region,
+      expires_at: cert.expires_at,
+    };
     if (this.certs.has(cert.cert_id)) return out;
     await this.storeCerts([cert, ...chain], true);
     await this.d.append('civdef.role.registered', { cert, chain_certs: chain } as never);
@@ -416,7 +513,11 @@ export class CivDefService {
       .filter((c) => (q.holder ? c.holder === q.holder : true))
       .filter((c) => (q.role_prefix ? segmentPrefix(q.role_prefix, c.role) : true))
       .filter((c) => (q.region_prefix ? segmentPrefix(q.region_prefix, c.region) : true))
-      .map((c) => ({ cert: c, state: certState(c, now, this.ctx(c)), revocation: this.revs.get(c.cert_id) ?? null }))
+      .map((c) => ({
+        cert: c,
+        state: certState(c, now, this.ctx(c)),
+        revocation: this.revs.get(c.cert_id) ?? null,
+      }))
       .filter((x) => q.include_inactive === true || x.state === 'active')
       .sort((a, b) => a.cert.cert_id.localeCompare(b.cert.cert_id));
   }
@@ -430,15 +531,23 @@ export class CivDefService {
     const existing = this.revs.get(cert.cert_id);
     if (existing) return { cert_id: cert.cert_id, revoked_at: existing.revoked_at };
     const allowed = new Set<string>([cert.issuer, ...cert.issuer_chain, ...this.roots()]);
-    if (!allowed.has(this.d.self)) throw new HnError('civdef_cert_out_of_scope', 'not the issuer, an ancestor or a root');
-    const rev = signRevocation(this.d.sign, { cert_id: cert.cert_id, revoked_by: this.d.self, revoked_at: isoS(this.now()), reason });
+    if (!allowed.has(this.d.self))
+      throw new HnError('civdef_cert_out_of_scope', 'not the issuer, an ancestor or a root');
+    const rev = signRevocation(this.d.sign, {
+      cert_id: cert.cert_id,
+      revoked_by: this.d.self,
+      revoked_at: isoS(this.now()),
+      reason,
+    });
     await this.applyRevocation(rev, cert);
     await this.d.append('civdef.role.revoked', { revocation: rev, cert } as never);
     return { cert_id: cert.cert_id, revoked_at: rev.revoked_at };
   }
 
   private async applyRevocation(rev: Revocation, cert: RoleCertificate | undefined): Promise<void> {
-    const affected = (await this.d.db.getAll<AlertRecord>(S.alerts)).filter((a) => a.envelope?.alert.publisher_cert === rev.cert_id || a.stub?.publisher_cert === rev.cert_id);
+    const affected = (await this.d.db.getAll<AlertRecord>(S.alerts)).filter(
+      (a) => a.envelope?.alert.publisher_cert === rev.cert_id || a.stub?.publisher_cert === rev.cert_id,
+    );
     await this.appendAudit(
       'role_revoked',
       null,
@@ -472,35 +581,48 @@ export class CivDefService {
     };
   }
 
-  async publish(input: unknown): Promise<{ alert_id: string; published_at: string; channels_used: string[]; channels_skipped: string[] }> {
+  async publish(input: unknown): Promise<{
+    alert_id: string;
+    published_at: string;
+    channels_used: string[];
+    channels_skipped: string[];
+  }> {
     const now = this.now();
     // 1. shape
     const draft = normaliseDraft(input, now);
     const publishedIn = (input as Record<string, unknown>).published_at;
     if (publishedIn !== undefined) {
-      if (typeof publishedIn !== 'string' || !/Z$/.test(publishedIn) || Math.abs(parseTime(publishedIn) - now) > 600_000)
+      if (
+        typeof publishedIn !== 'string' ||
+        !/Z$/.test(publishedIn) ||
+        Math.abs(parseTime(publishedIn) - now) > 600_000
+      )
         bad('published_at must be within 10 minutes of now');
     }
     // 2. degraded audit
     await this.verifyLastLink();
-    if (this.degraded) throw new HnError('civdef_audit_chain_broken', `audit chain broken at ${this.degraded.first_bad_seq}`);
+    if (this.degraded)
+      throw new HnError('civdef_audit_chain_broken', `audit chain broken at ${this.degraded.first_bad_seq}`);
     // 3. cert
     const cert = this.certs.get(draft.cert_id);
     if (!cert) throw new HnError('civdef_cert_invalid', 'unknown cert');
-    if (cert.holder !== this.d.self) throw new HnError('civdef_cert_not_owned', 'cert holder is another node');
+    if (cert.holder !== this.d.self)
+      throw new HnError('civdef_cert_not_owned', 'cert holder is another node');
     // 4. chain
     const ctx = this.ctx(cert);
     checkChain(cert, now, ctx);
     const adapter = ctx.adapter!;
     // 5. target within the cert's region and bounds
-    if (!segmentPrefix(cert.region, draft.target.region)) throw new HnError('civdef_alert_target_invalid', 'target region outside the cert region');
+    if (!segmentPrefix(cert.region, draft.target.region))
+      throw new HnError('civdef_alert_target_invalid', 'target region outside the cert region');
     const info = adapter.regionInfo(draft.target.region);
     if (!info) throw new HnError('civdef_alert_target_invalid', 'unknown region');
     if (draft.target.bbox && info.bounds && !bboxInside(draft.target.bbox, info.bounds))
       throw new HnError('civdef_alert_target_invalid', 'bbox outside the region bounds');
     // 6. scope
     const spec = adapter.roleSpec(cert.role)!;
-    if (!cert.scopes.includes('alert.publish')) throw new HnError('civdef_cert_out_of_scope', 'cert lacks alert.publish');
+    if (!cert.scopes.includes('alert.publish'))
+      throw new HnError('civdef_cert_out_of_scope', 'cert lacks alert.publish');
     if (spec.max_severity === null || sevOrder(draft.severity) > sevOrder(spec.max_severity))
       throw new HnError('civdef_cert_out_of_scope', `severity above the role cap ${spec.max_severity}`);
     // body (signed bytes) — fixed now so that an attestation can be checked
@@ -513,7 +635,9 @@ export class CivDefService {
       publisher_cert: cert.cert_id,
     };
     const signed = this.d.sign(body as never) as unknown as Alert;
-    const alert: Alert = draft.issuer_attestation ? { ...signed, issuer_attestation: draft.issuer_attestation } : signed;
+    const alert: Alert = draft.issuer_attestation
+      ? { ...signed, issuer_attestation: draft.issuer_attestation }
+      : signed;
     const needCosign = this.d.settings().require_issuer_cosign.includes(draft.severity);
     if (needCosign && !cert.scopes.includes('cosign.waived') && !this.attestationValid(alert, cert, now))
       throw new HnError('civdef_cert_out_of_scope', 'issuer cosignature required');
@@ -530,12 +654,16 @@ export class CivDefService {
     const channels = this.channelsOf(alert);
     if (existing) {
       const prev = existing.envelope?.alert;
-      const same = prev && canonicalString({ ...alertBodyOf(prev), published_at: '' }) === canonicalString({ ...alertBodyOf(alert), published_at: '' });
+      const same =
+        prev &&
+        canonicalString({ ...alertBodyOf(prev), published_at: '' }) ===
+          canonicalString({ ...alertBodyOf(alert), published_at: '' });
       if (!same) bad('alert_id exists with different content');
       return { alert_id: prev!.alert_id, published_at: prev!.published_at, ...channels };
     }
     // 8. rate limit
-    if (!this.publishLimiter.take('publish', now)) throw new HnError('rate_limited', '10 publishes per minute');
+    if (!this.publishLimiter.take('publish', now))
+      throw new HnError('rate_limited', '10 publishes per minute');
     const envelope: AlertEnvelope = {
       alert,
       cert_bundle: this.bundleOf(cert),
@@ -543,11 +671,20 @@ export class CivDefService {
       received_at: isoS(now),
       received_via: 'bus',
     };
-    const rec = this.recordOf(envelope, { foreign_role: false, uncosigned: false, matched: this.matches(alert) });
+    const rec = this.recordOf(envelope, {
+      foreign_role: false,
+      uncosigned: false,
+      matched: this.matches(alert),
+    });
     // 10. audit before distribution
-    await this.appendAudit('published', alert.alert_id, this.d.self, alert, (tx) => tx.put(S.alerts, rec), [S.alerts]);
+    await this.appendAudit('published', alert.alert_id, this.d.self, alert, (tx) => tx.put(S.alerts, rec), [
+      S.alerts,
+    ]);
     // 11. event + local delivery
-    await this.d.append('civdef.alert.published', rec.restricted ? { stub: stubOf(alert) } : ({ envelope } as never));
+    await this.d.append(
+      'civdef.alert.published',
+      rec.restricted ? { stub: stubOf(alert) } : ({ envelope } as never),
+    );
     this.emit({ kind: 'alert', record: rec, notify: this.shouldNotify(rec) });
     // 13. LoRa panic signal
     if (channels.channels_used.includes('lora')) void this.panic(alert.alert_id);
@@ -559,7 +696,9 @@ export class CivDefService {
     if (!a || !verifyAttestation(alert)) return false;
     if (this.roots().has(a.by)) return true;
     if (!cert.issuer_chain.includes(a.by)) return false;
-    const byCert = a.cert_id ? this.certs.get(a.cert_id) : [...this.certs.values()].find((c) => c.holder === a.by && c.scopes.includes('alert.cosign'));
+    const byCert = a.cert_id
+      ? this.certs.get(a.cert_id)
+      : [...this.certs.values()].find((c) => c.holder === a.by && c.scopes.includes('alert.cosign'));
     if (!byCert || byCert.holder !== a.by || !byCert.scopes.includes('alert.cosign')) return false;
     try {
       checkChain(byCert, at, this.ctx(byCert));
@@ -615,7 +754,10 @@ export class CivDefService {
     });
   }
 
-  private recordOf(env: AlertEnvelope, f: { foreign_role: boolean; uncosigned: boolean; matched: boolean }): AlertRecord {
+  private recordOf(
+    env: AlertEnvelope,
+    f: { foreign_role: boolean; uncosigned: boolean; matched: boolean },
+  ): AlertRecord {
     const a = env.alert;
     const restricted = a.target.roles.length > 0;
     return {
@@ -685,12 +827,16 @@ export class CivDefService {
   }
 
   /** §4.3 receipt of a public alert envelope (idempotent on alert_id). Returns the outcome. */
-  async receiveEnvelope(envIn: unknown, from: NodeID | null = null): Promise<'stored' | 'duplicate' | 'dropped'> {
+  async receiveEnvelope(
+    envIn: unknown,
+    from: NodeID | null = null,
+  ): Promise<'stored' | 'duplicate' | 'dropped'> {
     if (!isObj(envIn) || !isObj(envIn.alert)) return (this.drop('malformed', 'envelope shape'), 'dropped');
     const env = envIn as unknown as AlertEnvelope;
     const a = env.alert;
     const now = this.now();
-    if (from && !this.inboundLimiter.take(from, now)) return (this.drop('rate', 'inbound alerts per peer'), 'dropped');
+    if (from && !this.inboundLimiter.take(from, now))
+      return (this.drop('rate', 'inbound alerts per peer'), 'dropped');
     let sha: string;
     try {
       sha = alertSha(a);
@@ -703,12 +849,16 @@ export class CivDefService {
       this.d.log?.warn('civdef security: same alert_id, different bytes', { alert_id: a.alert_id });
       return (this.drop('conflict', 'alert_id conflict', a.alert_id), 'dropped');
     }
-    if (existing?.stub && existing.stub.alert_sha !== sha) return (this.drop('conflict', 'stub sha mismatch', a.alert_id), 'dropped');
+    if (existing?.stub && existing.stub.alert_sha !== sha)
+      return (this.drop('conflict', 'stub sha mismatch', a.alert_id), 'dropped');
     // shape check of the body, then the publisher signature
     try {
       const n = normaliseDraft(
         Object.fromEntries(
-          Object.entries(alertBodyOf(a)).filter(([k]) => !['publisher', 'publisher_role', 'publisher_cert', 'published_at', 'expires_at'].includes(k)),
+          Object.entries(alertBodyOf(a)).filter(
+            ([k]) =>
+              !['publisher', 'publisher_role', 'publisher_cert', 'published_at', 'expires_at'].includes(k),
+          ),
         ),
         parseTime(a.published_at),
       );
@@ -719,42 +869,84 @@ export class CivDefService {
     if (!verifyAlertSig(a)) return (this.drop('signature', 'bad publisher signature', a.alert_id), 'dropped');
     const bundle = Array.isArray(env.cert_bundle) ? env.cert_bundle : [];
     const cert = bundle.find((c) => c?.cert_id === a.publisher_cert) ?? this.certs.get(a.publisher_cert);
-    if (!cert || cert.holder !== a.publisher || cert.role !== a.publisher_role) return (this.drop('cert', 'no publisher cert', a.alert_id), 'dropped');
+    if (!cert || cert.holder !== a.publisher || cert.role !== a.publisher_role)
+      return (this.drop('cert', 'no publisher cert', a.alert_id), 'dropped');
     const at = parseTime(a.published_at);
     let foreign = false;
     try {
-      checkChain(cert, at, this.ctx(cert, bundle.filter((c) => c !== cert)));
+      checkChain(
+        cert,
+        at,
+        this.ctx(
+          cert,
+          bundle.filter((c) => c !== cert),
+        ),
+      );
     } catch (e) {
       const code = toHnError(e).code;
       if (code === 'civdef_role_revoked') {
         await this.appendAudit('dropped_revoked', a.alert_id, a.publisher, a);
-        await this.d.append('civdef.alert.dropped.revoked', { alert_id: a.alert_id, cert_id: cert.cert_id, publisher: a.publisher });
+        await this.d.append('civdef.alert.dropped.revoked', {
+          alert_id: a.alert_id,
+          cert_id: cert.cert_id,
+          publisher: a.publisher,
+        });
         this.drop('revoked', 'publisher cert revoked', a.alert_id);
         return 'dropped';
       }
-      if (code === 'civdef_cert_invalid') return (this.drop('cert', 'cert invalid at published_at', a.alert_id), 'dropped');
+      if (code === 'civdef_cert_invalid')
+        return (this.drop('cert', 'cert invalid at published_at', a.alert_id), 'dropped');
       foreign = true;
     }
     let uncosigned = false;
-    if (!foreign && this.d.settings().require_issuer_cosign.includes(a.severity) && !cert.scopes.includes('cosign.waived'))
+    if (
+      !foreign &&
+      this.d.settings().require_issuer_cosign.includes(a.severity) &&
+      !cert.scopes.includes('cosign.waived')
+    )
       uncosigned = !this.attestationValidWith(a, cert, at, bundle);
     const hops = Array.isArray(env.federation_hops) ? env.federation_hops.slice(0, 8) : [];
-    const mine: AlertEnvelope = { alert: a, cert_bundle: bundle, federation_hops: hops, received_at: isoS(now), received_via: hops.length ? 'federation' : 'bus' };
+    const mine: AlertEnvelope = {
+      alert: a,
+      cert_bundle: bundle,
+      federation_hops: hops,
+      received_at: isoS(now),
+      received_via: hops.length ? 'federation' : 'bus',
+    };
     const rec = this.recordOf(mine, { foreign_role: foreign, uncosigned, matched: this.matches(a) });
     await this.d.db.put(S.alerts, rec);
-    if (foreign) await this.d.append('civdef.alert.foreign_role', { alert_id: a.alert_id, publisher: a.publisher, role: a.publisher_role });
+    if (foreign)
+      await this.d.append('civdef.alert.foreign_role', {
+        alert_id: a.alert_id,
+        publisher: a.publisher,
+        role: a.publisher_role,
+      });
     this.emit({ kind: 'alert', record: rec, notify: this.shouldNotify(rec) });
-    if (!foreign && !uncosigned && sevOrder(a.severity) >= sevOrder('emergency') && a.status === 'actual' && parseTime(a.expires_at) > now && a.target.channels.includes('lora'))
+    if (
+      !foreign &&
+      !uncosigned &&
+      sevOrder(a.severity) >= sevOrder('emergency') &&
+      a.status === 'actual' &&
+      parseTime(a.expires_at) > now &&
+      a.target.channels.includes('lora')
+    )
       void this.panic(a.alert_id);
     return 'stored';
   }
 
-  private attestationValidWith(a: Alert, cert: RoleCertificate, at: number, bundle: RoleCertificate[]): boolean {
+  private attestationValidWith(
+    a: Alert,
+    cert: RoleCertificate,
+    at: number,
+    bundle: RoleCertificate[],
+  ): boolean {
     const att = a.issuer_attestation;
     if (!att || !verifyAttestation(a)) return false;
     if (this.roots().has(att.by)) return true;
     if (!cert.issuer_chain.includes(att.by)) return false;
-    const byCert = [...bundle, ...this.certs.values()].find((c) => c.holder === att.by && c.scopes.includes('alert.cosign'));
+    const byCert = [...bundle, ...this.certs.values()].find(
+      (c) => c.holder === att.by && c.scopes.includes('alert.cosign'),
+    );
     if (!byCert) return false;
     try {
       checkChain(byCert, at, this.ctx(byCert, bundle));
@@ -797,7 +989,11 @@ export class CivDefService {
     const holder = this.myActiveCerts().some((c) => target.roles.some((p) => segmentPrefix(p, c.role)));
     if (holder && this.d.call) {
       try {
-        const got = await this.d.call('experimental.civdef.alert.get', { alert_id: s.alert_id }, { peer: s.publisher });
+        const got = await this.d.call(
+          'experimental.civdef.alert.get',
+          { alert_id: s.alert_id },
+          { peer: s.publisher },
+        );
         if (got?.envelope) await this.receiveEnvelope(got.envelope, null);
       } catch (e) {
         this.d.log?.info('civdef pull failed', { code: toHnError(e).code, alert_id: s.alert_id });
@@ -825,10 +1021,14 @@ export class CivDefService {
 
   private async receiveAck(a: Ack): Promise<void> {
     if (!isObj(a) || !verifyAck(a)) return this.drop('ack', 'bad ack signature');
-    if (!this.inboundAckLimiter.take(`${a.alert_id}|${a.acker}`, this.now())) return this.drop('ack_rate', 'inbound ack rate');
+    if (!this.inboundAckLimiter.take(`${a.alert_id}|${a.acker}`, this.now()))
+      return this.drop('ack_rate', 'inbound ack rate');
     const rec = await this.d.db.get<AlertRecord>(S.alerts, a.alert_id);
     if (!rec) return;
-    await this.d.db.put(S.acks, { ...a, k: `${a.alert_id}|${a.acker}|${a.acked_at}|${a.signature.slice(-12)}` });
+    await this.d.db.put(S.acks, {
+      ...a,
+      k: `${a.alert_id}|${a.acker}|${a.acked_at}|${a.signature.slice(-12)}`,
+    });
   }
 
   private async receiveRevocation(r: Revocation, certIn: unknown): Promise<void> {
@@ -864,7 +1064,10 @@ export class CivDefService {
   private async witness(w: Witness): Promise<void> {
     if (!Number.isSafeInteger(w.seq) || typeof w.head_hash !== 'string') return;
     const prev = await this.d.db.get<{ chain: string; heads: Witness[] }>(S.witness, w.chain);
-    const heads = [...(prev?.heads ?? []).filter((h) => h.seq !== w.seq), { chain: w.chain, seq: w.seq, head_hash: w.head_hash }].slice(-64);
+    const heads = [
+      ...(prev?.heads ?? []).filter((h) => h.seq !== w.seq),
+      { chain: w.chain, seq: w.seq, head_hash: w.head_hash },
+    ].slice(-64);
     await this.d.db.put(S.witness, { chain: w.chain, heads });
   }
 
@@ -874,7 +1077,12 @@ export class CivDefService {
   }
 
   // ---------------------------------------------------------------- cancel
-  private checkCancelScope(cert: RoleCertificate, rec: AlertRecord, at: number, bundle: RoleCertificate[] = []): void {
+  private checkCancelScope(
+    cert: RoleCertificate,
+    rec: AlertRecord,
+    at: number,
+    bundle: RoleCertificate[] = [],
+  ): void {
     checkChain(cert, at, this.ctx(cert, bundle));
     if (cert.holder === rec.publisher) return;
     const adapter = this.adapterFor(cert.region)!;
@@ -901,12 +1109,24 @@ export class CivDefService {
     if (rec.cancel) return { alert_id: rec.alert_id, cancelled_at: rec.cancel.cancelled_at };
     const cert = this.certs.get(inp.cert_id as string);
     if (!cert) throw new HnError('civdef_cert_invalid', 'unknown cert');
-    if (cert.holder !== this.d.self) throw new HnError('civdef_cert_not_owned', 'cert holder is another node');
+    if (cert.holder !== this.d.self)
+      throw new HnError('civdef_cert_not_owned', 'cert holder is another node');
     this.checkCancelScope(cert, rec, this.now());
-    const c = this.d.sign({ alert_id: rec.alert_id, reason, cancelled_at: isoS(this.now()), by: this.d.self, by_cert: cert.cert_id }) as unknown as Cancel;
+    const c = this.d.sign({
+      alert_id: rec.alert_id,
+      reason,
+      cancelled_at: isoS(this.now()),
+      by: this.d.self,
+      by_cert: cert.cert_id,
+    }) as unknown as Cancel;
     const next = { ...rec, state: 'cancelled' as const, cancel: c };
-    await this.appendAudit('cancelled', rec.alert_id, this.d.self, c, (tx) => tx.put(S.alerts, next), [S.alerts]);
-    await this.d.append('civdef.alert.cancelled', { cancel: c, by_cert_bundle: this.bundleOf(cert) } as never);
+    await this.appendAudit('cancelled', rec.alert_id, this.d.self, c, (tx) => tx.put(S.alerts, next), [
+      S.alerts,
+    ]);
+    await this.d.append('civdef.alert.cancelled', {
+      cancel: c,
+      by_cert_bundle: this.bundleOf(cert),
+    } as never);
     this.emit({ kind: 'cancelled', record: next });
     return { alert_id: rec.alert_id, cancelled_at: c.cancelled_at };
   }
@@ -938,7 +1158,10 @@ export class CivDefService {
     const now = this.now();
     const holder = isLocal ? this.d.self : caller;
     return [...this.certs.values()].some(
-      (c) => c.holder === holder && r.stub!.target.roles.some((p) => segmentPrefix(p, c.role)) && certState(c, now, this.ctx(c)) === 'active',
+      (c) =>
+        c.holder === holder &&
+        r.stub!.target.roles.some((p) => segmentPrefix(p, c.role)) &&
+        certState(c, now, this.ctx(c)) === 'active',
     );
   }
 
@@ -947,16 +1170,23 @@ export class CivDefService {
     const activeOnly = q.active_only !== false;
     const min = q.severity_min === undefined ? 0 : SEVERITIES.indexOf(q.severity_min);
     if (min < 0) bad('severity_min');
-    if (q.region !== undefined && !isRegionCode(q.region)) throw new HnError('civdef_alert_target_invalid', 'bad region');
+    if (q.region !== undefined && !isRegionCode(q.region))
+      throw new HnError('civdef_alert_target_invalid', 'bad region');
     const limit = q.limit === undefined ? 50 : q.limit;
     if (!Number.isInteger(limit) || limit < 1 || limit > 200) bad('limit 1..200');
     const all = await this.d.db.getAll<AlertRecord>(S.alerts);
     const alerts = all
       .filter((r) => r.sev >= min)
-      .filter((r) => (q.region ? segmentPrefix(q.region, r.region) || segmentPrefix(r.region, q.region) : true))
+      .filter((r) =>
+        q.region ? segmentPrefix(q.region, r.region) || segmentPrefix(r.region, q.region) : true,
+      )
       .map((r) => this.view(r, r.envelope !== null && this.mayRead(r, caller, isLocal)))
       .filter((v) => !activeOnly || v.state === 'active')
-      .sort((a, b) => SEVERITIES.indexOf(b.severity) - SEVERITIES.indexOf(a.severity) || b.published_at.localeCompare(a.published_at))
+      .sort(
+        (a, b) =>
+          SEVERITIES.indexOf(b.severity) - SEVERITIES.indexOf(a.severity) ||
+          b.published_at.localeCompare(a.published_at),
+      )
       .slice(0, limit);
     return { alerts };
   }
@@ -965,7 +1195,8 @@ export class CivDefService {
     if (!isObj(input) || typeof input.alert_id !== 'string') bad('alert_id required');
     const r = await this.d.db.get<AlertRecord>(S.alerts, (input as { alert_id: string }).alert_id);
     if (!r) throw new HnError('civdef_alert_not_found', 'unknown alert');
-    if (r.restricted && !this.mayRead(r, caller, isLocal)) throw new HnError('civdef_cert_out_of_scope', 'role-restricted alert');
+    if (r.restricted && !this.mayRead(r, caller, isLocal))
+      throw new HnError('civdef_cert_out_of_scope', 'role-restricted alert');
     return this.view(r, true);
   }
 
@@ -974,27 +1205,37 @@ export class CivDefService {
     if (!isObj(input)) bad('input must be an object');
     const inp = input as Record<string, unknown>;
     if (typeof inp.alert_id !== 'string') bad('alert_id required');
-    if (!(ACK_STATUSES as readonly string[]).includes(inp.status as string)) bad('status must be an AckStatus');
+    if (!(ACK_STATUSES as readonly string[]).includes(inp.status as string))
+      bad('status must be an AckStatus');
     const note = inp.note === undefined || inp.note === '' ? '' : text(inp.note, 'note', 1, 280, true);
     const rec = await this.d.db.get<AlertRecord>(S.alerts, inp.alert_id as string);
     if (!rec) throw new HnError('civdef_alert_not_found', 'unknown alert');
     const now = this.now();
     if (!rec.restricted) {
-      if (!this.d.settings().allow_public_ack) throw new HnError('civdef_cert_out_of_scope', 'public_ack_disabled');
+      if (!this.d.settings().allow_public_ack)
+        throw new HnError('civdef_cert_out_of_scope', 'public_ack_disabled');
     } else {
       let cert: RoleCertificate | undefined;
       if (inp.cert_id !== undefined) {
         cert = this.certs.get(inp.cert_id as string);
         if (!cert) throw new HnError('civdef_cert_invalid', 'unknown cert');
-        if (cert.holder !== this.d.self) throw new HnError('civdef_cert_not_owned', 'cert holder is another node');
+        if (cert.holder !== this.d.self)
+          throw new HnError('civdef_cert_not_owned', 'cert holder is another node');
         checkChain(cert, now, this.ctx(cert));
-      } else cert = this.myActiveCerts().find((c) => rec.stub!.target.roles.some((p) => segmentPrefix(p, c.role)));
+      } else
+        cert = this.myActiveCerts().find((c) => rec.stub!.target.roles.some((p) => segmentPrefix(p, c.role)));
       if (!cert || !rec.stub!.target.roles.some((p) => segmentPrefix(p, cert!.role)))
         throw new HnError('civdef_cert_out_of_scope', 'no matching role');
     }
     if (!this.ackLimiter.take(`${rec.alert_id}|${this.d.self}`, now))
       throw new HnError('civdef_ack_rate_limited', 'CIVDEF_ACK_MAX_PER_MINUTE_PER_NODE');
-    const ack = signAck(this.d.sign, { alert_id: rec.alert_id, acker: this.d.self, acked_at: isoS(now), status: inp.status as AckStatus, note });
+    const ack = signAck(this.d.sign, {
+      alert_id: rec.alert_id,
+      acker: this.d.self,
+      acked_at: isoS(now),
+      status: inp.status as AckStatus,
+      note,
+    });
     const row = { ...ack, k: `${ack.alert_id}|${ack.acker}|${ack.acked_at}|${ack.signature.slice(-12)}` };
     await this.appendAudit('acked', rec.alert_id, this.d.self, ack, (tx) => tx.put(S.acks, row), [S.acks]);
     const { note: _n, ...noNote } = ack;
@@ -1006,8 +1247,13 @@ export class CivDefService {
     if (!isObj(input) || typeof input.alert_id !== 'string') bad('alert_id required');
     const rec = await this.d.db.get<AlertRecord>(S.alerts, (input as { alert_id: string }).alert_id);
     if (!rec) throw new HnError('civdef_alert_not_found', 'unknown alert');
-    const rows = await this.d.db.getAll<Ack & { k: string }>(S.acks, { index: 'by_alert', key: rec.alert_id });
-    const seeNotes = isLocal ? rec.publisher === this.d.self || (rec.restricted && this.mayRead(rec, caller, true)) : rec.publisher === caller;
+    const rows = await this.d.db.getAll<Ack & { k: string }>(S.acks, {
+      index: 'by_alert',
+      key: rec.alert_id,
+    });
+    const seeNotes = isLocal
+      ? rec.publisher === this.d.self || (rec.restricted && this.mayRead(rec, caller, true))
+      : rec.publisher === caller;
     return {
       acks: rows
         .map(({ k: _k, ...a }) => (seeNotes ? a : (({ note: _n, ...r }) => r)(a)))
@@ -1019,7 +1265,8 @@ export class CivDefService {
   async *subscribe(input: unknown, caller: NodeID, isLocal: boolean, signal?: AbortSignal) {
     const q = (isObj(input) ? input : {}) as Record<string, any>;
     const f = (isObj(q.filter) ? q.filter : {}) as Record<string, any>;
-    if (f.region !== undefined && !isRegionCode(f.region)) throw new HnError('civdef_alert_target_invalid', 'bad region');
+    if (f.region !== undefined && !isRegionCode(f.region))
+      throw new HnError('civdef_alert_target_invalid', 'bad region');
     const bbox = f.bbox === undefined ? null : parseBBox(f.bbox);
     const min = f.severity_min === undefined ? 0 : SEVERITIES.indexOf(f.severity_min);
     if (min < 0) bad('severity_min');
@@ -1031,12 +1278,22 @@ export class CivDefService {
     const match = (r: AlertRecord) =>
       r.sev >= min &&
       (!f.region || segmentPrefix(f.region, r.region) || segmentPrefix(r.region, f.region)) &&
-      (!bbox || !r.envelope?.alert.target.bbox || !(r.envelope.alert.target.bbox[2] < bbox[0] || r.envelope.alert.target.bbox[0] > bbox[2])) &&
-      (!Array.isArray(f.roles) || f.roles.length === 0 || (r.stub?.target.roles ?? []).some((p: string) => f.roles.some((x: string) => segmentPrefix(p, x) || segmentPrefix(x, p))));
+      (!bbox ||
+        !r.envelope?.alert.target.bbox ||
+        !(r.envelope.alert.target.bbox[2] < bbox[0] || r.envelope.alert.target.bbox[0] > bbox[2])) &&
+      (!Array.isArray(f.roles) ||
+        f.roles.length === 0 ||
+        (r.stub?.target.roles ?? []).some((p: string) =>
+          f.roles.some((x: string) => segmentPrefix(p, x) || segmentPrefix(x, p)),
+        ));
     const off = this.onNotice((nt) => {
       if (!match(nt.record)) return;
       if (nt.kind === 'alert')
-        queue.push(this.mayRead(nt.record, caller, isLocal) && nt.record.envelope ? { type: 'alert', envelope: nt.record.envelope } : { type: 'stub', stub: nt.record.stub });
+        queue.push(
+          this.mayRead(nt.record, caller, isLocal) && nt.record.envelope
+            ? { type: 'alert', envelope: nt.record.envelope }
+            : { type: 'stub', stub: nt.record.stub },
+        );
       else queue.push({ type: 'cancelled', alert_id: nt.record.alert_id, cancel: nt.record.cancel });
       wake?.();
     });
@@ -1044,7 +1301,13 @@ export class CivDefService {
       if (q.replay_active !== false) {
         for (const r of await this.d.db.getAll<AlertRecord>(S.alerts))
           if (r.state === 'active' && parseTime(r.expires_at) > this.now() && match(r))
-            yield { event: 'alert', data: this.mayRead(r, caller, isLocal) && r.envelope ? { type: 'alert', envelope: r.envelope } : { type: 'stub', stub: r.stub } };
+            yield {
+              event: 'alert',
+              data:
+                this.mayRead(r, caller, isLocal) && r.envelope
+                  ? { type: 'alert', envelope: r.envelope }
+                  : { type: 'stub', stub: r.stub },
+            };
       }
       while (!signal?.aborted) {
         while (queue.length) {
@@ -1070,12 +1333,15 @@ export class CivDefService {
     if (format === 'pdf') throw new HnError('not_implemented', 'pdf export is not in v1');
     if (format !== 'jsonl') bad('format must be jsonl or pdf');
     if (q.alert_id !== undefined && typeof q.alert_id !== 'string') bad('alert_id');
-    if (q.since !== undefined && (typeof q.since !== 'string' || Number.isNaN(Date.parse(q.since)))) bad('since');
+    if (q.since !== undefined && (typeof q.since !== 'string' || Number.isNaN(Date.parse(q.since))))
+      bad('since');
     const rep = await this.verifyAudit();
     const rows = await this.d.db.getAll<{ seq: number; entry: AuditEntry; payload: unknown }>(S.audit);
     let from = 0;
     if (q.since) {
-      const cps = rows.filter((r) => (r.entry.event === 'checkpoint' || r.entry.event === 'recheckpoint') && r.entry.at <= q.since);
+      const cps = rows.filter(
+        (r) => (r.entry.event === 'checkpoint' || r.entry.event === 'recheckpoint') && r.entry.at <= q.since,
+      );
       from = cps.length ? cps[cps.length - 1]!.seq : 0;
     }
     const inRange = rows.filter((r) => r.seq >= from);
@@ -1085,7 +1351,11 @@ export class CivDefService {
       entries: inRange.map((r) => r.entry),
       payloadOf: (e) => payloads.get(e.seq) ?? null,
       include: (e) =>
-        (q.alert_id === undefined || e.alert_id === q.alert_id || e.event === 'checkpoint' || e.event === 'recheckpoint' || e.event === 'genesis') &&
+        (q.alert_id === undefined ||
+          e.alert_id === q.alert_id ||
+          e.event === 'checkpoint' ||
+          e.event === 'recheckpoint' ||
+          e.event === 'genesis') &&
         (q.since === undefined || e.at >= q.since || e.seq === from),
       filter: { ...(q.alert_id ? { alert_id: q.alert_id } : {}), ...(q.since ? { since: q.since } : {}) },
       exported_at: isoS(this.now()),

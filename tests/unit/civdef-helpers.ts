@@ -10,7 +10,10 @@ import { link, seedOf } from './helpers.js';
 
 export const ROOT: KeyPair = keyPairFromSeed(new Uint8Array(32).fill(201));
 export const ROGUE: KeyPair = keyPairFromSeed(new Uint8Array(32).fill(202));
-export const signer = (kp: KeyPair) => <T extends Record<string, unknown>>(o: T) => signObject(kp, o);
+export const signer =
+  (kp: KeyPair) =>
+  <T extends Record<string, unknown>>(o: T) =>
+    signObject(kp, o);
 
 export function cert(
   by: KeyPair,
@@ -35,7 +38,11 @@ export function cert(
 
 export const PUB = ['alert.publish', 'alert.cancel', 'alert.ack', 'role.issue', 'role.revoke'];
 
-export async function civNode(seed: number, extra: Record<string, unknown> = {}, community?: NodeID): Promise<HearthNode> {
+export async function civNode(
+  seed: number,
+  extra: Record<string, unknown> = {},
+  community?: NodeID,
+): Promise<HearthNode> {
   return createNode({
     seed: seedOf(seed),
     config: {
@@ -69,7 +76,15 @@ export const draft = (cert_id: string, over: Record<string, unknown> = {}) => ({
 export async function dump(n: HearthNode): Promise<string> {
   const s = svcOf(n) as unknown as { d: { db: { getAll(s: string): Promise<unknown[]> } } };
   const out: Record<string, unknown> = {};
-  for (const st of ['civdef_alerts', 'civdef_acks', 'civdef_certs', 'civdef_revocations', 'civdef_audit', 'civdef_audit_meta', 'civdef_audit_witness'])
+  for (const st of [
+    'civdef_alerts',
+    'civdef_acks',
+    'civdef_certs',
+    'civdef_revocations',
+    'civdef_audit',
+    'civdef_audit_meta',
+    'civdef_audit_witness',
+  ])
     out[st] = await s.d.db.getAll(st);
   return JSON.stringify(out);
 }

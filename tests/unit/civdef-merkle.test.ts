@@ -14,7 +14,8 @@ import {
 
 const H = (...p: Uint8Array[]) => sha256(concatBytes(...p));
 const b = (n: number) => new Uint8Array([n]);
-const leaves = (n: number) => Array.from({ length: n }, (_, i) => leafHash(new TextEncoder().encode(`leaf${i}`)));
+const leaves = (n: number) =>
+  Array.from({ length: n }, (_, i) => leafHash(new TextEncoder().encode(`leaf${i}`)));
 
 describe('RFC 9162 Merkle tree (hand-checked)', () => {
   it('empty, one, two and three leaves follow the MTH definition literally', () => {

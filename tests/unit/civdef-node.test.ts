@@ -6,7 +6,19 @@ import { createNode } from '../../engine/index.js';
 import { CAPABILITIES } from '../../engine/civdef/index.js';
 import { cosign } from '../../engine/civdef/alert.js';
 import { verifyExport } from '../../engine/civdef/audit.js';
-import { ROGUE, ROOT, PUB, cert, civNode, draft, dump, link, settle, signer, svcOf } from './civdef-helpers.js';
+import {
+  ROGUE,
+  ROOT,
+  PUB,
+  cert,
+  civNode,
+  draft,
+  dump,
+  link,
+  settle,
+  signer,
+  svcOf,
+} from './civdef-helpers.js';
 import { seedOf } from './helpers.js';
 import type { HearthNode } from '../../engine/index.js';
 
@@ -16,7 +28,8 @@ const ISSUM = 'DE.NRW.Kleve.Issum';
 async function exportText(n: HearthNode, input: Record<string, unknown> = {}): Promise<string> {
   const lines: string[] = [];
   try {
-    for await (const f of n.stream('experimental.civdef.audit.export', input)) lines.push((f.data as { line: string }).line);
+    for await (const f of n.stream('experimental.civdef.audit.export', input))
+      lines.push((f.data as { line: string }).line);
   } catch (e) {
     (lines as unknown as { err: unknown }).err = e;
   }
@@ -42,22 +55,40 @@ describe('M31 civdef on real nodes', () => {
     await N.enable('civdef');
     expect((await N.call('experimental.civdef.role.list', {})).certs).toEqual([]);
     await N.disable('civdef');
-    await expect(N.call('experimental.civdef.alert.list', {})).rejects.toMatchObject({ code: 'experimental_disabled' });
+    await expect(N.call('experimental.civdef.alert.list', {})).rejects.toMatchObject({
+      code: 'experimental_disabled',
+    });
     await N.close();
   });
 
   it('§7.1 certs: valid chain accepted; forged, expired, revoked, out-of-region; intermediate revocation → unrecognised', async () => {
     const A = await civNode(114);
-    const reg = (c: unknown, chain_certs?: unknown[]) => A.call('experimental.civdef.role.register', { cert: c, ...(chain_certs ? { chain_certs } : {}) });
+    const reg = (c: unknown, chain_certs?: unknown[]) =>
+      A.call('experimental.civdef.role.register', { cert: c, ...(chain_certs ? { chain_certs } : {}) });
     const before = await dump(A);
-    await expect(reg(cert(ROGUE, A.id, WEHR, ISSUM, PUB))).rejects.toMatchObject({ code: 'civdef_cert_unrecognised' });
-    const expired = cert(ROOT, A.id, WEHR, ISSUM, PUB, { issued: Date.now() - 400 * 86400_000, expires: Date.now() - 86400_000 });
+    await expect(reg(cert(ROGUE, A.id, WEHR, ISSUM, PUB))).rejects.toMatchObject({
+      code: 'civdef_cert_unrecognised',
+    });
+    const expired = cert(ROOT, A.id, WEHR, ISSUM, PUB, {
+      issued: Date.now() - 400 * 86400_000,
+      expires: Date.now() - 86400_000,
+    });
     await expect(reg(expired)).rejects.toMatchObject({ code: 'civdef_cert_invalid' });
-    const tampered = { ...cert(ROOT, A.id, WEHR, ISSUM, PUB), role: 'DE.NRW.Kleve.KatS.Stabsleiter', region: 'DE.NRW.Kleve' };
+    const tampered = {
+      ...cert(ROOT, A.id, WEHR, ISSUM, PUB),
+      role: 'DE.NRW.Kleve.KatS.Stabsleiter',
+      region: 'DE.NRW.Kleve',
+    };
     await expect(reg(tampered)).rejects.toMatchObject({ code: 'civdef_cert_invalid' });
-    await expect(reg(cert(ROOT, A.id, 'DE.BY.Muenchen.KatS.Stabsleiter', 'DE.BY.Muenchen', PUB))).rejects.toMatchObject({ code: 'civdef_region_unsupported' });
-    await expect(reg(cert(ROOT, A.id, 'DE.NRW.Kleve.Issum.Feuerwehr.Kaiser', ISSUM, PUB))).rejects.toMatchObject({ code: 'civdef_cert_unrecognised' });
-    await expect(reg(cert(ROOT, A.id, WEHR, 'DE.NRW.Wesel', PUB))).rejects.toMatchObject({ code: 'civdef_cert_unrecognised' });
+    await expect(
+      reg(cert(ROOT, A.id, 'DE.BY.Muenchen.KatS.Stabsleiter', 'DE.BY.Muenchen', PUB)),
+    ).rejects.toMatchObject({ code: 'civdef_region_unsupported' });
+    await expect(
+      reg(cert(ROOT, A.id, 'DE.NRW.Kleve.Issum.Feuerwehr.Kaiser', ISSUM, PUB)),
+    ).rejects.toMatchObject({ code: 'civdef_cert_unrecognised' });
+    await expect(reg(cert(ROOT, A.id, WEHR, 'DE.NRW.Wesel', PUB))).rejects.toMatchObject({
+      code: 'civdef_cert_unrecognised',
+    });
     expect(await dump(A)).toBe(before);
     // chain: ROOT → K (Stabsleiter, role.issue) → A
     const K = await civNode(115);
@@ -73,8 +104,16 @@ describe('M31 civdef on real nodes', () => {
     await K.enable('civdef').catch(() => undefined);
     const { signRevocation } = await import('../../engine/civdef/role.js');
     const { iso } = await import('../../engine/civdef/role.js');
-    const rev = signRevocation(signer(ROOT), { cert_id: kc.cert_id, revoked_by: ROOT.nodeId, revoked_at: iso(Date.now()), reason: 'test' });
-    await svcOf(A).ingestNow({ event_type: 'civdef.role.revoked', data: { revocation: rev, cert: kc } } as never);
+    const rev = signRevocation(signer(ROOT), {
+      cert_id: kc.cert_id,
+      revoked_by: ROOT.nodeId,
+      revoked_at: iso(Date.now()),
+      reason: 'test',
+    });
+    await svcOf(A).ingestNow({
+      event_type: 'civdef.role.revoked',
+      data: { revocation: rev, cert: kc },
+    } as never);
     const states = (await A.call('experimental.civdef.role.list', { include_inactive: true })).certs;
     expect(states.find((x: any) => x.cert.cert_id === ac.cert_id).state).toBe('unrecognised');
     expect(states.find((x: any) => x.cert.cert_id === kc.cert_id).state).toBe('revoked');
@@ -89,12 +128,32 @@ describe('M31 civdef on real nodes', () => {
     const bad = async (d: Record<string, unknown>, code: string) =>
       expect(A.call('experimental.civdef.alert.publish', d)).rejects.toMatchObject({ code });
     await bad(draft(wc.cert_id, { severity: 'extreme' }), 'civdef_cert_out_of_scope');
-    await bad(draft(wc.cert_id, { target: { region: 'DE.BY.Muenchen', bbox: null, roles: [], channels: ['local'] } }), 'civdef_alert_target_invalid');
-    await bad(draft(wc.cert_id, { target: { region: 'DE.NRW.Wesel', bbox: null, roles: [], channels: ['local'] } }), 'civdef_alert_target_invalid');
-    await bad(draft(wc.cert_id, { target: { region: 'DE..NRW', bbox: null, roles: [], channels: ['local'] } }), 'civdef_alert_target_invalid');
-    await bad(draft(wc.cert_id, { target: { region: ISSUM, bbox: [7, 51, 6, 52], roles: [], channels: ['local'] } }), 'civdef_alert_target_invalid');
-    await bad(draft(wc.cert_id, { target: { region: ISSUM, bbox: [13, 52, 13.5, 52.6], roles: [], channels: ['local'] } }), 'civdef_alert_target_invalid');
-    await bad(draft(wc.cert_id, { target: { region: ISSUM, bbox: null, roles: [], channels: [] } }), 'civdef_alert_target_invalid');
+    await bad(
+      draft(wc.cert_id, { target: { region: 'DE.BY.Muenchen', bbox: null, roles: [], channels: ['local'] } }),
+      'civdef_alert_target_invalid',
+    );
+    await bad(
+      draft(wc.cert_id, { target: { region: 'DE.NRW.Wesel', bbox: null, roles: [], channels: ['local'] } }),
+      'civdef_alert_target_invalid',
+    );
+    await bad(
+      draft(wc.cert_id, { target: { region: 'DE..NRW', bbox: null, roles: [], channels: ['local'] } }),
+      'civdef_alert_target_invalid',
+    );
+    await bad(
+      draft(wc.cert_id, { target: { region: ISSUM, bbox: [7, 51, 6, 52], roles: [], channels: ['local'] } }),
+      'civdef_alert_target_invalid',
+    );
+    await bad(
+      draft(wc.cert_id, {
+        target: { region: ISSUM, bbox: [13, 52, 13.5, 52.6], roles: [], channels: ['local'] },
+      }),
+      'civdef_alert_target_invalid',
+    );
+    await bad(
+      draft(wc.cert_id, { target: { region: ISSUM, bbox: null, roles: [], channels: [] } }),
+      'civdef_alert_target_invalid',
+    );
     await bad(draft(wc.cert_id, { title: 'x'.repeat(81) }), 'bad_request');
     await bad(draft(wc.cert_id, { body: 'ü'.repeat(1001) }), 'bad_request');
     await bad(draft(wc.cert_id, { title: 'a\u0007b' }), 'bad_request');
@@ -107,13 +166,25 @@ describe('M31 civdef on real nodes', () => {
     expect(await dump(A)).toBe(afterReg);
     expect(before).not.toBe(afterReg);
     // 80 / 1000 code points are fine (NFC counted)
-    const ok = await A.call('experimental.civdef.alert.publish', draft(wc.cert_id, { title: 'ä'.repeat(80), body: 'b'.repeat(1000), target: { region: ISSUM, bbox: [6.3, 51.5, 6.5, 51.6], roles: [], channels: ['local', 'push', 'lora'] } }));
+    const ok = await A.call(
+      'experimental.civdef.alert.publish',
+      draft(wc.cert_id, {
+        title: 'ä'.repeat(80),
+        body: 'b'.repeat(1000),
+        target: {
+          region: ISSUM,
+          bbox: [6.3, 51.5, 6.5, 51.6],
+          roles: [],
+          channels: ['local', 'push', 'lora'],
+        },
+      }),
+    );
     expect(ok.channels_skipped).toEqual(['lora']);
     await settle(A, B, C);
     const lb = (await B.call('experimental.civdef.alert.list', {})).alerts;
     expect(lb.map((x: any) => x.alert_id)).toEqual([ok.alert_id]);
     expect(lb[0].matched).toBe(true);
-    expect(svcOf(B).shouldNotify((await (svcOf(B) as any).d.db.get('civdef_alerts', ok.alert_id)))).toBe(true);
+    expect(svcOf(B).shouldNotify(await (svcOf(B) as any).d.db.get('civdef_alerts', ok.alert_id))).toBe(true);
     const lc = (await C.call('experimental.civdef.alert.list', {})).alerts;
     expect(lc[0].matched).toBe(false);
     for (const n of [A, B, C]) await n.close();
@@ -121,13 +192,27 @@ describe('M31 civdef on real nodes', () => {
 
   it('§7.5 emergency needs a cosign: refused without, published with a root attestation or cosign.waived', async () => {
     const { A, B, wc } = await world();
-    await expect(A.call('experimental.civdef.alert.publish', draft(wc.cert_id, { severity: 'emergency' }))).rejects.toMatchObject({ code: 'civdef_cert_out_of_scope' });
+    await expect(
+      A.call('experimental.civdef.alert.publish', draft(wc.cert_id, { severity: 'emergency' })),
+    ).rejects.toMatchObject({ code: 'civdef_cert_out_of_scope' });
     const body = svcOf(A).prepare(draft(wc.cert_id, { severity: 'emergency' }));
     const att = cosign(signer(ROOT), ROOT.nodeId, body, null);
     // a forged attestation (signed by someone else) is refused
     const forged = cosign(signer(ROGUE), ROOT.nodeId, body, null);
-    await expect(A.call('experimental.civdef.alert.publish', { ...draft(wc.cert_id, { severity: 'emergency' }), alert_id: body.alert_id, published_at: body.published_at, issuer_attestation: forged })).rejects.toMatchObject({ code: 'civdef_cert_out_of_scope' });
-    const r = await A.call('experimental.civdef.alert.publish', { ...draft(wc.cert_id, { severity: 'emergency' }), alert_id: body.alert_id, published_at: body.published_at, issuer_attestation: att });
+    await expect(
+      A.call('experimental.civdef.alert.publish', {
+        ...draft(wc.cert_id, { severity: 'emergency' }),
+        alert_id: body.alert_id,
+        published_at: body.published_at,
+        issuer_attestation: forged,
+      }),
+    ).rejects.toMatchObject({ code: 'civdef_cert_out_of_scope' });
+    const r = await A.call('experimental.civdef.alert.publish', {
+      ...draft(wc.cert_id, { severity: 'emergency' }),
+      alert_id: body.alert_id,
+      published_at: body.published_at,
+      issuer_attestation: att,
+    });
     expect(r.alert_id).toBe(body.alert_id);
     await settle(A, B);
     const got = await B.call('experimental.civdef.alert.get', { alert_id: r.alert_id });
@@ -135,7 +220,10 @@ describe('M31 civdef on real nodes', () => {
     expect(got.envelope.alert.issuer_attestation.by).toBe(ROOT.nodeId);
     const waived = cert(ROOT, A.id, WEHR, ISSUM, [...PUB, 'cosign.waived']);
     await A.call('experimental.civdef.role.register', { cert: waived });
-    expect((await A.call('experimental.civdef.alert.publish', draft(waived.cert_id, { severity: 'emergency' }))).alert_id).toMatch(/^[0-9A-Z]{26}$/);
+    expect(
+      (await A.call('experimental.civdef.alert.publish', draft(waived.cert_id, { severity: 'emergency' })))
+        .alert_id,
+    ).toMatch(/^[0-9A-Z]{26}$/);
     for (const n of [A, B]) await n.close();
   });
 
@@ -166,19 +254,39 @@ describe('M31 civdef on real nodes', () => {
     const { A, B, C, wc } = await world();
     const r = await A.call('experimental.civdef.alert.publish', draft(wc.cert_id));
     await settle(A, B);
-    const c1 = await A.call('experimental.civdef.alert.cancel', { alert_id: r.alert_id, reason: 'Entwarnung', cert_id: wc.cert_id });
-    const c2 = await A.call('experimental.civdef.alert.cancel', { alert_id: r.alert_id, reason: 'again', cert_id: wc.cert_id });
+    const c1 = await A.call('experimental.civdef.alert.cancel', {
+      alert_id: r.alert_id,
+      reason: 'Entwarnung',
+      cert_id: wc.cert_id,
+    });
+    const c2 = await A.call('experimental.civdef.alert.cancel', {
+      alert_id: r.alert_id,
+      reason: 'again',
+      cert_id: wc.cert_id,
+    });
     expect(c2.cancelled_at).toBe(c1.cancelled_at);
     await settle(A, B);
     expect((await B.call('experimental.civdef.alert.list', {})).alerts).toEqual([]);
     expect((await B.call('experimental.civdef.alert.get', { alert_id: r.alert_id })).state).toBe('cancelled');
-    await expect(A.call('experimental.civdef.alert.cancel', { alert_id: 'X'.repeat(26), reason: 'x', cert_id: wc.cert_id })).rejects.toMatchObject({ code: 'civdef_alert_not_found' });
+    await expect(
+      A.call('experimental.civdef.alert.cancel', {
+        alert_id: 'X'.repeat(26),
+        reason: 'x',
+        cert_id: wc.cert_id,
+      }),
+    ).rejects.toMatchObject({ code: 'civdef_alert_not_found' });
     // a DRK Bereitschaftsleiter (rank 20, other org) may not cancel a Wehrleiter's alert
     const r2 = await A.call('experimental.civdef.alert.publish', draft(wc.cert_id));
     await settle(A, C);
     const drk = cert(ROOT, C.id, 'DE.NRW.Kleve.DRK.Ortsverein.Bereitschaftsleiter', 'DE.NRW.Kleve', PUB);
     await C.call('experimental.civdef.role.register', { cert: drk });
-    await expect(C.call('experimental.civdef.alert.cancel', { alert_id: r2.alert_id, reason: 'x', cert_id: drk.cert_id })).rejects.toMatchObject({ code: 'civdef_cert_out_of_scope' });
+    await expect(
+      C.call('experimental.civdef.alert.cancel', {
+        alert_id: r2.alert_id,
+        reason: 'x',
+        cert_id: drk.cert_id,
+      }),
+    ).rejects.toMatchObject({ code: 'civdef_cert_out_of_scope' });
     for (const n of [A, B, C]) await n.close();
   });
 
@@ -186,28 +294,48 @@ describe('M31 civdef on real nodes', () => {
     const { A, B, C, wc } = await world();
     const pub = await A.call('experimental.civdef.alert.publish', draft(wc.cert_id));
     await settle(A, B);
-    await expect(B.call('experimental.civdef.alert.ack', { alert_id: pub.alert_id, status: 'received' })).rejects.toMatchObject({ code: 'civdef_cert_out_of_scope' });
+    await expect(
+      B.call('experimental.civdef.alert.ack', { alert_id: pub.alert_id, status: 'received' }),
+    ).rejects.toMatchObject({ code: 'civdef_cert_out_of_scope' });
     // C holds THW.Helfer; a restricted alert to THW roles
     const helfer = cert(ROOT, C.id, 'DE.NRW.Kleve.THW.Helfer', 'DE.NRW.Kleve', ['alert.ack']);
     await C.call('experimental.civdef.role.register', { cert: helfer });
     await settle(A, B, C);
     const restricted = await A.call(
       'experimental.civdef.alert.publish',
-      draft(wc.cert_id, { target: { region: ISSUM, bbox: null, roles: ['DE.NRW.Kleve.THW'], channels: ['local'] } }),
+      draft(wc.cert_id, {
+        target: { region: ISSUM, bbox: null, roles: ['DE.NRW.Kleve.THW'], channels: ['local'] },
+      }),
     );
     await settle(A, B, C);
-    const onB = (await B.call('experimental.civdef.alert.list', {})).alerts.find((x: any) => x.alert_id === restricted.alert_id);
+    const onB = (await B.call('experimental.civdef.alert.list', {})).alerts.find(
+      (x: any) => x.alert_id === restricted.alert_id,
+    );
     expect(onB.envelope).toBeNull();
     expect(onB.stub.alert_id).toBe(restricted.alert_id);
-    await expect(B.call('experimental.civdef.alert.get', { alert_id: restricted.alert_id }, { peer: A.id })).rejects.toMatchObject({ code: 'civdef_cert_out_of_scope' });
+    await expect(
+      B.call('experimental.civdef.alert.get', { alert_id: restricted.alert_id }, { peer: A.id }),
+    ).rejects.toMatchObject({ code: 'civdef_cert_out_of_scope' });
     // C pulled the full alert from the publisher
     const onC = await C.call('experimental.civdef.alert.get', { alert_id: restricted.alert_id });
     expect(onC.envelope.alert.title).toBe('Hochwasser Issum');
     for (let i = 0; i < 5; i++)
-      expect((await C.call('experimental.civdef.alert.ack', { alert_id: restricted.alert_id, status: 'acting', note: `n${i}` })).status).toBe('acting');
+      expect(
+        (
+          await C.call('experimental.civdef.alert.ack', {
+            alert_id: restricted.alert_id,
+            status: 'acting',
+            note: `n${i}`,
+          })
+        ).status,
+      ).toBe('acting');
     const before = await dump(C);
-    await expect(C.call('experimental.civdef.alert.ack', { alert_id: restricted.alert_id, status: 'acting' })).rejects.toMatchObject({ code: 'civdef_ack_rate_limited' });
-    await expect(C.call('experimental.civdef.alert.ack', { alert_id: restricted.alert_id, status: 'bogus' })).rejects.toMatchObject({ code: 'bad_request' });
+    await expect(
+      C.call('experimental.civdef.alert.ack', { alert_id: restricted.alert_id, status: 'acting' }),
+    ).rejects.toMatchObject({ code: 'civdef_ack_rate_limited' });
+    await expect(
+      C.call('experimental.civdef.alert.ack', { alert_id: restricted.alert_id, status: 'bogus' }),
+    ).rejects.toMatchObject({ code: 'bad_request' });
     expect(await dump(C)).toBe(before);
     await settle(A, B, C);
     const acks = (await A.call('experimental.civdef.alert.acks', { alert_id: restricted.alert_id })).acks;
@@ -219,19 +347,33 @@ describe('M31 civdef on real nodes', () => {
   it('§7.10 revocation propagates: B drops the next alert from the revoked cert with an audit entry', async () => {
     const { A, B, wc } = await world();
     // the root revokes through a node that holds the root key: use ROOT as a node
-    const R = await createNode({ seed: ROOT.seed, config: { civdef: { enabled: true, trust_roots_extra: [ROOT.nodeId] }, community: { community_id: A.id } } as never });
+    const R = await createNode({
+      seed: ROOT.seed,
+      config: {
+        civdef: { enabled: true, trust_roots_extra: [ROOT.nodeId] },
+        community: { community_id: A.id },
+      } as never,
+    });
     await link(A, R);
     await R.call('experimental.civdef.role.register', { cert: wc });
     await R.call('experimental.civdef.role.revoke', { cert_id: wc.cert_id, reason: 'Schlüssel verloren' });
     await settle(R, A, B);
-    await expect(A.call('experimental.civdef.alert.publish', draft(wc.cert_id))).rejects.toMatchObject({ code: 'civdef_role_revoked' });
+    await expect(A.call('experimental.civdef.alert.publish', draft(wc.cert_id))).rejects.toMatchObject({
+      code: 'civdef_role_revoked',
+    });
     // a forged late alert from the revoked cert, delivered to B directly
     const { alertBodyOf } = await import('../../engine/civdef/alert.js');
     void alertBodyOf;
     const body = { ...svcOf(A).prepare(draft(wc.cert_id)) };
     const { signObject, keyPairFromSeed } = await import('../../engine/identity/identity.js');
     const alert = signObject(keyPairFromSeed(seedOf(111)), body as never);
-    const out = await svcOf(B).receiveEnvelope({ alert, cert_bundle: [wc], federation_hops: [], received_at: body.published_at, received_via: 'bus' });
+    const out = await svcOf(B).receiveEnvelope({
+      alert,
+      cert_bundle: [wc],
+      federation_hops: [],
+      received_at: body.published_at,
+      received_via: 'bus',
+    });
     expect(out).toBe('dropped');
     const rows = await svcOf(B).auditRows();
     expect(rows.map((r) => r.entry.event)).toContain('dropped_revoked');
@@ -244,7 +386,11 @@ describe('M31 civdef on real nodes', () => {
     const { A, B, wc } = await world();
     const r = await A.call('experimental.civdef.alert.publish', draft(wc.cert_id));
     await A.call('experimental.civdef.alert.publish', draft(wc.cert_id, { title: 'Zweite' }));
-    await A.call('experimental.civdef.alert.cancel', { alert_id: r.alert_id, reason: 'Entwarnung', cert_id: wc.cert_id });
+    await A.call('experimental.civdef.alert.cancel', {
+      alert_id: r.alert_id,
+      reason: 'Entwarnung',
+      cert_id: wc.cert_id,
+    });
     await svcOf(A).checkpoint();
     const full = await exportText(A);
     expect(verifyExport(full, { trustedChains: [A.id] })).toMatchObject({ ok: true });
@@ -272,15 +418,24 @@ describe('M31 civdef on real nodes', () => {
     const db = (svcOf(A) as any).d.db;
     const rows = await svcOf(A).auditRows();
     const mid = rows[2]!;
-    await db.put('civdef_audit', { ...mid, entry: { ...mid.entry, at: mid.entry.at.replace(/\d(?=Z$)/, (d: string) => String((+d + 1) % 10)) } });
+    await db.put('civdef_audit', {
+      ...mid,
+      entry: { ...mid.entry, at: mid.entry.at.replace(/\d(?=Z$)/, (d: string) => String((+d + 1) % 10)) },
+    });
     const rep = await svcOf(A).verifyAudit();
     expect(rep).toMatchObject({ ok: false, first_bad_seq: 2 });
     expect((await A.events.list({ type: 'civdef.audit.broken' })).length).toBe(1);
-    await expect(A.call('experimental.civdef.alert.publish', draft(wc.cert_id))).rejects.toMatchObject({ code: 'civdef_audit_chain_broken' });
+    await expect(A.call('experimental.civdef.alert.publish', draft(wc.cert_id))).rejects.toMatchObject({
+      code: 'civdef_audit_chain_broken',
+    });
     // reads and cancels still work
     expect((await A.call('experimental.civdef.alert.list', {})).alerts.length).toBe(1);
     const second = (await A.call('experimental.civdef.alert.list', {})).alerts[0].alert_id;
-    await A.call('experimental.civdef.alert.cancel', { alert_id: second, reason: 'Fehler', cert_id: wc.cert_id });
+    await A.call('experimental.civdef.alert.cancel', {
+      alert_id: second,
+      reason: 'Fehler',
+      cert_id: wc.cert_id,
+    });
     await svcOf(A).recheckpoint('Eintrag 2 manipuliert, geprüft');
     expect((await A.call('experimental.civdef.alert.publish', draft(wc.cert_id))).alert_id).toBeTruthy();
     // the break stays visible in the export
@@ -298,14 +453,26 @@ describe('M31 civdef on real nodes', () => {
     expect(heads.length).toBe(1);
     const good = await exportText(A);
     expect(verifyExport(good, { witnesses: heads })).toMatchObject({ ok: true });
-    const forgedHeads = heads.map((h) => ({ ...h, head_hash: h.head_hash.replace(/^./, (c) => (c === '0' ? '1' : '0')) }));
-    expect(verifyExport(good, { witnesses: forgedHeads })).toMatchObject({ ok: false, first_bad_seq: heads[0]!.seq });
+    const forgedHeads = heads.map((h) => ({
+      ...h,
+      head_hash: h.head_hash.replace(/^./, (c) => (c === '0' ? '1' : '0')),
+    }));
+    expect(verifyExport(good, { witnesses: forgedHeads })).toMatchObject({
+      ok: false,
+      first_bad_seq: heads[0]!.seq,
+    });
     for (const n of [A, B]) await n.close();
   });
 
   it('§7.15 reload: alerts, certs and the audit survive and verify', async () => {
     const name = `civdef-reload-${Math.random()}`;
-    const mk = () => createNode({ seed: seedOf(118), storage: 'indexeddb', name, config: { civdef: { enabled: true, trust_roots_extra: [ROOT.nodeId], home_region: ISSUM } } as never } as never);
+    const mk = () =>
+      createNode({
+        seed: seedOf(118),
+        storage: 'indexeddb',
+        name,
+        config: { civdef: { enabled: true, trust_roots_extra: [ROOT.nodeId], home_region: ISSUM } } as never,
+      } as never);
     const A = await mk();
     const wc = cert(ROOT, A.id, WEHR, ISSUM, PUB);
     await A.call('experimental.civdef.role.register', { cert: wc });
@@ -328,7 +495,11 @@ describe('verify-audit CLI', () => {
     const { join } = await import('node:path');
     const { A, B, wc } = await world();
     const r = await A.call('experimental.civdef.alert.publish', draft(wc.cert_id));
-    await A.call('experimental.civdef.alert.cancel', { alert_id: r.alert_id, reason: 'Entwarnung', cert_id: wc.cert_id });
+    await A.call('experimental.civdef.alert.cancel', {
+      alert_id: r.alert_id,
+      reason: 'Entwarnung',
+      cert_id: wc.cert_id,
+    });
     const text = await exportText(A);
     const dir = mkdtempSync(join(tmpdir(), 'civdef-'));
     writeFileSync(join(dir, 'ok.jsonl'), text);
@@ -338,7 +509,14 @@ describe('verify-audit CLI', () => {
     writeFileSync(join(dir, 'bad.jsonl'), lines.join('\n') + '\n');
     const run = (f: string, extra: string[] = []) => {
       try {
-        return { code: 0, out: JSON.parse(execFileSync('npx', ['tsx', 'tools/verify-audit.ts', join(dir, f), ...extra], { encoding: 'utf8' })) };
+        return {
+          code: 0,
+          out: JSON.parse(
+            execFileSync('npx', ['tsx', 'tools/verify-audit.ts', join(dir, f), ...extra], {
+              encoding: 'utf8',
+            }),
+          ),
+        };
       } catch (e) {
         const x = e as { status: number; stdout: string };
         return { code: x.status, out: JSON.parse(x.stdout) };

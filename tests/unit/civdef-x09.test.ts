@@ -10,7 +10,14 @@ import type { CaseCtx } from '../../conformance/runner/case.js';
 import { drbgIdentity } from '../../conformance/lib/drbg.js';
 import merkle from '../../conformance/vectors/civdef/merkle.json' with { type: 'json' };
 import certIds from '../../conformance/vectors/civdef/cert_ids.json' with { type: 'json' };
-import { consistencyProof, inclusionPath, leafHash, rootOf, verifyConsistency, verifyInclusion } from '../../engine/civdef/merkle.js';
+import {
+  consistencyProof,
+  inclusionPath,
+  leafHash,
+  rootOf,
+  verifyConsistency,
+  verifyInclusion,
+} from '../../engine/civdef/merkle.js';
 import { certIdOf } from '../../engine/civdef/role.js';
 import { seedOf } from './helpers.js';
 
@@ -25,9 +32,17 @@ describe('X09 experimental/civdef, in-process', () => {
         return { error: { code: h.code, message: h.message } };
       }
     };
-    const target = { config: async (_p: number, m: Record<string, boolean>) => (m.civdef ? node.enable('civdef') : node.disable('civdef')) };
+    const target = {
+      config: async (_p: number, m: Record<string, boolean>) =>
+        m.civdef ? node.enable('civdef') : node.disable('civdef'),
+    };
     for (const c of section.cases) {
-      const ctx = { caseId: c.id, call, target, identity: (n: string) => drbgIdentity(7, `${c.id}/${n}`) } as unknown as CaseCtx;
+      const ctx = {
+        caseId: c.id,
+        call,
+        target,
+        identity: (n: string) => drbgIdentity(7, `${c.id}/${n}`),
+      } as unknown as CaseCtx;
       expect(await c.run(ctx), c.id).toEqual({ status: 'pass' });
     }
     await node.close();
@@ -40,11 +55,15 @@ describe('X09 experimental/civdef, in-process', () => {
       expect(toHex(rootOf(L))).toBe(t.root);
       for (const inc of t.inclusion) {
         expect(inclusionPath(L, inc.index).map(toHex)).toEqual(inc.path);
-        expect(verifyInclusion(L[inc.index]!, inc.index, t.size, inc.path.map(fromHex), fromHex(t.root))).toBe(true);
+        expect(
+          verifyInclusion(L[inc.index]!, inc.index, t.size, inc.path.map(fromHex), fromHex(t.root)),
+        ).toBe(true);
       }
       for (const c of t.consistency) {
         expect(consistencyProof(L, c.from_size).map(toHex)).toEqual(c.proof);
-        expect(verifyConsistency(c.from_size, t.size, fromHex(c.from_root), fromHex(t.root), c.proof.map(fromHex))).toBe(true);
+        expect(
+          verifyConsistency(c.from_size, t.size, fromHex(c.from_root), fromHex(t.root), c.proof.map(fromHex)),
+        ).toBe(true);
       }
     }
     for (const c of certIds.cases) expect(certIdOf(c.body)).toBe(c.cert_id);

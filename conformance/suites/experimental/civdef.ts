@@ -12,10 +12,30 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { base32nopad } from '@scure/base';
 import { jcs, sha256, signObj, toHex, utf8 } from '../../lib/crypto.js';
-import { all, expectError, fail, pass, type CaseCtx, type CaseDef, type SectionDef } from '../../runner/case.js';
+import {
+  all,
+  expectError,
+  fail,
+  pass,
+  type CaseCtx,
+  type CaseDef,
+  type SectionDef,
+} from '../../runner/case.js';
 
 const P = 'experimental.civdef.';
-const CAPS = ['alert.publish', 'alert.cancel', 'alert.list', 'alert.get', 'alert.subscribe', 'alert.ack', 'alert.acks', 'role.register', 'role.list', 'role.revoke', 'audit.export'].map((c) => P + c);
+const CAPS = [
+  'alert.publish',
+  'alert.cancel',
+  'alert.list',
+  'alert.get',
+  'alert.subscribe',
+  'alert.ack',
+  'alert.acks',
+  'role.register',
+  'role.list',
+  'role.revoke',
+  'audit.export',
+].map((c) => P + c);
 const VEC = resolve(dirname(fileURLToPath(import.meta.url)), '../../vectors/civdef');
 const vec = (f: string) => JSON.parse(readFileSync(resolve(VEC, f), 'utf8'));
 const REF = 'M31 digest';
@@ -24,7 +44,10 @@ const REF = 'M31 digest';
 const cat = (...p: Uint8Array[]) => {
   const o = new Uint8Array(p.reduce((n, x) => n + x.length, 0));
   let i = 0;
-  for (const x of p) (o.set(x, i), (i += x.length));
+  for (const x of p) {
+    o.set(x, i);
+    i += x.length;
+  }
   return o;
 };
 const leafH = (d: Uint8Array) => sha256(cat(new Uint8Array([0]), d));
@@ -35,22 +58,34 @@ const kOf = (n: number) => {
   return k;
 };
 const mth = (D: Uint8Array[]): Uint8Array =>
-  D.length === 0 ? sha256(new Uint8Array()) : D.length === 1 ? leafH(D[0]!) : nodeH(mth(D.slice(0, kOf(D.length))), mth(D.slice(kOf(D.length))));
+  D.length === 0
+    ? sha256(new Uint8Array())
+    : D.length === 1
+      ? leafH(D[0]!)
+      : nodeH(mth(D.slice(0, kOf(D.length))), mth(D.slice(kOf(D.length))));
 const path = (m: number, D: Uint8Array[]): Uint8Array[] => {
   if (D.length <= 1) return [];
   const k = kOf(D.length);
-  return m < k ? [...path(m, D.slice(0, k)), mth(D.slice(k))] : [...path(m - k, D.slice(k)), mth(D.slice(0, k))];
+  return m < k
+    ? [...path(m, D.slice(0, k)), mth(D.slice(k))]
+    : [...path(m - k, D.slice(k)), mth(D.slice(0, k))];
 };
 const sub = (m: number, D: Uint8Array[], b: boolean): Uint8Array[] => {
   if (m === D.length) return b ? [] : [mth(D)];
   const k = kOf(D.length);
-  return m <= k ? [...sub(m, D.slice(0, k), b), mth(D.slice(k))] : [...sub(m - k, D.slice(k), false), mth(D.slice(0, k))];
+  return m <= k
+    ? [...sub(m, D.slice(0, k), b), mth(D.slice(k))]
+    : [...sub(m - k, D.slice(k), false), mth(D.slice(0, k))];
 };
 
 const certIdOf = (body: Record<string, unknown>) => base32nopad.encode(sha256(utf8(jcs(body))));
 const iso = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 
-function suiteCert(ctx: CaseCtx, role = 'DE.NRW.Kleve.Issum.Feuerwehr.Wehrleiter', region = 'DE.NRW.Kleve.Issum') {
+function suiteCert(
+  ctx: CaseCtx,
+  role = 'DE.NRW.Kleve.Issum.Feuerwehr.Wehrleiter',
+  region = 'DE.NRW.Kleve.Issum',
+) {
   const issuer = ctx.identity('issuer');
   const holder = ctx.identity('holder');
   const body = {
@@ -92,7 +127,13 @@ const cases: CaseDef[] = [
     spec_ref: `${REF} §2 alert.get`,
     title: 'alert.get of an unknown ULID → civdef_alert_not_found',
     async run(ctx) {
-      return expectError(await ctx.call(P + 'alert.get', { alert_id: '01ARZ3NDEKTSV4RRFFQ69G5FAV' }), 'civdef_alert_not_found', {}) ?? pass();
+      return (
+        expectError(
+          await ctx.call(P + 'alert.get', { alert_id: '01ARZ3NDEKTSV4RRFFQ69G5FAV' }),
+          'civdef_alert_not_found',
+          {},
+        ) ?? pass()
+      );
     },
   },
   {
@@ -111,7 +152,13 @@ const cases: CaseDef[] = [
     spec_ref: `${REF} §4.1 step 4, §5 (forged chain)`,
     title: 'a well-formed cert from a non-root issuer → civdef_cert_unrecognised (proves cert_id agreement)',
     async run(ctx) {
-      return expectError(await ctx.call(P + 'role.register', { cert: suiteCert(ctx) }), 'civdef_cert_unrecognised', {}) ?? pass();
+      return (
+        expectError(
+          await ctx.call(P + 'role.register', { cert: suiteCert(ctx) }),
+          'civdef_cert_unrecognised',
+          {},
+        ) ?? pass()
+      );
     },
   },
   {
@@ -121,15 +168,28 @@ const cases: CaseDef[] = [
     async run(ctx) {
       const c = suiteCert(ctx);
       return all(
-        () => expectError_(ctx, 'role.register', { cert: { ...c, role: 'DE.NRW.Kleve.KatS.Stabsleiter' } }, 'civdef_cert_invalid'),
-        () => expectError_(ctx, 'role.register', { cert: { ...c, expires_at: iso(Date.now() + 900 * 86400_000) } }, 'civdef_cert_invalid'),
+        () =>
+          expectError_(
+            ctx,
+            'role.register',
+            { cert: { ...c, role: 'DE.NRW.Kleve.KatS.Stabsleiter' } },
+            'civdef_cert_invalid',
+          ),
+        () =>
+          expectError_(
+            ctx,
+            'role.register',
+            { cert: { ...c, expires_at: iso(Date.now() + 900 * 86400_000) } },
+            'civdef_cert_invalid',
+          ),
       );
     },
   },
   {
     id: 'civdef.publish.bad_input',
     spec_ref: `${REF} §4.2 steps 1 and 3, §7.4`,
-    title: 'publish: oversize title → bad_request; bad target → civdef_alert_target_invalid; unknown cert → civdef_cert_invalid',
+    title:
+      'publish: oversize title → bad_request; bad target → civdef_alert_target_invalid; unknown cert → civdef_cert_invalid',
     async run(ctx) {
       const d = {
         cert_id: 'A'.repeat(52),
@@ -141,7 +201,13 @@ const cases: CaseDef[] = [
       return all(
         () => expectError_(ctx, 'alert.publish', { ...d, title: 'x'.repeat(81) }, 'bad_request'),
         () => expectError_(ctx, 'alert.publish', { ...d, body: 'x'.repeat(1001) }, 'bad_request'),
-        () => expectError_(ctx, 'alert.publish', { ...d, target: { ...d.target, channels: [] } }, 'civdef_alert_target_invalid'),
+        () =>
+          expectError_(
+            ctx,
+            'alert.publish',
+            { ...d, target: { ...d.target, channels: [] } },
+            'civdef_alert_target_invalid',
+          ),
         () => expectError_(ctx, 'alert.publish', d, 'civdef_cert_invalid'),
       );
     },
@@ -161,7 +227,8 @@ const cases: CaseDef[] = [
   {
     id: 'civdef.vector.merkle',
     spec_ref: 'RFC 9162 §2.1 (audit checkpoints, digest §4.8 extension)',
-    title: 'vectors/civdef/merkle.json: roots, inclusion paths and consistency proofs agree with the reference',
+    title:
+      'vectors/civdef/merkle.json: roots, inclusion paths and consistency proofs agree with the reference',
     async run() {
       const v = vec('merkle.json');
       if (toHex(mth([])) !== v.empty_root) return fail(v.empty_root, toHex(mth([])), 'empty root');
@@ -170,11 +237,13 @@ const cases: CaseDef[] = [
         if (toHex(mth(D)) !== t.root) return fail(t.root, toHex(mth(D)), `root of ${t.size}`);
         for (const inc of t.inclusion) {
           const got = path(inc.index, D).map(toHex);
-          if (JSON.stringify(got) !== JSON.stringify(inc.path)) return fail(JSON.stringify(inc.path), got, `PATH(${inc.index}, ${t.size})`);
+          if (JSON.stringify(got) !== JSON.stringify(inc.path))
+            return fail(JSON.stringify(inc.path), got, `PATH(${inc.index}, ${t.size})`);
         }
         for (const c of t.consistency) {
           const got = sub(c.from_size, D, true).map(toHex);
-          if (JSON.stringify(got) !== JSON.stringify(c.proof)) return fail(JSON.stringify(c.proof), got, `PROOF(${c.from_size}, ${t.size})`);
+          if (JSON.stringify(got) !== JSON.stringify(c.proof))
+            return fail(JSON.stringify(c.proof), got, `PROOF(${c.from_size}, ${t.size})`);
         }
       }
       return pass();

@@ -28,14 +28,70 @@ export interface RegionInfo {
 const PUB = ['alert.publish', 'alert.cancel', 'alert.ack', 'alert.cosign', 'role.issue', 'role.revoke'];
 /** role tail after the region → (segments of the region: 3 = Kreis, 4 = Gemeinde, spec) */
 export const NRW_ROLE_SCHEMA: Record<string, RoleSpec & { region_segments: number }> = {
-  'KatS.Stabsleiter': { org: 'KatS', rank: 40, max_severity: 'extreme', may_cosign_cross_org: true, default_scopes: [...PUB, 'audit.export'], region_segments: 3 },
-  'Feuerwehr.Wehrleiter': { org: 'Feuerwehr', rank: 30, max_severity: 'emergency', may_cosign_cross_org: false, default_scopes: PUB, region_segments: 4 },
-  'THW.OV.Leiter': { org: 'THW', rank: 30, max_severity: 'emergency', may_cosign_cross_org: false, default_scopes: PUB, region_segments: 3 },
-  'DRK.Ortsverein.Bereitschaftsleiter': { org: 'DRK', rank: 20, max_severity: 'warning', may_cosign_cross_org: false, default_scopes: PUB, region_segments: 3 },
-  'Feuerwehr.Mitglied': { org: 'Feuerwehr', rank: 10, max_severity: null, may_cosign_cross_org: false, default_scopes: ['alert.ack'], region_segments: 4 },
-  'THW.Helfer': { org: 'THW', rank: 10, max_severity: null, may_cosign_cross_org: false, default_scopes: ['alert.ack'], region_segments: 3 },
-  'DRK.Sanitaeter': { org: 'DRK', rank: 10, max_severity: null, may_cosign_cross_org: false, default_scopes: ['alert.ack'], region_segments: 3 },
-  'KatS.Auditor': { org: 'KatS', rank: 0, max_severity: null, may_cosign_cross_org: false, default_scopes: ['alert.ack', 'audit.export'], region_segments: 3 },
+  'KatS.Stabsleiter': {
+    org: 'KatS',
+    rank: 40,
+    max_severity: 'extreme',
+    may_cosign_cross_org: true,
+    default_scopes: [...PUB, 'audit.export'],
+    region_segments: 3,
+  },
+  'Feuerwehr.Wehrleiter': {
+    org: 'Feuerwehr',
+    rank: 30,
+    max_severity: 'emergency',
+    may_cosign_cross_org: false,
+    default_scopes: PUB,
+    region_segments: 4,
+  },
+  'THW.OV.Leiter': {
+    org: 'THW',
+    rank: 30,
+    max_severity: 'emergency',
+    may_cosign_cross_org: false,
+    default_scopes: PUB,
+    region_segments: 3,
+  },
+  'DRK.Ortsverein.Bereitschaftsleiter': {
+    org: 'DRK',
+    rank: 20,
+    max_severity: 'warning',
+    may_cosign_cross_org: false,
+    default_scopes: PUB,
+    region_segments: 3,
+  },
+  'Feuerwehr.Mitglied': {
+    org: 'Feuerwehr',
+    rank: 10,
+    max_severity: null,
+    may_cosign_cross_org: false,
+    default_scopes: ['alert.ack'],
+    region_segments: 4,
+  },
+  'THW.Helfer': {
+    org: 'THW',
+    rank: 10,
+    max_severity: null,
+    may_cosign_cross_org: false,
+    default_scopes: ['alert.ack'],
+    region_segments: 3,
+  },
+  'DRK.Sanitaeter': {
+    org: 'DRK',
+    rank: 10,
+    max_severity: null,
+    may_cosign_cross_org: false,
+    default_scopes: ['alert.ack'],
+    region_segments: 3,
+  },
+  'KatS.Auditor': {
+    org: 'KatS',
+    rank: 0,
+    max_severity: null,
+    may_cosign_cross_org: false,
+    default_scopes: ['alert.ack', 'audit.export'],
+    region_segments: 3,
+  },
 };
 
 const KREISE: Record<string, RegionInfo> = {
@@ -87,7 +143,11 @@ export function nrwAdapter(trustRoots: NodeID[], audit_retention_years = 10): Re
       const k = KREISE[segs[2]!];
       const base: RegionInfo = k ?? { name: segs[2]!, bounds: NRW_BOUNDS };
       if (segs.length === 3) return base;
-      return { name: `${segs.slice(3).join(' ')} (${base.name})`, ...(base.ars ? { ars: base.ars } : {}), ...(base.bounds ? { bounds: base.bounds } : {}) };
+      return {
+        name: `${segs.slice(3).join(' ')} (${base.name})`,
+        ...(base.ars ? { ars: base.ars } : {}),
+        ...(base.bounds ? { bounds: base.bounds } : {}),
+      };
     },
   };
 }
