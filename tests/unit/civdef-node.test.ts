@@ -528,3 +528,45 @@ describe('verify-audit CLI', () => {
     for (const n of [A, B]) await n.close();
   }, 120_000);
 });
+
+describe('alert.subscribe', () => {
+  it('replays active alerts, then streams live alerts and cancels; a fifth stream → capacity_exceeded', async () => {
+    const { A, B, wc } = await world();
+    const first = await A.call('experimental.civdef.alert.publish', draft(wc.cert_id));
+    await settle(A, B);
+    const ac = new AbortController();
+    const frames: any[] = [];
+    const it = B.stream('experimental.civdef.alert.subscribe', { filter: { region: 'DE.NRW.Kleve' } }, {
+      signal: ac.signal,
+    } as never)[Symbol.asyncIterator]();
+    frames.push((await it.next()).value);
+    expect(frames[0].data).toMatchObject({
+      type: 'alert',
+      envelope: { alert: { alert_id: first.alert_id } },
+    });
+    const second = await A.call(
+      'experimental.civdef.alert.publish',
+      draft(wc.cert_id, { title: 'Zweite Warnung' }),
+    );
+    frames.push((await it.next()).value);
+    expect(frames[1].data.envelope.alert.alert_id).toBe(second.alert_id);
+    await A.call('experimental.civdef.alert.cancel', {
+      alert_id: second.alert_id,
+      reason: 'Entwarnung',
+      cert_id: wc.cert_id,
+    });
+    frames.push((await it.next()).value);
+    expect(frames[2].data).toMatchObject({ type: 'cancelled', alert_id: second.alert_id });
+    await expect(
+      (async () => {
+        const its = [1, 2, 3, 4].map(() =>
+          B.stream('experimental.civdef.alert.subscribe', { replay_active: false })[Symbol.asyncIterator](),
+        );
+        const p = its.map((x) => Promise.race([x.next(), new Promise((r) => setTimeout(r, 50))]));
+        await Promise.all(p);
+      })(),
+    ).rejects.toMatchObject({ code: 'capacity_exceeded' });
+    ac.abort();
+    for (const n of [A, B]) await n.close();
+  });
+});
