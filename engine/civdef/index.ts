@@ -120,6 +120,7 @@ export const civdef: ModuleDefinition<'civdef', typeof config> = {
     title: 'Civil defence',
     blurb: 'Role-gated alerts with a tamper-evident audit (M31).',
     icon: '🚨',
+    load: () => import('./View.svelte'),
   },
   create(c) {
     let svc: CivDefService | null = null;
