@@ -147,6 +147,7 @@ export const civdef: ModuleDefinition<'civdef', typeof config> = {
               allow_public_ack: v.allow_public_ack,
               federation_forward: v.federation_forward,
               home_region: v.home_region,
+              mirror_to_evidence: v.mirror_to_evidence,
             };
           },
           call: (cap, input, opts) => c.bus.call(cap, input, opts as never),

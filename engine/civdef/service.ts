@@ -129,6 +129,7 @@ export interface CivDefSettings {
   allow_public_ack: boolean;
   federation_forward: boolean;
   home_region: string | null;
+  mirror_to_evidence?: boolean;
 }
 
 export interface AlertRecord {
@@ -686,6 +687,25 @@ export class CivDefService {
       rec.restricted ? { stub: stubOf(alert) } : ({ envelope } as never),
     );
     this.emit({ kind: 'alert', record: rec, notify: this.shouldNotify(rec) });
+    // 12. mirror into M30 (through the bus only) and record it
+    if (this.d.settings().mirror_to_evidence && this.d.has?.('experimental.evidence.claim.assert')) {
+      try {
+        const c = await this.d.call!('experimental.evidence.claim.assert', {
+          subject: alert.target.region,
+          predicate: 'civdef_alert',
+          object: alert.alert_id,
+        });
+        await this.appendAudit('mirrored', alert.alert_id, this.d.self, {
+          alert_id: alert.alert_id,
+          claim_id: c.claim_id,
+        });
+      } catch (e) {
+        this.d.log?.warn('civdef mirror to evidence failed', {
+          code: toHnError(e).code,
+          alert_id: alert.alert_id,
+        });
+      }
+    }
     // 13. LoRa panic signal
     if (channels.channels_used.includes('lora')) void this.panic(alert.alert_id);
     return { alert_id: alert.alert_id, published_at: alert.published_at, ...channels };

@@ -570,3 +570,34 @@ describe('alert.subscribe', () => {
     for (const n of [A, B]) await n.close();
   });
 });
+
+describe('M30 through the bus', () => {
+  it('evidence_claim must exist when M30 is on (claim_not_found); mirror_to_evidence asserts a claim and audits `mirrored`', async () => {
+    const A = await createNode({
+      seed: seedOf(121),
+      config: {
+        evidence: { enabled: true },
+        civdef: { enabled: true, trust_roots_extra: [ROOT.nodeId], mirror_to_evidence: true },
+      } as never,
+    });
+    const wc = cert(ROOT, A.id, WEHR, ISSUM, PUB);
+    await A.call('experimental.civdef.role.register', { cert: wc });
+    const before = await dump(A);
+    await expect(
+      A.call(
+        'experimental.civdef.alert.publish',
+        draft(wc.cert_id, { evidence_claim: 'A'.repeat(51) + 'Q' }),
+      ),
+    ).rejects.toMatchObject({ code: 'claim_not_found' });
+    expect(await dump(A)).toBe(before);
+    const r = await A.call('experimental.civdef.alert.publish', draft(wc.cert_id));
+    const rows = await svcOf(A).auditRows();
+    const m = rows.find((x) => x.entry.event === 'mirrored')!;
+    expect(m.entry.alert_id).toBe(r.alert_id);
+    const claim = await A.call('experimental.evidence.claim.get', {
+      claim_id: (m.payload as { claim_id: string }).claim_id,
+    });
+    expect(claim.record).toMatchObject({ subject: ISSUM, predicate: 'civdef_alert', object: r.alert_id });
+    await A.close();
+  });
+});
