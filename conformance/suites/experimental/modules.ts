@@ -44,5 +44,5 @@ export const sections: SectionDef[] = [
   moduleSection('fedlearn', 'fedlearn', 'M28', 'experimental.fedlearn.round.list'),
   // M29 lora: its own section in suites/experimental/lora.ts
   moduleSection('evidence', 'evidence', 'M30', 'experimental.evidence.claim.query'),
-  moduleSection('civdef', 'civdef', 'M31', 'experimental.civdef.alert.list'),
+  // M31 civdef: its own section in suites/experimental/civdef.ts
 ];
