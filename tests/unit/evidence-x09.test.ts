@@ -20,7 +20,13 @@ describe('X09 experimental/evidence, in-process', () => {
     };
     expect(section.cases.filter((c) => c.id.startsWith('evidence.vector.')).length).toBeGreaterThanOrEqual(5);
     for (const c of section.cases) {
-      const ctx = { caseId: c.id, call } as unknown as CaseCtx;
+      const target = {
+        config: async (_peer: number, mods: Record<string, boolean>) => {
+          for (const [m, on] of Object.entries(mods))
+            await (on ? node.enable(m as 'evidence') : node.disable(m as 'evidence'));
+        },
+      };
+      const ctx = { caseId: c.id, call, target } as unknown as CaseCtx;
       const out = await c.run(ctx);
       expect(out, c.id).toEqual({ status: 'pass' });
     }

@@ -36,9 +36,9 @@ describe('createNode', () => {
     ).toThrow(expect.objectContaining({ code: 'experimental_disabled' }));
     await n.enable('evidence');
     for (const cap of SEED_CAPABILITIES.evidence) expect(n.bus.has(cap)).toBe(true);
-    // registered, but the module is not built yet: it says so with the generic code
+    // registered and built (M30): a malformed request gets the generic code
     await expect(n.call('experimental.evidence.claim.get', {})).rejects.toMatchObject({
-      code: 'not_implemented',
+      code: 'bad_request',
     });
     await n.disable('evidence');
     expect(n.bus.has('experimental.evidence.claim.get')).toBe(false);

@@ -149,6 +149,16 @@ const errCase = (
 });
 
 const ZERO_ID = 'A'.repeat(52);
+const CAPS = [
+  'claim.assert',
+  'claim.dispute',
+  'claim.attest',
+  'claim.get',
+  'claim.query',
+  'provenance.trace',
+  'subject.summary',
+  'ebkh.sync',
+].map((c) => `${P}${c}`);
 
 export const section: SectionDef = {
   name: 'experimental/evidence',
@@ -217,6 +227,24 @@ export const section: SectionDef = {
         if ('bad' in a) return a.bad;
         const input = { claim_id: a.out.claim_id, role: 'expert', rationale: 'mine' };
         return expectError(await ctx.call(`${P}claim.attest`, input), 'bad_request', { input }) ?? pass();
+      },
+    },
+    {
+      id: 'evidence.flag_off',
+      spec_ref: `${REF} §7.15; seed §2.5`,
+      title: 'module off → every evidence capability answers experimental_disabled',
+      requires: { ops: ['config'] },
+      async run(ctx) {
+        await ctx.target.config!(0, { evidence: false });
+        try {
+          for (const cap of CAPS) {
+            const bad = expectError(await ctx.call(cap, {}), 'experimental_disabled', { capability: cap });
+            if (bad) return bad;
+          }
+          return pass();
+        } finally {
+          await ctx.target.config!(0, { evidence: true });
+        }
       },
     },
     errCase(

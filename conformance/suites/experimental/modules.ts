@@ -43,6 +43,6 @@ export const sections: SectionDef[] = [
   moduleSection('moe', 'moe', 'M27', 'experimental.moe.expert.list'),
   moduleSection('fedlearn', 'fedlearn', 'M28', 'experimental.fedlearn.round.list'),
   // M29 lora: its own section in suites/experimental/lora.ts
-  moduleSection('evidence', 'evidence', 'M30', 'experimental.evidence.claim.query'),
+  // M30 evidence: its own section in suites/experimental/evidence.ts
   // M31 civdef: its own section in suites/experimental/civdef.ts
 ];
