@@ -148,6 +148,7 @@ export const civdef: ModuleDefinition<'civdef', typeof config> = {
               federation_forward: v.federation_forward,
               home_region: v.home_region,
               mirror_to_evidence: v.mirror_to_evidence,
+              lora_panic_signal: v.lora_panic_signal,
             };
           },
           call: (cap, input, opts) => c.bus.call(cap, input, opts as never),

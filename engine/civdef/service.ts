@@ -130,6 +130,7 @@ export interface CivDefSettings {
   federation_forward: boolean;
   home_region: string | null;
   mirror_to_evidence?: boolean;
+  lora_panic_signal?: boolean;
 }
 
 export interface AlertRecord {
@@ -747,11 +748,12 @@ export class CivDefService {
     if (this.loraSent.has(alert_id) || now - this.loraLast < 60_000) return;
     if (!this.d.has?.('experimental.lora.panic.send')) return;
     try {
+      if (this.d.settings().lora_panic_signal === false) return;
       const st = await this.d.call!('experimental.lora.status', {});
-      if (!st?.hardware && !st?.connected) return;
+      if (st?.state !== 'ready') return; // no stick: nothing to send
       this.loraSent.add(alert_id);
       this.loraLast = now;
-      await this.d.call!('experimental.lora.panic.send', { reason: 'civdef' });
+      await this.d.call!('experimental.lora.panic.send', {});
     } catch (e) {
       this.d.log?.warn('civdef lora panic failed', { code: toHnError(e).code });
     }
