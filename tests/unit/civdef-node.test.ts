@@ -601,3 +601,21 @@ describe('M30 through the bus', () => {
     await A.close();
   });
 });
+
+describe('drills', () => {
+  it('an Exercise alert is listed with exercise=true and never notified as Actual; an info alert is in-app only', async () => {
+    const { A, B, wc } = await world();
+    const ex = await A.call('experimental.civdef.alert.publish', draft(wc.cert_id, { status: 'exercise' }));
+    const info = await A.call(
+      'experimental.civdef.alert.publish',
+      draft(wc.cert_id, { severity: 'info', title: 'Hinweis' }),
+    );
+    await settle(A, B);
+    const rec = async (id: string) => (svcOf(B) as any).d.db.get('civdef_alerts', id);
+    const got = await B.call('experimental.civdef.alert.get', { alert_id: ex.alert_id });
+    expect(got).toMatchObject({ exercise: true, matched: true });
+    expect(svcOf(B).shouldNotify(await rec(ex.alert_id))).toBe(false);
+    expect(svcOf(B).shouldNotify(await rec(info.alert_id))).toBe(false);
+    for (const n of [A, B]) await n.close();
+  });
+});
