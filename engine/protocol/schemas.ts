@@ -21,93 +21,94 @@ import c13 from '../../protocol/schemas/capabilities/experimental.civdef.alert.s
 import c14 from '../../protocol/schemas/capabilities/experimental.civdef.alert.subscribe.stream.json' with { type: 'json' };
 import c15 from '../../protocol/schemas/capabilities/experimental.civdef.audit.export.request.json' with { type: 'json' };
 import c16 from '../../protocol/schemas/capabilities/experimental.civdef.audit.export.response.json' with { type: 'json' };
-import c17 from '../../protocol/schemas/capabilities/experimental.civdef.role.list.request.json' with { type: 'json' };
-import c18 from '../../protocol/schemas/capabilities/experimental.civdef.role.list.response.json' with { type: 'json' };
-import c19 from '../../protocol/schemas/capabilities/experimental.civdef.role.register.request.json' with { type: 'json' };
-import c20 from '../../protocol/schemas/capabilities/experimental.civdef.role.register.response.json' with { type: 'json' };
-import c21 from '../../protocol/schemas/capabilities/experimental.civdef.role.revoke.request.json' with { type: 'json' };
-import c22 from '../../protocol/schemas/capabilities/experimental.civdef.role.revoke.response.json' with { type: 'json' };
-import c23 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.plan.request.json' with { type: 'json' };
-import c24 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.plan.response.json' with { type: 'json' };
-import c25 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.run.request.json' with { type: 'json' };
-import c26 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.run.response.json' with { type: 'json' };
-import c27 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.run.stream.json' with { type: 'json' };
-import c28 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.status.request.json' with { type: 'json' };
-import c29 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.status.response.json' with { type: 'json' };
-import c30 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.connect.request.json' with { type: 'json' };
-import c31 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.connect.response.json' with { type: 'json' };
-import c32 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.forward.request.json' with { type: 'json' };
-import c33 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.forward.response.json' with { type: 'json' };
-import c34 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.list.request.json' with { type: 'json' };
-import c35 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.list.response.json' with { type: 'json' };
-import c36 from '../../protocol/schemas/capabilities/experimental.evidence.claim.assert.request.json' with { type: 'json' };
-import c37 from '../../protocol/schemas/capabilities/experimental.evidence.claim.assert.response.json' with { type: 'json' };
-import c38 from '../../protocol/schemas/capabilities/experimental.evidence.claim.attest.request.json' with { type: 'json' };
-import c39 from '../../protocol/schemas/capabilities/experimental.evidence.claim.attest.response.json' with { type: 'json' };
-import c40 from '../../protocol/schemas/capabilities/experimental.evidence.claim.dispute.request.json' with { type: 'json' };
-import c41 from '../../protocol/schemas/capabilities/experimental.evidence.claim.dispute.response.json' with { type: 'json' };
-import c42 from '../../protocol/schemas/capabilities/experimental.evidence.claim.get.request.json' with { type: 'json' };
-import c43 from '../../protocol/schemas/capabilities/experimental.evidence.claim.get.response.json' with { type: 'json' };
-import c44 from '../../protocol/schemas/capabilities/experimental.evidence.claim.query.request.json' with { type: 'json' };
-import c45 from '../../protocol/schemas/capabilities/experimental.evidence.claim.query.response.json' with { type: 'json' };
-import c46 from '../../protocol/schemas/capabilities/experimental.evidence.ebkh.sync.request.json' with { type: 'json' };
-import c47 from '../../protocol/schemas/capabilities/experimental.evidence.ebkh.sync.response.json' with { type: 'json' };
-import c48 from '../../protocol/schemas/capabilities/experimental.evidence.provenance.trace.request.json' with { type: 'json' };
-import c49 from '../../protocol/schemas/capabilities/experimental.evidence.provenance.trace.response.json' with { type: 'json' };
-import c50 from '../../protocol/schemas/capabilities/experimental.evidence.subject.summary.request.json' with { type: 'json' };
-import c51 from '../../protocol/schemas/capabilities/experimental.evidence.subject.summary.response.json' with { type: 'json' };
-import c52 from '../../protocol/schemas/capabilities/experimental.fedlearn.adapter.apply.request.json' with { type: 'json' };
-import c53 from '../../protocol/schemas/capabilities/experimental.fedlearn.adapter.apply.response.json' with { type: 'json' };
-import c54 from '../../protocol/schemas/capabilities/experimental.fedlearn.adapter.fetch.request.json' with { type: 'json' };
-import c55 from '../../protocol/schemas/capabilities/experimental.fedlearn.adapter.fetch.response.json' with { type: 'json' };
-import c56 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.announce.request.json' with { type: 'json' };
-import c57 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.announce.response.json' with { type: 'json' };
-import c58 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.finalize.request.json' with { type: 'json' };
-import c59 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.finalize.response.json' with { type: 'json' };
-import c60 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.join.request.json' with { type: 'json' };
-import c61 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.join.response.json' with { type: 'json' };
-import c62 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.list.request.json' with { type: 'json' };
-import c63 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.list.response.json' with { type: 'json' };
-import c64 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.status.request.json' with { type: 'json' };
-import c65 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.status.response.json' with { type: 'json' };
-import c66 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.submit.request.json' with { type: 'json' };
-import c67 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.submit.response.json' with { type: 'json' };
-import c68 from '../../protocol/schemas/capabilities/experimental.lora.beacon.send.request.json' with { type: 'json' };
-import c69 from '../../protocol/schemas/capabilities/experimental.lora.beacon.send.response.json' with { type: 'json' };
-import c70 from '../../protocol/schemas/capabilities/experimental.lora.duty_cycle.request.json' with { type: 'json' };
-import c71 from '../../protocol/schemas/capabilities/experimental.lora.duty_cycle.response.json' with { type: 'json' };
-import c72 from '../../protocol/schemas/capabilities/experimental.lora.panic.send.request.json' with { type: 'json' };
-import c73 from '../../protocol/schemas/capabilities/experimental.lora.panic.send.response.json' with { type: 'json' };
-import c74 from '../../protocol/schemas/capabilities/experimental.lora.peer.list.request.json' with { type: 'json' };
-import c75 from '../../protocol/schemas/capabilities/experimental.lora.peer.list.response.json' with { type: 'json' };
-import c76 from '../../protocol/schemas/capabilities/experimental.lora.peer.verify.request.json' with { type: 'json' };
-import c77 from '../../protocol/schemas/capabilities/experimental.lora.peer.verify.response.json' with { type: 'json' };
-import c78 from '../../protocol/schemas/capabilities/experimental.lora.recent_beacons.request.json' with { type: 'json' };
-import c79 from '../../protocol/schemas/capabilities/experimental.lora.recent_beacons.response.json' with { type: 'json' };
-import c80 from '../../protocol/schemas/capabilities/experimental.lora.status.request.json' with { type: 'json' };
-import c81 from '../../protocol/schemas/capabilities/experimental.lora.status.response.json' with { type: 'json' };
-import c82 from '../../protocol/schemas/capabilities/experimental.moe.expert.list.request.json' with { type: 'json' };
-import c83 from '../../protocol/schemas/capabilities/experimental.moe.expert.list.response.json' with { type: 'json' };
-import c84 from '../../protocol/schemas/capabilities/experimental.moe.expert.register.request.json' with { type: 'json' };
-import c85 from '../../protocol/schemas/capabilities/experimental.moe.expert.register.response.json' with { type: 'json' };
-import c86 from '../../protocol/schemas/capabilities/experimental.moe.expert.unregister.request.json' with { type: 'json' };
-import c87 from '../../protocol/schemas/capabilities/experimental.moe.expert.unregister.response.json' with { type: 'json' };
-import c88 from '../../protocol/schemas/capabilities/experimental.moe.feedback.record.request.json' with { type: 'json' };
-import c89 from '../../protocol/schemas/capabilities/experimental.moe.feedback.record.response.json' with { type: 'json' };
-import c90 from '../../protocol/schemas/capabilities/experimental.moe.route.handoff.request.json' with { type: 'json' };
-import c91 from '../../protocol/schemas/capabilities/experimental.moe.route.handoff.response.json' with { type: 'json' };
-import c92 from '../../protocol/schemas/capabilities/experimental.moe.route.query.request.json' with { type: 'json' };
-import c93 from '../../protocol/schemas/capabilities/experimental.moe.route.query.response.json' with { type: 'json' };
-import c94 from '../../protocol/schemas/capabilities/protocol.conformance.report.request.json' with { type: 'json' };
-import c95 from '../../protocol/schemas/capabilities/protocol.conformance.report.response.json' with { type: 'json' };
-import c96 from '../../protocol/schemas/capabilities/protocol.registry.announce.request.json' with { type: 'json' };
-import c97 from '../../protocol/schemas/capabilities/protocol.registry.announce.response.json' with { type: 'json' };
-import c98 from '../../protocol/schemas/capabilities/protocol.registry.list.request.json' with { type: 'json' };
-import c99 from '../../protocol/schemas/capabilities/protocol.registry.list.response.json' with { type: 'json' };
-import c100 from '../../protocol/schemas/capabilities/protocol.self.describe.request.json' with { type: 'json' };
-import c101 from '../../protocol/schemas/capabilities/protocol.self.describe.response.json' with { type: 'json' };
-import c102 from '../../protocol/schemas/capabilities/protocol.version.list.request.json' with { type: 'json' };
-import c103 from '../../protocol/schemas/capabilities/protocol.version.list.response.json' with { type: 'json' };
+import c17 from '../../protocol/schemas/capabilities/experimental.civdef.audit.export.stream.json' with { type: 'json' };
+import c18 from '../../protocol/schemas/capabilities/experimental.civdef.role.list.request.json' with { type: 'json' };
+import c19 from '../../protocol/schemas/capabilities/experimental.civdef.role.list.response.json' with { type: 'json' };
+import c20 from '../../protocol/schemas/capabilities/experimental.civdef.role.register.request.json' with { type: 'json' };
+import c21 from '../../protocol/schemas/capabilities/experimental.civdef.role.register.response.json' with { type: 'json' };
+import c22 from '../../protocol/schemas/capabilities/experimental.civdef.role.revoke.request.json' with { type: 'json' };
+import c23 from '../../protocol/schemas/capabilities/experimental.civdef.role.revoke.response.json' with { type: 'json' };
+import c24 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.plan.request.json' with { type: 'json' };
+import c25 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.plan.response.json' with { type: 'json' };
+import c26 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.run.request.json' with { type: 'json' };
+import c27 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.run.response.json' with { type: 'json' };
+import c28 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.run.stream.json' with { type: 'json' };
+import c29 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.status.request.json' with { type: 'json' };
+import c30 from '../../protocol/schemas/capabilities/experimental.distributed_llm.pipeline.status.response.json' with { type: 'json' };
+import c31 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.connect.request.json' with { type: 'json' };
+import c32 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.connect.response.json' with { type: 'json' };
+import c33 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.forward.request.json' with { type: 'json' };
+import c34 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.forward.response.json' with { type: 'json' };
+import c35 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.list.request.json' with { type: 'json' };
+import c36 from '../../protocol/schemas/capabilities/experimental.distributed_llm.shard.list.response.json' with { type: 'json' };
+import c37 from '../../protocol/schemas/capabilities/experimental.evidence.claim.assert.request.json' with { type: 'json' };
+import c38 from '../../protocol/schemas/capabilities/experimental.evidence.claim.assert.response.json' with { type: 'json' };
+import c39 from '../../protocol/schemas/capabilities/experimental.evidence.claim.attest.request.json' with { type: 'json' };
+import c40 from '../../protocol/schemas/capabilities/experimental.evidence.claim.attest.response.json' with { type: 'json' };
+import c41 from '../../protocol/schemas/capabilities/experimental.evidence.claim.dispute.request.json' with { type: 'json' };
+import c42 from '../../protocol/schemas/capabilities/experimental.evidence.claim.dispute.response.json' with { type: 'json' };
+import c43 from '../../protocol/schemas/capabilities/experimental.evidence.claim.get.request.json' with { type: 'json' };
+import c44 from '../../protocol/schemas/capabilities/experimental.evidence.claim.get.response.json' with { type: 'json' };
+import c45 from '../../protocol/schemas/capabilities/experimental.evidence.claim.query.request.json' with { type: 'json' };
+import c46 from '../../protocol/schemas/capabilities/experimental.evidence.claim.query.response.json' with { type: 'json' };
+import c47 from '../../protocol/schemas/capabilities/experimental.evidence.ebkh.sync.request.json' with { type: 'json' };
+import c48 from '../../protocol/schemas/capabilities/experimental.evidence.ebkh.sync.response.json' with { type: 'json' };
+import c49 from '../../protocol/schemas/capabilities/experimental.evidence.provenance.trace.request.json' with { type: 'json' };
+import c50 from '../../protocol/schemas/capabilities/experimental.evidence.provenance.trace.response.json' with { type: 'json' };
+import c51 from '../../protocol/schemas/capabilities/experimental.evidence.subject.summary.request.json' with { type: 'json' };
+import c52 from '../../protocol/schemas/capabilities/experimental.evidence.subject.summary.response.json' with { type: 'json' };
+import c53 from '../../protocol/schemas/capabilities/experimental.fedlearn.adapter.apply.request.json' with { type: 'json' };
+import c54 from '../../protocol/schemas/capabilities/experimental.fedlearn.adapter.apply.response.json' with { type: 'json' };
+import c55 from '../../protocol/schemas/capabilities/experimental.fedlearn.adapter.fetch.request.json' with { type: 'json' };
+import c56 from '../../protocol/schemas/capabilities/experimental.fedlearn.adapter.fetch.response.json' with { type: 'json' };
+import c57 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.announce.request.json' with { type: 'json' };
+import c58 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.announce.response.json' with { type: 'json' };
+import c59 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.finalize.request.json' with { type: 'json' };
+import c60 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.finalize.response.json' with { type: 'json' };
+import c61 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.join.request.json' with { type: 'json' };
+import c62 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.join.response.json' with { type: 'json' };
+import c63 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.list.request.json' with { type: 'json' };
+import c64 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.list.response.json' with { type: 'json' };
+import c65 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.status.request.json' with { type: 'json' };
+import c66 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.status.response.json' with { type: 'json' };
+import c67 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.submit.request.json' with { type: 'json' };
+import c68 from '../../protocol/schemas/capabilities/experimental.fedlearn.round.submit.response.json' with { type: 'json' };
+import c69 from '../../protocol/schemas/capabilities/experimental.lora.beacon.send.request.json' with { type: 'json' };
+import c70 from '../../protocol/schemas/capabilities/experimental.lora.beacon.send.response.json' with { type: 'json' };
+import c71 from '../../protocol/schemas/capabilities/experimental.lora.duty_cycle.request.json' with { type: 'json' };
+import c72 from '../../protocol/schemas/capabilities/experimental.lora.duty_cycle.response.json' with { type: 'json' };
+import c73 from '../../protocol/schemas/capabilities/experimental.lora.panic.send.request.json' with { type: 'json' };
+import c74 from '../../protocol/schemas/capabilities/experimental.lora.panic.send.response.json' with { type: 'json' };
+import c75 from '../../protocol/schemas/capabilities/experimental.lora.peer.list.request.json' with { type: 'json' };
+import c76 from '../../protocol/schemas/capabilities/experimental.lora.peer.list.response.json' with { type: 'json' };
+import c77 from '../../protocol/schemas/capabilities/experimental.lora.peer.verify.request.json' with { type: 'json' };
+import c78 from '../../protocol/schemas/capabilities/experimental.lora.peer.verify.response.json' with { type: 'json' };
+import c79 from '../../protocol/schemas/capabilities/experimental.lora.recent_beacons.request.json' with { type: 'json' };
+import c80 from '../../protocol/schemas/capabilities/experimental.lora.recent_beacons.response.json' with { type: 'json' };
+import c81 from '../../protocol/schemas/capabilities/experimental.lora.status.request.json' with { type: 'json' };
+import c82 from '../../protocol/schemas/capabilities/experimental.lora.status.response.json' with { type: 'json' };
+import c83 from '../../protocol/schemas/capabilities/experimental.moe.expert.list.request.json' with { type: 'json' };
+import c84 from '../../protocol/schemas/capabilities/experimental.moe.expert.list.response.json' with { type: 'json' };
+import c85 from '../../protocol/schemas/capabilities/experimental.moe.expert.register.request.json' with { type: 'json' };
+import c86 from '../../protocol/schemas/capabilities/experimental.moe.expert.register.response.json' with { type: 'json' };
+import c87 from '../../protocol/schemas/capabilities/experimental.moe.expert.unregister.request.json' with { type: 'json' };
+import c88 from '../../protocol/schemas/capabilities/experimental.moe.expert.unregister.response.json' with { type: 'json' };
+import c89 from '../../protocol/schemas/capabilities/experimental.moe.feedback.record.request.json' with { type: 'json' };
+import c90 from '../../protocol/schemas/capabilities/experimental.moe.feedback.record.response.json' with { type: 'json' };
+import c91 from '../../protocol/schemas/capabilities/experimental.moe.route.handoff.request.json' with { type: 'json' };
+import c92 from '../../protocol/schemas/capabilities/experimental.moe.route.handoff.response.json' with { type: 'json' };
+import c93 from '../../protocol/schemas/capabilities/experimental.moe.route.query.request.json' with { type: 'json' };
+import c94 from '../../protocol/schemas/capabilities/experimental.moe.route.query.response.json' with { type: 'json' };
+import c95 from '../../protocol/schemas/capabilities/protocol.conformance.report.request.json' with { type: 'json' };
+import c96 from '../../protocol/schemas/capabilities/protocol.conformance.report.response.json' with { type: 'json' };
+import c97 from '../../protocol/schemas/capabilities/protocol.registry.announce.request.json' with { type: 'json' };
+import c98 from '../../protocol/schemas/capabilities/protocol.registry.announce.response.json' with { type: 'json' };
+import c99 from '../../protocol/schemas/capabilities/protocol.registry.list.request.json' with { type: 'json' };
+import c100 from '../../protocol/schemas/capabilities/protocol.registry.list.response.json' with { type: 'json' };
+import c101 from '../../protocol/schemas/capabilities/protocol.self.describe.request.json' with { type: 'json' };
+import c102 from '../../protocol/schemas/capabilities/protocol.self.describe.response.json' with { type: 'json' };
+import c103 from '../../protocol/schemas/capabilities/protocol.version.list.request.json' with { type: 'json' };
+import c104 from '../../protocol/schemas/capabilities/protocol.version.list.response.json' with { type: 'json' };
 import e0 from '../../protocol/schemas/events/civdef.alert.acked.json' with { type: 'json' };
 import e1 from '../../protocol/schemas/events/civdef.alert.cancelled.json' with { type: 'json' };
 import e2 from '../../protocol/schemas/events/civdef.alert.dropped.revoked.json' with { type: 'json' };
@@ -189,93 +190,94 @@ export const CAPABILITY_SCHEMA_FILES: Record<string, Record<string, unknown>> = 
   'experimental.civdef.alert.subscribe.stream': c14,
   'experimental.civdef.audit.export.request': c15,
   'experimental.civdef.audit.export.response': c16,
-  'experimental.civdef.role.list.request': c17,
-  'experimental.civdef.role.list.response': c18,
-  'experimental.civdef.role.register.request': c19,
-  'experimental.civdef.role.register.response': c20,
-  'experimental.civdef.role.revoke.request': c21,
-  'experimental.civdef.role.revoke.response': c22,
-  'experimental.distributed_llm.pipeline.plan.request': c23,
-  'experimental.distributed_llm.pipeline.plan.response': c24,
-  'experimental.distributed_llm.pipeline.run.request': c25,
-  'experimental.distributed_llm.pipeline.run.response': c26,
-  'experimental.distributed_llm.pipeline.run.stream': c27,
-  'experimental.distributed_llm.pipeline.status.request': c28,
-  'experimental.distributed_llm.pipeline.status.response': c29,
-  'experimental.distributed_llm.shard.connect.request': c30,
-  'experimental.distributed_llm.shard.connect.response': c31,
-  'experimental.distributed_llm.shard.forward.request': c32,
-  'experimental.distributed_llm.shard.forward.response': c33,
-  'experimental.distributed_llm.shard.list.request': c34,
-  'experimental.distributed_llm.shard.list.response': c35,
-  'experimental.evidence.claim.assert.request': c36,
-  'experimental.evidence.claim.assert.response': c37,
-  'experimental.evidence.claim.attest.request': c38,
-  'experimental.evidence.claim.attest.response': c39,
-  'experimental.evidence.claim.dispute.request': c40,
-  'experimental.evidence.claim.dispute.response': c41,
-  'experimental.evidence.claim.get.request': c42,
-  'experimental.evidence.claim.get.response': c43,
-  'experimental.evidence.claim.query.request': c44,
-  'experimental.evidence.claim.query.response': c45,
-  'experimental.evidence.ebkh.sync.request': c46,
-  'experimental.evidence.ebkh.sync.response': c47,
-  'experimental.evidence.provenance.trace.request': c48,
-  'experimental.evidence.provenance.trace.response': c49,
-  'experimental.evidence.subject.summary.request': c50,
-  'experimental.evidence.subject.summary.response': c51,
-  'experimental.fedlearn.adapter.apply.request': c52,
-  'experimental.fedlearn.adapter.apply.response': c53,
-  'experimental.fedlearn.adapter.fetch.request': c54,
-  'experimental.fedlearn.adapter.fetch.response': c55,
-  'experimental.fedlearn.round.announce.request': c56,
-  'experimental.fedlearn.round.announce.response': c57,
-  'experimental.fedlearn.round.finalize.request': c58,
-  'experimental.fedlearn.round.finalize.response': c59,
-  'experimental.fedlearn.round.join.request': c60,
-  'experimental.fedlearn.round.join.response': c61,
-  'experimental.fedlearn.round.list.request': c62,
-  'experimental.fedlearn.round.list.response': c63,
-  'experimental.fedlearn.round.status.request': c64,
-  'experimental.fedlearn.round.status.response': c65,
-  'experimental.fedlearn.round.submit.request': c66,
-  'experimental.fedlearn.round.submit.response': c67,
-  'experimental.lora.beacon.send.request': c68,
-  'experimental.lora.beacon.send.response': c69,
-  'experimental.lora.duty_cycle.request': c70,
-  'experimental.lora.duty_cycle.response': c71,
-  'experimental.lora.panic.send.request': c72,
-  'experimental.lora.panic.send.response': c73,
-  'experimental.lora.peer.list.request': c74,
-  'experimental.lora.peer.list.response': c75,
-  'experimental.lora.peer.verify.request': c76,
-  'experimental.lora.peer.verify.response': c77,
-  'experimental.lora.recent_beacons.request': c78,
-  'experimental.lora.recent_beacons.response': c79,
-  'experimental.lora.status.request': c80,
-  'experimental.lora.status.response': c81,
-  'experimental.moe.expert.list.request': c82,
-  'experimental.moe.expert.list.response': c83,
-  'experimental.moe.expert.register.request': c84,
-  'experimental.moe.expert.register.response': c85,
-  'experimental.moe.expert.unregister.request': c86,
-  'experimental.moe.expert.unregister.response': c87,
-  'experimental.moe.feedback.record.request': c88,
-  'experimental.moe.feedback.record.response': c89,
-  'experimental.moe.route.handoff.request': c90,
-  'experimental.moe.route.handoff.response': c91,
-  'experimental.moe.route.query.request': c92,
-  'experimental.moe.route.query.response': c93,
-  'protocol.conformance.report.request': c94,
-  'protocol.conformance.report.response': c95,
-  'protocol.registry.announce.request': c96,
-  'protocol.registry.announce.response': c97,
-  'protocol.registry.list.request': c98,
-  'protocol.registry.list.response': c99,
-  'protocol.self.describe.request': c100,
-  'protocol.self.describe.response': c101,
-  'protocol.version.list.request': c102,
-  'protocol.version.list.response': c103,
+  'experimental.civdef.audit.export.stream': c17,
+  'experimental.civdef.role.list.request': c18,
+  'experimental.civdef.role.list.response': c19,
+  'experimental.civdef.role.register.request': c20,
+  'experimental.civdef.role.register.response': c21,
+  'experimental.civdef.role.revoke.request': c22,
+  'experimental.civdef.role.revoke.response': c23,
+  'experimental.distributed_llm.pipeline.plan.request': c24,
+  'experimental.distributed_llm.pipeline.plan.response': c25,
+  'experimental.distributed_llm.pipeline.run.request': c26,
+  'experimental.distributed_llm.pipeline.run.response': c27,
+  'experimental.distributed_llm.pipeline.run.stream': c28,
+  'experimental.distributed_llm.pipeline.status.request': c29,
+  'experimental.distributed_llm.pipeline.status.response': c30,
+  'experimental.distributed_llm.shard.connect.request': c31,
+  'experimental.distributed_llm.shard.connect.response': c32,
+  'experimental.distributed_llm.shard.forward.request': c33,
+  'experimental.distributed_llm.shard.forward.response': c34,
+  'experimental.distributed_llm.shard.list.request': c35,
+  'experimental.distributed_llm.shard.list.response': c36,
+  'experimental.evidence.claim.assert.request': c37,
+  'experimental.evidence.claim.assert.response': c38,
+  'experimental.evidence.claim.attest.request': c39,
+  'experimental.evidence.claim.attest.response': c40,
+  'experimental.evidence.claim.dispute.request': c41,
+  'experimental.evidence.claim.dispute.response': c42,
+  'experimental.evidence.claim.get.request': c43,
+  'experimental.evidence.claim.get.response': c44,
+  'experimental.evidence.claim.query.request': c45,
+  'experimental.evidence.claim.query.response': c46,
+  'experimental.evidence.ebkh.sync.request': c47,
+  'experimental.evidence.ebkh.sync.response': c48,
+  'experimental.evidence.provenance.trace.request': c49,
+  'experimental.evidence.provenance.trace.response': c50,
+  'experimental.evidence.subject.summary.request': c51,
+  'experimental.evidence.subject.summary.response': c52,
+  'experimental.fedlearn.adapter.apply.request': c53,
+  'experimental.fedlearn.adapter.apply.response': c54,
+  'experimental.fedlearn.adapter.fetch.request': c55,
+  'experimental.fedlearn.adapter.fetch.response': c56,
+  'experimental.fedlearn.round.announce.request': c57,
+  'experimental.fedlearn.round.announce.response': c58,
+  'experimental.fedlearn.round.finalize.request': c59,
+  'experimental.fedlearn.round.finalize.response': c60,
+  'experimental.fedlearn.round.join.request': c61,
+  'experimental.fedlearn.round.join.response': c62,
+  'experimental.fedlearn.round.list.request': c63,
+  'experimental.fedlearn.round.list.response': c64,
+  'experimental.fedlearn.round.status.request': c65,
+  'experimental.fedlearn.round.status.response': c66,
+  'experimental.fedlearn.round.submit.request': c67,
+  'experimental.fedlearn.round.submit.response': c68,
+  'experimental.lora.beacon.send.request': c69,
+  'experimental.lora.beacon.send.response': c70,
+  'experimental.lora.duty_cycle.request': c71,
+  'experimental.lora.duty_cycle.response': c72,
+  'experimental.lora.panic.send.request': c73,
+  'experimental.lora.panic.send.response': c74,
+  'experimental.lora.peer.list.request': c75,
+  'experimental.lora.peer.list.response': c76,
+  'experimental.lora.peer.verify.request': c77,
+  'experimental.lora.peer.verify.response': c78,
+  'experimental.lora.recent_beacons.request': c79,
+  'experimental.lora.recent_beacons.response': c80,
+  'experimental.lora.status.request': c81,
+  'experimental.lora.status.response': c82,
+  'experimental.moe.expert.list.request': c83,
+  'experimental.moe.expert.list.response': c84,
+  'experimental.moe.expert.register.request': c85,
+  'experimental.moe.expert.register.response': c86,
+  'experimental.moe.expert.unregister.request': c87,
+  'experimental.moe.expert.unregister.response': c88,
+  'experimental.moe.feedback.record.request': c89,
+  'experimental.moe.feedback.record.response': c90,
+  'experimental.moe.route.handoff.request': c91,
+  'experimental.moe.route.handoff.response': c92,
+  'experimental.moe.route.query.request': c93,
+  'experimental.moe.route.query.response': c94,
+  'protocol.conformance.report.request': c95,
+  'protocol.conformance.report.response': c96,
+  'protocol.registry.announce.request': c97,
+  'protocol.registry.announce.response': c98,
+  'protocol.registry.list.request': c99,
+  'protocol.registry.list.response': c100,
+  'protocol.self.describe.request': c101,
+  'protocol.self.describe.response': c102,
+  'protocol.version.list.request': c103,
+  'protocol.version.list.response': c104,
 };
 
 export const EVENT_SCHEMA_FILES: Record<string, Record<string, unknown>> = {

@@ -42,6 +42,5 @@ function moduleSection(module: string, dir: string, prefix: string, probe: strin
 
 export const sections: SectionDef[] = [
   moduleSection('fedlearn', 'fedlearn', 'M28', 'experimental.fedlearn.round.list'),
-  // M26, M27, M29 and M30 have their own sections (suites/experimental/<module>.ts)
-  moduleSection('civdef', 'civdef', 'M31', 'experimental.civdef.alert.list'),
+  // M26, M27, M29, M30 and M31 have their own sections (suites/experimental/<module>.ts)
 ];
