@@ -156,7 +156,7 @@ describe('M28 aggregation', () => {
     const meanUpd = new Float64Array(48 * 48);
     for (const p of parts) {
       const u = loraWeightDelta(A0, p.tensors.get('layers.0.q_proj.lora_B')!.data, 4, 48, 48, 8);
-      for (let i = 0; i < u.length; i++) meanUpd[i] += (p.num_samples / W) * u[i]!;
+      for (let i = 0; i < u.length; i++) meanUpd[i]! += (p.num_samples / W) * u[i]!;
     }
     const merged = loraWeightDelta(A0, out.get('layers.0.q_proj.lora_B')!.data, 4, 48, 48, 8);
     let err = 0;
@@ -182,7 +182,7 @@ describe('M28 aggregation', () => {
         48,
         8,
       );
-      for (let i = 0; i < u.length; i++) mean2[i] += (p.num_samples / W) * u[i]!;
+      for (let i = 0; i < u.length; i++) mean2[i]! += (p.num_samples / W) * u[i]!;
     }
     const m2 = loraWeightDelta(
       o2.get('layers.0.q_proj.lora_A')!.data,
