@@ -57,7 +57,7 @@ const byteTrainer: Trainer = async (m, init, data) => {
     for (let i = 0; i + 1 < bytes.length && windows < m.train_steps * m.batch_size; i++, windows++) {
       const xi = bytes[i]! % dIn;
       const yo = bytes[i + 1]! % dOut;
-      for (let k = 0; k < r; k++) g[yo * r + k] += A.data[k * dIn + xi]!; // −∂L/∂B ∝ y·(A x)ᵀ
+      for (let k = 0; k < r; k++) g[yo * r + k]! += A.data[k * dIn + xi]!; // −∂L/∂B ∝ y·(A x)ᵀ
     }
     const lr = m.learning_rate;
     out.set(name, { shape: t.shape, data: Float32Array.from(g, (v) => (lr * v) / Math.max(1, windows)) });
