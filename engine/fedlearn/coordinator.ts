@@ -9,7 +9,7 @@ import { fromB64url } from '../core/encoding.js';
 import type { NodeID } from '../core/types.js';
 import { verifyObject } from '../identity/identity.js';
 import { aggregate, encodeAdapter } from './aggregator.js';
-import { validateDelta, type ModelCard } from './delta.js';
+import { decodeSafetensors, validateDelta, type ModelCard } from './delta.js';
 import { loraInit } from './lora-init.js';
 import type { RoundManifest } from './manifest.js';
 
@@ -292,11 +292,10 @@ export class Coordinator {
   }
 }
 
-/** §7: validate-free aggregation of a round's accepted deltas (they were validated on submit / fetch). */
+/** §7: aggregation of a round's accepted deltas (each was validated on submit). */
 export async function aggregateRound(r: CoordRound, card: ModelCard | null, takeover: boolean) {
   const m = r.manifest;
   if (!card) throw new HnError('base_model_mismatch', 'no base model');
-  const { decodeSafetensors } = await import('./delta.js');
   const subs = [...r.subs].map(([participant, s]) => ({
     participant,
     num_samples: s.num_samples,
