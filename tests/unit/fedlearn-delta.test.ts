@@ -80,7 +80,7 @@ describe('M28 safetensors codec', () => {
         fc.dictionary(fc.stringMatching(/^[a-z_]{1,8}$/), fc.string({ maxLength: 10 }), { maxKeys: 3 }),
         (dict, md) => {
           const tensors: Tensors = new Map(
-            Object.entries(dict).map(([k, [shape, data]]) => [k, { shape, data }]),
+            Object.entries(dict).map(([k, [shape, data]]) => [k, { shape: [...shape], data }]),
           );
           const metadata = { ...md };
           delete (metadata as Record<string, string>).__proto__;

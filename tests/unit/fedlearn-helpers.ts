@@ -30,7 +30,7 @@ export function randomDelta(
   for (const [n, shape] of expectedShapes(TINY_CARD, targets, rank, freezeA)) {
     const data = new Float32Array(shape[0]! * shape[1]!);
     for (let i = 0; i < data.length; i++) data[i] = (r.float() * 2 - 1) * scale;
-    out.set(n, { shape, data });
+    out.set(n, { shape: [...shape], data });
   }
   return out;
 }
