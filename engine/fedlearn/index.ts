@@ -1,11 +1,18 @@
 /**
- * M28 Federated learning — module definition. PLACEHOLDER: the seed capabilities are registered (while the
- * module is on) and answer `not_implemented`; the module's helper replaces the body of `create`.
+ * M28 Federated learning — module definition. Capabilities registered only while on; rounds, consent,
+ * submissions, aggregation and adapters live in participant.ts / coordinator.ts; this file wires them to
+ * the host: the community view (announce level), the event subscription (announced/completed/aborted
+ * from peers), the module's stores, and the local engine API (FEDLEARN_SERVICES) the app uses for
+ * consent records, training texts, the trainer and the base model.
  */
 import * as C from '../core/constants.js';
 import { bool, fieldError, int, num, oneOf } from '../core/config-fields.js';
+import type { NodeID } from '../core/types.js';
+import type { Capability } from '../bus/types.js';
+import { COMMUNITY_EVENT_TYPES, CommunityView } from '../identity/community.js';
 import type { ModuleDefinition } from '../modules/module.js';
-import { notImplementedCapabilities } from '../modules/registry.js';
+import { descriptor } from '../modules/registry.js';
+import { FedLearnService } from './participant.js';
 
 /** [fedlearn] config section (seed §8; field list owned by the module digest). */
 export const config = {
@@ -75,9 +82,81 @@ export const fedlearn: ModuleDefinition<'fedlearn', typeof config> = {
     blurb: 'LoRA fine-tuning on local data, merged with FedAvg (M28).',
     icon: '🎓',
   },
-  create: () => ({
-    capabilities: () => notImplementedCapabilities('fedlearn', CAPABILITIES),
-  }),
+  stores: [
+    { name: 'consents', keyPath: 'round_id' },
+    { name: 'adapters', keyPath: 'sha' },
+    { name: 'training_data', keyPath: 'id' },
+  ],
+  storesVersion: 1,
+  create(c) {
+    let svc: FedLearnService | null = null;
+    const admission = (c.configOf('community')?.admission as 'open' | 'invite' | undefined) ?? 'open';
+    const community = new CommunityView(c.communityId, admission);
+    const communityTypes = new Set<string>(COMMUNITY_EVENT_TYPES);
+    const need = () => {
+      if (!svc) throw new Error('fedlearn module not started');
+      return svc;
+    };
+    const self = { trust_required: 'self' as const };
+    const member = { trust_required: 'member' as const };
+    const cap = (n: string, over: object, h: Capability['handler']): Capability => ({
+      descriptor: descriptor(`experimental.fedlearn.${n}`, 'fedlearn', over),
+      handler: h,
+    });
+    return {
+      capabilities: () => [
+        cap('round.announce', self, async (i) => need().announce(i)),
+        cap('round.list', { ...member, idempotent: true }, async (i) => need().list(i ?? {})),
+        cap('round.join', member, async (i, ctx) => need().join(i ?? {}, ctx)),
+        cap('round.submit', { ...member, timeout_seconds: 300 }, async (i, ctx) =>
+          need().submit(i ?? {}, ctx),
+        ),
+        cap('round.status', { ...member, idempotent: true }, async (i, ctx) => need().status(i ?? {}, ctx)),
+        cap('round.finalize', { ...self, timeout_seconds: 120 }, async (i) => need().finalize(i ?? {})),
+        cap('adapter.fetch', { ...member, idempotent: true }, async (i, ctx) => need().fetch(i ?? {}, ctx)),
+        cap('adapter.apply', self, async (i) => need().apply(i ?? {})),
+      ],
+      async start() {
+        const db = await c.openStore();
+        for (const t of COMMUNITY_EVENT_TYPES)
+          for (const ev of await c.events.list({ type: t })) community.apply(ev as never);
+        const s = new FedLearnService({
+          self: c.self,
+          sign: (o) => c.sign(o),
+          append: (t, d) => c.events.append(t, d),
+          now: () => c.clock.now(),
+          setTimeout: (fn, ms) => c.clock.setTimeout(fn, ms),
+          call: (capName, input, peer) => c.bus.call(capName, input, { peer: peer as NodeID }),
+          levelOf: (n) => community.levelOf(n as NodeID),
+          settings: () => c.config(),
+          db: {
+            get: (st, k) => db.get(st, k),
+            put: (st, v) => db.put(st, v as never),
+            getAll: (st) => db.getAll(st),
+          },
+          log: c.log,
+        });
+        svc = s;
+        FEDLEARN_SERVICES.set(c.self, s);
+        const onEvent = (ev: { event_type: string; data: Record<string, unknown>; author: string }) => {
+          if (communityTypes.has(ev.event_type)) community.apply(ev as never);
+          if (ev.event_type === 'fedlearn.round.announced') s.ingestAnnounced(ev.data);
+          if (ev.event_type === 'fedlearn.round.completed') s.ingestEnded('completed', ev.data, ev.author);
+          if (ev.event_type === 'fedlearn.round.aborted') s.ingestEnded('aborted', ev.data, ev.author);
+        };
+        for (const t of ['fedlearn.round.announced', 'fedlearn.round.completed', 'fedlearn.round.aborted'])
+          for (const ev of await c.events.list({ type: t })) onEvent(ev);
+        c.events.subscribe((ev) => onEvent(ev));
+      },
+      stop() {
+        if (svc && FEDLEARN_SERVICES.get(c.self) === svc) FEDLEARN_SERVICES.delete(c.self);
+        svc = null;
+      },
+    };
+  },
 };
+
+/** Running services by node id: the app's local engine API (consent records, training texts, trainer, base model). */
+export const FEDLEARN_SERVICES = new Map<string, FedLearnService>();
 
 export default fedlearn;
