@@ -156,3 +156,34 @@ export async function eventually<T>(
     await sleep(20);
   }
 }
+
+/**
+ * The gating case every module section starts with: with the module's flag off, each of its
+ * capabilities answers `experimental_disabled`; the flag is switched back on afterwards.
+ */
+export function flagOffCase(o: {
+  id: string;
+  spec_ref: string;
+  title: string;
+  module: string;
+  capabilities: readonly string[];
+}): CaseDef {
+  return {
+    id: o.id,
+    spec_ref: o.spec_ref,
+    title: o.title,
+    requires: { ops: ['config'] },
+    async run(ctx) {
+      await ctx.target.config!(0, { [o.module]: false });
+      try {
+        for (const cap of o.capabilities) {
+          const bad = expectError(await ctx.call(cap, {}), 'experimental_disabled', { capability: cap });
+          if (bad) return bad;
+        }
+        return pass();
+      } finally {
+        await ctx.target.config!(0, { [o.module]: true });
+      }
+    },
+  };
+}

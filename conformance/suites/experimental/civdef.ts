@@ -20,6 +20,7 @@ import {
   type CaseCtx,
   type CaseDef,
   type SectionDef,
+  flagOffCase,
 } from '../../runner/case.js';
 
 const P = 'experimental.civdef.';
@@ -104,24 +105,13 @@ function suiteCert(
 }
 
 const cases: CaseDef[] = [
-  {
+  flagOffCase({
     id: 'civdef.flag',
     spec_ref: `${REF} §2 (gating); seed §8`,
     title: 'module off → all eleven experimental.civdef.* capabilities answer experimental_disabled',
-    requires: { ops: ['config'] },
-    async run(ctx) {
-      await ctx.target.config!(0, { civdef: false });
-      try {
-        for (const cap of CAPS) {
-          const bad = expectError(await ctx.call(cap, {}), 'experimental_disabled', { capability: cap });
-          if (bad) return bad;
-        }
-        return pass();
-      } finally {
-        await ctx.target.config!(0, { civdef: true });
-      }
-    },
-  },
+    module: 'civdef',
+    capabilities: CAPS,
+  }),
   {
     id: 'civdef.get.unknown',
     spec_ref: `${REF} §2 alert.get`,

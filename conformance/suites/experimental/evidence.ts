@@ -17,6 +17,7 @@ import {
   type CaseCtx,
   type CaseDef,
   type SectionDef,
+  flagOffCase,
 } from '../../runner/case.js';
 
 const P = 'experimental.evidence.';
@@ -229,24 +230,13 @@ export const section: SectionDef = {
         return expectError(await ctx.call(`${P}claim.attest`, input), 'bad_request', { input }) ?? pass();
       },
     },
-    {
+    flagOffCase({
       id: 'evidence.flag_off',
       spec_ref: `${REF} §7.15; seed §2.5`,
       title: 'module off → every evidence capability answers experimental_disabled',
-      requires: { ops: ['config'] },
-      async run(ctx) {
-        await ctx.target.config!(0, { evidence: false });
-        try {
-          for (const cap of CAPS) {
-            const bad = expectError(await ctx.call(cap, {}), 'experimental_disabled', { capability: cap });
-            if (bad) return bad;
-          }
-          return pass();
-        } finally {
-          await ctx.target.config!(0, { evidence: true });
-        }
-      },
-    },
+      module: 'evidence',
+      capabilities: CAPS,
+    }),
     errCase(
       'sync.no_endpoint',
       '§4.8',

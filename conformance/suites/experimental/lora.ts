@@ -10,7 +10,16 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beaconBytes, loraToaMs, nextAllowed } from '../../lib/lora.js';
-import { all, expectError, expectOk, fail, pass, type CaseDef, type SectionDef } from '../../runner/case.js';
+import {
+  all,
+  expectError,
+  expectOk,
+  fail,
+  pass,
+  type CaseDef,
+  type SectionDef,
+  flagOffCase,
+} from '../../runner/case.js';
 
 const CAPS = [
   'experimental.lora.status',
@@ -26,24 +35,13 @@ const vec = (f: string) => JSON.parse(readFileSync(resolve(VEC, f), 'utf8'));
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
 
 const cases: CaseDef[] = [
-  {
+  flagOffCase({
     id: 'M29-01',
     spec_ref: 'lora digest status; seed §2.4',
     title: 'module off → all seven experimental.lora.* capabilities answer experimental_disabled',
-    requires: { ops: ['config'] },
-    async run(ctx) {
-      await ctx.target.config!(0, { lora: false });
-      try {
-        for (const cap of CAPS) {
-          const bad = expectError(await ctx.call(cap, {}), 'experimental_disabled', { capability: cap });
-          if (bad) return bad;
-        }
-        return pass();
-      } finally {
-        await ctx.target.config!(0, { lora: true });
-      }
-    },
-  },
+    module: 'lora',
+    capabilities: CAPS,
+  }),
   {
     id: 'M29-02',
     spec_ref: 'lora digest §2 (status errors), §3 LoraStatus, §11.13',

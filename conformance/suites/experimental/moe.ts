@@ -14,6 +14,7 @@ import {
   type CaseCtx,
   type CaseDef,
   type SectionDef,
+  flagOffCase,
 } from '../../runner/case.js';
 
 const REG = 'experimental.moe.expert.register';
@@ -44,24 +45,13 @@ export const section: SectionDef = {
   module: 'moe',
   probe: { capability: LIST, input: {} },
   cases: [
-    {
+    flagOffCase({
       id: 'M27-01',
       spec_ref: 'M27 §flags; seed §2',
       title: 'module off → every moe seed capability answers experimental_disabled',
-      requires: { ops: ['config'] },
-      async run(ctx) {
-        await ctx.target.config!(0, { moe: false });
-        try {
-          for (const cap of SEED_MODULE_CAPABILITIES.moe!) {
-            const bad = expectError(await ctx.call(cap, {}), 'experimental_disabled', { capability: cap });
-            if (bad) return bad;
-          }
-          return pass();
-        } finally {
-          await ctx.target.config!(0, { moe: true });
-        }
-      },
-    },
+      module: 'moe',
+      capabilities: SEED_MODULE_CAPABILITIES.moe!,
+    }),
     {
       id: 'MOE-01',
       spec_ref: 'moe §5 topic normalisation',
