@@ -167,7 +167,13 @@ export class SyncPart {
         resolve(m);
       });
       unsub = s.addCloseListener(() => reject(new HnError('partition', 'link closed during sync')));
-      void s.d.events.heads().then((heads) => s.send({ type: 'sync.heads', id, heads }));
+      s.d.events
+        .heads()
+        .then((heads) => s.send({ type: 'sync.heads', id, heads }))
+        .catch((e: unknown) => {
+          clearTimeout(t);
+          reject(e);
+        });
     }).finally(() => {
       this.waiters.delete(`heads:${id}`);
       unsub();
