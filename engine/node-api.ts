@@ -227,6 +227,7 @@ export function buildNodeApi(p: NodeParts): HearthNode {
           levelOf: (n) => community.levelOf(n),
           connect: (port, info) => node.connect(port, info),
           openSession: (peer) => peers.sessions.get(peer),
+          log: p.logs.logger('mesh'),
         },
         { displayName: cfg.config.identity.display_name, ...opts },
       );

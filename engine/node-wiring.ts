@@ -84,6 +84,7 @@ export function wireLinks(
       ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
       ...(options.missedHeartbeats ? { missedHeartbeats: options.missedHeartbeats } : {}),
       onModuleMessage: o.onModuleMessage,
+      log: o.logs.logger('link'),
     },
     levelOf: (n) => community.levelOf(n),
     syncIntervalMs: () => cfg.config.events.sync_interval_seconds * 1000,

@@ -13,6 +13,8 @@ export function deadline(d: CapabilityDescriptor, origin: Origin, now = Date.now
   const ac = new AbortController();
   let reject!: (e: unknown) => void;
   const aborted = new Promise<never>((_, rej) => (reject = rej));
+  // raced against the handler, where the caller receives the abort; once the handler has settled
+  // a later abort has no one to tell, so it must not surface as an unhandled rejection
   aborted.catch(() => undefined);
   const onAbort = () => {
     const reason =

@@ -61,3 +61,14 @@ export function manualClock(start = 0): Clock & { advance(ms: number): void } {
     },
   };
 }
+
+/**
+ * The tail of a serial queue: the next job runs once `p` has settled, whichever way. This is not
+ * where `p`'s error goes: whoever awaits `p` itself receives it (the queue hands `p` back).
+ */
+export function queueTail(p: Promise<unknown>): Promise<void> {
+  return p.then(
+    () => undefined,
+    () => undefined,
+  );
+}

@@ -20,6 +20,7 @@ import { CommunityView, CORE_EVENT_SCHEMAS } from '../identity/community.js';
 import { signObject, verifyObjects, type KeyPair } from '../identity/identity.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { StorageAdapter, Tx } from '../store/types.js';
+import { queueTail } from '../core/vocab.js';
 
 export interface EventEnvelope {
   schema_version: 1;
@@ -143,7 +144,7 @@ export class EventLog {
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.queue.then(fn, fn);
-    this.queue = p.catch(() => undefined);
+    this.queue = queueTail(p); // the caller gets the error from p
     return p;
   }
 

@@ -9,7 +9,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Capability } from '../bus/types.js';
 import { HnError, toHnError } from '../core/errors.js';
 import type { NodeID } from '../core/types.js';
-import type { Clock } from '../core/vocab.js';
+import { queueTail, type Clock } from '../core/vocab.js';
 import type { EventLog } from '../events/log.js';
 import { verifyObject } from '../identity/identity.js';
 import type { LinkProtocolHook } from '../net/session.js';
@@ -168,7 +168,7 @@ export class ModuleHost {
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.queue.then(fn, fn);
-    this.queue = p.catch(() => undefined); // the chain continues; the caller gets the error from p
+    this.queue = queueTail(p); // the chain continues; the caller gets the error from p
     return p;
   }
 

@@ -9,6 +9,7 @@ import { LINK_CONTROL_MAX_BYTES, LINK_FRAGMENT_BYTES, TENSOR_CHUNK_BYTES } from 
 import { HnError } from '../core/errors.js';
 import { fromUtf8, utf8 } from '../core/encoding.js';
 import type { BytePort } from './port.js';
+import { queueTail } from '../core/vocab.js';
 
 export const KIND_CONTROL = 0x01;
 export const KIND_X08 = 0x02;
@@ -134,7 +135,7 @@ export class LinkMux {
       } while (off < bytes.length);
     };
     const p = this.sendChain.then(job, job);
-    this.sendChain = p.catch(() => undefined);
+    this.sendChain = queueTail(p); // the sender gets the error from p
     return p;
   }
 

@@ -13,6 +13,7 @@ import { RelayClient, type WebSocketConstructor } from './relay-client.js';
 import { acceptRelayedPorts, openRelayedPort, type SecurePort } from './relayed-port.js';
 import type { LinkInfo, PeerSession } from './session.js';
 import { openWebRtc, type SimplePeerCtor } from './webrtc-port.js';
+import type { Logger } from '../observability/logger.js';
 
 export interface JoinOptions {
   /** `ws(s)://host:port/ws` of the relay */
@@ -34,6 +35,8 @@ export interface MeshDeps {
   levelOf: (n: NodeID) => TrustLevel | 'revoked' | null;
   connect: (port: BytePort, info: LinkInfo) => Promise<PeerSession>;
   openSession: (peer: NodeID) => PeerSession | undefined;
+  /** the mesh's log (Diagnostics) */
+  log?: Logger;
 }
 
 interface Attempt {
@@ -143,7 +146,11 @@ export class Mesh {
         await this.d.connect(port, { transport: 'direct', expectedPeer: peer, dtlsLocal, dtlsRemote });
         this.settled(peer);
       })
-      .catch(() => undefined); // the fallback timer takes over
+      .catch((e: unknown) => {
+        // the fallback timer takes over (a relayed link)
+        if (!this.stopped)
+          this.d.log?.info('direct link failed; falling back to the relay', { peer, error: e as Error });
+      });
   }
 
   private onSignal(from: NodeID, data: unknown): void {
@@ -169,8 +176,12 @@ export class Mesh {
     a.relayed = true;
     openRelayedPort(this.client, peer, { self: this.d.keys })
       .then((port) => this.adopt(port))
-      .catch(() => {
+      .catch((e: unknown) => {
         // retry on the next roster change or welcome
+        this.d.log?.warn('relayed link failed; retrying on the next roster change', {
+          peer,
+          error: e as Error,
+        });
         this.attempts.delete(peer);
       });
   }

@@ -8,6 +8,7 @@ import type { KeyPair } from '../identity/identity.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PeerBudget, PeerBudgetOptions } from './budget.js';
 import type { ControlMessage } from './control.js';
+import type { Logger } from '../observability/logger.js';
 
 export type Transport = 'direct' | 'relay' | 'memory';
 
@@ -36,6 +37,8 @@ export interface SessionDeps {
   protocol?: () => LinkProtocolHook | null;
   /** per-peer budgets (defaults: RATE_LIMIT_SOFT_RPS_TOTAL calls/s, 8 MiB/s, 1 sync/s) */
   budget?: PeerBudgetOptions;
+  /** the link's log (Diagnostics); never given content */
+  log?: Logger;
   /** inbound module link message (`mod.msg`), routed by the module host */
   onModuleMessage?: (peer: NodeID, type: unknown, payload: unknown) => void;
 }

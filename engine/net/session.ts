@@ -59,7 +59,6 @@ export class PeerSession implements SessionCore {
       this.resolveReady = res;
       this.rejectReady = rej;
     });
-    this.ready.catch(() => undefined);
     this.mux.onClose((r) => this.teardown(r));
     const t = setTimeout(() => this.fail('handshake timeout'), LINK_HANDSHAKE_TIMEOUT_SECONDS * 1000);
     this.ready.then(
@@ -97,7 +96,16 @@ export class PeerSession implements SessionCore {
   }
 
   send(m: ControlMessage): Promise<void> {
-    return this.mux.sendControl(m as unknown as Record<string, unknown>).catch(() => undefined);
+    return this.mux.sendControl(m as unknown as Record<string, unknown>).catch((e: unknown) => {
+      // a closed link is reported by the close path; a failure on an open link is worth a line
+      if (this.state === 'open' || this.state === 'handshaking')
+        this.d.log?.warn('control message not sent', {
+          type: m.type,
+          peer: this.info.expectedPeer ?? null,
+          error: e as Error,
+        });
+      else this.d.log?.debug('control message dropped: the link is closed', { type: m.type });
+    });
   }
 
   sendStrict(m: ControlMessage): Promise<void> {

@@ -33,8 +33,12 @@ export class SyncPart {
     if (this.queued >= SESSION_QUEUE_MAX) return false;
     this.queued++;
     const run = () => fn().finally(() => this.queued--);
-    const p = this.queue.then(run, run);
-    this.queue = p.catch(() => undefined);
+    // a job that fails (a batch the log refuses, a closed link) is logged; the queue goes on
+    this.queue = this.queue.then(run, run).catch((e: unknown) => {
+      if (this.s.state === 'open')
+        this.s.d.log?.warn('event sync job failed', { peer: this.s.peer, error: e as Error });
+      else this.s.d.log?.debug('event sync job ended with the link', { peer: this.s.peer });
+    });
     return true;
   }
 

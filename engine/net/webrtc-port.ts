@@ -181,6 +181,7 @@ export function openWebRtc(o: WebRtcOptions): {
       resolve({ port, dtlsLocal, dtlsRemote });
     });
   });
+  // the caller (the mesh) handles `ready`'s failure and logs it; this covers the time before it attaches
   ready.catch(() => undefined);
   return {
     signal: (d) => {

@@ -3,6 +3,7 @@ import { openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { HnError } from '../core/errors.js';
 import type { DbSchema, Key, Query, StorageAdapter, Tx } from './types.js';
 import { SingleOpStorage } from './single-op.js';
+import { queueTail } from '../core/vocab.js';
 
 function toRange(q: Query | undefined): IDBKeyRange | IDBValidKey | undefined {
   if (!q) return undefined;
@@ -99,7 +100,8 @@ class IdbStorage extends SingleOpStorage {
       } catch {
         /* already finished */
       }
-      await t.done.catch(() => undefined);
+      // the abort we just asked for rejects t.done; the error reported is the transaction's own (below)
+      await queueTail(t.done);
       if (e instanceof HnError) throw e;
       throw new HnError('storage_failed', `transaction aborted: ${(e as Error)?.name ?? 'error'}`);
     }

@@ -12,6 +12,7 @@ import {
   type Tx,
 } from './types.js';
 import { SingleOpStorage } from './single-op.js';
+import { queueTail } from '../core/vocab.js';
 
 interface Row {
   key: Key;
@@ -102,7 +103,7 @@ class MemoryStorage extends SingleOpStorage {
     };
     // transactions run one at a time, in order, like IndexedDB read-write transactions on overlapping scopes
     const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
+    this.chain = queueTail(p); // the caller gets the error from p
     return p;
   }
 

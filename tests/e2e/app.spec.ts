@@ -190,6 +190,7 @@ test("the app is installable (Chromium's own check, in a non-incognito profile)"
 test('a module switch persists across reloads and its capabilities come and go', async ({ page }) => {
   await page.goto('/');
   await ready(page);
+  await page.getByTestId('nav-settings').click(); // the switches live in Settings
   const sw = page.getByTestId('module-switch-moe');
   await expect(sw).not.toBeChecked();
   await expect(page.getByTestId('caps-moe')).toHaveCount(0);
@@ -219,6 +220,7 @@ test('a module switch persists across reloads and its capabilities come and go',
 test('config import shows the field diff before saving and errors with their field', async ({ page }) => {
   await page.goto('/');
   await ready(page);
+  await page.getByTestId('nav-settings').click();
   await page.getByText('or paste a config').click();
   await page.getByTestId('config-text').fill('[transport]\nmax_links = 999\n');
   await page.getByTestId('config-preview').click();
@@ -272,6 +274,51 @@ test('the join link offers to join that community', async ({ browser, page }) =>
   }
 });
 
+test('navigation: Home first, a module view only while its module is on, Diagnostics and Settings', async ({
+  page,
+}) => {
+  const errors = watchErrors(page);
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.goto('/');
+  await ready(page);
+  await expect(page.getByTestId('view-home')).toBeVisible();
+  await expect(page.getByTestId('nav-module-evidence')).toHaveCount(0);
+  // on a laptop the navigation is a side bar
+  const bar = (await page.getByTestId('nav').boundingBox())!;
+  expect(bar.x).toBe(0);
+  expect(bar.height).toBeGreaterThan(bar.width);
+
+  await page.getByTestId('nav-settings').click();
+  await page.getByTestId('module-switch-evidence').check();
+  await page.getByTestId('nav-module-evidence').click();
+  await expect(page).toHaveURL(/#m\/evidence$/);
+  // the view is the module definition's own component, loaded lazily
+  await expect(page.getByTestId('module-view-evidence').getByTestId('ev-subject')).toBeVisible();
+  // a reload keeps the view
+  await page.reload();
+  await ready(page);
+  await expect(page.getByTestId('ev-subject')).toBeVisible();
+
+  // Diagnostics: module states and the node's log (the switch above was logged), with a level filter
+  await page.getByTestId('nav-diagnostics').click();
+  await expect(page.getByTestId('module-state-evidence')).toHaveAttribute('data-state', 'on');
+  await expect(page.getByTestId('module-state-moe')).toHaveAttribute('data-state', 'off');
+  await expect(page.getByTestId('log-row').filter({ hasText: 'module started' }).first()).toBeVisible();
+  await page.evaluate(() => window.hearthnet!.logs.write('warning', 'e2e', 'a warning for the filter'));
+  await page.getByTestId('log-level').selectOption('warning');
+  await expect(page.getByTestId('log-row').filter({ hasText: 'a warning for the filter' })).toHaveCount(1);
+  await expect(page.getByTestId('log-row').filter({ hasText: 'module started' })).toHaveCount(0);
+
+  // switched off, the module's view leaves the navigation and its address says it is off
+  await page.evaluate(() => window.hearthnet!.disable('evidence'));
+  await expect(page.getByTestId('nav-module-evidence')).toHaveCount(0);
+  await page.goto('/#m/evidence');
+  await ready(page);
+  await expect(page.getByTestId('module-view-off')).toBeVisible();
+  await expect(page.getByTestId('ev-subject')).toHaveCount(0);
+  expect(errors).toEqual([]);
+});
+
 test.describe('phone', () => {
   test.use({
     viewport: { width: 390, height: 844 },
@@ -285,10 +332,20 @@ test.describe('phone', () => {
     await page.goto('/');
     await ready(page);
     await page.evaluate(() => window.hearthnet!.enable('evidence'));
+    await page.getByTestId('nav-settings').click();
     await expect(page.getByTestId('module-switch-evidence')).toBeChecked();
+    const noOverflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(await noOverflow()).toBeLessThanOrEqual(0);
+    for (const view of ['chat', 'module-evidence', 'diagnostics', 'home']) {
+      await page.getByTestId(`nav-${view}`).click();
+      await expect(page.getByTestId(`view-${view}`)).toBeVisible();
+      expect(await noOverflow(), view).toBeLessThanOrEqual(0);
+    }
     await expect(page.getByTestId('join-qr').locator('svg')).toBeVisible();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    expect(overflow).toBeLessThanOrEqual(0);
+    // on a phone the navigation is a bar along the bottom of the screen
+    const bar = (await page.getByTestId('nav').boundingBox())!;
+    expect(bar.y + bar.height).toBeGreaterThanOrEqual(844 - 1);
+    expect(bar.width).toBeGreaterThanOrEqual(389);
     mkdirSync(path.join(ROOT, 'docs'), { recursive: true });
     // the README's picture is refreshed on request only, so a test run leaves the tree clean
     const shot = process.env.UPDATE_SCREENSHOT

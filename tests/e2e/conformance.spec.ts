@@ -101,6 +101,7 @@ test('the app shows the latest conformance report with a bar per section and the
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto('/');
   await ready(page);
+  await page.getByTestId('nav-diagnostics').click();
   await expect(page.getByTestId('conformance-empty')).toBeVisible();
   // "run": the PWA has no in-page runner, and says so
   await page.getByTestId('conformance-run').click();

@@ -75,6 +75,7 @@ test('two browsers assert and attest through the relay; a late third gets the gr
     // B asserts in the Evidence view
     await pb.reload();
     await ready(pb);
+    await pb.getByTestId('nav-module-evidence').click();
     await pb.getByTestId('ev-subject').waitFor({ timeout: 30_000 });
     await pb.getByTestId('ev-subject').fill('Well 3');
     await pb.getByTestId('ev-predicate').fill('water_quality');

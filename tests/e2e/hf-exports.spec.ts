@@ -229,6 +229,7 @@ test.describe('WASM', () => {
     test.skip(!EXPORTS.includes('optimum-qwen2-extdata'), 'narrowed by HN_HF_EXPORTS');
     await page.reload();
     await page.waitForFunction(() => window.hearthnetReady === true);
+    await page.getByTestId('nav-chat').click();
     await page.getByTestId('llm-source').selectOption('custom-url');
     await page.getByTestId('llm-url').fill(`/models/${TMP_NAME}/optimum-qwen2-extdata/`);
     await page.getByTestId('llm-backend-pref').selectOption('wasm');

@@ -270,6 +270,7 @@ test.describe('WASM', () => {
     test.setTimeout(180_000); // a loaded 2-core machine needs 15–70 s to create the first WASM session
     await page.reload();
     await page.waitForFunction(() => window.hearthnetReady === true);
+    await page.getByTestId('nav-chat').click();
     await page.getByTestId('llm-backend-pref').selectOption('wasm');
     await page.getByTestId('llm-load').click();
     await expect(page.getByTestId('llm-backend')).toHaveText('WASM', { timeout: 90_000 });
@@ -291,6 +292,15 @@ test.describe('WASM', () => {
     expect(((await page.getByTestId('llm-output').textContent()) ?? '').length).toBeGreaterThan(0);
     expect(await page.evaluate(() => (window as any).__updates)).toBeGreaterThan(5);
     await expect(page.getByTestId('llm-tps')).toHaveText(/^\d+(\.\d)? tok\/s$/);
+    // the panel went through the bus: the tab serves its model as llm.chat@1.0
+    const bus = await page.evaluate(async () => ({
+      served: window.hearthnet!.servedModels(),
+      calls: window.hearthnet!.bus.stats()['llm.chat@1.0']?.calls ?? 0,
+      models: (await window.hearthnet!.call('llm.models.list', {})).models.map((m: { id: string }) => m.id),
+    }));
+    expect(bus.served).toEqual(['hn-demo-tiny-llama']);
+    expect(bus.calls).toBe(1);
+    expect(bus.models).toEqual(['hn-demo-tiny-llama']);
     // the model manager shows the cached demo model with its size and hashes, and deletes it
     const row = page.getByTestId('model-row').filter({ hasText: 'hn-demo-tiny-llama' });
     await expect(row).toHaveCount(1);

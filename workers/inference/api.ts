@@ -74,6 +74,7 @@ export interface StreamedToken {
   token_id: number;
   text: string;
   index: number;
+  logprob: number;
 }
 
 export interface GenerateRequest extends Omit<GenerateOptions, 'signal'> {

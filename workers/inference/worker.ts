@@ -353,7 +353,12 @@ const api: InferenceApi = {
         if (ids.length === 0) first = performance.now();
         ids.push(r.value.token_id);
         text += r.value.text;
-        const t: StreamedToken = { token_id: r.value.token_id, text: r.value.text, index: r.value.index };
+        const t: StreamedToken = {
+          token_id: r.value.token_id,
+          text: r.value.text,
+          index: r.value.index,
+          logprob: r.value.logprob,
+        };
         // not awaited one by one; the last answer (same channel, in order) is awaited below
         if (onToken) pending = onToken(t);
       }
