@@ -20,7 +20,12 @@ export interface BenchModule {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const prefixes = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+/** Seed ids whose figures carry the module's name (`npm run bench -- m27` runs the `moe.` figures). */
+const ALIASES: Record<string, string> = { m27: 'moe.' };
+const prefixes = process.argv
+  .slice(2)
+  .filter((a) => !a.startsWith('-'))
+  .map((a) => ALIASES[a] ?? a);
 const want: BenchFilter = (name) => prefixes.length === 0 || prefixes.some((p) => name.startsWith(p));
 
 const out = join(root, 'bench-results.json');
