@@ -5,6 +5,11 @@
  * data survives a reload of all three.
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRelay } from '../../relay/server.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 const ARGS = [
   '--no-sandbox',
@@ -54,7 +59,15 @@ async function levelOn(page: Page, claimId: string): Promise<string | null> {
 
 test('two browsers assert and attest through the relay; a late third gets the graph; all survive reload', async () => {
   test.setTimeout(240_000);
-  const baseURL = test.info().project.use.baseURL!;
+  // a relay of its own: on the suite's shared relay an earlier test's browser is already the home
+  // community's founder, and A must found the community here (the anchor whose attestation counts)
+  const relay = await createRelay({
+    host: '127.0.0.1',
+    port: 0,
+    staticDir: path.join(ROOT, 'app/dist'),
+    log: () => {},
+  });
+  const baseURL = relay.url;
   const browsers: Browser[] = [];
   try {
     const launch = async () => {
@@ -117,5 +130,6 @@ test('two browsers assert and attest through the relay; a late third gets the gr
       await expect.poll(() => levelOn(p, claimId), { timeout: 30_000 }).toBe('attested');
   } finally {
     for (const b of browsers) await b.close();
+    await relay.close();
   }
 });
