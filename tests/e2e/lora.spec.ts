@@ -153,6 +153,7 @@ test('three browsers on one simulated ether (10 % loss): a panic from A shows on
       await r.page.goto(baseURL);
       await ready(r.page);
       await r.page.evaluate(() => window.hearthnet!.enable('lora'));
+      await r.page.getByTestId('nav-module-lora').click(); // the Radio view, from the navigation bar
     }
 
     // everyone connects the stick from the Radio view (requestPort → the runner's stick)
@@ -246,6 +247,7 @@ test('no stick: Chromium drives Web Serial from the serial worker; a browser wit
       await page.goto(baseURL);
       await ready(page);
       await page.evaluate(() => window.hearthnet!.enable('lora'));
+      await page.getByTestId('nav-module-lora').click(); // the Radio view, from the navigation bar
       return page;
     };
     const chromiumPage = await open(false);

@@ -49,6 +49,7 @@ test('ask a neighbour: register, route, offer, accept, message, thumbs up', asyn
       )
       .toBe(true);
     for (const p of [pa, pb]) await p.evaluate(() => window.hearthnet!.enable('moe'));
+    for (const p of [pa, pb]) await p.getByTestId('nav-module-moe').click(); // Ask/Experts view
 
     // B registers as an expert for sankt-martins, every day, all day (00:00–00:00 crosses midnight)
     await pb.getByTestId('moe-tab-experts').click();
