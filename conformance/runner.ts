@@ -1,7 +1,9 @@
 /**
  * X09 runner CLI: `npm run conformance -- --target <in-process | browsers:N | url> [--url <base>]
  *   [--out <dir>] [--seed <n|0x..>] [--suite <glob>]... [--skip-experimental] [--list]
- *   [--case-timeout-ms <n>] [--admin-token-file <path>] [--relay-url <ws://…>] [--app-url <http://…>]`
+ *   [--case-timeout-ms <n>] [--admin-token-file <path>] [--relay-url <ws://…>] [--app-url <http://…>]
+ *   [--as-configured]` (default: a module section whose module is off is run with the module switched
+ *   on through the `config` op; --as-configured leaves the SUT's flags alone and skips such sections)
  * Writes report.json (+ report.cid, reports/<cid>.json), report.html and run_manifest.json.
  * `--mutants [--mutant <id>]... [--parallel <n>]`: the mutation run (conformance/mutants/), writes mutants.json.
  * Exit: 0 pass/partial, 1 fail, 3 pre-flight or usage error, 4 internal error.
@@ -103,6 +105,7 @@ async function main() {
       ...(a.suite ? { suites: a.suite } : {}),
       ...(a['case-timeout-ms'] ? { caseTimeoutMs: Number(a['case-timeout-ms'][0]) } : {}),
       skipExperimental: !!a['skip-experimental'],
+      enableModules: !a['as-configured'],
       ...(browser ? { browser } : {}),
       ...(urls ? { urls } : {}),
       log: (l) => console.log(l),

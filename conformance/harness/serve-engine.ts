@@ -52,9 +52,7 @@ export async function serveHarness(
         switch (route) {
           case 'GET /harness/v1/info': {
             const i = await target.info();
-            // only the ops this server serves (x08_token is in-process only so far)
-            const ops = i.ops.filter((op) => op !== 'x08_token');
-            return send(res, 200, { ...i, ops, node_id: i.peers[0] ?? null });
+            return send(res, 200, { ...i, node_id: i.peers[0] ?? null });
           }
           case 'POST /harness/v1/reset':
             await target.reset();
@@ -72,6 +70,16 @@ export async function serveHarness(
               200,
               await target.vector(peerOf(b.peer), String(b.family), String(b.op), b.input),
             );
+          }
+          case 'POST /harness/v1/x08/token': {
+            if (!target.x08Token) break;
+            const b = await body(req);
+            const r = await target.x08Token(peerOf(b.peer), {
+              local: String(b.local ?? ''),
+              purpose: String(b.purpose ?? ''),
+              session_id: String(b.session_id ?? ''),
+            });
+            return send(res, 200, { token: r.token });
           }
           case 'GET /harness/v1/events/poll': {
             const peer = peerOf(q('peer'));

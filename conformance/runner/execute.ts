@@ -190,6 +190,16 @@ export function verifyVectors(): {
   return { ok: problems.length === 0, index_sha256: sha256Hex(utf8(text)), problems, families };
 }
 
+/** switch a module on/off on every SUT peer; null when done, else why not */
+async function switchModule(target: Target, peers: number, module: string, on: boolean) {
+  try {
+    for (let p = 0; p < peers; p++) await target.config!(p, { [module]: on });
+    return null;
+  } catch (e) {
+    return String((e as Error)?.message ?? e).slice(0, 200);
+  }
+}
+
 export interface RunOptions {
   seed: number;
   outDir?: string | null;
@@ -199,6 +209,11 @@ export interface RunOptions {
   browser?: { name: string; version: string };
   urls?: string[];
   log?: (line: string) => void;
+  /**
+   * experimental sections whose module is off on the SUT: switch it on for the section through the
+   * `config` op (every SUT peer) and off again after it (default true; false = test the SUT as configured)
+   */
+  enableModules?: boolean;
   /** mutation runs: after the first failing case, every later case is skipped ('stopped') */
   stopOnFail?: boolean;
 }
@@ -259,9 +274,12 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
     flags: {
       suites: o.suites ?? [],
       skip_experimental: !!o.skipExperimental,
+      enable_modules: o.enableModules !== false,
       case_timeout_ms: o.caseTimeoutMs ?? 30_000,
     },
     vectors_index_sha256: vec.index_sha256,
+    /** modules the runner switched on for their sections (config op; off again afterwards) */
+    modules_enabled: [] as string[],
     started_at: new Date(started).toISOString().replace(/\.\d{3}Z$/, 'Z'),
   };
   // ---- sections and cases
@@ -275,10 +293,31 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
       };
       metas.push(meta);
       let sectionSkip: string | null = null;
+      /** the module this section switched on (through the `config` op) and must switch off again */
+      let switchedOn: string | null = null;
       if (meta.experimental && o.skipExperimental) sectionSkip = 'skip_experimental';
       else if (s.module) {
-        const desc = await target.call(0, 'protocol.self.describe', {});
-        if ('error' in desc || !desc.output.modules?.[s.module]) sectionSkip = `module_disabled: ${s.module}`;
+        let desc = await target.call(0, 'protocol.self.describe', {});
+        if (
+          !('error' in desc) &&
+          !desc.output.modules?.[s.module] &&
+          o.enableModules !== false &&
+          target.config &&
+          info.ops.includes('config')
+        ) {
+          // the runner, as the SUT's operator, switches the module on for its section (every SUT peer)
+          const why = await switchModule(target, info.peers.length, s.module, true);
+          if (why) sectionSkip = `module_enable_failed: ${s.module}: ${why}`;
+          else {
+            switchedOn = s.module;
+            manifest.modules_enabled.push(s.module);
+          }
+          desc = await target.call(0, 'protocol.self.describe', {});
+        }
+        if (sectionSkip) {
+          /* reason set above */
+        } else if ('error' in desc || !desc.output.modules?.[s.module])
+          sectionSkip = `module_disabled: ${s.module}`;
         else if (s.probe) {
           const p = await target.call(0, s.probe.capability, s.probe.input);
           if ('error' in p && (p.error.code === 'not_implemented' || p.error.code === 'not_found'))
@@ -346,6 +385,10 @@ export async function runSuite(target: Target, o: RunOptions): Promise<RunResult
         log(
           `${out.status.padEnd(7)} ${s.name} ${c.id} ${r.duration_ms.toFixed(0)} ms${out.status === 'fail' ? ` — ${out.failure.message}: expected ${out.failure.expected}, observed ${out.failure.observed.slice(0, 200)}` : out.status === 'skipped' ? ` (${out.reason})` : ''}`,
         );
+      }
+      if (switchedOn) {
+        const why = await switchModule(target, info.peers.length, switchedOn, false);
+        if (why) log(`warning: could not switch ${switchedOn} off again: ${why}`);
       }
     }
   // ---- report, signed by the SUT itself

@@ -63,8 +63,17 @@ export class UrlTarget implements Target {
     if (!ops.has('raw_link')) Object.assign(this, { rawLink: undefined });
     if (!ops.has('x08_accept')) Object.assign(this, { x08Accept: undefined });
     if (!ops.has('vector')) Object.assign(this, { vector: undefined });
-    // the url client has no x08_token yet: its cases skip naming the op even if the SUT offers it
-    return viaJson({ ...i, ops: i.ops.filter((op) => op !== 'x08_token') });
+    if (!ops.has('x08_token')) Object.assign(this, { x08Token: undefined });
+    return viaJson(i);
+  }
+
+  async x08Token(
+    peer: number,
+    o: { local: string; purpose: string; session_id: string },
+  ): Promise<{ token: string }> {
+    const r = await this.req('POST', 'harness/v1/x08/token', { peer, ...o });
+    if (typeof r?.token !== 'string') throw new Error(`harness x08/token: no token (${JSON.stringify(r?.error ?? r)})`);
+    return { token: r.token };
   }
 
   async vector(peer: number, family: string, op: string, input: unknown): Promise<CallResult> {
