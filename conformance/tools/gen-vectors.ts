@@ -4,7 +4,7 @@
  * Project Wycheproof (../shared/fixtures/wycheproof, copied verbatim), hand-written tables — never from
  * engine/ and never from a canonicaliser or signer of the suite (tests/unit/conformance-vectors.test.ts
  * fails otherwise). canonical_json/jcs.json (RFC 8785 text) is hand-maintained; x08/ and tokens/ are
- * owned by those modules. `--check` exits 1 when the committed files differ.
+ * written by tools/x08_tokens_vectors.py. `--check` exits 1 when the committed files differ.
  * Usage: npx tsx conformance/tools/gen-vectors.ts [--check]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,8 +23,11 @@ const OWNED = [
   'protocol/versions.json',
   'protocol/negotiation.json',
 ];
-/** listed in index.json (hash-checked, run by the suite) but not written here */
-const HAND = ['canonical_json/jcs.json'];
+/**
+ * listed in index.json (hash-checked, run by the suite) but not written here: RFC 8785 text kept by hand,
+ * and the X08 frame / M16 token vectors written by tools/x08_tokens_vectors.py (Python, independent)
+ */
+const HAND = ['canonical_json/jcs.json', 'x08/frames.json', 'tokens/tokens.json'];
 
 type Source = { kind: string; ref: string; generated_by: string };
 const utf8 = (s: string) => new TextEncoder().encode(s);

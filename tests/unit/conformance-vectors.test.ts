@@ -3,7 +3,8 @@
  * from that source (checked here against the RFC text / the Wycheproof fixture), and the generator
  * never reaches engine/ or a canonicaliser/signer — a file regenerated from the code under test fails.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -37,13 +38,78 @@ describe('vector sources', () => {
 
   it('every vector file in index.json records an independent source', () => {
     const idx = read('index.json');
-    expect(idx.files.length).toBeGreaterThanOrEqual(5);
+    expect(idx.files.length).toBeGreaterThanOrEqual(7);
+    expect(idx.files.map((f: any) => f.path)).toEqual(
+      expect.arrayContaining(['x08/frames.json', 'tokens/tokens.json']),
+    );
     for (const f of idx.files) {
       const v = read(f.path);
       expect(v.source?.kind, f.path).toMatch(/^(rfc8785|rfc8032|wycheproof|hand-derived)/);
       expect(v.source.ref.length, f.path).toBeGreaterThan(10);
       expect(v.source.generated_by, f.path).not.toMatch(/engine\//);
     }
+  });
+
+  it('every vector file under vectors/ records its independent source (in the file or in SOURCES.json)', () => {
+    const sources = read('SOURCES.json').files as Record<
+      string,
+      { kind: string; ref: string; generated_by: string }
+    >;
+    const all: string[] = [];
+    const walk = (d: string, rel: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true }))
+        if (e.isDirectory()) walk(join(d, e.name), `${rel}${e.name}/`);
+        else if (e.name.endsWith('.json') && rel) all.push(`${rel}${e.name}`);
+    };
+    walk(VEC, '');
+    expect(all.length).toBeGreaterThanOrEqual(17);
+    for (const p of all) {
+      const own = read(p).source;
+      const src = own && typeof own === 'object' ? own : sources[p];
+      expect(src?.kind, `${p}: no recorded source`).toBeTruthy();
+      expect(src.ref.length, p).toBeGreaterThan(10);
+      expect(src.generated_by, p).not.toMatch(/engine\//);
+    }
+    for (const p of Object.keys(sources)) expect(all, `SOURCES.json names a missing file`).toContain(p);
+  });
+
+  it('the Python generators use the standard library only and reproduce the committed files', () => {
+    const gens = [
+      'conformance/tools/x08_tokens_vectors.py',
+      'conformance/tools/evidence_vectors.py',
+      'conformance/vectors/civdef/derive.py',
+    ];
+    const stdlib = new Set(['base64', 'hashlib', 'json', 'os', 're', 'struct', 'sys', 'unicodedata']);
+    for (const g of gens) {
+      const src = readFileSync(join(ROOT, g), 'utf8');
+      for (const m of src.matchAll(/^(?:import|from)\s+([\w., ]+?)(?:\s+import\b|$)/gm))
+        for (const mod of m[1]!.split(',').map((x) => x.trim().split('.')[0]!))
+          expect(stdlib.has(mod), `${g} imports ${mod}`).toBe(true);
+      // no string literal naming an engine/ source (a generator that reads or runs the code under test)
+      expect(src, g).not.toMatch(/['"][^'"\n]*engine\/[^'"\n]*\.(ts|js)['"]/);
+    }
+    const py = spawnSync('python3', ['--version']);
+    if (py.status !== 0) return; // no Python here: the static checks above still hold
+    const x = spawnSync('python3', [join(ROOT, gens[0]!), '--check'], { encoding: 'utf8' });
+    expect(x.status, x.stderr).toBe(0);
+    const ev = spawnSync('python3', [join(ROOT, gens[1]!)], { encoding: 'utf8' });
+    expect(ev.stdout).toBe(readFileSync(join(VEC, 'evidence/claim_ids.json'), 'utf8'));
+  });
+
+  it('x08 and token vectors: the A3 frame and RFC 8032 TEST 1 key appear verbatim; verdicts follow core §7.2', () => {
+    const x = read('x08/frames.json');
+    expect(x.valid.find((v: any) => v.name === 'a3_tensor_data').hex).toBe(
+      '0101000000000002000000180000000200010103000000010000000100000004003c00c000380000',
+    );
+    const t = read('tokens/tokens.json');
+    expect(t.keys.issuer).toBe('ed25519:11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo');
+    const code = (n: string) => t.verify.find((v: any) => v.name === n).expect;
+    expect(code('valid')).toEqual({ local: 'ok', wire: 'ok' });
+    expect(code('expired_and_bad_signature')).toEqual({
+      local: 'token_signature_bad',
+      wire: 'token_invalid',
+    });
+    expect(code('issuer_revoked')).toEqual({ local: 'token_issuer_revoked', wire: 'revoked' });
   });
 
   it('the committed generated files are exactly what the generator writes from its sources', () => {

@@ -36,13 +36,24 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--no-first-run',
 ];
-export const BROWSER_OPS = ['call', 'events', 'reset', 'link', 'config', 'raw_link', 'x08_accept', 'vector'];
+export const BROWSER_OPS = [
+  'call',
+  'events',
+  'reset',
+  'link',
+  'config',
+  'raw_link',
+  'x08_accept',
+  'x08_token',
+  'vector',
+];
 
 /**
- * `vector` op in the browser: the page exposes no engine functions, so harness/vector-ops.ts (the same
- * dispatcher the in-process target uses, importing engine/) is bundled by esbuild into one script and
- * evaluated in the SUT page; the vectors then run on the page's JS engine against the engine source of
- * this checkout (not against the functions inside the built app bundle).
+ * `vector` and `x08_token` ops in the browser: the page exposes no engine functions, so
+ * harness/page-ops.ts (the vector dispatcher the in-process target uses, and the session-token mint /
+ * check it calls, importing engine/) is bundled by esbuild into one script and evaluated in the SUT
+ * page; they then run on the page's JS engine against the engine source of this checkout (not against
+ * the functions inside the built app bundle), with the page node's own key.
  */
 let vectorBundle: Promise<string> | null = null;
 async function vectorScript(): Promise<string> {
@@ -50,7 +61,7 @@ async function vectorScript(): Promise<string> {
     const { build } = await import('esbuild');
     const { fileURLToPath } = await import('node:url');
     const r = await build({
-      entryPoints: [fileURLToPath(new URL('../vector-ops.ts', import.meta.url))],
+      entryPoints: [fileURLToPath(new URL('../page-ops.ts', import.meta.url))],
       bundle: true,
       format: 'iife',
       globalName: '__hnVectorsMod',
@@ -160,6 +171,21 @@ const rawOpenJs = (id: number) => `(() => {${bridgePortJs(id, 256 * 1024)}
   window.hearthnet.connect(port, { transport: 'memory' }).catch(() => undefined);
 })()`;
 
+/** the page node's own seed, read from its core database's `keys` store (it stays in the page) */
+const PAGE_SEED_JS = `const slot = Number((document.querySelector('[data-testid=slot]')?.textContent || '0').replace(/\\D/g, '') || 0);
+  const db = await new Promise((res, rej) => { const r = indexedDB.open('hearthnet-' + slot); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+  const rec = await new Promise((res, rej) => { const r = db.transaction('keys').objectStore('keys').get('device'); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+  db.close();
+  if (!rec || !rec.seed) throw new Error('no device key in the page');
+  const seed = new Uint8Array(rec.seed);`;
+
+/** SUT peer: mint a single-use X08 session token with the node's own key (`x08_token`) */
+const x08TokenJs = (o: { local: string; purpose: string; session_id: string }) => `(async () => {
+  ${PAGE_SEED_JS}
+  const n = window.hearthnet;
+  return window.__hnVectors.mintX08Token(seed, { self: n.id, community: n.communityId }, ${JSON.stringify(o)});
+})()`;
+
 /** the X08 capability a helper peer serves so the SUT peer can get hold of the page's TensorSession class */
 const X08_BOOT_CAP = 'llm.conformance_x08.connect@1.0';
 const X08_BOOT_PURPOSE = 'conformance.x08.boot';
@@ -210,7 +236,12 @@ const x08AcceptJs = (
     local: window.hearthnet.id,
     peer: o.local,
     expectedPurpose: o.purpose,
-    validateToken: (tok) => {
+    // a session token (hntoken://, from x08_token) is checked by the engine's own checkSessionHello
+    // (page-ops bundle, single use); any other string must equal the token the suite named
+    validateToken: (tok, hello) => {
+      const n = window.hearthnet;
+      if (typeof tok === 'string' && tok.startsWith('hntoken://'))
+        return window.__hnVectors.checkX08Token(tok, hello, { self: n.id, community: n.communityId }, o.local);
       if (tok !== o.token) throw Object.assign(new Error('bad token'), { code: 'token_invalid' });
     },
   }).then(async (s) => {
@@ -350,7 +381,10 @@ export class BrowserTarget implements Target {
       peers: this.ids,
       community_id: this.community,
       // x08_accept borrows a second peer to reach the page's TensorSession class
-      ops: this.peerList.length >= 2 ? BROWSER_OPS : BROWSER_OPS.filter((o) => o !== 'x08_accept'),
+      ops:
+        this.peerList.length >= 2
+          ? BROWSER_OPS
+          : BROWSER_OPS.filter((o) => o !== 'x08_accept' && o !== 'x08_token'),
       deterministic: false,
       browser: { name: 'chromium', version: this.browserVersion },
     });
@@ -384,9 +418,14 @@ export class BrowserTarget implements Target {
     return viaJson((await this.page(peer).evaluate(callJs(capability, viaJson(input)))) as CallResult);
   }
 
+  /** load the page-ops bundle into a SUT page (once per page load) */
+  private async pageOps(page: Page): Promise<void> {
+    if (!(await page.evaluate('!!window.__hnVectors'))) await page.evaluate(await vectorScript());
+  }
+
   async vector(peer: number, family: string, op: string, input: unknown): Promise<CallResult> {
     const page = this.page(peer);
-    if (!(await page.evaluate('!!window.__hnVectors'))) await page.evaluate(await vectorScript());
+    await this.pageOps(page);
     return viaJson(
       (await page.evaluate(
         `(() => { try { return { output: window.__hnVectors.runVector(${JSON.stringify(family)}, ${JSON.stringify(op)}, ${JSON.stringify(viaJson(input))}) }; } catch (e) { return { error: { code: String(e && e.code || 'internal_error'), message: String(e && e.message || e) } }; } })()`,
@@ -461,7 +500,19 @@ export class BrowserTarget implements Target {
       if (!(await page.evaluate(x08BootJs(this.ids[hi]!))))
         throw new Error('the page has no TensorSession.accept');
     }
+    await this.pageOps(page);
     return this.bridge(peer, (id) => x08AcceptJs(id, viaJson(o)), X08_PORT_BYTES);
+  }
+
+  /** `x08_token`: the page node mints a single-use session token with its own key (page-ops bundle) */
+  async x08Token(
+    peer: number,
+    o: { local: string; purpose: string; session_id: string },
+  ): Promise<{ token: string }> {
+    const page = this.page(peer);
+    await this.pageOps(page);
+    const r = (await page.evaluate(x08TokenJs(viaJson(o)))) as { token: string };
+    return { token: String(r.token) };
   }
 
   async close(): Promise<void> {

@@ -72,7 +72,8 @@ export class UrlTarget implements Target {
     o: { local: string; purpose: string; session_id: string },
   ): Promise<{ token: string }> {
     const r = await this.req('POST', 'harness/v1/x08/token', { peer, ...o });
-    if (typeof r?.token !== 'string') throw new Error(`harness x08/token: no token (${JSON.stringify(r?.error ?? r)})`);
+    if (typeof r?.token !== 'string')
+      throw new Error(`harness x08/token: no token (${JSON.stringify(r?.error ?? r)})`);
     return { token: r.token };
   }
 

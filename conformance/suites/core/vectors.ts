@@ -1,8 +1,8 @@
 /**
  * core/vectors: the language-neutral vector families of conformance/vectors/ run against the
  * implementation through the harness op `vector` (the SUT's own functions compute; the files'
- * expected values come from RFC 8032, Wycheproof and hand-written tables, never from the suite or
- * the engine). canonical_json runs over the wire instead (CJ-02, every target). Every case records
+ * expected values come from RFC 8032, Wycheproof, hand-written tables and the Python generator of
+ * x08/ and tokens/, never from the suite or the engine). canonical_json runs over the wire instead (CJ-02, every target). Every case records
  * what it ran (report.wire_vectors).
  */
 import { fail, pass, type CaseCtx, type Outcome, type SectionDef } from '../../runner/case.js';
@@ -174,5 +174,90 @@ export const section: SectionDef = {
         return runFamily(ctx, 'protocol', { ...vf, id: 'protocol/versions+negotiation' }, checks);
       },
     },
+    {
+      id: 'VEC-05',
+      spec_ref: 'X08 §4 frame layout, §4.2 rejection rules',
+      title:
+        "X08 frame vectors (Python struct, hand-derived): each valid frame encodes to its bytes and decodes back; each invalid one is refused with its NACK reason, through the SUT's codec",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const f = loadVectors('x08/frames.json');
+        const same = (a: unknown, b: unknown) => JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+        const checks: Check[] = [
+          ...f.valid.flatMap((v: any) => [
+            {
+              name: `${v.name}/encode`,
+              op: 'encode',
+              input: { frame: v.frame },
+              judge: (r: any) => (out(r)?.hex === v.hex ? null : JSON.stringify(out(r) ?? err(r))),
+            },
+            {
+              name: `${v.name}/decode`,
+              op: 'decode',
+              input: { hex: v.hex },
+              judge: (r: any) => (same(out(r)?.frame, v.frame) ? null : JSON.stringify(out(r) ?? err(r))),
+            },
+          ]),
+          ...f.invalid.map((v: any) => ({
+            name: v.name,
+            op: 'decode',
+            input: { hex: v.hex },
+            judge: (r: any) =>
+              err(r) === v.reason ? null : `expected ${v.reason}, got ${JSON.stringify(out(r) ?? err(r))}`,
+          })),
+        ];
+        return runFamily(ctx, 'x08', { ...f, id: 'x08/frames' }, checks);
+      },
+    },
+    {
+      id: 'VEC-06',
+      spec_ref: 'core §7.1, §7.2, §7.5 (M16 tokens)',
+      title:
+        "token vectors (Python Ed25519 and a §7.2 verifier written from the text): the SUT's encoder reproduces the tokens byte for byte and its verifier gives each case's local and wire code (first failure wins)",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const f = loadVectors('tokens/tokens.json');
+        const checks: Check[] = [
+          ...[
+            ['encode', f.encode],
+            ['session_token', f.session_token],
+          ].map(([name, v]: any) => ({
+            name,
+            op: 'encode',
+            input: { issuer_seed: f.keys.issuer_seed, payload: v.payload },
+            judge: (r: any) => (out(r)?.token === v.token ? null : JSON.stringify(out(r) ?? err(r))),
+          })),
+          ...f.verify.map((v: any) => ({
+            name: v.name,
+            op: 'verify',
+            input: {
+              token: v.token,
+              now: v.now,
+              community_id: f.community_id,
+              members: v.members,
+              revoked_jtis: v.revoked_jtis,
+              calls_used: v.calls_used ?? 0,
+            },
+            judge: (r: any) =>
+              out(r)?.local === v.expect.local && out(r)?.wire === v.expect.wire
+                ? null
+                : `expected ${v.expect.local}/${v.expect.wire}, got ${JSON.stringify(out(r) ?? err(r))}`,
+          })),
+        ];
+        return runFamily(ctx, 'tokens', { ...f, id: 'tokens/tokens' }, checks);
+      },
+    },
   ],
 };
+
+/** key order never matters when comparing decoded frames */
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v as object)
+        .sort()
+        .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+    );
+  return v;
+}
