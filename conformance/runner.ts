@@ -6,6 +6,9 @@
  *   on through the `config` op; --as-configured leaves the SUT's flags alone and skips such sections)
  * Writes report.json (+ report.cid, reports/<cid>.json), report.html and run_manifest.json.
  * `--mutants [--mutant <id>]... [--parallel <n>]`: the mutation run (conformance/mutants/), writes mutants.json.
+ * Several `--target`s: one run each into <out>/<target>/ and one matrix.json + matrix.html (targets ×
+ * sections with handshake and RTT, cases × targets) over them; `--matrix <report.json | dir>…` builds the
+ * matrix from earlier runs' signed reports (each must verify).
  * Exit: 0 pass/partial, 1 fail, 3 pre-flight or usage error, 4 internal error.
  */
 import { CONFORMANCE_DEFAULT_OUTPUT_DIR, CONFORMANCE_DEFAULT_SEED } from '../engine/core/constants.js';
@@ -21,6 +24,8 @@ function args(argv: string[]) {
     const [k, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
     const v = inline ?? (argv[i + 1] && !argv[i + 1]!.startsWith('--') ? argv[++i]! : 'true');
     (out[k] ??= []).push(v);
+    // --matrix takes every following path
+    if (k === 'matrix') while (argv[i + 1] && !argv[i + 1]!.startsWith('--')) out[k].push(argv[++i]!);
   }
   return out;
 }
@@ -96,12 +101,36 @@ async function main() {
       for (const c of s.cases) console.log(`${s.name}\t${c.id}\t${c.title}`);
     return 0;
   }
+  if (a.matrix) return writeMatrix(a.matrix, a.out?.[0] ?? CONFORMANCE_DEFAULT_OUTPUT_DIR);
+  const specs = a.target ?? ['in-process'];
+  const out = a.out?.[0] ?? a['output-dir']?.[0] ?? CONFORMANCE_DEFAULT_OUTPUT_DIR;
+  if (specs.length === 1) return (await runOne(specs[0]!, a, seed, out)).exitCode;
+  // several targets: one run each into <out>/<target>/, then one matrix over all of them
+  const { join } = await import('node:path');
+  const dirs: string[] = [];
+  let exitCode = 0;
+  for (const sp of specs) {
+    const dir = join(out, sp.replace(/[^\w.-]+/g, '-'));
+    console.log(`\n=== target ${sp} → ${dir}`);
+    try {
+      exitCode = Math.max(exitCode, (await runOne(sp, a, seed, dir)).exitCode);
+      dirs.push(dir);
+    } catch (e) {
+      console.error(`conformance: target ${sp}: ${(e as Error).message}`);
+      exitCode = Math.max(exitCode, (e as { exitCode?: number }).exitCode ?? 4);
+    }
+  }
+  if (dirs.length) await writeMatrix(dirs, out);
+  return exitCode;
+}
+
+async function runOne(spec: string, a: Record<string, string[]>, seed: number, outDir: string) {
   const { target, browser, urls } = await makeTarget(spec, a);
   try {
     const t0 = Date.now();
     const r = await runSuite(target, {
       seed,
-      outDir: a.out?.[0] ?? a['output-dir']?.[0] ?? CONFORMANCE_DEFAULT_OUTPUT_DIR,
+      outDir,
       ...(a.suite ? { suites: a.suite } : {}),
       ...(a['case-timeout-ms'] ? { caseTimeoutMs: Number(a['case-timeout-ms'][0]) } : {}),
       skipExperimental: !!a['skip-experimental'],
@@ -118,10 +147,29 @@ async function main() {
       `report ${r.report_cid}${r.report.signature ? ' (signed by the implementation)' : ' (unsigned)'}`,
     );
     for (const f of r.files) console.log(`  ${f}`);
-    return r.exitCode;
+    return r;
   } finally {
     await target.close();
   }
+}
+
+/** matrix.json + matrix.html over the signed reports in `paths` (report.json files or run folders) */
+async function writeMatrix(paths: string[], out: string): Promise<number> {
+  const { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { buildMatrix, renderMatrixHtml } = await import('./report/matrix.js');
+  const reports = paths.map((p) => {
+    const f = existsSync(p) && statSync(p).isDirectory() ? join(p, 'report.json') : p;
+    return JSON.parse(readFileSync(f, 'utf8'));
+  });
+  const m = buildMatrix(reports);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'matrix.json'), JSON.stringify(m, null, 2) + '\n');
+  writeFileSync(join(out, 'matrix.html'), renderMatrixHtml(m));
+  console.log(
+    `\nmatrix: ${m.targets.map((t) => `${t.label} ${t.overall}`).join(' · ')} → ${join(out, 'matrix.html')}`,
+  );
+  return m.targets.some((t) => t.overall === 'fail') ? 1 : 0;
 }
 
 if (process.argv[1] && /conformance[\\/]runner(\.ts)?$/.test(process.argv[1])) {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { EngineTarget } from '../../conformance/harness/targets/engine.js';
 import { checkSignedReport, runSuite, verifyReportFile } from '../../conformance/runner/execute.js';
 import { blake3Cid } from '../../conformance/lib/crypto.js';
+import { buildMatrix, renderMatrixHtml } from '../../conformance/report/matrix.js';
 
 const SEED = 0xc0ffee;
 
@@ -59,5 +60,30 @@ describe('signed reports', () => {
     ).toThrow(/signature does not verify/);
     // and the untouched one passes the same check
     expect(() => checkSignedReport(observed, r.report, r.report_cid, r.report.node_id!)).not.toThrow();
+
+    // the matrix over several runs takes only reports whose signature verifies
+    expect(() => buildMatrix([r.report, edited])).toThrow(/refused/);
+    const m = buildMatrix([r.report, r.report]);
+    expect(m.targets.map((t) => t.label)).toEqual(['in-process', 'in-process #2']);
+    expect(m.targets[0]).toMatchObject({ report_cid: r.report_cid, signed: true });
+    expect(m.targets[0]!.rtt_ms_p50).toEqual(r.report.interop!.rtt_ms_p50);
+    expect(m.sections).toEqual(['core/bus']);
+    // one row per case with its outcome on each target (cases × targets)
+    expect(m.cases).toHaveLength(r.report.sections['core/bus'].total);
+    for (const c of m.cases) expect(Object.keys(c.results)).toEqual(['in-process', 'in-process #2']);
+    // a browser column next to the in-process one (unsigned copy, so only with requireSigned off)
+    const other = structuredClone(r.report);
+    other.target = { kind: 'browsers', peers: 3, browser: { name: 'chromium', version: '156.0.1' } };
+    other.sections['core/bus'].cases[1].status = 'skipped';
+    const m2 = buildMatrix([r.report, other], { requireSigned: false });
+    expect(m2.targets.map((t) => t.label)).toEqual(['in-process', 'browsers:3 chromium 156']);
+    const c1 = m2.cases.find((c) => c.id === other.sections['core/bus'].cases[1].id)!;
+    expect(c1.results).toMatchObject({
+      'in-process': { status: 'pass' },
+      'browsers:3 chromium 156': { status: 'skipped' },
+    });
+    const html = renderMatrixHtml(m2);
+    expect(html).toContain('<th>browsers:3 chromium 156</th>');
+    expect(html).toMatch(/<tr><th>handshake<\/th><td>[\d.]+ ms<\/td>/);
   }, 60_000);
 });
