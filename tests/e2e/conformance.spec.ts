@@ -1,8 +1,8 @@
 /**
  * X09 against real browsers: `npm run conformance -- --target browsers:3` launches three separate
  * Debian Chromium instances on the built PWA (its own relay, its own port), meshes them and runs
- * every case. Nothing fails; every case the suite lists is in the report with its section,
- * duration and outcome; skipped cases carry their reason.
+ * every case, module sections included. Nothing fails; every case the suite lists is in the report
+ * with its section, duration and outcome; skipped cases carry their reason.
  */
 import { expect, test, type Page } from '@playwright/test';
 import { execFile } from 'node:child_process';
@@ -31,7 +31,8 @@ test.describe.configure({ mode: 'serial' });
 let browserReport: any = null;
 
 test('the conformance suite passes on browsers:3', async () => {
-  test.setTimeout(170_000);
+  // every module section runs too (the runner switches each module on through the config op)
+  test.setTimeout(330_000);
   const out = mkdtempSync(path.join(tmpdir(), 'hearthnet-conf-'));
   try {
     const listed = (await runner(['--list'], 60_000)).out
@@ -44,7 +45,7 @@ test('the conformance suite passes on browsers:3', async () => {
     expect(listed.length).toBeGreaterThan(40);
 
     const t0 = Date.now();
-    const run = await runner(['--target', 'browsers:3', '--out', out], 150_000);
+    const run = await runner(['--target', 'browsers:3', '--out', out], 300_000);
     test
       .info()
       .annotations.push({ type: 'runtime', description: `${((Date.now() - t0) / 1000).toFixed(1)} s` });
@@ -59,6 +60,26 @@ test('the conformance suite passes on browsers:3', async () => {
     expect(required.length).toBeGreaterThanOrEqual(5);
     for (const s of required) expect(s.status, `${s.name} (required)`).toBe('pass');
     expect(report.required_unmet).toEqual([]);
+    // every module section ran in the browsers (not skipped as module-off) and failed nothing
+    for (const name of [
+      'experimental/civdef',
+      'experimental/distributed_inference',
+      'experimental/evidence',
+      'experimental/fedlearn',
+      'experimental/lora',
+      'experimental/moe',
+    ]) {
+      const s = report.sections[name];
+      expect(s, name).toBeTruthy();
+      expect(s.failed, name).toBe(0);
+      expect(s.passed, `${name} ran (${s.skipped_reason ?? ''})`).toBeGreaterThan(0);
+    }
+    // X08-22 (the SUT's own single-use session token) runs in the browsers, and every vector family
+    // (x08 frames and tokens included) ran through the page
+    const x08 = report.sections['experimental/tensor_transport'];
+    expect(x08.cases.find((c: any) => c.id === 'X08-22').status).toBe('pass');
+    expect(report.wire_vectors.not_run).toEqual([]);
+    expect(report.wire_vectors_verified).toBe(true);
     // the ecosystem-shaped reports sit beside our own
     const wpt = JSON.parse(readFileSync(path.join(out, 'wptreport.json'), 'utf8'));
     expect(wpt.results).toHaveLength(listed.length);
