@@ -56,7 +56,7 @@ describe('X09 url target (harness protocol v1)', () => {
     } finally {
       await target.close();
     }
-  }, 180_000);
+  }, 300_000);
 
   it('refuses a wrong admin token', async () => {
     const bad = new UrlTarget({ url: server.url, token: 'nope' });
