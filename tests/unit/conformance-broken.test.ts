@@ -36,7 +36,7 @@ describe('broken builds are caught', () => {
     expect(failedIds(r)).toContain('EV-02');
     expect(r.report.overall).toBe('fail');
     expect(r.report.level).toBe('none');
-  }, 30_000);
+  }, 90_000);
 
   it('an X08 receiver that accepts a sequence gap fails X08-11 (and only the gap case)', async () => {
     // the defect: frames are renumbered in front of the SUT's decoder, so a skipped seq is never seen
@@ -64,7 +64,7 @@ describe('broken builds are caught', () => {
     expect(failedIds(r)).toEqual(['X08-11']);
     // experimental failures do not change overall (X09 B7.2 rule 4)
     expect(r.report.sections['experimental/tensor_transport'].status).toBe('fail');
-  }, 30_000);
+  }, 90_000);
 
   it('a descriptor signed by the wrong bytes/key is refused at pre-flight: overall skipped, exit 3', async () => {
     const other = drbg(SEED, 'identity/not-the-node', 32);
@@ -85,5 +85,5 @@ describe('broken builds are caught', () => {
     expect(r.report.preflight).toEqual({ ok: false, reason: 'descriptor_signature_invalid' });
     expect(r.report.overall).toBe('skipped');
     expect(r.exitCode).toBe(3);
-  }, 30_000);
+  }, 90_000);
 });
