@@ -117,6 +117,8 @@ async function ready(page: Page): Promise<void> {
 }
 
 test('the app shows the latest conformance report with a bar per section and the HTML', async ({ page }) => {
+  // one bar per section (13 now) and the HTML frame: more than the default 60 s on a loaded machine
+  test.setTimeout(120_000);
   expect(browserReport, 'the browsers:3 run left a report').toBeTruthy();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
