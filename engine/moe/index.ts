@@ -5,6 +5,7 @@
  * notices, never in the event log), peer-link retries and the retrain timer.
  */
 import * as C from '../core/constants.js';
+import { HnError } from '../core/errors.js';
 import { bool, int, num, oneOf } from '../core/config-fields.js';
 import type { ModuleDefinition } from '../modules/module.js';
 import { descriptor } from '../modules/registry.js';
@@ -177,6 +178,7 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
           levelOf: (n: NodeID) => community.levelOf(n),
           verify: (o, n) => c.verify(o, n),
           reachable: (n) => openPeers.has(n),
+          warn: (msg, data) => c.log.warn(msg, data),
         });
         const h = new HandoffManager({
           self: c.self,
@@ -187,6 +189,7 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
           append: (t, d) => c.events.append(t, d),
           callPeer: (peer, input) => c.bus.call('experimental.moe.route.handoff', input, { peer }),
           sendLink: (peer, type, payload) => c.link.send(peer, type, payload),
+          warn: (msg, data) => c.log.warn(msg, data),
         });
         const registryEvents = [
           ...(await c.events.list({ type: 'moe.expert.registered' })),
@@ -202,18 +205,21 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
           if (communityTypes.has(ev.event_type)) community.apply(ev as never);
           if (ev.event_type.startsWith('moe.')) s.ingest(ev);
         });
-        c.link.on('moe.message', (peer, p) => void h.onMessage(peer, p).catch(() => undefined));
-        c.link.on('moe.closed', (peer, p) => void h.onClosed(peer, p).catch(() => undefined));
+        // background steps log their error code (never content) instead of failing silently
+        const warn = (what: string) => (e: unknown) =>
+          c.log.warn(`moe: ${what} failed`, { code: e instanceof HnError ? e.code : 'internal_error' });
+        c.link.on('moe.message', (peer, p) => void h.onMessage(peer, p).catch(warn('chat line')));
+        c.link.on('moe.closed', (peer, p) => void h.onClosed(peer, p).catch(warn('close notice')));
         c.peers.onChange(() => {
           openPeers = open();
-          void h.retryUndelivered().catch(() => undefined);
+          void h.retryUndelivered().catch(warn('offer retry'));
         });
         // offers are re-sent at once when a link comes up; this sweep covers links that never flap
-        c.clock.setInterval(() => void h.retryUndelivered().catch(() => undefined), 120_000);
+        c.clock.setInterval(() => void h.retryUndelivered().catch(warn('offer retry')), 120_000);
         await h.sweepQuiet();
-        c.clock.setInterval(() => void h.sweepQuiet().catch(() => undefined), 3_600_000);
+        c.clock.setInterval(() => void h.sweepQuiet().catch(warn('quiet sweep')), 3_600_000);
         c.clock.setInterval(
-          () => void s.maybeTrain().catch(() => undefined),
+          () => void s.maybeTrain().catch(warn('retrain')),
           c.config().retrain_every_hours * 3_600_000,
         );
       },
