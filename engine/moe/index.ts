@@ -12,6 +12,7 @@ import { descriptor } from '../modules/registry.js';
 import { COMMUNITY_EVENT_TYPES, CommunityView } from '../identity/community.js';
 import type { NodeID } from '../core/types.js';
 import { HandoffManager } from './human_in_the_loop.js';
+import { askModelExpert, type ModelAnswer } from './model_expert.js';
 import { MoeService, type MoeSettings } from './router.js';
 
 /** [moe] config section (seed §8; field list owned by the module digest). */
@@ -90,7 +91,13 @@ export const STORES = [
 ];
 
 /** Running instances by node id: the app's Ask / Experts views (inbox, conversation, listeners). */
-export const MOE_INSTANCES = new Map<string, { svc: MoeService; handoffs: HandoffManager }>();
+export interface MoeInstance {
+  svc: MoeService;
+  handoffs: HandoffManager;
+  /** run a model expert through `llm.chat` on the bus (its host's, or this node's); see model_expert.ts */
+  askModel(input: unknown): Promise<ModelAnswer>;
+}
+export const MOE_INSTANCES = new Map<string, MoeInstance>();
 
 export const moe: ModuleDefinition<'moe', typeof config> = {
   name: 'moe',
@@ -200,7 +207,19 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
         await h.start();
         svc = s;
         hm = h;
-        MOE_INSTANCES.set(c.self, { svc: s, handoffs: h });
+        MOE_INSTANCES.set(c.self, {
+          svc: s,
+          handoffs: h,
+          askModel: (input) =>
+            askModelExpert(
+              {
+                self: c.self,
+                lookup: (id) => s.registry.get(id, c.clock.now()),
+                stream: (cap, inp, o) => c.bus.stream(cap, inp, o),
+              },
+              input,
+            ),
+        });
         c.events.subscribe((ev) => {
           if (communityTypes.has(ev.event_type)) community.apply(ev as never);
           if (ev.event_type.startsWith('moe.')) s.ingest(ev);
