@@ -55,7 +55,7 @@ const bad = (m: string, field?: string) => new HnError('bad_request', m, field ?
 export class MoeService {
   readonly registry: ExpertRegistry;
   readonly feedback: FeedbackSet;
-  readonly embedder: Embedder;
+  embedder: Embedder;
   model: LearnedModel | null = null;
   humans: HumanFilter = { blocked: () => null, recentLoad: () => 0 };
   private readonly topicVec = new Map<string, Float64Array>();
@@ -68,6 +68,12 @@ export class MoeService {
     this.feedback = new FeedbackSet(d.levelOf);
     this.embedder = d.embedder ?? new HashedEmbedder();
     this.ulid = ulidGenerator(() => d.now());
+  }
+
+  /** Switch the embedder (e.g. to an installed ONNX encoder, or back to the hashed one). */
+  useEmbedder(e: Embedder): void {
+    this.embedder = e;
+    this.topicVec.clear();
   }
 
   newId(): string {
