@@ -4,6 +4,7 @@
  * shared, from peers' `moe.feedback.recorded` events; the caps drop feedback from below member trust,
  * an expert about itself, more than 20 per recorder per day and more than 3 per (recorder, expert) per day.
  */
+import { HnError } from '../core/errors.js';
 import type { NodeID, TrustLevel } from '../core/types.js';
 import { ownerOf } from './expert_registry.js';
 import type { ExpertKind, TrainingSample } from './scorer.js';
@@ -112,4 +113,61 @@ export class FeedbackSet {
     return this.cache.get(expertId) ?? { helpful: 0, rated: 0, last: 0 };
   }
   private cache: Map<string, { helpful: number; rated: number; last: number }> | null = null;
+}
+
+/** A peer's feedback record is used only when every field the scorer reads has the right shape. */
+export function wellFormedFeedback(f: Feedback): boolean {
+  return (
+    typeof f.feedback_id === 'string' &&
+    typeof f.expert_id === 'string' &&
+    typeof f.recorded_at === 'number' &&
+    Number.isFinite(f.recorded_at) &&
+    (f.helpful === null || typeof f.helpful === 'boolean') &&
+    (f.user_rating === null ||
+      (Number.isInteger(f.user_rating) && f.user_rating >= 1 && f.user_rating <= 5)) &&
+    typeof f.handed_off_again === 'boolean' &&
+    (f.route_id === undefined || typeof f.route_id === 'string') &&
+    (f.handoff_id === undefined || typeof f.handoff_id === 'string') &&
+    Array.isArray(f.features) &&
+    f.features.length === 10 &&
+    f.features.every((x) => typeof x === 'number' && Number.isFinite(x))
+  );
+}
+
+/** feedback.record input checks (digest §3): one of route_id / handoff_id, bounds, at least one signal. */
+export function parseFeedbackInput(input: Record<string, unknown>): {
+  hasRoute: boolean;
+  hasHandoff: boolean;
+  helpful: boolean | null;
+  rating: number | null;
+  ct: number | null;
+  again: boolean;
+  expertId: string;
+} {
+  const bad = (m: string, field?: string) => new HnError('bad_request', m, field ? { field } : {});
+  const hasRoute = typeof input.route_id === 'string';
+  const hasHandoff = typeof input.handoff_id === 'string';
+  if (hasRoute === hasHandoff) throw bad('exactly one of route_id / handoff_id', 'route_id');
+  if (typeof input.expert_id !== 'string' || input.expert_id.length > 700)
+    throw bad('expert_id', 'expert_id');
+  const helpful = input.helpful ?? null;
+  if (helpful !== null && typeof helpful !== 'boolean') throw bad('helpful', 'helpful');
+  const rating = input.user_rating ?? null;
+  if (rating !== null && (!Number.isInteger(rating) || (rating as number) < 1 || (rating as number) > 5))
+    throw bad('user_rating 1..5', 'user_rating');
+  const ct = input.completion_time_seconds ?? null;
+  if (ct !== null && (typeof ct !== 'number' || ct < 0 || ct > 604800 || !Number.isFinite(ct)))
+    throw bad('completion_time_seconds', 'completion_time_seconds');
+  const again = input.handed_off_again ?? false;
+  if (typeof again !== 'boolean') throw bad('handed_off_again', 'handed_off_again');
+  if (helpful === null && rating === null && ct === null && again === false) throw bad('at least one signal');
+  return {
+    hasRoute,
+    hasHandoff,
+    helpful: helpful as boolean | null,
+    rating: rating as number | null,
+    ct: ct as number | null,
+    again,
+    expertId: input.expert_id,
+  };
 }

@@ -2,106 +2,37 @@
  * M27 human handoff (digest §6): the state machine pending → accepted → completed, with decline →
  * next candidate (same handoff_id, attempt ≤ 3), deadline → timed_out, cancel → cancelled. Deadlines
  * are persisted and re-checked on start with the injectable clock, so a deadline that passed while
- * the app was closed becomes timed_out on reopen. The expert node re-checks consent, pause, window,
- * daily limit and cooldown on every offer. The context summary and the conversation live only in the
- * `conversations` store of the two participant nodes and travel only on their link.
+ * the app was closed becomes timed_out on reopen. This file holds the requester side and the
+ * capability entry; the shared parts and the expert side are in handoff_base.ts.
  */
 import { HnError } from '../core/errors.js';
-import type { NodeID } from '../core/types.js';
 import type { CallContext } from '../bus/types.js';
-import type { StorageAdapter } from '../store/types.js';
-import { availableAt, localTime, ownerOf } from './expert_registry.js';
-import { normalizeTopics } from './expert_registry.js';
-import type { MoeService, RouteRecord } from './router.js';
-import type { ExpertKind } from './scorer.js';
+import type { NodeID } from '../core/types.js';
+import { availableAt, ownerOf } from './expert_registry.js';
+import { HandoffBase } from './handoff_base.js';
+import {
+  bad,
+  DAY,
+  HOUR,
+  isObj,
+  str,
+  view,
+  type ConversationRec,
+  type FallbackCandidate,
+  type HandoffRec,
+} from './handoff_types.js';
+import type { RouteRecord } from './router.js';
 
-export type HandoffState = 'pending' | 'accepted' | 'declined' | 'completed' | 'timed_out' | 'cancelled';
+export * from './handoff_types.js';
 
-export interface FallbackCandidate {
-  expert_id: string;
-  kind: ExpertKind;
-  score: number;
-}
-
-export interface HandoffRec {
-  handoff_id: string;
-  route_id: string;
-  requester: NodeID;
-  expert_id: string;
-  attempt: number;
-  tried: string[];
-  initiated_at: number;
-  deadline_at: number;
-  state: HandoffState;
-  conversation_id: string;
-  tags: string[];
-  role: 'requester' | 'expert';
-  /** requester: remaining human candidates in rank order */
-  remaining: string[];
-  fallback: 'next_candidate' | 'none';
-  fallback_candidate: FallbackCandidate | null;
-  delivered: boolean;
-  end_reason: string | null;
-  /** expert: a response still to be delivered to the requester */
-  pending_response?: { accept: boolean; reason?: string } | null;
-  received_at?: number;
-  /** accepted handoffs: last accept/message time (7 days quiet → completed) */
-  last_activity_at?: number;
-}
-
-export interface ConversationRec {
-  handoff_id: string;
-  context_summary: string;
-  messages: { from: NodeID; text: string; at: number }[];
-}
-
-export interface HandoffDeps {
-  self: NodeID;
-  db: StorageAdapter;
-  svc: MoeService;
-  now(): number;
-  setTimeout(fn: () => void, ms: number): () => void;
-  append(type: string, data: Record<string, unknown>): Promise<unknown>;
-  /** node-to-node mode of route.handoff on a peer */
-  callPeer(peer: NodeID, input: Record<string, unknown>): Promise<unknown>;
-  sendLink(peer: NodeID, type: string, payload: Record<string, unknown>): Promise<void>;
-}
-
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
 const MAX_ATTEMPTS = 3;
 const MAX_PENDING = 20;
 const ROUTE_MAX_AGE = 30 * 60_000;
-const isObj = (x: unknown): x is Record<string, unknown> =>
-  typeof x === 'object' && x !== null && !Array.isArray(x);
-const bad = (m: string, field?: string) => new HnError('bad_request', m, field ? { field } : {});
-const str = (x: unknown, max: number, field: string, min = 1): string => {
-  if (typeof x !== 'string' || x.trim().length < min || x.length > max)
-    throw bad(`${field}: ${min}..${max} characters`, field);
-  return x;
-};
 
-/** What the Ask/Experts views listen to: an offer arrived (notify unless quiet hours), state changed. */
-export type HandoffListener = (e: {
-  type: 'offer' | 'state' | 'message';
-  handoff: Record<string, unknown>;
-  notify: boolean;
-}) => void;
-
-export class HandoffManager {
-  private readonly timers = new Map<string, () => void>();
-  /** requester side: offers sent (expert_id, at) for cooldown and load; expert side: offers received */
+export class HandoffManager extends HandoffBase {
+  /** requester side: offers sent (expert_id, at) for cooldown and load */
   private sent: { expert_id: string; at: number }[] = [];
-  private received: { requester: NodeID; at: number }[] = [];
   private blocks = new Map<string, number>();
-  readonly listeners = new Set<HandoffListener>();
-  private stopped = false;
-
-  constructor(private readonly d: HandoffDeps) {}
-
-  private cfg() {
-    return this.d.svc.d.settings();
-  }
 
   async start(): Promise<void> {
     const now = this.d.now();
@@ -138,10 +69,6 @@ export class HandoffManager {
     this.timers.clear();
   }
 
-  private emit(type: 'offer' | 'state' | 'message', h: HandoffRec, notify = false) {
-    for (const l of this.listeners) l({ type, handoff: view(h), notify });
-  }
-
   blockedReason(expertId: string, now: number): 'cooldown' | 'daily_limit' | null {
     const cd = this.cfg().handoff_cooldown_hours * HOUR;
     if (cd > 0 && this.sent.some((s) => s.expert_id === expertId && s.at > now - cd)) return 'cooldown';
@@ -159,13 +86,11 @@ export class HandoffManager {
   private arm(h: HandoffRec) {
     this.timers.get(h.handoff_id)?.();
     const ms = Math.max(0, h.deadline_at - this.d.now());
-    const cancel = this.d.setTimeout(() => void this.timeout(h.handoff_id).catch(() => undefined), ms);
+    const cancel = this.d.setTimeout(
+      () => void this.timeout(h.handoff_id).catch(this.warn('deadline', h.handoff_id)),
+      ms,
+    );
     this.timers.set(h.handoff_id, cancel);
-  }
-
-  private disarm(id: string) {
-    this.timers.get(id)?.();
-    this.timers.delete(id);
   }
 
   private fallbackOf(route: RouteRecord | undefined): FallbackCandidate | null {
@@ -344,7 +269,7 @@ export class HandoffManager {
     for (const h of await this.d.db.getAll<HandoffRec>('handoffs'))
       if (h.state === 'pending' && !h.delivered && h.deadline_at > this.d.now()) await this.deliver(h);
     for (const o of await this.d.db.getAll<HandoffRec>('offers'))
-      if (o.pending_response) await this.sendResponse(o).catch(() => undefined);
+      if (o.pending_response) await this.sendResponse(o).catch(this.warn('response delivery', o.handoff_id));
   }
 
   /** The current attempt was declined: next human candidate under the same handoff, or the end. */
@@ -402,9 +327,7 @@ export class HandoffManager {
       deadline_at: h.deadline_at,
     });
     this.emit('state', h);
-    const host = ownerOf(h.expert_id);
-    if (host)
-      void this.d.sendLink(host, 'moe.closed', { handoff_id: id, state: 'timed_out' }).catch(() => undefined);
+    this.notifyClosed(ownerOf(h.expert_id), id, 'timed_out');
   }
 
   async onResponse(i: Record<string, unknown>, caller: NodeID): Promise<Record<string, unknown>> {
@@ -468,269 +391,7 @@ export class HandoffManager {
         reason: 'cancelled',
       });
     this.emit('state', h);
-    const host = ownerOf(h.expert_id);
-    if (host)
-      void this.d.sendLink(host, 'moe.closed', { handoff_id: id, state: 'cancelled' }).catch(() => undefined);
+    this.notifyClosed(ownerOf(h.expert_id), id, 'cancelled');
     return view(h);
   }
-
-  async complete(i: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const id = str(i.handoff_id, 64, 'handoff_id');
-    const store = (await this.d.db.get<HandoffRec>('handoffs', id)) ? 'handoffs' : 'offers';
-    const h = await this.d.db.get<HandoffRec>(store, id);
-    if (!h) throw new HnError('not_found', 'no such handoff');
-    if (h.state !== 'accepted') throw bad(`handoff is ${h.state}`, 'handoff_id');
-    h.state = 'completed';
-    await this.d.db.put(store, h);
-    this.emit('state', h);
-    const peer = h.role === 'requester' ? ownerOf(h.expert_id) : h.requester;
-    if (peer)
-      void this.d.sendLink(peer, 'moe.closed', { handoff_id: id, state: 'completed' }).catch(() => undefined);
-    return view(h);
-  }
-
-  async message(i: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const id = str(i.handoff_id, 64, 'handoff_id');
-    const text = str(i.text, 4000, 'text');
-    const store = (await this.d.db.get<HandoffRec>('handoffs', id)) ? 'handoffs' : 'offers';
-    const h = await this.d.db.get<HandoffRec>(store, id);
-    if (!h) throw new HnError('not_found', 'no such handoff');
-    if (h.state !== 'accepted') throw bad('messages only while accepted', 'handoff_id');
-    const peer = h.role === 'requester' ? ownerOf(h.expert_id)! : h.requester;
-    await this.d.sendLink(peer, 'moe.message', { handoff_id: id, text });
-    const conv = await this.d.db.get<ConversationRec>('conversations', id);
-    const at = this.d.now();
-    if (conv) {
-      conv.messages.push({ from: this.d.self, text, at });
-      await this.d.db.put('conversations', conv);
-    }
-    h.last_activity_at = at;
-    await this.d.db.put(store, h);
-    return { handoff_id: id, sent_at: at };
-  }
-
-  /** Link message from the counterpart: a chat line (accepted handoffs only). */
-  async onMessage(peer: NodeID, p: { handoff_id: string; text: string }): Promise<void> {
-    const store = (await this.d.db.get<HandoffRec>('handoffs', p.handoff_id)) ? 'handoffs' : 'offers';
-    const h = await this.d.db.get<HandoffRec>(store, p.handoff_id);
-    if (!h || h.state !== 'accepted') return;
-    const counterpart = h.role === 'requester' ? ownerOf(h.expert_id) : h.requester;
-    if (counterpart !== peer) return;
-    const conv = await this.d.db.get<ConversationRec>('conversations', p.handoff_id);
-    if (!conv) return;
-    conv.messages.push({ from: peer, text: p.text, at: this.d.now() });
-    await this.d.db.put('conversations', conv);
-    h.last_activity_at = this.d.now();
-    await this.d.db.put(store, h);
-    this.emit('message', h, true);
-  }
-
-  /** Link message: the counterpart closed the handoff (completed / cancelled / timed_out). */
-  async onClosed(peer: NodeID, p: { handoff_id: string; state: HandoffState }): Promise<void> {
-    for (const store of ['handoffs', 'offers'] as const) {
-      const h = await this.d.db.get<HandoffRec>(store, p.handoff_id);
-      if (!h) continue;
-      const counterpart = h.role === 'requester' ? ownerOf(h.expert_id) : h.requester;
-      if (counterpart !== peer) continue;
-      if (p.state === 'completed' && h.state === 'accepted') h.state = 'completed';
-      else if (
-        (p.state === 'cancelled' || p.state === 'timed_out') &&
-        (h.state === 'pending' || h.state === 'accepted')
-      )
-        h.state = p.state;
-      else continue;
-      this.disarm(h.handoff_id);
-      await this.d.db.put(store, h);
-      this.emit('state', h);
-    }
-  }
-
-  /** Accepted handoffs with 7 days without activity become completed (digest §6). */
-  async sweepQuiet(): Promise<void> {
-    const now = this.d.now();
-    for (const store of ['handoffs', 'offers'] as const)
-      for (const h of await this.d.db.getAll<HandoffRec>(store))
-        if (h.state === 'accepted' && (h.last_activity_at ?? h.initiated_at) <= now - 7 * DAY) {
-          h.state = 'completed';
-          h.end_reason = 'quiet';
-          await this.d.db.put(store, h);
-          this.emit('state', h);
-        }
-  }
-
-  async conversation(id: string): Promise<ConversationRec | undefined> {
-    return this.d.db.get<ConversationRec>('conversations', id);
-  }
-
-  // ------------------------------------------------------------ expert side
-
-  async onOffer(i: Record<string, unknown>, caller: NodeID): Promise<Record<string, unknown>> {
-    const id = str(i.handoff_id, 64, 'handoff_id');
-    const expertId = str(i.expert_id, 700, 'expert_id');
-    const context = str(i.context_summary, 4000, 'context_summary');
-    if (i.requester !== caller) throw new HnError('unauthorized', 'requester must be the caller');
-    if (typeof i.deadline_at !== 'number' || !Number.isFinite(i.deadline_at))
-      throw bad('deadline_at', 'deadline_at');
-    const tags = normalizeTopics(i.tags ?? [], 'tags', 0, 16);
-    const now = this.d.now();
-    if (ownerOf(expertId) !== this.d.self) throw new HnError('expert_unknown', 'not an expert of this node');
-    const existing = await this.d.db.get<HandoffRec>('offers', id);
-    if (existing && existing.requester === caller && existing.expert_id === expertId)
-      return { handoff_id: id, received: true };
-    if (existing) throw bad('duplicate handoff id', 'handoff_id');
-    const desc = this.d.svc.registry.get(expertId, now);
-    if (!desc || desc.kind !== 'human')
-      throw new HnError('expert_unknown', undefined, { details: { expert_id: expertId } });
-    const limit = Math.min(this.cfg().handoff_max_per_day, desc.max_handoffs_per_day ?? Infinity);
-    const cd = this.cfg().handoff_cooldown_hours * HOUR;
-    const reason = !desc.consent_to_route
-      ? 'consent_revoked'
-      : desc.paused
-        ? 'paused'
-        : !availableAt(desc.availability, now)
-          ? 'outside_window'
-          : cd > 0 && this.received.some((r) => r.requester === caller && r.at > now - cd)
-            ? 'cooldown'
-            : this.received.filter((r) => r.at > now - DAY).length >= limit
-              ? 'daily_limit'
-              : deadlineBad(i.deadline_at, now)
-                ? 'deadline'
-                : null;
-    if (reason === 'deadline') throw bad('deadline_at out of range', 'deadline_at');
-    if (reason)
-      throw new HnError('expert_unavailable', `expert unavailable: ${reason}`, { details: { reason } });
-    const o: HandoffRec = {
-      handoff_id: id,
-      route_id: '',
-      requester: caller,
-      expert_id: expertId,
-      attempt: 1,
-      tried: [expertId],
-      initiated_at: now,
-      deadline_at: i.deadline_at,
-      state: 'pending',
-      conversation_id: id,
-      tags,
-      role: 'expert',
-      remaining: [],
-      fallback: 'none',
-      fallback_candidate: null,
-      delivered: true,
-      end_reason: null,
-      pending_response: null,
-      received_at: now,
-    };
-    this.received.push({ requester: caller, at: now });
-    await this.d.db.put('conversations', {
-      handoff_id: id,
-      context_summary: context,
-      messages: [],
-    } satisfies ConversationRec);
-    await this.d.db.put('offers', o);
-    const { minute } = localTime(now, desc.availability.tz);
-    const quiet = minute >= 22 * 60 || minute < 6 * 60;
-    this.emit('offer', o, !quiet);
-    return { handoff_id: id, received: true };
-  }
-
-  /** The expert's own answer to an offer (local UI). */
-  async respond(i: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const id = str(i.handoff_id, 64, 'handoff_id');
-    if (typeof i.accept !== 'boolean') throw bad('accept', 'accept');
-    if (i.note !== undefined) str(i.note, 280, 'note', 0);
-    const o = await this.d.db.get<HandoffRec>('offers', id);
-    if (!o) throw new HnError('not_found', 'no such offer');
-    if (o.state !== 'pending') throw bad(`offer is ${o.state}`, 'handoff_id');
-    const now = this.d.now();
-    if (o.deadline_at <= now) {
-      o.state = 'timed_out';
-      await this.d.db.put('offers', o);
-      throw new HnError('human_handoff_timed_out', undefined, { details: { handoff: view(o) } });
-    }
-    await this.finishOffer(o, i.accept, 'declined');
-    return view(o);
-  }
-
-  private async finishOffer(
-    o: HandoffRec,
-    accept: boolean,
-    reason: string,
-    by: 'expert' | 'system' = 'expert',
-  ) {
-    o.state = accept ? 'accepted' : 'declined';
-    if (accept) o.last_activity_at = this.d.now();
-    o.end_reason = accept ? null : reason;
-    o.pending_response = { accept, ...(accept ? {} : { reason }) };
-    await this.d.db.put('offers', o);
-    if (accept)
-      await this.d.append('moe.handoff.accepted', { handoff_id: o.handoff_id, expert_id: o.expert_id });
-    else
-      await this.d.append('moe.handoff.declined', {
-        handoff_id: o.handoff_id,
-        expert_id: o.expert_id,
-        by,
-        reason,
-      });
-    // decline penalty: consecutive declines by this expert pause the registration (an accept resets)
-    if (by === 'expert') {
-      const st = (await this.d.db.get<{ key: string; n: number }>('state', `declines|${o.expert_id}`)) ?? {
-        key: `declines|${o.expert_id}`,
-        n: 0,
-      };
-      st.n = accept ? 0 : st.n + 1;
-      await this.d.db.put('state', st);
-      if (!accept && st.n >= 3) await this.d.svc.pause(o.expert_id, 'decline_penalty');
-    }
-    this.emit('state', o);
-    await this.sendResponse(o).catch(() => undefined);
-  }
-
-  private async sendResponse(o: HandoffRec) {
-    if (!o.pending_response) return;
-    await this.d.callPeer(o.requester, { mode: 'response', handoff_id: o.handoff_id, ...o.pending_response });
-    const cur = await this.d.db.get<HandoffRec>('offers', o.handoff_id);
-    if (cur) {
-      cur.pending_response = null;
-      await this.d.db.put('offers', cur);
-    }
-    o.pending_response = null;
-  }
-
-  /** Unregistering an expert: its pending offers become declined (by system, consent_revoked). */
-  async expertRemoved(expertId: string, reason: string): Promise<void> {
-    for (const o of await this.d.db.getAll<HandoffRec>('offers'))
-      if (o.expert_id === expertId && o.state === 'pending')
-        await this.finishOffer(o, false, reason === 'withdrawn' ? 'consent_revoked' : reason, 'system');
-  }
-
-  async inbox(): Promise<Record<string, unknown>[]> {
-    return (await this.d.db.getAll<HandoffRec>('offers')).map(view);
-  }
-  async mine(): Promise<Record<string, unknown>[]> {
-    return (await this.d.db.getAll<HandoffRec>('handoffs')).map(view);
-  }
-}
-
-function deadlineBad(deadline: number, now: number): boolean {
-  return deadline <= now || deadline > now + 31 * DAY;
-}
-
-/** The public Handoff record (no context text; that lives in the conversation store). */
-export function view(h: HandoffRec): Record<string, unknown> {
-  return {
-    handoff_id: h.handoff_id,
-    route_id: h.route_id,
-    requester: h.requester,
-    expert_id: h.expert_id,
-    attempt: h.attempt,
-    tried: [...h.tried],
-    initiated_at: h.initiated_at,
-    deadline_at: h.deadline_at,
-    state: h.state,
-    conversation_id: h.conversation_id,
-    role: h.role,
-    tags: [...h.tags],
-    ...(h.end_reason ? { end_reason: h.end_reason } : {}),
-    ...(h.fallback_candidate ? { fallback_candidate: h.fallback_candidate } : {}),
-  };
 }

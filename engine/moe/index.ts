@@ -5,12 +5,14 @@
  * notices, never in the event log), peer-link retries and the retrain timer.
  */
 import * as C from '../core/constants.js';
+import { HnError } from '../core/errors.js';
 import { bool, int, num, oneOf } from '../core/config-fields.js';
 import type { ModuleDefinition } from '../modules/module.js';
 import { descriptor } from '../modules/registry.js';
 import { COMMUNITY_EVENT_TYPES, CommunityView } from '../identity/community.js';
 import type { NodeID } from '../core/types.js';
 import { HandoffManager } from './human_in_the_loop.js';
+import { askModelExpert, type ModelAnswer } from './model_expert.js';
 import { MoeService, type MoeSettings } from './router.js';
 
 /** [moe] config section (seed §8; field list owned by the module digest). */
@@ -89,7 +91,13 @@ export const STORES = [
 ];
 
 /** Running instances by node id: the app's Ask / Experts views (inbox, conversation, listeners). */
-export const MOE_INSTANCES = new Map<string, { svc: MoeService; handoffs: HandoffManager }>();
+export interface MoeInstance {
+  svc: MoeService;
+  handoffs: HandoffManager;
+  /** run a model expert through `llm.chat` on the bus (its host's, or this node's); see model_expert.ts */
+  askModel(input: unknown): Promise<ModelAnswer>;
+}
+export const MOE_INSTANCES = new Map<string, MoeInstance>();
 
 export const moe: ModuleDefinition<'moe', typeof config> = {
   name: 'moe',
@@ -177,6 +185,7 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
           levelOf: (n: NodeID) => community.levelOf(n),
           verify: (o, n) => c.verify(o, n),
           reachable: (n) => openPeers.has(n),
+          warn: (msg, data) => c.log.warn(msg, data),
         });
         const h = new HandoffManager({
           self: c.self,
@@ -187,6 +196,7 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
           append: (t, d) => c.events.append(t, d),
           callPeer: (peer, input) => c.bus.call('experimental.moe.route.handoff', input, { peer }),
           sendLink: (peer, type, payload) => c.link.send(peer, type, payload),
+          warn: (msg, data) => c.log.warn(msg, data),
         });
         const registryEvents = [
           ...(await c.events.list({ type: 'moe.expert.registered' })),
@@ -197,23 +207,38 @@ export const moe: ModuleDefinition<'moe', typeof config> = {
         await h.start();
         svc = s;
         hm = h;
-        MOE_INSTANCES.set(c.self, { svc: s, handoffs: h });
+        MOE_INSTANCES.set(c.self, {
+          svc: s,
+          handoffs: h,
+          askModel: (input) =>
+            askModelExpert(
+              {
+                self: c.self,
+                lookup: (id) => s.registry.get(id, c.clock.now()),
+                stream: (cap, inp, o) => c.bus.stream(cap, inp, o),
+              },
+              input,
+            ),
+        });
         c.events.subscribe((ev) => {
           if (communityTypes.has(ev.event_type)) community.apply(ev as never);
           if (ev.event_type.startsWith('moe.')) s.ingest(ev);
         });
-        c.link.on('moe.message', (peer, p) => void h.onMessage(peer, p).catch(() => undefined));
-        c.link.on('moe.closed', (peer, p) => void h.onClosed(peer, p).catch(() => undefined));
+        // background steps log their error code (never content) instead of failing silently
+        const warn = (what: string) => (e: unknown) =>
+          c.log.warn(`moe: ${what} failed`, { code: e instanceof HnError ? e.code : 'internal_error' });
+        c.link.on('moe.message', (peer, p) => void h.onMessage(peer, p).catch(warn('chat line')));
+        c.link.on('moe.closed', (peer, p) => void h.onClosed(peer, p).catch(warn('close notice')));
         c.peers.onChange(() => {
           openPeers = open();
-          void h.retryUndelivered().catch(() => undefined);
+          void h.retryUndelivered().catch(warn('offer retry'));
         });
         // offers are re-sent at once when a link comes up; this sweep covers links that never flap
-        c.clock.setInterval(() => void h.retryUndelivered().catch(() => undefined), 120_000);
+        c.clock.setInterval(() => void h.retryUndelivered().catch(warn('offer retry')), 120_000);
         await h.sweepQuiet();
-        c.clock.setInterval(() => void h.sweepQuiet().catch(() => undefined), 3_600_000);
+        c.clock.setInterval(() => void h.sweepQuiet().catch(warn('quiet sweep')), 3_600_000);
         c.clock.setInterval(
-          () => void s.maybeTrain().catch(() => undefined),
+          () => void s.maybeTrain().catch(warn('retrain')),
           c.config().retrain_every_hours * 3_600_000,
         );
       },

@@ -6,10 +6,9 @@
  */
 import { HnError } from '../core/errors.js';
 import { sha256Hex } from '../core/hash.js';
-import type { NodeID, TrustLevel } from '../core/types.js';
+import type { NodeID } from '../core/types.js';
 import { ulidGenerator } from '../core/ulid.js';
 import type { EventEnvelope } from '../events/log.js';
-import type { StorageAdapter } from '../store/types.js';
 import { cosine, HashedEmbedder, type Embedder } from './embedder.js';
 import {
   availableAt,
@@ -19,7 +18,16 @@ import {
   normalizeTopics,
   type ExpertDescriptor,
 } from './expert_registry.js';
-import { FeedbackSet, labelOf, type Feedback } from './feedback.js';
+import { FeedbackSet, labelOf, parseFeedbackInput, wellFormedFeedback, type Feedback } from './feedback.js';
+import {
+  invokeOf,
+  rationale,
+  type HumanFilter,
+  type MoeDeps,
+  type RouteCandidate,
+  type RouteRecord,
+} from './route_types.js';
+
 import {
   EXPECTED_LATENCY_MINUTES,
   features,
@@ -35,54 +43,8 @@ import {
   type ScoreParts,
 } from './scorer.js';
 
-export interface MoeSettings {
-  top_k_default: number;
-  scorer: 'auto' | 'rule_based' | 'learned';
-  learned_min_samples: number;
-  retrain_every_hours: number;
-  auto_route_threshold: number;
-  requests_per_user_per_hour: number;
-  publish_route_events: boolean;
-  handoff_enabled: boolean;
-  handoff_default_timeout_hours: number;
-  handoff_cooldown_hours: number;
-  handoff_max_per_day: number;
-  allow_external: boolean;
-  share_feedback: boolean;
-}
-
-export interface MoeDeps {
-  self: NodeID;
-  db: StorageAdapter;
-  settings(): MoeSettings;
-  now(): number;
-  append(type: string, data: Record<string, unknown>): Promise<EventEnvelope>;
-  levelOf(n: NodeID): TrustLevel | 'revoked' | null;
-  verify(o: Record<string, unknown>, n: NodeID): boolean;
-  /** peers with an open link */
-  reachable(n: NodeID): boolean;
-  embedder?: Embedder;
-}
-
-export interface RouteCandidate {
-  expert_id: string;
-  kind: ExpertKind;
-  score: number;
-  expected_latency_minutes: number;
-  rationale: string;
-  public_rationale?: string;
-  name?: string;
-  invoke?: { capability: string; params: Record<string, unknown> };
-}
-
-export interface RouteRecord {
-  route_id: string;
-  requester: NodeID;
-  routed_at: number;
-  tags: string[];
-  scorer: 'rule_based' | 'learned';
-  candidates: { expert_id: string; kind: ExpertKind; score: number; features: number[] }[];
-}
+export * from './route_types.js';
+export { wellFormedFeedback } from './feedback.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -90,16 +52,10 @@ const isObj = (x: unknown): x is Record<string, unknown> =>
   typeof x === 'object' && x !== null && !Array.isArray(x);
 const bad = (m: string, field?: string) => new HnError('bad_request', m, field ? { field } : {});
 
-/** Hook the handoff manager installs: route filter (cooldown / daily-limit blocks) and recent load. */
-export interface HumanFilter {
-  blocked(expertId: string, now: number): string | null;
-  recentLoad(expertId: string, now: number): number;
-}
-
 export class MoeService {
   readonly registry: ExpertRegistry;
   readonly feedback: FeedbackSet;
-  readonly embedder: Embedder;
+  embedder: Embedder;
   model: LearnedModel | null = null;
   humans: HumanFilter = { blocked: () => null, recentLoad: () => 0 };
   private readonly topicVec = new Map<string, Float64Array>();
@@ -112,6 +68,12 @@ export class MoeService {
     this.feedback = new FeedbackSet(d.levelOf);
     this.embedder = d.embedder ?? new HashedEmbedder();
     this.ulid = ulidGenerator(() => d.now());
+  }
+
+  /** Switch the embedder (e.g. to an installed ONNX encoder, or back to the hashed one). */
+  useEmbedder(e: Embedder): void {
+    this.embedder = e;
+    this.topicVec.clear();
   }
 
   newId(): string {
@@ -132,7 +94,10 @@ export class MoeService {
     else if (ev.event_type === 'moe.feedback.recorded' && ev.author !== this.d.self) {
       const f = ev.data as unknown as Feedback;
       if (isObj(f) && f.recorded_by === ev.author && wellFormedFeedback(f)) {
-        if (this.feedback.add(f)) void this.maybeTrain();
+        if (this.feedback.add(f))
+          void this.maybeTrain().catch((e: unknown) =>
+            this.d.warn?.('moe: retrain failed', { code: e instanceof HnError ? e.code : 'internal_error' }),
+          );
       }
     }
   }
@@ -448,42 +413,26 @@ export class MoeService {
     handoffOf: (id: string) => Promise<{ route_id: string; expert_id: string; tried: string[] } | undefined>,
   ) {
     if (!isObj(input)) throw bad('request must be an object');
-    const hasRoute = typeof input.route_id === 'string';
-    const hasHandoff = typeof input.handoff_id === 'string';
-    if (hasRoute === hasHandoff) throw bad('exactly one of route_id / handoff_id', 'route_id');
-    if (typeof input.expert_id !== 'string' || input.expert_id.length > 700)
-      throw bad('expert_id', 'expert_id');
-    const helpful = input.helpful ?? null;
-    if (helpful !== null && typeof helpful !== 'boolean') throw bad('helpful', 'helpful');
-    const rating = input.user_rating ?? null;
-    if (rating !== null && (!Number.isInteger(rating) || (rating as number) < 1 || (rating as number) > 5))
-      throw bad('user_rating 1..5', 'user_rating');
-    const ct = input.completion_time_seconds ?? null;
-    if (ct !== null && (typeof ct !== 'number' || ct < 0 || ct > 604800 || !Number.isFinite(ct)))
-      throw bad('completion_time_seconds', 'completion_time_seconds');
-    const again = input.handed_off_again ?? false;
-    if (typeof again !== 'boolean') throw bad('handed_off_again', 'handed_off_again');
-    if (helpful === null && rating === null && ct === null && again === false)
-      throw bad('at least one signal');
+    const { hasRoute, hasHandoff, helpful, rating, ct, again, expertId } = parseFeedbackInput(input);
     let route: RouteRecord | undefined;
     if (hasHandoff) {
       const h = await handoffOf(input.handoff_id as string);
       if (!h) throw new HnError('not_found', 'no such handoff');
-      if (!h.tried.includes(input.expert_id)) throw new HnError('expert_unknown', 'not the handoff expert');
+      if (!h.tried.includes(expertId)) throw new HnError('expert_unknown', 'not the handoff expert');
       route = await this.route(h.route_id);
     } else {
       route = await this.route(input.route_id as string);
       if (!route || route.requester !== caller) throw new HnError('not_found', 'no such route');
     }
-    const cand = route?.candidates.find((c) => c.expert_id === input.expert_id);
+    const cand = route?.candidates.find((c) => c.expert_id === expertId);
     if (!cand && hasRoute) throw new HnError('expert_unknown', 'not a candidate of that route');
     const now = this.d.now();
-    const desc = this.registry.get(input.expert_id, now);
+    const desc = this.registry.get(expertId, now);
     const kind: ExpertKind = cand?.kind ?? desc?.kind ?? 'human';
     const f: Feedback = {
       feedback_id: this.newId(),
       ...(hasRoute ? { route_id: input.route_id as string } : { handoff_id: input.handoff_id as string }),
-      expert_id: input.expert_id,
+      expert_id: expertId,
       kind,
       tags: route?.tags ?? [],
       helpful: helpful as boolean | null,
@@ -524,51 +473,4 @@ export class MoeService {
     await this.d.db.put('state', { key: 'model', model: this.model });
     return true;
   }
-}
-
-/** A peer's feedback record is used only when every field the scorer reads has the right shape. */
-export function wellFormedFeedback(f: Feedback): boolean {
-  return (
-    typeof f.feedback_id === 'string' &&
-    typeof f.expert_id === 'string' &&
-    typeof f.recorded_at === 'number' &&
-    Number.isFinite(f.recorded_at) &&
-    (f.helpful === null || typeof f.helpful === 'boolean') &&
-    (f.user_rating === null ||
-      (Number.isInteger(f.user_rating) && f.user_rating >= 1 && f.user_rating <= 5)) &&
-    typeof f.handed_off_again === 'boolean' &&
-    (f.route_id === undefined || typeof f.route_id === 'string') &&
-    (f.handoff_id === undefined || typeof f.handoff_id === 'string') &&
-    Array.isArray(f.features) &&
-    f.features.length === 10 &&
-    f.features.every((x) => typeof x === 'number' && Number.isFinite(x))
-  );
-}
-
-function rationale(p: ScoreParts, tags: readonly string[], d: ExpertDescriptor): string {
-  const shared = tags.filter((t) => d.topics.includes(t));
-  return [
-    shared.length ? `tags ${shared.join(', ')}` : 'no shared tag',
-    `similarity ${p.sim.toFixed(2)}`,
-    `reliability ${p.rel.toFixed(2)}`,
-    `recency ${p.rec.toFixed(2)}`,
-    ...(d.score_bias ? [`bias ${d.score_bias}`] : []),
-  ].join('; ');
-}
-
-/** What the caller runs for a non-human candidate: the capability the record names, else `llm.chat`. */
-function invokeOf(d: ExpertDescriptor): { invoke?: RouteCandidate['invoke'] } {
-  if (d.kind === 'human') return {};
-  if (d.kind === 'external')
-    return { invoke: { capability: 'external', params: { url: d.expert_id.slice(9) } } };
-  const c0 = d.capabilities[0];
-  if (d.kind === 'service' && c0)
-    return {
-      invoke: {
-        capability: c0.capability,
-        params: { ...(c0.selector ? { selector: c0.selector } : {}), host: d.host },
-      },
-    };
-  const model = d.expert_id.slice(6, d.expert_id.lastIndexOf('@'));
-  return { invoke: { capability: c0?.capability ?? 'llm.chat', params: { model, host: d.host } } };
 }

@@ -5,10 +5,18 @@
  * - `moe.learned_vs_rule_auc_gain`: on a synthetic feedback set where the better experts are known
  *   (hidden quality by kind and recency, seeded PRNG), the learned scorer's ranking AUC on a held-out
  *   half minus the rule-based scorer's AUC on the same half.
+ * - `moe.route_p95_ort_ratio_vs_budget`: the same route.query p95 with the `OrtEmbedder`
+ *   (onnxruntime-web WASM, the generated tiny encoder of tools/model/tiny-encoder.ts — far smaller
+ *   than multilingual-e5-small, so this bounds the routing overhead, not a real encoder's cost)
+ *   divided by the 250 ms budget of digest §9.18.
  */
 import 'fake-indexeddb/auto';
 import type { BenchFilter } from './run.js';
 import { createNode } from '../../engine/index.js';
+import { configureOrt } from '../../engine/llm/ort.js';
+import { MOE_INSTANCES } from '../../engine/moe/index.js';
+import { OrtEmbedder } from '../../engine/moe/ort_embedder.js';
+import { makeTinyEncoder } from '../model/tiny-encoder.js';
 import {
   auc,
   features,
@@ -19,7 +27,11 @@ import {
   type TrainingSample,
 } from '../../engine/moe/scorer.js';
 
-export const names = ['moe.route_p95_ratio_vs_budget', 'moe.learned_vs_rule_auc_gain'];
+export const names = [
+  'moe.route_p95_ratio_vs_budget',
+  'moe.learned_vs_rule_auc_gain',
+  'moe.route_p95_ort_ratio_vs_budget',
+];
 
 const VOCAB = [
   'cooking',
@@ -55,9 +67,16 @@ function rng(seed: number) {
   };
 }
 
-async function routeP95(): Promise<number> {
+async function routeP95(ort = false): Promise<number> {
   const n = await createNode({ config: { moe: { requests_per_user_per_hour: 100_000 } } as never });
   await n.enable('moe');
+  let emb: OrtEmbedder | null = null;
+  if (ort) {
+    configureOrt({ numThreads: 1 });
+    const enc = makeTinyEncoder(7, 32);
+    emb = await OrtEmbedder.load(enc.bytes, enc.tokenizerJson);
+    MOE_INSTANCES.get(n.id)!.svc.useEmbedder(emb);
+  }
   const r = rng(27);
   for (let i = 0; i < 500; i++) {
     const topics = [0, 1, 2].map(() => `${VOCAB[Math.floor(r() * VOCAB.length)]}-${Math.floor(r() * 10)}`);
@@ -74,8 +93,9 @@ async function routeP95(): Promise<number> {
     if (i >= 20) times.push(performance.now() - t0); // 20 warm-up calls
   }
   await n.close();
+  await emb?.close();
   times.sort((a, b) => a - b);
-  return times[Math.floor(times.length * 0.95)]! / 50;
+  return times[Math.floor(times.length * 0.95)]! / (ort ? 250 : 50);
 }
 
 function aucGain(): number {
@@ -108,5 +128,7 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
   const out: Record<string, number> = {};
   if (want('moe.route_p95_ratio_vs_budget')) out['moe.route_p95_ratio_vs_budget'] = await routeP95();
   if (want('moe.learned_vs_rule_auc_gain')) out['moe.learned_vs_rule_auc_gain'] = aucGain();
+  if (want('moe.route_p95_ort_ratio_vs_budget'))
+    out['moe.route_p95_ort_ratio_vs_budget'] = await routeP95(true);
   return out;
 }
