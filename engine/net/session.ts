@@ -203,7 +203,7 @@ export class PeerSession implements SessionCore {
       case 'call':
         return void this.rpc.onCall(m, bytes);
       case 'res':
-        return this.rpc.onRes(m);
+        return void this.rpc.onRes(m);
       case 'err':
         return this.rpc.onErr(m);
       case 'frame':
