@@ -103,6 +103,7 @@ export function wireLinks(
     membership: (n) => community.levelOf(n),
     link: (peer) => peers.sessions.get(peer),
     call: (cap, input, opts) => bus.call(cap, input, opts),
+    log: o.logs.logger('x08'),
   });
   return { peers, tensors };
 }

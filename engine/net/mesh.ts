@@ -75,8 +75,10 @@ export class Mesh {
       c.on('signal', (s) => this.onSignal(s.from, s.data)),
       acceptRelayedPorts(c, {
         self: this.d.keys,
+        ...(this.d.log ? { log: this.d.log } : {}),
         filter: (peer) => this.admissible(peer) && !this.linked(peer),
         onPort: (port) => void this.adopt(port),
+        onError: (peer, e) => this.d.log?.info('relayed link offer failed', { peer, error: e }),
       }),
     );
     c.start();
@@ -174,7 +176,7 @@ export class Mesh {
     const a = this.attempts.get(peer);
     if (!a || a.relayed) return;
     a.relayed = true;
-    openRelayedPort(this.client, peer, { self: this.d.keys })
+    openRelayedPort(this.client, peer, { self: this.d.keys, ...(this.d.log ? { log: this.d.log } : {}) })
       .then((port) => this.adopt(port))
       .catch((e: unknown) => {
         // retry on the next roster change or welcome

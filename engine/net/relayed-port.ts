@@ -48,6 +48,7 @@ import {
   type E2eOptions,
   type E2eSession,
 } from './e2e.js';
+import type { Logger } from '../observability/logger.js';
 import type { BytePort } from './port.js';
 import { RELAY_FORWARD_MAX_PAYLOAD_BYTES, type RelayClient } from './relay-client.js';
 
@@ -78,6 +79,8 @@ export interface SecurePort extends BytePort {
 export interface SecureOptions extends E2eOptions {
   /** Handshake deadline (default LINK_HANDSHAKE_TIMEOUT_SECONDS). */
   timeoutMs?: number;
+  /** Where a failed best-effort send is noted (the mesh's link log); never sees record bytes or keys. */
+  log?: Logger;
 }
 
 /**
@@ -134,7 +137,12 @@ export function secureBytePort(pipe: BytePort, opts: SecureOptions): Promise<Sec
           }
           session = hs.complete(parsed);
           state = 'confirm';
-          void pipe.send(session.seal(INNER_CONFIRM, new Uint8Array(0))).catch(() => undefined);
+          // the handshake cannot finish without our CONFIRM: a failed send fails it (no-op once closed)
+          void pipe
+            .send(session.seal(INNER_CONFIRM, new Uint8Array(0)))
+            .catch((e: unknown) =>
+              fail(e instanceof HnError ? e : new HnError('closed', 'E2E confirm not sent')),
+            );
           return;
         }
         if (kind !== E2E_RECORD_SEALED) throw new HnError('bad_request', 'unknown E2E record type');
@@ -145,7 +153,7 @@ export function secureBytePort(pipe: BytePort, opts: SecureOptions): Promise<Sec
             throw new HnError('bad_request', 'expected E2E confirm');
           state = 'open';
           clearTimeout(timer);
-          port = new SecurePortImpl(pipe, session, peer);
+          port = new SecurePortImpl(pipe, session, peer, opts.log);
           resolve(port);
           return;
         }
@@ -186,6 +194,7 @@ class SecurePortImpl implements SecurePort {
     private readonly pipe: BytePort,
     private readonly session: E2eSession,
     readonly peer: NodeID,
+    private readonly log?: Logger,
   ) {
     this.maxMessageBytes = pipe.maxMessageBytes - E2E_OVERHEAD_BYTES;
     this.channelBinding = session.channelBinding;
@@ -223,9 +232,15 @@ class SecurePortImpl implements SecurePort {
     let r = utf8(reason);
     if (r.length > CLOSE_REASON_MAX_BYTES) r = utf8(reason.slice(0, 50));
     try {
-      void this.pipe.send(this.session.seal(INNER_CLOSE, r)).catch(() => undefined);
-    } catch {
+      // best effort: the port closes either way; the peer then learns it from the pipe or its heartbeat
+      void this.pipe
+        .send(this.session.seal(INNER_CLOSE, r))
+        .catch((e: unknown) =>
+          this.log?.debug('relayed link: close record not sent', { peer: this.peer, error: e as Error }),
+        );
+    } catch (e) {
       // counter exhausted: close anyway
+      this.log?.debug('relayed link: close record not sealed', { peer: this.peer, error: e as Error });
     }
     this.closeLocal(reason, true);
   }
@@ -350,6 +365,7 @@ export interface RelayedPortOptions {
   self: KeyPair;
   timeoutMs?: number;
   now?: () => number;
+  log?: Logger;
 }
 
 /** Open an end-to-end encrypted relayed port to `peer` (both peers may call this at once). */
@@ -362,6 +378,7 @@ export async function openRelayedPort(
   if (!client.hasPeer(peer)) throw new HnError('partition', 'peer is not in the relay room');
   const o: SecureOptions = { self: opts.self, peer, now: opts.now ?? (() => client.now()) };
   if (opts.timeoutMs !== undefined) o.timeoutMs = opts.timeoutMs;
+  if (opts.log) o.log = opts.log;
   return secureBytePort(relayPipe(client, peer), o);
 }
 
@@ -384,6 +401,7 @@ export function acceptRelayedPorts(
     if (opts.filter && !opts.filter(from)) return;
     const o: SecureOptions = { self: opts.self, peer: from, now: opts.now ?? (() => client.now()) };
     if (opts.timeoutMs !== undefined) o.timeoutMs = opts.timeoutMs;
+    if (opts.log) o.log = opts.log;
     // relayPipe registers its forward handler synchronously, so the client hands this very
     // frame to it right after this callback returns.
     secureBytePort(relayPipe(client, from), o).then(opts.onPort, (e: unknown) =>

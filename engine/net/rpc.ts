@@ -19,7 +19,7 @@ import {
 } from '../core/constants.js';
 import { HnError, toHnError } from '../core/errors.js';
 import { ulid, ULID_RE } from '../core/ulid.js';
-import { signObject, verifyObject } from '../identity/identity.js';
+import { signObject, verifyObjectAsync } from '../identity/identity.js';
 import { STREAM_RECEIVE_QUEUE_MAX } from './budget.js';
 import { sanitizeError, type CallMsg, type Incoming } from './control.js';
 import { nowSec, type SessionCore } from './session-types.js';
@@ -47,6 +47,8 @@ export class RpcPart {
   private unary = new Map<string, PendingUnary>();
   private streams = new Map<string, PendingStream>();
   private inbound = new Map<string, Inbound>();
+  /** calls whose signature is being checked (async verifier), by request id */
+  private verifying = new Map<string, AbortController>();
   private seenIds = new Map<string, number>();
 
   constructor(private readonly s: SessionCore) {}
@@ -123,13 +125,14 @@ export class RpcPart {
     });
   }
 
-  onRes(m: Incoming) {
+  /** A response settles its call once its signature verified (engine verifier, WebCrypto where it passed). */
+  async onRes(m: Incoming) {
     const p = this.unary.get(m.id);
     if (!p) return;
     const peer = this.s.peer;
     const ok =
       m.from === peer &&
-      verifyObject(
+      (await verifyObjectAsync(
         {
           type: 'bus.response',
           request_id: m.id,
@@ -139,7 +142,8 @@ export class RpcPart {
           signature: m.signature,
         },
         peer,
-      );
+      ));
+    // a call that ended meanwhile (link closed, caller cancelled) has settled already: both are no-ops then
     if (!ok) return p.reject(new HnError('invalid_signature', 'response signature does not verify'));
     p.resolve(m.body?.output);
   }
@@ -167,7 +171,10 @@ export class RpcPart {
   }
 
   onCancel(m: Incoming) {
-    this.inbound.get(m.id)?.abort.abort(new HnError('timeout', 'cancelled by the caller'));
+    // a call still having its signature checked is cancelled too: it then dispatches with an aborted signal
+    (this.inbound.get(m.id)?.abort ?? this.verifying.get(m.id))?.abort(
+      new HnError('timeout', 'cancelled by the caller'),
+    );
   }
 
   stream(
@@ -286,7 +293,18 @@ export class RpcPart {
         body: m.body,
         signature: m.signature,
       };
-      if (m.from !== peer || !verifyObject(signed, peer)) {
+      // the signature check is async (WebCrypto where it passed its self-test): a cancel or link close
+      // that arrives meanwhile reaches this call through `verifying`
+      const abort = new AbortController();
+      const mine = !this.verifying.has(id) && !this.inbound.has(id);
+      if (mine) this.verifying.set(id, abort);
+      let verified: boolean;
+      try {
+        verified = m.from === peer && (await verifyObjectAsync(signed, peer));
+      } finally {
+        if (mine) this.verifying.delete(id);
+      }
+      if (!verified) {
         d.metrics.inc('hearthnet_signature_failures_total', { reason: 'call' });
         throw new HnError(
           'invalid_signature',
@@ -301,7 +319,6 @@ export class RpcPart {
       const rk = `${m.from}|${id}`;
       if (this.seenIds.has(rk)) throw new HnError('bad_request', 'replayed request id');
       this.seenIds.set(rk, this.s.now() + REQUEST_REPLAY_WINDOW_SECONDS * 1000);
-      const abort = new AbortController();
       const timeoutMs = Number.isInteger(m.timeout_ms) && m.timeout_ms > 0 ? m.timeout_ms : undefined;
       const origin = {
         caller: peer,
@@ -390,5 +407,6 @@ export class RpcPart {
     this.unary.clear();
     for (const st of this.streams.values()) st.fail(e);
     for (const st of this.inbound.values()) st.abort.abort(e);
+    for (const a of this.verifying.values()) a.abort(e);
   }
 }

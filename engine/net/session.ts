@@ -146,9 +146,16 @@ export class PeerSession implements SessionCore {
   private startHeartbeat() {
     const every = this.d.heartbeatMs ?? 5000;
     const missed = this.d.missedHeartbeats ?? 3;
+    let bytesIn = this.mux.bytesIn;
     this.timers.push(
       setInterval(() => {
         if (this.state !== 'open') return;
+        // any inbound link frame shows the peer is alive: on a link busy with X08 data the peer's pings
+        // queue behind that data (relay queues, SCTP), so CONTROL alone would read a loaded link as silent
+        if (this.mux.bytesIn !== bytesIn) {
+          bytesIn = this.mux.bytesIn;
+          this.lastSeen = this.now();
+        }
         if (this.now() - this.lastSeen > every * missed) {
           this.state = 'gone';
           this.mux.close('peer silent');
@@ -196,7 +203,7 @@ export class PeerSession implements SessionCore {
       case 'call':
         return void this.rpc.onCall(m, bytes);
       case 'res':
-        return this.rpc.onRes(m);
+        return void this.rpc.onRes(m);
       case 'err':
         return this.rpc.onErr(m);
       case 'frame':

@@ -22,8 +22,11 @@ export interface SimplePeerLike {
     bufferedAmount: number;
     bufferedAmountLowThreshold: number;
     onbufferedamountlow: ((ev: unknown) => void) | null;
+    onmessage?: ((ev: { data: unknown }) => void) | null;
     readyState?: string;
   } | null;
+  /** set by simple-peer once destroyed */
+  destroyed?: boolean;
   _pc?: {
     localDescription?: { sdp?: string } | null;
     remoteDescription?: { sdp?: string } | null;
@@ -87,15 +90,19 @@ export function openWebRtc(o: WebRtcOptions): {
     for (const cb of closeCbs.splice(0)) cb(reason);
   };
   peer.on('signal', (d) => o.onSignal(d));
-  peer.on('data', (d) => {
-    // simple-peer hands a Buffer view of the message's own ArrayBuffer: take it as is (no copy); copy only
-    // a view into a larger (possibly pooled) buffer
-    const whole = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength;
-    const bytes = whole
-      ? new Uint8Array(d.buffer, 0, d.byteLength)
-      : new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice();
+  const deliver = (bytes: Uint8Array) => {
     if (recv) recv(bytes);
     else early.push(bytes);
+  };
+  peer.on('data', (d) => {
+    // until 'connect' (below) messages come through simple-peer's stream: a Buffer view of the message's
+    // own ArrayBuffer is taken as is (no copy); only a view into a larger (possibly pooled) buffer is copied
+    const whole = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength;
+    deliver(
+      whole
+        ? new Uint8Array(d.buffer, 0, d.byteLength)
+        : new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice(),
+    );
   });
   peer.on('drain', () => {
     const w = drainWaiters;
@@ -127,6 +134,18 @@ export function openWebRtc(o: WebRtcOptions): {
       // fragments (profile in docs/decisions.md, issue #11). We keep up to SEND_HIGH_WATER queued and wake
       // senders when it drains below SEND_LOW_WATER.
       const ch = peer._channel;
+      // Receive from the data channel itself too: simple-peer pushes every message through its readable
+      // stream, whose process.nextTick shim costs a timer per message on the receiver's main thread (issue #11
+      // profile). From here on each message's own ArrayBuffer is handed over as is.
+      if (ch && 'onmessage' in ch) {
+        const prevMsg = ch.onmessage;
+        ch.onmessage = (ev) => {
+          if (peer.destroyed) return;
+          const d = ev.data;
+          if (d instanceof ArrayBuffer) deliver(new Uint8Array(d));
+          else if (typeof prevMsg === 'function') prevMsg.call(ch, ev); // not binary: simple-peer's path
+        };
+      }
       // without 'bufferedamountlow' events (an old wrtc build) a waiting sender re-checks every 20 ms
       const lowEvents = !!ch && typeof ch.bufferedAmountLowThreshold === 'number';
       if (ch && lowEvents) {

@@ -51,9 +51,61 @@ const ARGS = [
   '--no-first-run',
   '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
-const TOTAL_BYTES = 64 << 20;
+/** HN_BENCH_X08_MB: a shorter throughput run for traced diagnostics (the figure uses the default 64 MiB) */
+const TOTAL_BYTES = (Number(process.env.HN_BENCH_X08_MB) || 64) << 20;
 const TENSOR_BYTES = 1 << 20;
 const RUNS = 3;
+
+/**
+ * Installed before the app boots (HN_BENCH_X08_TRACE=1): wraps `RTCDataChannel.prototype.send` to see every
+ * channel (the app's link channel and the raw one) and samples, every 2 ms while a run is traced, how much each
+ * holds queued (`bufferedAmount`) — a queue at 0 means the SCTP association had nothing to send (the sender let
+ * it run dry). The receiver's page samples event-loop lag the same way.
+ */
+function installDcTrace(): void {
+  const w = window as any;
+  const chans = new Set<RTCDataChannel>();
+  const orig = RTCDataChannel.prototype.send;
+  RTCDataChannel.prototype.send = function (this: RTCDataChannel, d: any) {
+    chans.add(this);
+    return orig.call(this, d);
+  };
+  let timer: any = null;
+  let st: any = null;
+  w.__dcTrace = {
+    start(extra?: () => number) {
+      st = { samples: 0, empty: 0, under64k: 0, sumBuf: 0, lagMs: 0, lagOver20: 0, windowFull: 0 };
+      let last = performance.now();
+      timer = setInterval(() => {
+        const t = performance.now();
+        const lag = Math.max(0, t - last - 2);
+        last = t;
+        st.samples++;
+        st.lagMs += lag;
+        if (lag > 20) st.lagOver20++;
+        let buf = 0;
+        for (const c of chans) if (c.readyState === 'open') buf += c.bufferedAmount;
+        st.sumBuf += buf;
+        if (buf === 0) st.empty++;
+        else if (buf < 65536) st.under64k++;
+        if (extra && extra() > 0) st.windowFull++;
+      }, 2);
+    },
+    stop() {
+      clearInterval(timer);
+      const n = Math.max(1, st.samples);
+      return {
+        samples: st.samples,
+        queue_empty_pct: Math.round((1000 * st.empty) / n) / 10,
+        queue_under_64k_pct: Math.round((1000 * st.under64k) / n) / 10,
+        queue_mean_kib: Math.round(st.sumBuf / n / 1024),
+        loop_lag_ms_mean: Math.round((10 * st.lagMs) / n) / 10,
+        loop_lag_over_20ms: st.lagOver20,
+        x08_window_full_pct: Math.round((1000 * st.windowFull) / n) / 10,
+      };
+    },
+  };
+}
 
 /** In-page bench helpers (serialised into the page). */
 function installBenchHelpers(): void {
@@ -148,6 +200,11 @@ function installBenchHelpers(): void {
       await Promise.all(Array.from({ length: count }, (_, i) => s.sendTensor(i + 1, t)));
       return { start };
     },
+    /** the X08 sender's credit window is exhausted (a sender waits for an ACK) */
+    x08WindowFull() {
+      const s = w.__bench['bench.throughput'];
+      return s && s.negotiated && s.inFlight >= s.negotiated.flow_window ? 1 : 0;
+    },
     async x08Echo(samples: number, warmup: number, size: number) {
       const s = w.__bench['bench.echo'];
       const t = { dtype: 'fp16', shape: [1, size / 2048, 1024], data: random(size, 9) };
@@ -209,13 +266,13 @@ function installBenchHelpers(): void {
         };
       });
     },
-    async rawSend(total: number, msgBytes: number) {
+    async rawSend(total: number, msgBytes: number, high = 8 << 20, low = 2 << 20) {
       const dc = raw.dc!;
       const msg = random(msgBytes, 5);
-      dc.bufferedAmountLowThreshold = 2 << 20;
+      dc.bufferedAmountLowThreshold = low;
       const start = now();
       for (let sent = 0; sent < total;) {
-        if (dc.bufferedAmount > 8 << 20)
+        if (dc.bufferedAmount > high)
           await new Promise((r) => dc.addEventListener('bufferedamountlow', r, { once: true }));
         const n = Math.min(msgBytes, total - sent);
         dc.send(n === msgBytes ? msg : msg.subarray(0, n));
@@ -260,8 +317,11 @@ const p95 = (xs: number[]) => {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
+const TRACE = process.env.HN_BENCH_X08_TRACE === '1';
+
 async function boot(browser: Browser, url: string): Promise<Page> {
   const page = await browser.newPage();
+  if (TRACE) await page.addInitScript({ content: `globalThis.__name ??= (f) => f; (${installDcTrace})();` });
   await page.goto(url);
   await page.waitForFunction(() => window.hearthnetReady === true || !!window.hearthnetBootError, null, {
     timeout: 30_000,
@@ -352,33 +412,50 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     await pb.evaluate(() => (window as any).__bench.rawReady());
     const msgBytes = Math.min(maxMsg, 1 << 20);
 
-    const rawRun = async (total: number) => {
-      const rx = pb.evaluate((t) => (window as any).__bench.rawReceive(t), total);
-      const { start } = await pa.evaluate(
-        ([t, m]) => (window as any).__bench.rawSend(t, m),
-        [total, msgBytes],
+    // HN_BENCH_X08_TRACE=1: where bytes wait (sender queue, credit window, receiver event loop), per run, on stderr
+    const traced = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
+      if (!TRACE) return run();
+      await pa.evaluate(() => (window as any).__dcTrace.start(() => (window as any).__bench.x08WindowFull()));
+      await pb.evaluate(() => (window as any).__dcTrace.start());
+      const out = await run();
+      const tx = await pa.evaluate(() => (window as any).__dcTrace.stop());
+      const rx = await pb.evaluate(() => (window as any).__dcTrace.stop());
+      process.stderr.write(
+        `trace ${what}: ${typeof out === 'number' ? (out / 1e6).toFixed(1) + ' MB/s' : ''} sender ${JSON.stringify(tx)} receiver loop lag mean ${rx.loop_lag_ms_mean} ms, >20 ms ×${rx.loop_lag_over_20ms}\n`,
       );
-      const { end, bytes } = await rx;
-      return bytes / ((end - start) / 1000);
+      return out;
     };
+    const rawRun = async (total: number, msg = msgBytes, high = 8 << 20, low = 2 << 20) =>
+      traced(`raw ${msg >> 10} KiB msgs, high ${high >> 10} KiB`, async () => {
+        const rx = pb.evaluate((t) => (window as any).__bench.rawReceive(t), total);
+        const { start } = await pa.evaluate(
+          ([t, m, h, l]) => (window as any).__bench.rawSend(t, m, h, l),
+          [total, msg, high, low],
+        );
+        const { end, bytes } = await rx;
+        return bytes / ((end - start) / 1000);
+      });
     const negotiated = await pa.evaluate((b) => (window as any).__bench.open(b, 'bench.throughput'), idB);
     if (negotiated?.compression !== 'none') throw new Error('compression was not switched off');
-    const x08Run = async (total: number) => {
-      const count = total / TENSOR_BYTES;
-      const rx = pb.evaluate((c) => (window as any).__bench.x08Receive(c), count);
-      const { start } = await pa.evaluate(
-        ([c, s]) => (window as any).__bench.x08Send(c, s),
-        [count, TENSOR_BYTES],
-      );
-      const { end, bytes } = await rx;
-      return bytes / ((end - start) / 1000);
-    };
+    const x08Run = async (total: number) =>
+      traced('x08', async () => {
+        const count = total / TENSOR_BYTES;
+        const rx = pb.evaluate((c) => (window as any).__bench.x08Receive(c), count);
+        const { start } = await pa.evaluate(
+          ([c, s]) => (window as any).__bench.x08Send(c, s),
+          [count, TENSOR_BYTES],
+        );
+        const { end, bytes } = await rx;
+        return bytes / ((end - start) / 1000);
+      });
     await rawRun(8 << 20); // warm-up
     await x08Run(8 << 20);
     const rawT: number[] = [];
     const x08T: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       rawT.push(await rawRun(TOTAL_BYTES));
+      // traced runs also show a raw sender with the link's message size and send queue (diagnostic only)
+      if (TRACE) await rawRun(TOTAL_BYTES, 65536, 1 << 20, 256 << 10);
       if (r === RUNS - 1) await startProfiles();
       x08T.push(await x08Run(TOTAL_BYTES));
       if (r === RUNS - 1) {
@@ -388,6 +465,16 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     }
     const raw = median(rawT);
     const x08 = median(x08T);
+    if (TRACE || process.env.HN_BENCH_X08_ONLY_THROUGHPUT === '1')
+      process.stderr.write(
+        `runs: raw ${rawT.map((x) => (x / 1e6).toFixed(1))} x08 ${x08T.map((x) => (x / 1e6).toFixed(1))}\n`,
+      );
+    if (process.env.HN_BENCH_X08_ONLY_THROUGHPUT === '1')
+      return {
+        'x08.throughput_ratio_vs_raw_datachannel': round(x08 / raw),
+        'x08.browser_throughput_mb_per_s': round(x08 / 1e6, 1),
+        'x08.raw_datachannel_mb_per_s': round(raw / 1e6, 1),
+      };
 
     // one hop per size, X08 and the raw channel in the same run (echo round trip ÷ 2)
     await pa.evaluate((b) => (window as any).__bench.open(b, 'bench.echo'), idB);

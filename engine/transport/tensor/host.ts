@@ -39,6 +39,7 @@ import {
   type TensorSessionSummary,
   type TensorTransportSection,
 } from './grant.js';
+import type { Logger } from '../../observability/logger.js';
 import { TensorSession, type Clock } from './session.js';
 
 export * from './grant.js';
@@ -58,6 +59,8 @@ export interface TensorHostDeps {
   ) => Promise<unknown>;
   metrics?: Metrics;
   clock?: Clock;
+  /** handed to every session (best-effort failures; never tensor bytes or tokens) */
+  log?: Logger;
 }
 
 interface LinkChannels {
@@ -148,6 +151,7 @@ export class TensorHost {
       expectedPurpose: a.purpose,
       config: { ...sessionConfig(cfg), chunk_bytes: negotiation.max_chunk_bytes },
       ...(this.d.clock ? { clock: this.d.clock } : {}),
+      ...(this.d.log ? { log: this.d.log } : {}),
       validateToken: (token, hello) => {
         const c = this.d.config();
         if (!c.enabled || this.closed)
@@ -256,6 +260,7 @@ export class TensorHost {
           negotiation: { ...grant.negotiation, ...cleanNegotiation(opts.negotiation) },
           config: sessionConfig(this.d.config()),
           ...(this.d.clock ? { clock: this.d.clock } : {}),
+          ...(this.d.log ? { log: this.d.log } : {}),
         });
       } catch (e) {
         port.close('failed');

@@ -8,6 +8,7 @@ import { randomBytes } from '../../core/encoding.js';
 import { HnError } from '../../core/errors.js';
 import { DTYPE_BYTES, type NodeID, type Tensor } from '../../core/types.js';
 import type { BytePort } from '../../net/port.js';
+import type { Logger } from '../../observability/logger.js';
 import { zstdCompress } from './compress.js';
 import { RecvWindow, SendWindow, wireSeq } from './flow.js';
 import {
@@ -43,6 +44,7 @@ export abstract class SessionBase {
   protected stateV: SessionState = 'connecting';
   protected readonly cfg: TensorTransportConfig;
   protected readonly clock: Clock;
+  protected readonly log: Logger | undefined;
   protected readonly port: BytePort;
   protected readonly role: 'initiator' | 'responder';
   protected readonly local: NodeID;
@@ -112,6 +114,7 @@ export abstract class SessionBase {
     this.remote = remote;
     this.cfg = { ...DEFAULT_TENSOR_TRANSPORT_CONFIG, ...(opts.config ?? {}) };
     this.clock = opts.clock ?? systemClock;
+    this.log = opts.log;
     this.openedAt = this.clock.now();
     this.lastActivity = this.openedAt;
     let resolve!: () => void;
@@ -120,7 +123,14 @@ export abstract class SessionBase {
       resolve = res;
       reject = rej;
     });
-    promise.catch(() => {});
+    // connect()/accept() await this promise; where they never reach that await (HELLO not encodable) the
+    // session's end is noted here instead of surfacing as an unhandled rejection
+    promise.then(undefined, (e: unknown) =>
+      this.log?.debug('x08 session ended before READY', {
+        role,
+        reason: e instanceof HnError ? e.code : 'error',
+      }),
+    );
     this.ready = { promise, resolve, reject };
   }
 
@@ -222,7 +232,11 @@ export abstract class SessionBase {
       if (f.type !== FrameType.ACK) this.sendLogical--; // nothing was sent with that seq
       throw e;
     }
-    this.portSend(bytes).catch(() => {});
+    // never awaited (control frames bypass the window); a failed send means the port closed, which closes
+    // the session through the port's onClose
+    this.portSend(bytes).catch((e: unknown) =>
+      this.log?.debug('x08 control frame not sent', { frame_type: f.type, error: e as Error }),
+    );
   }
 
   // -------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import {
 } from '../../core/constants.js';
 import type { Dtype, NodeID, Tensor } from '../../core/types.js';
 import type { HelloMsg, Negotiation } from './frame.js';
+import type { Logger } from '../../observability/logger.js';
 
 export interface TensorTransportConfig {
   enabled: boolean;
@@ -104,6 +105,8 @@ export type TokenValidator = (
 export interface CommonOptions {
   config?: Partial<TensorTransportConfig>;
   clock?: Clock;
+  /** Where best-effort failures are noted (frame types and reasons only, never tensor bytes or tokens). */
+  log?: Logger;
 }
 
 export interface ConnectOptions extends CommonOptions {

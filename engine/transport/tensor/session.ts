@@ -14,6 +14,7 @@ import { randomBytes } from '../../core/encoding.js';
 import { HnError } from '../../core/errors.js';
 import type { Tensor } from '../../core/types.js';
 import { ULID_RE } from '../../core/ulid.js';
+import { queueTail } from '../../core/vocab.js';
 import type { BytePort } from '../../net/port.js';
 import { initZstd } from './compress.js';
 import { RecvWindow, SendWindow, logicalFromWire, wireSeq } from './flow.js';
@@ -172,7 +173,7 @@ export class TensorSession extends SessionBase {
     this.sending.add(tensorId);
     const run = this.sendChain.then(() => this.doSend(tensorId, tensor, !!opts.gradient));
     const done = run.finally(() => this.sending.delete(tensorId));
-    this.sendChain = done.catch(() => {});
+    this.sendChain = queueTail(done); // the caller gets the error from `done`
     return done;
   }
 
