@@ -99,7 +99,6 @@ export interface EvidenceDeps {
   promote?: (target: NodeID, level: TrustLevel) => Promise<unknown>;
 }
 
-
 interface Plan {
   record: UnsignedClaim;
   exists: boolean;

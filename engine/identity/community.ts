@@ -106,7 +106,8 @@ export class CommunityView {
         const by = this.levelOf(ev.author, ev.lamport);
         const allowed = by === 'anchor' || (by === 'trusted' && d.new_level !== 'anchor');
         const target = d.target_node_id as NodeID;
-        const eligible = this.joined.has(target) || (this.admission === 'open' && target !== this.communityId);
+        const eligible =
+          this.joined.has(target) || (this.admission === 'open' && target !== this.communityId);
         if (allowed && eligible) this.joined.set(target, d.new_level);
         return;
       }
@@ -188,9 +189,14 @@ export function promotionData(
   newLevel: TrustLevel,
   sign: (o: Record<string, unknown>) => { signature: string },
 ): Record<string, unknown> {
+  if (typeof target !== 'string' || !/^ed25519:[A-Za-z0-9_-]{43}$/.test(target))
+    throw new HnError('bad_request', 'target must be a full NodeID');
   const mine = view.levelOf(self);
   if (mine !== 'anchor' && mine !== 'trusted')
-    throw new HnError('unauthorized', `promoting needs level trusted or anchor (this node: ${mine ?? 'none'})`);
+    throw new HnError(
+      'unauthorized',
+      `promoting needs level trusted or anchor (this node: ${mine ?? 'none'})`,
+    );
   if (!(newLevel in RANK) || newLevel === 'member')
     throw new HnError('bad_request', `new_level must be trusted or anchor, got ${String(newLevel)}`);
   if (RANK[newLevel]! > RANK[mine]!)
@@ -198,8 +204,7 @@ export function promotionData(
   const now = view.levelOf(target);
   if (now === null || now === 'revoked' || now === 'unknown')
     throw new HnError('bad_request', `target is not a member (${now ?? 'none'})`);
-  if ((RANK[now] ?? 0) >= RANK[newLevel]!)
-    throw new HnError('bad_request', `target is already ${now}`);
+  if ((RANK[now] ?? 0) >= RANK[newLevel]!) throw new HnError('bad_request', `target is already ${now}`);
   const cosign = {
     type: 'community.cosign',
     community_id: view.communityId,
