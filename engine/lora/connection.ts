@@ -5,11 +5,27 @@
  */
 import { HnError } from '../core/errors.js';
 import { SerialBridge, type SerialPortLike } from './serial_bridge.js';
-import { PORT_LOCK_NAME, type LoraServiceDeps, type LoraState } from './settings.js';
+import { PORT_LOCK_NAME, type LoraServiceDeps, type LoraSettings, type LoraState } from './settings.js';
 import { MeshtasticAdapter } from './adapters/meshtastic.js';
 import { createRfm95wAdapter } from './adapters/rfm95w.js';
 import { createSx126xAdapter } from './adapters/sx126x.js';
 import type { DeviceInfo, LoraAdapter, RxEvent } from './adapters/types.js';
+
+/** The adapter the settings name, with the configured radio (bad radio config → bad_request). */
+export function adapterFor(c: LoraSettings): LoraAdapter {
+  if (c.adapter === 'meshtastic')
+    return new MeshtasticAdapter({ channel: c.meshtastic_channel, tx_power_dbm: c.tx_power_dbm });
+  const o = {
+    frequency_hz: c.frequency_hz,
+    sf: c.spreading_factor,
+    bw_khz: c.bandwidth_khz,
+    cr: c.coding_rate_denom,
+    tx_power_dbm: c.tx_power_dbm,
+    preamble: c.preamble_symbols,
+    sync_word: c.sync_word,
+  };
+  return c.adapter === 'rfm95w' ? createRfm95wAdapter(o) : createSx126xAdapter(o);
+}
 
 type UsbIds = { usbVendorId?: number; usbProductId?: number };
 
@@ -60,19 +76,7 @@ export class StickConnection {
   }
 
   private makeAdapter(): LoraAdapter {
-    const c = this.d.settings();
-    if (c.adapter === 'meshtastic')
-      return new MeshtasticAdapter({ channel: c.meshtastic_channel, tx_power_dbm: c.tx_power_dbm });
-    const o = {
-      frequency_hz: c.frequency_hz,
-      sf: c.spreading_factor,
-      bw_khz: c.bandwidth_khz,
-      cr: c.coding_rate_denom,
-      tx_power_dbm: c.tx_power_dbm,
-      preamble: c.preamble_symbols,
-      sync_word: c.sync_word,
-    };
-    return c.adapter === 'rfm95w' ? createRfm95wAdapter(o) : createSx126xAdapter(o);
+    return adapterFor(this.d.settings());
   }
 
   /** Start: connect to a granted port if there is one, start the scheduler. Never throws for missing hardware. */
