@@ -80,13 +80,13 @@ export class EbkhSync {
     return (await this.d.store.getKv<SyncReport>(S.sync, `${host}|last_report`)) ?? null;
   }
 
-  sync(input: unknown = {}): Promise<SyncReport> {
+  async sync(input: unknown = {}): Promise<SyncReport> {
     const i = obj(input ?? {});
     const direction = (i.direction ?? 'bidi') as SyncReport['direction'];
     if (!['pull', 'push', 'bidi'].includes(direction)) bad('direction must be pull, push or bidi');
     const s = this.d.settings();
     if (!s.ebkh_endpoint && !this.d.options?.adapter)
-      return Promise.reject(new HnError('ebkh_unavailable', 'no EBKH endpoint is configured'));
+      throw new HnError('ebkh_unavailable', 'no EBKH endpoint is configured');
     // only one sync at a time: concurrent callers share the result
     if (!this.syncing)
       this.syncing = this.run(direction).finally(() => {
