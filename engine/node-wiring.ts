@@ -4,7 +4,7 @@ import type { NodeID } from './core/types.js';
 import type { Clock } from './core/vocab.js';
 import { EventLog } from './events/log.js';
 import type { CommunityView } from './identity/community.js';
-import { signObject, type KeyPair } from './identity/identity.js';
+import { signBytes, signObject, type KeyPair } from './identity/identity.js';
 import { namespacesOf } from './modules/builtin.js';
 import type { ModuleHostDeps } from './modules/host.js';
 import type { AnyModuleDefinition } from './modules/module.js';
@@ -115,6 +115,7 @@ export function moduleHostDeps(
     storage: StorageFactory;
     dbName: string;
     store: StorageAdapter;
+    community: CommunityView;
     closed: () => boolean;
     setLinkHook: (h: LinkProtocolHook | null) => void;
   },
@@ -123,6 +124,7 @@ export function moduleHostDeps(
   return {
     self: keys.nodeId,
     communityId: o.communityId,
+    community: o.community,
     bus: o.bus,
     log: o.log,
     metrics: o.metrics,
@@ -134,6 +136,7 @@ export function moduleHostDeps(
     peers: { list: () => peers.entries(), onChange: (cb) => peers.onChange(cb) },
     config: () => o.cfg.config as unknown as Record<string, unknown>,
     sign: (obj) => signObject(keys, obj),
+    signBytes: (m) => signBytes(keys, m),
     kv: {
       get: async (k) => (await store.get<{ k: string; v: any }>('meta', `module:${k}`))?.v,
       put: async (k, v) => void (o.closed() || (await store.put('meta', { k: `module:${k}`, v }))),

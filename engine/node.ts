@@ -163,6 +163,7 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
       peers,
       cfg,
       store,
+      community,
       closed: () => closed,
       setLinkHook: (h) => void (linkHook = h),
     }),

@@ -8,9 +8,8 @@
 import * as C from '../core/constants.js';
 import { bool, int, nullableStr, num, strList } from '../core/config-fields.js';
 import type { NodeID } from '../core/types.js';
-import { COMMUNITY_EVENT_TYPES, CommunityView } from '../identity/community.js';
 import type { ModuleDefinition } from '../modules/module.js';
-import { evidenceCapabilities } from './capabilities.js';
+import { evidenceCapabilities, VC_CAPABILITIES } from './capabilities.js';
 import { EvidenceService } from './service.js';
 import { EVIDENCE_SCHEMA } from './store.js';
 
@@ -62,6 +61,7 @@ export const evidence: ModuleDefinition<'evidence', typeof config> = {
   seedId: 'M30',
   config,
   capabilityNames: CAPABILITIES,
+  extraCapabilityNames: [VC_CAPABILITIES.export, VC_CAPABILITIES.import],
   events: EVENT_TYPES.map((type) => ({ type })),
   stores: EVIDENCE_SCHEMA.stores,
   storesVersion: EVIDENCE_SCHEMA.version,
@@ -73,10 +73,6 @@ export const evidence: ModuleDefinition<'evidence', typeof config> = {
   },
   create(c) {
     let svc: EvidenceService | null = null;
-    // community levels, rebuilt from the log (the same set-based view the node keeps)
-    const admission = (c.configOf('community')?.admission as 'open' | 'invite' | undefined) ?? 'open';
-    const community = new CommunityView(c.communityId, admission);
-    const communityTypes = new Set<string>(COMMUNITY_EVENT_TYPES);
     const need = () => {
       if (!svc) throw new Error('evidence module not started');
       return svc;
@@ -85,14 +81,15 @@ export const evidence: ModuleDefinition<'evidence', typeof config> = {
       capabilities: () => evidenceCapabilities(need),
       async start() {
         const db = await c.openStore();
-        for (const t of COMMUNITY_EVENT_TYPES)
-          for (const ev of await c.events.list({ type: t })) community.apply(ev as never);
         const s = new EvidenceService({
           self: c.self,
           sign: (o) => c.sign(o),
           db,
           append: (t, d) => c.events.append(t, d),
-          levelOf: (n: NodeID) => community.levelOf(n),
+          // community levels come from the node's membership view (the kit's community component)
+          levelOf: (n: NodeID) => c.community.levelOf(n),
+          promote: (target, level) => c.community.promote(target, level),
+          signDataIntegrity: (m) => c.signDataIntegrity(m),
           now: () => c.clock.now(),
           settings: () => {
             const v = c.config();
@@ -104,7 +101,6 @@ export const evidence: ModuleDefinition<'evidence', typeof config> = {
         svc = s;
         EVIDENCE_SERVICES.set(c.self, s);
         c.events.subscribe((ev, source) => {
-          if (communityTypes.has(ev.event_type)) community.apply(ev as never);
           // own appends are already stored; peers' evidence records and other modules' events are ingested
           if (source === null && ev.author === c.self && ev.event_type.startsWith('evidence.')) return;
           if (REPLICATED.has(ev.event_type) || !ev.event_type.startsWith('evidence.')) void s.ingest(ev);
@@ -114,7 +110,11 @@ export const evidence: ModuleDefinition<'evidence', typeof config> = {
         const minutes = c.config().ebkh_sync_interval_minutes;
         if (minutes > 0)
           c.clock.setInterval(() => {
-            if (c.config().ebkh_endpoint) void s.ebkhSync({}).catch(() => undefined);
+            if (!c.config().ebkh_endpoint) return;
+            // a failed scheduled sync is logged (host only; the report itself is kept by the service)
+            s.ebkhSync({}).catch((e: unknown) =>
+              c.log.warn('scheduled EBKH sync failed', { error: e as Error }),
+            );
           }, minutes * 60_000);
       },
       stop() {

@@ -12,10 +12,11 @@ import {
   EVIDENCE_DISPUTE_MIN_TRUST,
   EVIDENCE_MAX_PROVENANCE_DEPTH,
 } from '../core/constants.js';
+import { queueTail } from '../core/vocab.js';
 import { b64url, fromB64url, fromUtf8, utf8 } from '../core/encoding.js';
 import { HnError, type ErrorCode } from '../core/errors.js';
 import { sha256Hex } from '../core/hash.js';
-import { EVIDENCE_LEVELS, type EvidenceLevel, type NodeID } from '../core/types.js';
+import { EVIDENCE_LEVELS, type EvidenceLevel, type NodeID, type TrustLevel } from '../core/types.js';
 import type { EventEnvelope } from '../events/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { StorageAdapter } from '../store/types.js';
@@ -37,9 +38,13 @@ import {
   type UnsignedClaim,
 } from './claim.js';
 import { Extractor, type DraftInput } from './extractor.js';
-import { HttpEbkhAdapter, type EbkhAdapter } from './ebkh_adapter.js';
+import { EbkhSync, type EbkhOptions, type SyncReport } from './ebkh_sync.js';
+import { bad, obj, optBool, optInt } from './input.js';
 import { EvidenceReader, type EvidenceSettings } from './query.js';
-import { EvidenceStore, S } from './store.js';
+import { cycleGuard, EvidenceStore, S } from './store.js';
+import { claimToCredential, credentialToClaim } from './vc.js';
+
+export type { SyncReport } from './ebkh_sync.js';
 import type { Membership, Override } from './trust.js';
 
 export const EVIDENCE_EVENTS = [
@@ -86,44 +91,12 @@ export interface EvidenceDeps {
   now?: () => number;
   settings?: () => Partial<EvidenceSettings>;
   metrics?: Metrics;
-  /** EBKH transport options (tests shorten the retry waits) */
-  ebkh?: { fetch?: typeof fetch; timeoutMs?: number; retryDelaysMs?: number[]; adapter?: EbkhAdapter };
+  ebkh?: EbkhOptions;
   extract?: boolean;
-}
-
-export interface SyncReport {
-  direction: 'pull' | 'push' | 'bidi';
-  started_at: string;
-  finished_at: string;
-  endpoint_host: string;
-  ebkh_node_id: string | null;
-  pulled: number;
-  pushed: number;
-  duplicates: number;
-  rejected: { claim_id: string; code: ErrorCode }[];
-  partial: boolean;
-  error: { code: 'ebkh_unavailable'; detail: string } | null;
-}
-
-const isPlain = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-const bad = (msg: string): never => {
-  throw new HnError('bad_request', msg);
-};
-function obj(input: unknown): Record<string, unknown> {
-  if (!isPlain(input)) bad('input must be an object');
-  return input as Record<string, unknown>;
-}
-function optBool(v: unknown, field: string, dflt: boolean): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') bad(`${field} must be a boolean`);
-  return v as boolean;
-}
-function optInt(v: unknown, field: string, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-    bad(`${field} must be an integer ${min}..${max}`);
-  return v as number;
+  /** Ed25519 over Data Integrity hashData with the node key (VC export); absent → export unavailable */
+  signDataIntegrity?: (hashData: Uint8Array) => Uint8Array;
+  /** raise a member's community level (the kit's community component) */
+  promote?: (target: NodeID, level: TrustLevel) => Promise<unknown>;
 }
 
 interface Plan {
@@ -139,7 +112,7 @@ export class EvidenceService {
   readonly extractor: Extractor;
   readonly rejected: Partial<Record<ErrorCode, number>> = {};
   private queue: Promise<unknown> = Promise.resolve();
-  private syncing: Promise<SyncReport> | null = null;
+  readonly ebkh: EbkhSync;
   private now: () => number;
 
   constructor(private d: EvidenceDeps) {
@@ -152,6 +125,22 @@ export class EvidenceService {
       levelOf: d.levelOf,
     });
     this.extractor = new Extractor(d.extract ?? true);
+    this.ebkh = new EbkhSync({
+      self: d.self,
+      store: this.store,
+      now: this.now,
+      settings: () => this.settings(),
+      token: () => this.ebkh.storedToken(),
+      append: d.append,
+      serial: (fn) => this.serial(fn),
+      acceptClaim: (v) => this.acceptClaim(v),
+      countRejected: (code) => this.countRejected(code),
+      options: d.ebkh,
+    });
+  }
+  private countRejected(code: ErrorCode) {
+    this.rejected[code] = (this.rejected[code] ?? 0) + 1;
+    this.d.metrics?.inc('evidence_rejected_total', { code }, 1, 'Evidence records rejected on receipt');
   }
 
   settings(): EvidenceSettings {
@@ -164,15 +153,13 @@ export class EvidenceService {
   /** Local writes run one at a time, so checks and writes of one call see a stable store. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.queue.then(fn, fn);
-    this.queue = p.catch(() => undefined);
+    // the caller gets p (and its rejection); the queue only needs to know it settled
+    this.queue = queueTail(p);
     return p;
   }
   /** Resolves when every queued write (local or replicated) has finished. */
   idle(): Promise<void> {
-    return this.queue.then(
-      () => undefined,
-      () => undefined,
-    );
+    return queueTail(this.queue);
   }
 
   // ------------------------------------------------------------ assert (§4.1)
@@ -200,35 +187,8 @@ export class EvidenceService {
         if (dd.disputer === this.d.self) retractsDisputes.push(dd);
     }
     const record = buildClaim(draft, this.d.self, asserted_at);
-    await this.cycleGuard(record.claim_id, draft.derived_from);
+    await cycleGuard(this.store, record.claim_id, draft.derived_from);
     return { record, exists: await this.store.hasClaim(record.claim_id), retractsDisputes };
-  }
-
-  /** DFS over the ancestors with an on-stack set: a revisit of a grey node or the new ID → cycle. */
-  private async cycleGuard(newId: string, parents: string[]): Promise<void> {
-    const colour = new Map<string, 1 | 2>();
-    const cycle = () => {
-      throw new HnError('evidence_cycle_detected', 'the derivation chain forms a cycle', {
-        details: { claim_id: newId },
-      });
-    };
-    colour.set(newId, 1);
-    const stack: { id: string; kids: string[]; i: number }[] = [{ id: newId, kids: parents, i: 0 }];
-    while (stack.length) {
-      const top = stack[stack.length - 1]!;
-      if (top.i >= top.kids.length) {
-        colour.set(top.id, 2);
-        stack.pop();
-        continue;
-      }
-      const k = top.kids[top.i++]!;
-      const c = colour.get(k);
-      if (c === 1) cycle();
-      if (c === 2) continue;
-      const r = await this.store.getClaim(k);
-      colour.set(k, 1);
-      stack.push({ id: k, kids: r ? r.derived_from : [], i: 0 });
-    }
   }
 
   private async commit(plan: Plan): Promise<ClaimRecord> {
@@ -392,9 +352,7 @@ export class EvidenceService {
       try {
         return await this.ingestRecord(ev);
       } catch (e) {
-        const code: ErrorCode = e instanceof HnError ? e.code : 'bad_request';
-        this.rejected[code] = (this.rejected[code] ?? 0) + 1;
-        this.d.metrics?.inc('evidence_rejected_total', { code }, 1, 'Evidence records rejected on receipt');
+        this.countRejected(e instanceof HnError ? e.code : 'bad_request');
         return 'rejected';
       }
     });
@@ -489,130 +447,43 @@ export class EvidenceService {
     return this.d.db.getAll(S.trust);
   }
 
-  // ------------------------------------------------------------ EBKH (§4.8)
-  async ebkhSync(input: unknown = {}): Promise<SyncReport> {
-    const i = obj(input ?? {});
-    const direction = (i.direction ?? 'bidi') as SyncReport['direction'];
-    if (!['pull', 'push', 'bidi'].includes(direction)) bad('direction must be pull, push or bidi');
-    const s = this.settings();
-    if (!s.ebkh_endpoint && !this.d.ebkh?.adapter)
-      throw new HnError('ebkh_unavailable', 'no EBKH endpoint is configured');
-    // only one sync at a time: concurrent callers share the result
-    if (!this.syncing)
-      this.syncing = this.runSync(direction).finally(() => {
-        this.syncing = null;
-      });
-    return this.syncing;
+  // ------------------------------------------------------------ EBKH (§4.8), in ebkh_sync.ts
+  ebkhSync(input: unknown = {}): Promise<SyncReport> {
+    return this.ebkh.sync(input);
   }
 
-  private adapter(): { a: EbkhAdapter; host: string } {
-    const s = this.settings();
-    if (this.d.ebkh?.adapter) return { a: this.d.ebkh.adapter, host: 'adapter' };
-    const a = new HttpEbkhAdapter({
-      endpoint: s.ebkh_endpoint!,
-      token: s.ebkh_token,
-      fetch: this.d.ebkh?.fetch,
-      timeoutMs: this.d.ebkh?.timeoutMs,
-      retryDelaysMs: this.d.ebkh?.retryDelaysMs,
-    });
-    return { a, host: a.host };
+  // ------------------------------------------------------------ community levels (local API)
+  levelOf(n: NodeID): Membership {
+    return this.d.levelOf(n);
+  }
+  /** Promote a member to `trusted` (this node must be trusted or the anchor; core digest §3). */
+  async promote(target: NodeID, level: TrustLevel = 'trusted'): Promise<void> {
+    if (!this.d.promote) throw new HnError('not_implemented', 'promotion is not wired on this node');
+    await this.d.promote(target, level);
   }
 
-  private async runSync(direction: SyncReport['direction']): Promise<SyncReport> {
-    const { a, host } = this.adapter();
-    const rep: SyncReport = {
-      direction,
-      started_at: isoSeconds(this.now()),
-      finished_at: '',
-      endpoint_host: host,
-      ebkh_node_id: null,
-      pulled: 0,
-      pushed: 0,
-      duplicates: 0,
-      rejected: [],
-      partial: false,
-      error: null,
-    };
-    const fail = (e: unknown) => {
-      if (!(e instanceof HnError) || e.code !== 'ebkh_unavailable') throw e;
-      rep.partial = true;
-      rep.error = { code: 'ebkh_unavailable', detail: String(e.details?.detail ?? e.message) };
-    };
-    const syncKey = (k: string) => `${host}|${k}`;
-    try {
-      const id = await a.identity();
-      const pinned = await this.store.getKv<string>(S.sync, syncKey('node_id'));
-      if (pinned && pinned !== id.node_id) {
-        rep.partial = true;
-        rep.error = { code: 'ebkh_unavailable', detail: 'EBKH node id changed since first contact' };
-      } else {
-        if (!pinned) await this.store.putKv(S.sync, syncKey('node_id'), id.node_id);
-        rep.ebkh_node_id = id.node_id;
-        if (direction !== 'push') await this.pull(a, rep, syncKey).catch(fail);
-        if (direction !== 'pull' && !rep.partial) await this.push(a, rep, syncKey).catch(fail);
-      }
-    } catch (e) {
-      fail(e);
-    }
-    rep.finished_at = isoSeconds(this.now());
-    const { rejected, ...summary } = rep;
-    await this.store.putKv(S.sync, syncKey('last_report'), rep);
-    await this.d.append(rep.partial ? 'evidence.ebkh.sync_partial' : 'evidence.ebkh.synced', {
-      ...summary,
-      rejected_count: rejected.length,
-    });
-    return rep;
-  }
-
-  private async pull(a: EbkhAdapter, rep: SyncReport, key: (k: string) => string) {
-    const since = (await this.store.getKv<string>(S.sync, key('last_pull'))) ?? null;
-    const started = rep.started_at;
-    const subjects = await this.store.subjects();
-    for (let b = 0; b < subjects.length; b += 50) {
-      const batch = subjects.slice(b, b + 50);
-      let cursor: string | null = null;
-      do {
-        const page = await a.pullSubjects(batch, since, cursor);
-        for (const rec of page.claims) {
-          try {
-            const r = await this.serial(() => this.acceptClaim(rec));
-            const stored = await this.serial(() => this.store.putClaim(r, `ebkh:${rep.endpoint_host}`));
-            if (stored) rep.pulled++;
-            else rep.duplicates++;
-          } catch (e) {
-            const id = isPlain(rec) && typeof rec.claim_id === 'string' ? rec.claim_id.slice(0, 64) : '';
-            rep.rejected.push({ claim_id: id, code: 'claim_signature_invalid' });
-            const code: ErrorCode = e instanceof HnError ? e.code : 'bad_request';
-            this.rejected[code] = (this.rejected[code] ?? 0) + 1;
-          }
-        }
-        cursor = page.next_cursor;
-      } while (cursor);
-    }
-    await this.store.putKv(S.sync, key('last_pull'), started);
-  }
-
-  private async push(a: EbkhAdapter, rep: SyncReport, key: (k: string) => string) {
-    const acked = new Set((await this.store.getKv<string[]>(S.sync, key('pushed'))) ?? []);
-    const mine = (await this.store.claimsBy(this.d.self)).filter((r) => !acked.has(r.claim_id));
-    mine.sort((x, y) => (x.claim_id < y.claim_id ? -1 : 1));
-    for (let b = 0; b < mine.length; b += 100) {
-      const batch = mine.slice(b, b + 100);
-      const res = await a.pushClaims(batch);
-      for (const r of res) {
-        if (!batch.some((x) => x.claim_id === r.claim_id)) continue;
-        if (r.status === 'stored') rep.pushed++;
-        else if (r.status === 'duplicate') rep.duplicates++;
-        if (r.status !== 'rejected') acked.add(r.claim_id);
-      }
-      await this.store.putKv(S.sync, key('pushed'), [...acked].sort());
-    }
-  }
-
-  // ------------------------------------------------------------ VC export hook
+  // ------------------------------------------------------------ VC 2.0 interop (vc.ts)
   async record(id: string): Promise<ClaimRecord> {
     const r = await this.store.getClaim(parseClaimId(id));
     if (!r) throw new HnError('claim_not_found', 'unknown claim', { details: { claim_id: id } });
     return r;
+  }
+  /** Export one of this node's claims as a VC 2.0 with an eddsa-jcs-2022 proof by the same key. */
+  async exportVc(input: unknown): Promise<{ credential: Record<string, unknown> }> {
+    const r = await this.record(obj(input).claim_id as string);
+    if (r.asserted_by !== this.d.self)
+      throw new HnError('unauthorized', 'only the asserter can sign a credential for its claim');
+    const sign = this.d.signDataIntegrity;
+    if (!sign) throw new HnError('not_implemented', 'this node cannot sign credentials');
+    return { credential: claimToCredential(r, sign) };
+  }
+  /** Import a credential: proof, embedded claim (§3.3) and key binding verified before anything is stored. */
+  importVc(input: unknown): Promise<{ claim_id: string; stored: boolean; evidence_level: EvidenceLevel }> {
+    return this.serial(async () => {
+      const r = await this.acceptClaim(credentialToClaim(obj(input).credential));
+      const stored = await this.store.putClaim(r, 'vc');
+      const v = await this.reader.get(r.claim_id);
+      return { claim_id: r.claim_id, stored, evidence_level: v.evidence_level };
+    });
   }
 }

@@ -8,6 +8,7 @@
  * `by_target` [rel, target]; they are written in the same transaction as the claim.
  */
 import { canonicalString } from '../core/canonical.js';
+import { HnError } from '../core/errors.js';
 import type { NodeID } from '../core/types.js';
 import type { DbSchema, StorageAdapter, Tx } from '../store/types.js';
 import { geoOf, type Attestation, type ClaimRecord, type Dispute } from './claim.js';
@@ -287,5 +288,32 @@ export class EvidenceStore {
   /** Dump of the replicated record stores only. */
   dumpRecords(): Promise<string> {
     return this.dump(RECORD_STORES);
+  }
+}
+
+/** DFS over the ancestors with an on-stack set: a revisit of a grey node or the new ID → cycle. */
+export async function cycleGuard(store: EvidenceStore, newId: string, parents: string[]): Promise<void> {
+  const colour = new Map<string, 1 | 2>();
+  const cycle = () => {
+    throw new HnError('evidence_cycle_detected', 'the derivation chain forms a cycle', {
+      details: { claim_id: newId },
+    });
+  };
+  colour.set(newId, 1);
+  const stack: { id: string; kids: string[]; i: number }[] = [{ id: newId, kids: parents, i: 0 }];
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    if (top.i >= top.kids.length) {
+      colour.set(top.id, 2);
+      stack.pop();
+      continue;
+    }
+    const k = top.kids[top.i++]!;
+    const c = colour.get(k);
+    if (c === 1) cycle();
+    if (c === 2) continue;
+    const r = await store.getClaim(k);
+    colour.set(k, 1);
+    stack.push({ id: k, kids: r ? r.derived_from : [], i: 0 });
   }
 }

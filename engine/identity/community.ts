@@ -6,6 +6,7 @@
  * before the revocation stay valid. The state is set-based, so any arrival order gives the
  * same view.
  */
+import { HnError } from '../core/errors.js';
 import type { NodeID, TrustLevel } from '../core/types.js';
 
 export type Admission = 'open' | 'invite';
@@ -66,6 +67,8 @@ export class CommunityView {
       return 'unknown_author';
     }
     if (lvl === null || lvl === 'unknown') return 'unknown_author';
+    if (ev.event_type === 'community.member.promoted' || ev.event_type === 'community.member.demoted')
+      return lvl === 'anchor' || lvl === 'trusted' ? null : 'unknown_author';
     if (ev.event_type === 'community.member.revoked' || ev.event_type === 'community.policy.updated') {
       return lvl === 'anchor' || (ev.event_type === 'community.member.revoked' && lvl === 'trusted')
         ? null
@@ -97,9 +100,17 @@ export class CommunityView {
         return;
       }
       case 'community.member.promoted':
-      case 'community.member.demoted':
-        if (this.joined.has(d.target_node_id)) this.joined.set(d.target_node_id, d.new_level);
+      case 'community.member.demoted': {
+        // only a trusted member or the anchor changes levels, never to above its own (core digest §3);
+        // in an open community every valid NodeID is a member, so any member can be promoted
+        const by = this.levelOf(ev.author, ev.lamport);
+        const allowed = by === 'anchor' || (by === 'trusted' && d.new_level !== 'anchor');
+        const target = d.target_node_id as NodeID;
+        const eligible =
+          this.joined.has(target) || (this.admission === 'open' && target !== this.communityId);
+        if (allowed && eligible) this.joined.set(target, d.new_level);
         return;
+      }
       case 'community.member.revoked': {
         const prev = this.revokedAt.get(d.target_node_id);
         if (prev === undefined || ev.lamport < prev) this.revokedAt.set(d.target_node_id, ev.lamport);
@@ -161,3 +172,49 @@ export const CORE_EVENT_SCHEMAS: Record<string, Record<string, unknown>> = {
     properties: { policy: { type: 'object' } },
   },
 };
+
+const RANK: Record<string, number> = { member: 1, trusted: 2, anchor: 3 };
+
+/**
+ * The `community.member.promoted` data this node appends to raise `target` to `newLevel` (core digest §3):
+ * the caller must be `trusted` or the anchor and may not promote above its own level; the target must be
+ * a current member below `newLevel`. It carries the author's co-signature over the canonical
+ * `{type:"community.cosign", community_id, action:"promote", target_node_id, new_level}` (promote needs 1).
+ * Errors: `unauthorized` (caller's level), `bad_request` (target or level).
+ */
+export function promotionData(
+  view: CommunityView,
+  self: NodeID,
+  target: NodeID,
+  newLevel: TrustLevel,
+  sign: (o: Record<string, unknown>) => { signature: string },
+): Record<string, unknown> {
+  if (typeof target !== 'string' || !/^ed25519:[A-Za-z0-9_-]{43}$/.test(target))
+    throw new HnError('bad_request', 'target must be a full NodeID');
+  const mine = view.levelOf(self);
+  if (mine !== 'anchor' && mine !== 'trusted')
+    throw new HnError(
+      'unauthorized',
+      `promoting needs level trusted or anchor (this node: ${mine ?? 'none'})`,
+    );
+  if (!(newLevel in RANK) || newLevel === 'member')
+    throw new HnError('bad_request', `new_level must be trusted or anchor, got ${String(newLevel)}`);
+  if (RANK[newLevel]! > RANK[mine]!)
+    throw new HnError('unauthorized', `a ${mine} member cannot promote to ${newLevel}`);
+  const now = view.levelOf(target);
+  if (now === null || now === 'revoked' || now === 'unknown')
+    throw new HnError('bad_request', `target is not a member (${now ?? 'none'})`);
+  if ((RANK[now] ?? 0) >= RANK[newLevel]!) throw new HnError('bad_request', `target is already ${now}`);
+  const cosign = {
+    type: 'community.cosign',
+    community_id: view.communityId,
+    action: 'promote',
+    target_node_id: target,
+    new_level: newLevel,
+  };
+  return {
+    target_node_id: target,
+    new_level: newLevel,
+    co_signers: [{ node_id: self, signature: sign(cosign).signature }],
+  };
+}

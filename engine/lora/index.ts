@@ -157,7 +157,7 @@ interface PortChoice {
  * binding (test-only, digest §10), else Web Serial — from the serial worker where the worker has
  * `navigator.serial` (Chromium), else on the main thread — else nothing (Firefox, Safari, Node).
  */
-async function defaultPorts(): Promise<PortChoice> {
+async function defaultPorts(warn: (msg: string, data: Record<string, unknown>) => void): Promise<PortChoice> {
   const g = globalThis as Record<string, unknown> & { navigator?: { serial?: PortProvider } };
   const binding = g[SIM_BINDING];
   if (typeof binding === 'function') {
@@ -171,8 +171,9 @@ async function defaultPorts(): Promise<PortChoice> {
     const { workerPortProvider } = await import('../../workers/serial/client.js');
     const w = await workerPortProvider(serial);
     if (w) return { ports: w, host: 'worker' };
-  } catch {
+  } catch (e) {
     // no worker here: the main thread drives the port
+    warn('serial worker unavailable; the page drives the port', { error: e as Error });
   }
   return { ports: serial, host: 'main' };
 }
@@ -211,8 +212,9 @@ export function createLoraModule(o: LoraModuleOptions = {}): ModuleDefinition<'l
         for (const l of listeners) {
           try {
             l(ev);
-          } catch {
+          } catch (e) {
             // a view's listener never breaks the service
+            c.log.warn('lora view listener threw', { error: e as Error });
           }
         }
       };
@@ -271,7 +273,9 @@ export function createLoraModule(o: LoraModuleOptions = {}): ModuleDefinition<'l
         ],
         async start() {
           const choice: PortChoice =
-            o.ports === undefined ? await defaultPorts() : { ports: o.ports, host: o.ports ? 'main' : null };
+            o.ports === undefined
+              ? await defaultPorts((m, d) => c.log.warn(m, d))
+              : { ports: o.ports, host: o.ports ? 'main' : null };
           const clock = choice.clock ?? serviceClock(c.clock);
           now = () => clock.now();
           const service = (svc = await LoraService.create({

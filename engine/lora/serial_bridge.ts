@@ -41,6 +41,8 @@ export interface BridgeOptions {
   random32?: () => number;
   onEvent(ev: RxEvent): void;
   onDisconnect(reason: string): void;
+  /** a line for the bounded debug log (failures that have no caller to reject) */
+  onDebug?(line: string): void;
 }
 
 interface Waiter {
@@ -58,6 +60,7 @@ export class SerialBridge {
   overflowResets = 0;
   bytesIn = 0;
   bytesOut = 0;
+  heartbeatFailures = 0;
 
   constructor(
     readonly adapter: LoraAdapter,
@@ -120,7 +123,11 @@ export class SerialBridge {
     if (!this.adapter.heartbeat) return;
     const beat = () => {
       if (this.closed) return;
-      void this.write(this.adapter.heartbeat!()).catch(() => undefined);
+      // a failed heartbeat means the port is going away: the read loop reports the disconnect
+      this.write(this.adapter.heartbeat!()).catch((e: unknown) => {
+        this.heartbeatFailures++;
+        this.o.onDebug?.(`heartbeat not written: ${(e as Error).message}`);
+      });
       this.heartbeatTimer = this.o.clock.setTimeout(beat, HEARTBEAT_INTERVAL_MS);
     };
     this.heartbeatTimer = this.o.clock.setTimeout(beat, HEARTBEAT_INTERVAL_MS);
@@ -209,21 +216,22 @@ export class SerialBridge {
     this.stopTimers();
     try {
       await this.reader?.cancel();
-    } catch {
-      // already gone
+    } catch (e) {
+      this.o.onDebug?.(`close: reader already gone (${(e as Error).message})`);
     }
     try {
       this.reader?.releaseLock();
       this.writer?.releaseLock();
-    } catch {
-      // already released
+    } catch (e) {
+      this.o.onDebug?.(`close: locks already released (${(e as Error).message})`);
     }
     this.reader = null;
     this.writer = null;
     try {
       await this.port.close();
-    } catch {
+    } catch (e) {
       // unplugged ports cannot close
+      this.o.onDebug?.(`close: port did not close (${(e as Error).message})`);
     }
   }
 }

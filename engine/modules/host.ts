@@ -11,6 +11,7 @@ import { HnError, toHnError } from '../core/errors.js';
 import type { NodeID } from '../core/types.js';
 import { queueTail, type Clock } from '../core/vocab.js';
 import type { EventLog } from '../events/log.js';
+import { promotionData, type CommunityView } from '../identity/community.js';
 import { verifyObject } from '../identity/identity.js';
 import type { LinkProtocolHook } from '../net/session.js';
 import type { LogBook, Logger } from '../observability/logger.js';
@@ -40,6 +41,8 @@ export interface ModuleStatus {
 export interface ModuleHostDeps {
   self: NodeID;
   communityId: NodeID;
+  /** the node's membership view (levels; promotion checks) */
+  community: CommunityView;
   bus: Bus;
   log: EventLog;
   metrics: Metrics;
@@ -50,6 +53,8 @@ export interface ModuleHostDeps {
   /** the module's section (and any other) of the current config */
   config: () => Readonly<Record<string, unknown>>;
   sign<T extends Record<string, unknown>>(obj: T): T & { signature: string };
+  /** raw Ed25519 with the node key (only reached through the narrow component above) */
+  signBytes(msg: Uint8Array): Uint8Array;
   kv: { get<T>(key: string): Promise<T | undefined>; put(key: string, value: unknown): Promise<void> };
   /** storage factory and node database name: a module's database is `<dbName>:<module>` */
   storage: StorageFactory;
@@ -262,7 +267,7 @@ export class ModuleHost {
   /** A module registers exactly its declared seed names, under its own namespace, owned by itself. */
   private checkCapabilities(def: AnyModuleDefinition, caps: Capability[]) {
     const ns = namespaceOf(def);
-    const declared = new Set(def.capabilityNames);
+    const declared = new Set([...def.capabilityNames, ...(def.extraCapabilityNames ?? [])]);
     for (const c of caps) {
       const n = c.descriptor.name;
       if (c.descriptor.module !== def.name)
@@ -332,6 +337,14 @@ export class ModuleHost {
       },
       tensors: d.tensors,
       peers: { list: () => d.peers.list(), onChange: (cb) => track(d.peers.onChange(cb)) },
+      community: {
+        levelOf: (n) => d.community.levelOf(n),
+        promote: async (target, level) =>
+          d.log.append(
+            'community.member.promoted',
+            promotionData(d.community, d.self, target, level, (o) => d.sign(o)),
+          ),
+      },
       metrics: d.metrics,
       clock: {
         now: () => d.clock.now(),
@@ -340,6 +353,11 @@ export class ModuleHost {
       },
       log,
       sign: (obj) => d.sign(obj),
+      signDataIntegrity: (m) => {
+        if (!(m instanceof Uint8Array) || m.length !== 64)
+          throw new HnError('bad_request', 'Data Integrity hashData is two SHA-256 digests (64 bytes)');
+        return d.signBytes(m);
+      },
       verify: (obj, signer) => verifyObject(obj, signer),
       link: {
         send: async (peer, type, payload) => {

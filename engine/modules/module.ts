@@ -69,6 +69,9 @@ export interface ModuleDefinition<N extends string = string, C extends ConfigSec
   namespace?: string | null;
   /** the seed's capability names of this module, verbatim (the catalogue is built from these) */
   capabilityNames: readonly string[];
+  /** capabilities beyond the seed (each one a recorded decision in docs/decisions.md): registered and gated
+   * like the seed's, under the module's namespace, but never part of the seed catalogue */
+  extraCapabilityNames?: readonly string[];
   /** event types it owns, seed names verbatim */
   events?: readonly EventTypeSpec[];
   /** object stores (and indexes) of the module's private database; version bump when they change */
@@ -118,6 +121,14 @@ export interface ModuleLink {
   on(type: string, handler: (peer: NodeID, payload: any) => void): () => void;
 }
 
+/** The node's community membership view (core digest §3), read by modules that weigh peers by level. */
+export interface ModuleCommunity {
+  /** a NodeID's level now; null = not a member, 'revoked' = revoked */
+  levelOf(node: NodeID): TrustLevel | 'revoked' | null;
+  /** append `community.member.promoted` signed and co-signed by this node (it must be trusted or the anchor) */
+  promote(target: NodeID, newLevel: TrustLevel): Promise<EventEnvelope>;
+}
+
 export interface ModuleComponents<C extends ConfigSection = ConfigSection> {
   readonly self: NodeID;
   readonly communityId: NodeID;
@@ -138,12 +149,15 @@ export interface ModuleComponents<C extends ConfigSection = ConfigSection> {
   /** X08 tensor sessions to peers */
   readonly tensors: TensorHost;
   readonly peers: ModulePeers;
+  readonly community: ModuleCommunity;
   readonly metrics: Metrics;
   /** timers made here are cancelled when the module stops */
   readonly clock: Clock;
   readonly log: Logger;
   /** sign with the node key (signature over canonical JSON without `signature`) */
   sign<T extends Record<string, unknown>>(obj: T): T & { signature: string };
+  /** Ed25519 over a W3C Data Integrity hashData (proofHash ‖ docHash, exactly 64 bytes) with the node key */
+  signDataIntegrity(hashData: Uint8Array): Uint8Array;
   verify(obj: Record<string, unknown>, signer: NodeID): boolean;
   readonly link: ModuleLink;
   /** M32 only: install the link-hello negotiation hook (one owner per node) */

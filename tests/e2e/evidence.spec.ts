@@ -1,8 +1,9 @@
 /**
- * M30 between browsers through the relay (Debian Chromium, one `chromium.launch` per peer): B asserts a
- * claim in the Evidence view, A reads it and attests (A founded the community: anchor ≥ trusted, so the
- * attestation counts), B sees `attested`; a third browser joining later receives the whole graph; the
- * data survives a reload of all three.
+ * M30 between browsers through the relay (Debian Chromium, one `chromium.launch` per peer), with the
+ * issue's roles: A asserts a claim in the Evidence view; A (the founder, anchor) promotes B to trusted
+ * there, because a plain member's attestation does not count; B reads the claim and attests in its view;
+ * A sees `attested`. A third browser joining later receives the whole graph; the data survives a reload
+ * of all three.
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
 import path from 'node:path';
@@ -41,6 +42,10 @@ async function linked(a: Page, b: Page) {
     )
     .toBe(true);
 }
+async function openEvidence(page: Page) {
+  await page.getByTestId('nav-module-evidence').click();
+  await page.getByTestId('ev-subject').waitFor({ timeout: 30_000 });
+}
 /** Sync the page's log with its peers, then read a claim's level (null while unknown). */
 async function levelOn(page: Page, claimId: string): Promise<string | null> {
   return page.evaluate(
@@ -57,7 +62,7 @@ async function levelOn(page: Page, claimId: string): Promise<string | null> {
   );
 }
 
-test('two browsers assert and attest through the relay; a late third gets the graph; all survive reload', async () => {
+test('A asserts, the anchor promotes B, B attests, A sees attested; a late third gets the graph; all survive reload', async () => {
   test.setTimeout(240_000);
   // a relay of its own: on the suite's shared relay an earlier test's browser is already the home
   // community's founder, and A must found the community here (the anchor whose attestation counts)
@@ -84,33 +89,65 @@ test('two browsers assert and attest through the relay; a late third gets the gr
     await joinCommunity(pb, community);
     await linked(pa, pb);
     for (const p of [pa, pb]) await p.evaluate(() => window.hearthnet!.enable('evidence'));
+    const bid = await pb.evaluate(() => window.hearthnet!.id);
 
-    // B asserts in the Evidence view
-    await pb.reload();
-    await ready(pb);
-    await pb.getByTestId('nav-module-evidence').click();
-    await pb.getByTestId('ev-subject').waitFor({ timeout: 30_000 });
-    await pb.getByTestId('ev-subject').fill('Well 3');
-    await pb.getByTestId('ev-predicate').fill('water_quality');
-    await pb.getByTestId('ev-object').fill('safe to drink');
-    await pb.getByTestId('ev-assert').click();
-    await expect(pb.getByTestId('ev-row')).toHaveCount(1);
-    const claimId = await pb.evaluate(
+    // A asserts in the Evidence view
+    await pa.reload();
+    await ready(pa);
+    await openEvidence(pa);
+    await pa.getByTestId('ev-subject').fill('Well 3');
+    await pa.getByTestId('ev-predicate').fill('water_quality');
+    await pa.getByTestId('ev-object').fill('safe to drink');
+    await pa.getByTestId('ev-assert').click();
+    await expect(pa.getByTestId('ev-row')).toHaveCount(1);
+    await expect(pa.getByTestId('ev-row')).toHaveAttribute('data-level', 'unverified');
+    const claimId = await pa.evaluate(
       async (cap) =>
         (await window.hearthnet!.call(cap, { subject: 'Well 3' })).claims[0].record.claim_id as string,
       `${P}claim.query`,
     );
     await linked(pa, pb);
-    // A reads it and attests
-    await expect.poll(() => levelOn(pa, claimId), { timeout: 60_000 }).toBe('unverified');
-    const att = await pa.evaluate(
-      ([cap, id]) =>
-        window.hearthnet!.call(cap!, { claim_id: id, role: 'first-hand witness', rationale: 'I tasted it' }),
-      [`${P}claim.attest`, claimId],
-    );
-    expect(att.evidence_level).toBe('attested');
-    // B sees the new level
-    await expect.poll(() => levelOn(pb, claimId), { timeout: 60_000 }).toBe('attested');
+    // in an open community B is a plain member, whose attestation would not count: A (the anchor)
+    // promotes B to trusted from the Evidence view's community panel
+    await expect(pa.getByTestId('ev-my-level')).toHaveText('anchor');
+    const memberB = pa.locator(`[data-testid="ev-member"][data-node="${bid}"]`);
+    await expect
+      .poll(
+        async () => {
+          await pa.getByTestId('ev-levels-refresh').click();
+          return memberB.getAttribute('data-level');
+        },
+        { timeout: 30_000 },
+      )
+      .toBe('member');
+    await memberB.getByTestId('ev-promote').click();
+    await expect(memberB).toHaveAttribute('data-level', 'trusted');
+
+    // B reads the claim and attests in its Evidence view
+    await expect.poll(() => levelOn(pb, claimId), { timeout: 60_000 }).toBe('unverified');
+    await expect
+      .poll(
+        () =>
+          pb.evaluate(async (id) => {
+            await window.hearthnet!.events.sync().catch(() => undefined);
+            return window.hearthnet!.levelOf(id);
+          }, bid),
+        { timeout: 60_000 },
+      )
+      .toBe('trusted');
+    await pb.reload();
+    await ready(pb);
+    await openEvidence(pb);
+    await pb.getByTestId('ev-search-subject').fill('Well 3');
+    await pb.getByTestId('ev-search').click();
+    await expect(pb.getByTestId('ev-row')).toHaveCount(1);
+    await pb.getByTestId('ev-attest').click();
+    await expect(pb.getByTestId('ev-row')).toHaveAttribute('data-level', 'attested');
+
+    // A sees the new level (bus and view)
+    await expect.poll(() => levelOn(pa, claimId), { timeout: 60_000 }).toBe('attested');
+    await pa.getByTestId('ev-search').click();
+    await expect(pa.getByTestId('ev-row')).toHaveAttribute('data-level', 'attested');
 
     // a third browser joins later and receives the whole graph
     const pc = await launch();

@@ -29,6 +29,33 @@ export interface LinkKind {
   pair(): Promise<LinkPair>;
 }
 
+/**
+ * What a small-frame byte port (a LoRa stick: 32-byte frames, no room for the 64 KiB messages, the
+ * LinkMux or the node handshake) promises; the suite checks exactly these.
+ */
+export interface SmallFrameCaps {
+  /** every message is exactly this many bytes; any other length rejects with `bad_request` */
+  frameBytes: number;
+  /** sends queued at most; one more rejects with `capacity_exceeded` (bounded buffering) */
+  maxPending: number;
+  /** the medium may lose frames: delivery is an in-order subsequence (else: all of them, in order) */
+  lossy: boolean;
+  /** close reaches the other side (a radio has no connection: false) */
+  closePropagates: boolean;
+}
+export interface SmallFramePair {
+  ports: [BytePort, BytePort];
+  /** write raw bytes into side `s`'s incoming byte stream (line noise) */
+  garbage(s: Side, bytes: Uint8Array): void;
+  /** malformed input side `s` counted so far */
+  malformed(s: Side): number;
+}
+export interface SmallFrameKind {
+  name: string;
+  caps: SmallFrameCaps;
+  pair(): Promise<SmallFramePair>;
+}
+
 export const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const f of cleanups.splice(0).reverse()) {
@@ -135,8 +162,15 @@ function registerCounter(n: HearthNode) {
 // The suite
 // ---------------------------------------------------------------------------------------
 
-/** The link acceptance suite for one kind of link; call it once per BytePort implementation. */
-export function linkAcceptanceSuite(kind: LinkKind): void {
+/**
+ * The link acceptance suite for one kind of link; call it once per BytePort implementation. A kind with
+ * `caps` is a small-frame port: it runs the cases that apply to it (smallFrameSuite below).
+ */
+export function linkAcceptanceSuite(kind: LinkKind | SmallFrameKind): void {
+  if ('caps' in kind) {
+    smallFrameSuite(kind);
+    return;
+  }
   describe(`link acceptance: ${kind.name}`, () => {
     it('1. messages arrive in order and byte-identical, both directions at once', async () => {
       const { ports } = await kind.pair();
@@ -479,6 +513,145 @@ export function linkAcceptanceSuite(kind: LinkKind): void {
       expect((ra as PromiseRejectedResult).reason).toMatchObject({ code: 'unauthorized' });
       await refusedCleanly(A, B, lp);
       expect(A.metrics.get('hearthnet_signature_failures_total', { reason: 'link_auth' })).toBeGreaterThan(0);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Small-frame ports (parameterised by SmallFrameCaps)
+// ---------------------------------------------------------------------------------------
+
+/** `got` is `sent` (lossless) or an in-order subsequence of it (lossy), each message byte-identical. */
+function expectDelivered(got: Uint8Array[], sent: Uint8Array[], lossy: boolean) {
+  if (!lossy) {
+    expect(got.length).toBe(sent.length);
+    for (let i = 0; i < sent.length; i++) expect(same(got[i]!, sent[i]!)).toBe(true);
+    return;
+  }
+  let j = 0;
+  for (const g of got) {
+    while (j < sent.length && !same(g, sent[j]!)) j++;
+    expect(j, 'a delivered frame out of order, duplicated or corrupted').toBeLessThan(sent.length);
+    j++;
+  }
+}
+
+function smallFrameSuite(kind: SmallFrameKind): void {
+  const { frameBytes: F, maxPending, lossy } = kind.caps;
+  describe(`link acceptance (small frames, ${F} B): ${kind.name}`, () => {
+    it('1. frames arrive in order and byte-identical, each direction in turn (half duplex)', async () => {
+      const { ports } = await kind.pair();
+      const [a, b] = ports;
+      expect(a.maxMessageBytes).toBe(F);
+      expect(b.maxMessageBytes).toBe(F);
+      const ra = collect(a);
+      const rb = collect(b);
+      let seed = 1;
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }), async (nab, nba) => {
+          const ab = Array.from({ length: nab }, () => pattern(F, seed++));
+          const ba = Array.from({ length: nba }, () => pattern(F, seed++));
+          ra.got.length = 0;
+          rb.got.length = 0;
+          for (const m of ab) await within(a.send(m), 20_000, 'send a→b');
+          await expect.poll(() => rb.got.length, { timeout: 10_000 }).toBe(lossy ? rb.got.length : nab);
+          for (const m of ba) await within(b.send(m), 20_000, 'send b→a');
+          await expect.poll(() => ra.got.length, { timeout: 10_000 }).toBe(lossy ? ra.got.length : nba);
+          expectDelivered(rb.got, ab, lossy);
+          expectDelivered(ra.got, ba, lossy);
+        }),
+        { numRuns: 3, seed: 42, endOnFailure: true },
+      );
+      expect(ra.closed()).toBeNull();
+      expect(rb.closed()).toBeNull();
+    });
+
+    it('2. a message of any other size rejects with bad_request, nothing reaches the air, the port stays usable', async () => {
+      const { ports } = await kind.pair();
+      const [a, b] = ports;
+      const rb = collect(b);
+      for (const n of [0, 1, F - 1, F + 1, 2 * F, 64 * 1024]) {
+        const p = a.send(new Uint8Array(n));
+        await expect(p, `${n} bytes`).rejects.toBeInstanceOf(HnError);
+        await expect(p).rejects.toMatchObject({ code: 'bad_request' });
+      }
+      const ok = pattern(F, 99);
+      await within(a.send(ok), 20_000, 'valid send');
+      await expect.poll(() => rb.got.length, { timeout: 10_000 }).toBe(1);
+      expect(same(rb.got[0]!, ok)).toBe(true);
+      expect(a.closed || b.closed).toBe(false);
+    });
+
+    it('3. bounded buffering: send waits for the air; past maxPending it rejects with capacity_exceeded', async () => {
+      const { ports } = await kind.pair();
+      const [a, b] = ports;
+      const rb = collect(b);
+      const msgs = Array.from({ length: maxPending + 3 }, (_, i) => pattern(F, 200 + i));
+      let settledEarly = 0;
+      const sends = msgs.map((m) => a.send(m));
+      for (const p of sends.slice(0, maxPending))
+        p.then(
+          () => settledEarly++,
+          () => settledEarly++,
+        );
+      // a frame needs the stick's answer and its time on air: no accepted send is done at once
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+      expect(settledEarly).toBe(0);
+      const out = await within(Promise.allSettled(sends), 60_000, 'queued sends');
+      const ok = out.filter((r) => r.status === 'fulfilled').length;
+      expect(ok).toBe(maxPending);
+      for (const r of out.slice(maxPending)) {
+        expect(r.status).toBe('rejected');
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'capacity_exceeded' });
+      }
+      await expect.poll(() => rb.got.length, { timeout: 10_000 }).toBe(lossy ? rb.got.length : maxPending);
+      expectDelivered(rb.got, msgs.slice(0, maxPending), lossy);
+      // the queue drained: the port takes frames again
+      await within(a.send(pattern(F, 300)), 20_000, 'send after the queue drained');
+    });
+
+    it('4. garbage on the line is counted and the de-framer resyncs; the port stays open', async () => {
+      const lp = await kind.pair();
+      const [a, b] = lp.ports;
+      const rb = collect(b);
+      const before = lp.malformed(1);
+      const noise = pattern(300, 5);
+      lp.garbage(1, noise);
+      lp.garbage(
+        1,
+        new Uint8Array([0x94, 0xc3, 0xff, 0xff, 0x0a, 0x2b, 0x48, 0x4e, 0x52, 0x58, 0x3a, 0x0d, 0x0a]),
+      );
+      await expect.poll(() => lp.malformed(1), { timeout: 5000 }).toBeGreaterThan(before);
+      expect(rb.got).toEqual([]);
+      const m = pattern(F, 77);
+      await within(a.send(m), 20_000, 'send after garbage');
+      await expect.poll(() => rb.got.length, { timeout: 10_000 }).toBe(1);
+      expect(same(rb.got[0]!, m)).toBe(true);
+      expect(b.closed).toBe(false);
+    });
+
+    it('5. close: onClose fires, later sends reject with closed, a late listener is told', async () => {
+      const { ports } = await kind.pair();
+      const [a, b] = ports;
+      const ca = collect(a);
+      const cb = collect(b);
+      a.close('test close');
+      expect(a.closed).toBe(true);
+      await expect.poll(() => ca.closed(), { timeout: 5000 }).not.toBeNull();
+      const late = a.send(pattern(F, 1));
+      await expect(late).rejects.toBeInstanceOf(HnError);
+      await expect(late).rejects.toMatchObject({ code: 'closed' });
+      await within(new Promise<string>((r) => a.onClose(r)), 2000, 'late onClose');
+      if (kind.caps.closePropagates) {
+        await expect.poll(() => cb.closed(), { timeout: 5000 }).not.toBeNull();
+        await expect(b.send(pattern(F, 2))).rejects.toMatchObject({ code: 'closed' });
+      } else {
+        // nothing to tear down on air: the other side stays open and may still transmit
+        expect(b.closed).toBe(false);
+        await within(b.send(pattern(F, 3)), 20_000, 'the other side still sends');
+        expect(cb.closed()).toBeNull();
+        expect(ca.got).toEqual([]); // a closed port delivers nothing
+      }
     });
   });
 }

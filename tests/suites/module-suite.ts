@@ -33,7 +33,7 @@ export function moduleAcceptanceSuite(def: AnyModuleDefinition, o: ModuleSuiteOp
       config: { ...o.node?.config, [def.name]: { enabled: false } } as NodeOptions['config'],
     });
   const state = (n: HearthNode) => n.moduleStates().find((s) => s.name === def.name);
-  const names = [...def.capabilityNames].sort();
+  const names = [...def.capabilityNames, ...(def.extraCapabilityNames ?? [])].sort();
 
   describe(`module acceptance: ${def.name} (${def.seedId})`, () => {
     it('gating: while off nothing is registered and every call answers experimental_disabled', async () => {
@@ -123,9 +123,10 @@ export function moduleAcceptanceSuite(def: AnyModuleDefinition, o: ModuleSuiteOp
           expect(d.stream_schema !== null, cap).toBe(idx.streaming);
           expect(d.stability, cap).toBe(idx.tier);
         } else {
-          // a name the protocol does not define: only outside the seed's modules (tests, local extensions)
+          // a name the protocol does not define: only outside the seed's modules (tests, local
+          // extensions) or one of a module's declared extras beyond the seed
           expect(
-            CAPABILITY_INDEX.some((c) => c.module === def.name),
+            CAPABILITY_INDEX.some((c) => c.module === def.name) && !def.extraCapabilityNames?.includes(cap),
             cap,
           ).toBe(false);
           expect(typeof d.request_schema).toBe('object');
