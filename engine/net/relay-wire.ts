@@ -247,7 +247,12 @@ const PASS_KEYS = new Set(['v', 'type', 'room', 'node_id', 'expires_at', 'signat
  * Check a pass for (`room`, `nodeId`) at `nowMs`: null when valid, else the relay error code
  * (`bad_request` malformed or for another room/node, `expired`, `invalid_signature`).
  */
-export function checkRelayPass(p: unknown, room: NodeID, nodeId: NodeID, nowMs: number): RelayErrorCode | null {
+export function checkRelayPass(
+  p: unknown,
+  room: NodeID,
+  nodeId: NodeID,
+  nowMs: number,
+): RelayErrorCode | null {
   if (!p || typeof p !== 'object' || Array.isArray(p)) return 'bad_request';
   const r = p as Record<string, unknown>;
   if (Object.keys(r).some((k) => !PASS_KEYS.has(k))) return 'bad_request';

@@ -258,7 +258,13 @@ describe('relay under attack (issue #18)', () => {
     const room = founder.nodeId;
     const [m1, m2, stranger] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
     const now = Date.now();
-    const f = await joinRaw(relay.wsUrl, founder, room, 'Founder', issueRelayPass(founder, founder.nodeId, now));
+    const f = await joinRaw(
+      relay.wsUrl,
+      founder,
+      room,
+      'Founder',
+      issueRelayPass(founder, founder.nodeId, now),
+    );
     const a = await joinRaw(relay.wsUrl, m1, room, 'Member one', issueRelayPass(founder, m1.nodeId, now));
     cleanups.push(
       () => f.c.close(),
@@ -314,7 +320,10 @@ describe('relay under attack (issue #18)', () => {
     const now = Date.now();
     const cases: [string, unknown][] = [
       // signed by the stranger's own key instead of the community key …
-      ['invalid_signature', signObject(stranger, { ...issueRelayPass(founder, stranger.nodeId, now), signature: '' })],
+      [
+        'invalid_signature',
+        signObject(stranger, { ...issueRelayPass(founder, stranger.nodeId, now), signature: '' }),
+      ],
       ['invalid_signature', { ...issueRelayPass(founder, member.nodeId, now), node_id: stranger.nodeId }],
       ['bad_request', issueRelayPass(founder, member.nodeId, now)], // … a member's pass, borrowed
       ['expired', issueRelayPass(founder, stranger.nodeId, now - 3_600_000, 60)],
