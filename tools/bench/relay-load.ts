@@ -1,0 +1,72 @@
+/**
+ * Bulk load for the relay bench (relay.bench.ts), in its own process so that the round-trip
+ * probe's event loop is not the one pushing the bulk frames (a probe sharing its loop with 50
+ * senders measured the bench, not the relay). Driven over IPC:
+ *   → {wsUrl, room, n}      join n RelayClients to `room`; ← {t:'ready'}
+ *   → {t:'run', ms}         n/2 senders forward 64 KiB frames to their n/2 receivers for `ms`;
+ *                           ← {t:'done', bytes, secs} (payload bytes received, measured span)
+ */
+import WebSocket from 'ws';
+import type { NodeID } from '../../engine/core/types.js';
+import { generateKeyPair } from '../../engine/identity/identity.js';
+import { RelayClient } from '../../engine/net/relay-client.js';
+
+interface Setup {
+  wsUrl: string;
+  room: NodeID;
+  n: number;
+}
+
+const send = (m: Record<string, unknown>) => process.send!(m);
+let clients: RelayClient[] = [];
+
+async function join(s: Setup) {
+  clients = Array.from(
+    { length: s.n },
+    () =>
+      new RelayClient({
+        url: s.wsUrl,
+        keyPair: generateKeyPair(),
+        room: s.room,
+        WebSocket,
+        reconnect: false,
+      }),
+  );
+  for (const c of clients) c.start();
+  await Promise.all(clients.map((c) => c.waitReady(120_000)));
+  send({ t: 'ready' });
+}
+
+async function run(ms: number) {
+  const half = Math.floor(clients.length / 2);
+  let received = 0;
+  for (let i = 0; i < half; i++)
+    clients[half + i]!.onForward(clients[i]!.nodeId, (p) => void (received += p.length));
+  const chunk = new Uint8Array(64 * 1024);
+  const t0 = performance.now();
+  const until = Date.now() + ms;
+  await Promise.all(
+    Array.from({ length: half }, async (_, i) => {
+      while (Date.now() < until) await clients[i]!.forward(clients[half + i]!.nodeId, chunk);
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  send({ t: 'done', bytes: received, secs });
+}
+
+process.on('message', (m: { t: string; ms?: number } & Partial<Setup>) => {
+  const go =
+    m.t === 'join'
+      ? join(m as unknown as Setup)
+      : m.t === 'run'
+        ? run(m.ms!)
+        : Promise.resolve(process.exit(0));
+  go.catch((e: Error) => {
+    send({ t: 'error', message: e.message });
+    process.exit(1);
+  });
+});
+process.on('disconnect', () => {
+  for (const c of clients) c.close();
+  process.exit(0);
+});
