@@ -4,7 +4,8 @@
  * senders measured the bench, not the relay). Driven over IPC:
  *   → {wsUrl, room, n}      join n RelayClients to `room`; ← {t:'ready'}
  *   → {t:'run', ms}         n/2 senders forward 64 KiB frames to their n/2 receivers for `ms`;
- *                           ← {t:'done', bytes, secs} (payload bytes received, measured span)
+ *                           ← {t:'done', bytes, secs} (payload bytes received, from the start to
+ *                           the last frame received, in-flight frames included)
  */
 import WebSocket from 'ws';
 import type { NodeID } from '../../engine/core/types.js';
@@ -40,8 +41,12 @@ async function join(s: Setup) {
 async function run(ms: number) {
   const half = Math.floor(clients.length / 2);
   let received = 0;
+  let lastAt = performance.now();
   for (let i = 0; i < half; i++)
-    clients[half + i]!.onForward(clients[i]!.nodeId, (p) => void (received += p.length));
+    clients[half + i]!.onForward(clients[i]!.nodeId, (p) => {
+      received += p.length;
+      lastAt = performance.now();
+    });
   const chunk = new Uint8Array(64 * 1024);
   const t0 = performance.now();
   const until = Date.now() + ms;
@@ -50,7 +55,12 @@ async function run(ms: number) {
       while (Date.now() < until) await clients[i]!.forward(clients[half + i]!.nodeId, chunk);
     }),
   );
-  const secs = (performance.now() - t0) / 1000;
+  // frames still in flight when the senders stop count too (a starved machine delays, not loses,
+  // them): wait until nothing has arrived for 300 ms (at most 5 s), then time up to the last one
+  const stopAt = performance.now();
+  while (performance.now() - stopAt < 5000 && performance.now() - lastAt < 300)
+    await new Promise((r) => setTimeout(r, 50));
+  const secs = (Math.max(lastAt, stopAt) - t0) / 1000;
   send({ t: 'done', bytes: received, secs });
 }
 
