@@ -56,10 +56,12 @@ async function run(ms: number) {
     }),
   );
   // frames still in flight when the senders stop count too (a starved machine delays, not loses,
-  // them): wait until nothing has arrived for 300 ms (at most 5 s), then time up to the last one
+  // them): wait at least 1 s, then until nothing has arrived for 300 ms (at most 5 s), then time up to the last one
   const stopAt = performance.now();
-  while (performance.now() - stopAt < 5000 && performance.now() - lastAt < 300)
+  for (let now = stopAt; now - stopAt < 5000 && (now - stopAt < 1000 || now - lastAt < 300);) {
     await new Promise((r) => setTimeout(r, 50));
+    now = performance.now();
+  }
   const secs = (Math.max(lastAt, stopAt) - t0) / 1000;
   send({ t: 'done', bytes: received, secs });
 }
