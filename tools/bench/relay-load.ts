@@ -6,6 +6,8 @@
  *   → {t:'run', ms}         n/2 senders forward 64 KiB frames to their n/2 receivers for `ms`;
  *                           ← {t:'done', bytes, secs} (payload bytes received, from the start to
  *                           the last frame received, in-flight frames included)
+ *   → {t:'flood', sink, ms}  the first n-4 clients signal 60 KiB at 45/s each to `sink`, the last
+ *                           4 forward 64 KiB frames to it, for `ms`; ← {t:'flooded'}
  */
 import WebSocket from 'ws';
 import type { NodeID } from '../../engine/core/types.js';
@@ -56,7 +58,8 @@ async function run(ms: number) {
     }),
   );
   // frames still in flight when the senders stop count too (a starved machine delays, not loses,
-  // them): wait at least 1 s, then until nothing has arrived for 300 ms (at most 5 s), then time up to the last one
+  // them): wait at least 1 s, then until nothing has arrived for 300 ms (at most 5 s); time up to
+  // the last one
   const stopAt = performance.now();
   for (let now = stopAt; now - stopAt < 5000 && (now - stopAt < 1000 || now - lastAt < 300);) {
     await new Promise((r) => setTimeout(r, 50));
@@ -66,13 +69,39 @@ async function run(ms: number) {
   send({ t: 'done', bytes: received, secs });
 }
 
-process.on('message', (m: { t: string; ms?: number } & Partial<Setup>) => {
+async function flood(sink: NodeID, ms: number) {
+  const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+  const blob = 'x'.repeat(60 * 1024);
+  const frame = new Uint8Array(64 * 1024);
+  const until = Date.now() + ms;
+  const signallers = clients.slice(0, Math.max(0, clients.length - 4));
+  const binary = clients.slice(signallers.length).map(async (a) => {
+    while (Date.now() < until) await a.forward(sink, frame).catch(() => sleep(50));
+  });
+  while (Date.now() < until) {
+    for (const a of signallers) {
+      try {
+        a.signal(sink, blob);
+      } catch {
+        // cut off or not joined: the flood goes on with the others
+      }
+    }
+    await sleep(22);
+  }
+  // frames held for the paused sink resolve only when it is cut off: do not wait for them
+  await Promise.race([Promise.all(binary), sleep(500)]);
+  send({ t: 'flooded' });
+}
+
+process.on('message', (m: { t: string; ms?: number; sink?: NodeID } & Partial<Setup>) => {
   const go =
     m.t === 'join'
       ? join(m as unknown as Setup)
       : m.t === 'run'
         ? run(m.ms!)
-        : Promise.resolve(process.exit(0));
+        : m.t === 'flood'
+          ? flood(m.sink!, m.ms!)
+          : Promise.resolve(process.exit(0));
   go.catch((e: Error) => {
     send({ t: 'error', message: e.message });
     process.exit(1);

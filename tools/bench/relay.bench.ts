@@ -158,6 +158,10 @@ function loadProcess() {
       child.send({ t: 'run', ms });
       return next('done');
     },
+    flood: (sink: NodeID, ms: number) => {
+      child.send({ t: 'flood', sink, ms });
+      return next('flooded');
+    },
     stop: () => child.kill('SIGTERM'),
   };
 }
@@ -238,33 +242,26 @@ async function flood(wsUrl: string, pid: number): Promise<{ peak: number; rttP95
     });
   });
   sink.pause();
-  const attackers = await joinAll(wsUrl, roomId, 24);
-  let peak = rssMb(pid);
-  // the honest pair's round trips while the flood runs (issue #18: p95 under 50 ms)
-  const honestRtts = probe(honest[0]!, honest[1]!, Date.now() + 6000);
-  const blob = 'x'.repeat(60 * 1024);
-  const frame = new Uint8Array(64 * 1024);
-  const until = Date.now() + 6000;
-  const binary = attackers.slice(20).map(async (a) => {
-    while (Date.now() < until) await a.forward(sinkKp.nodeId, frame).catch(() => sleep(50));
-  });
-  while (Date.now() < until) {
-    for (const a of attackers.slice(0, 20)) {
-      try {
-        a.signal(sinkKp.nodeId, blob);
-      } catch {
-        // cut off or not joined: the flood goes on with the others
-      }
+  // the 24 attackers run in the load process, so the honest probe's event loop is its own
+  const attackers = loadProcess();
+  try {
+    await attackers.join(wsUrl, roomId, 24);
+    let peak = rssMb(pid);
+    const honestRtts = probe(honest[0]!, honest[1]!, Date.now() + 6000);
+    let done = false;
+    const flooding = attackers.flood(sinkKp.nodeId, 6000).finally(() => (done = true));
+    while (!done) {
+      peak = Math.max(peak, rssMb(pid));
+      await sleep(50);
     }
+    await flooding;
     peak = Math.max(peak, rssMb(pid));
-    await sleep(22);
+    return { peak, rttP95: p95(await honestRtts) };
+  } finally {
+    attackers.stop();
+    for (const c of honest) c.close();
+    sink.terminate();
   }
-  await Promise.all(binary);
-  peak = Math.max(peak, rssMb(pid));
-  const rttP95 = p95(await honestRtts);
-  for (const c of [...honest, ...attackers]) c.close();
-  sink.terminate();
-  return { peak, rttP95 };
 }
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
