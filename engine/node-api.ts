@@ -19,6 +19,7 @@ import { BUILTIN_MODULES } from './modules/builtin.js';
 import type { ModuleHost } from './modules/host.js';
 import type { AnyModuleDefinition } from './modules/module.js';
 import { Mesh } from './net/mesh.js';
+import { issueRelayPass } from './net/relay-wire.js';
 import type { PeerTable } from './net/peer-table.js';
 import { LlmService } from './llm/serve.js';
 import type { LogBook } from './observability/logger.js';
@@ -216,9 +217,19 @@ export function buildNodeApi(p: NodeParts): HearthNode {
     connect: (port, info) => peers.connect(port, info),
     peers: () => peers.list(),
     onPeersChange: (cb) => peers.onChange(cb),
+    issueRelayPass(peer, ttlSeconds) {
+      if (keys.nodeId !== communityId)
+        throw new HnError('unauthorized', 'only the founder holds the community key that signs room passes');
+      return issueRelayPass(keys, peer, Date.now(), ttlSeconds);
+    },
     async joinRelay(opts) {
       if (closed) throw new HnError('closed', 'node is closed');
       mesh?.stop();
+      // the founder of an invite community joins its room's members with a pass of its own
+      const ownPass =
+        community.admission === 'invite' && keys.nodeId === communityId
+          ? { relayPass: issueRelayPass(keys, keys.nodeId, Date.now()) }
+          : {};
       mesh = new Mesh(
         {
           keys,
@@ -229,7 +240,7 @@ export function buildNodeApi(p: NodeParts): HearthNode {
           openSession: (peer) => peers.sessions.get(peer),
           log: p.logs.logger('mesh'),
         },
-        { displayName: cfg.config.identity.display_name, ...opts },
+        { displayName: cfg.config.identity.display_name, ...ownPass, ...opts },
       );
       mesh.start();
       await mesh.client.waitReady();

@@ -15,6 +15,7 @@ import { parseNodeId } from './identity/identity.js';
 import { ModuleHost, type ModuleStatus } from './modules/host.js';
 import type { AnyModuleDefinition } from './modules/module.js';
 import type { JoinOptions } from './net/mesh.js';
+import type { RelayPass } from './net/relay-wire.js';
 import type { BytePort } from './net/port.js';
 import type { LinkInfo, LinkProtocolHook, PeerSession } from './net/session.js';
 import { LogBook, type LogLevel } from './observability/logger.js';
@@ -104,6 +105,11 @@ export interface HearthNode {
   onPeersChange(cb: () => void): () => void;
   /** join the community room at a relay: discover peers, link directly (WebRTC) or through the relay */
   joinRelay(opts: JoinOptions): Promise<void>;
+  /**
+   * Founder only: a room pass for `node` (relay-wire RelayPass), handed to an invitee with its
+   * invite so that it joins the invite community's room as a member; `unauthorized` otherwise.
+   */
+  issueRelayPass(node: NodeID, ttlSeconds?: number): RelayPass;
   leaveRelay(): void;
   /** relay connection state, or null when not joined */
   relayState(): string | null;

@@ -8,7 +8,7 @@ import type { Conn, ResolvedOptions } from './types.js';
 export interface RelayCtx {
   o: ResolvedOptions;
   m: Metrics;
-  rooms: Map<NodeID, Map<NodeID, Conn>>;
+  rooms: Map<string, Map<NodeID, Conn>>;
   conns: Set<Conn>;
   log(level: 'info' | 'warning' | 'error', msg: string, fields?: Record<string, unknown>): void;
   /** Send a text message through the connection's accounted queue. */
@@ -22,8 +22,8 @@ export interface RelayCtx {
   ): void;
   closeConn(c: Conn, code: number, reason: string): void;
   pauseReading(c: Conn, reason: string): void;
-  /** Did `node` leave `room` in the last few seconds (frames to it may still be in flight)? */
-  recentlyLeft(room: NodeID, node: NodeID): boolean;
+  /** Did `node` leave room side `bucket` in the last few seconds (frames to it may still be in flight)? */
+  recentlyLeft(bucket: string, node: NodeID): boolean;
   resumeReading(c: Conn, reason: string): void;
 }
 

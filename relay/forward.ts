@@ -178,7 +178,7 @@ export function createForwarder(ctx: RelayCtx) {
       ctx.reject(c, 'bad_request', 'forward_to_self', 'cannot forward to oneself');
       return;
     }
-    const target = ctx.rooms.get(c.room!)?.get(to);
+    const target = ctx.rooms.get(c.bucket!)?.get(to);
     if (!target) {
       // Tell the sender within its offline bucket; past it, each frame is a strike.
       if (takeOffline(c))
@@ -186,7 +186,7 @@ export function createForwarder(ctx: RelayCtx) {
           to,
           strike: false,
         });
-      else if (ctx.recentlyLeft(c.room!, to))
+      else if (ctx.recentlyLeft(c.bucket!, to))
         m.inc('hearthnet_relay_rejects_total', { reason: 'forward_target_gone' });
       else ctx.reject(c, 'rate_limited', 'forward_flood', 'forwarding to absent peers', { to });
       return;

@@ -12,7 +12,7 @@ export { Metrics as MetricsRegistry } from '../engine/observability/metrics.js';
 /** The relay's metric families, with live gauges over its connections and rooms. */
 export function registerMetrics(
   m: Metrics,
-  ctx: { conns: Set<Conn>; rooms: Map<NodeID, Map<NodeID, Conn>> },
+  ctx: { conns: Set<Conn>; rooms: Map<string, Map<NodeID, Conn>> },
 ) {
   const { conns, rooms } = ctx;
   m.gauge('hearthnet_relay_connections', 'Open WebSocket connections (joined or not).', () => conns.size);

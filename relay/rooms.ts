@@ -7,6 +7,7 @@ import type { NodeID } from '../engine/core/types.js';
 import { isNodeId, verifyObject } from '../engine/identity/identity.js';
 import {
   RELAY_CLOSE_REPLACED,
+  checkRelayPass,
   RELAY_HELLO_SKEW_SECONDS,
   isSafeDisplayName,
   parseWallClock,
@@ -22,6 +23,8 @@ const HOUR = 3_600_000;
 const MEMORY_MAX = 50_000;
 /** Frames to a peer that left this recently are in flight, not a flood: no strike. */
 const RECENTLY_LEFT_MS = 30_000;
+/** The members' side of a room: peers that showed a valid room pass (relay-wire RelayPass). */
+export const membersSide = (room: NodeID): string => `${room}/members`;
 
 export function createRooms(ctx: RelayCtx) {
   const { o, m, rooms } = ctx;
@@ -29,8 +32,8 @@ export function createRooms(ctx: RelayCtx) {
   const freshLog = new Map<string, number[]>(); // ip → times a new NodeID joined from it (last minute)
   const left = new Map<string, number>(); // room|node → when it left (frames may still be in flight)
 
-  const roomPeers = (room: NodeID, except: NodeID | null): RelayPeerInfo[] => {
-    const r = rooms.get(room);
+  const roomPeers = (bucket: string, except: NodeID | null): RelayPeerInfo[] => {
+    const r = rooms.get(bucket);
     if (!r) return [];
     const out: RelayPeerInfo[] = [];
     for (const c of r.values()) {
@@ -40,8 +43,8 @@ export function createRooms(ctx: RelayCtx) {
     return out;
   };
 
-  const broadcast = (room: NodeID, except: Conn | null, msg: Record<string, unknown>) => {
-    const r = rooms.get(room);
+  const broadcast = (bucket: string, except: Conn | null, msg: Record<string, unknown>) => {
+    const r = rooms.get(bucket);
     if (!r) return;
     for (const c of r.values()) if (c !== except) ctx.sendJson(c, msg);
   };
@@ -81,6 +84,17 @@ export function createRooms(ctx: RelayCtx) {
       ctx.reject(c, 'invalid_signature', 'bad_signature', 'hello signature does not verify for node_id');
       return;
     }
+    // A room pass puts the peer on the members' side; without one it joins the open side, which
+    // never sees the members (an invite community's room tells a stranger nothing).
+    if (h.pass !== undefined) {
+      const bad = checkRelayPass(h.pass, room, nodeId, now);
+      if (bad) {
+        ctx.reject(c, bad, `pass_${bad}`, 'the room pass is not valid for this node and room');
+        return;
+      }
+    }
+    const bucket = h.pass !== undefined ? membersSide(room) : room;
+    const other = h.pass !== undefined ? room : membersSide(room);
     // Join rate per node (sliding hour).
     const joins = (joinLog.get(nodeId) ?? []).filter((t) => t > now - HOUR);
     if (joins.length >= o.joinsPerHour) {
@@ -102,9 +116,11 @@ export function createRooms(ctx: RelayCtx) {
       });
       return;
     }
-    let r = rooms.get(room);
-    const existing = r?.get(nodeId) ?? null;
-    const others = (r?.size ?? 0) - (existing ? 1 : 0);
+    const r0 = rooms.get(bucket);
+    const existing = r0?.get(nodeId) ?? null;
+    // the same node on the room's other side (it gained or lost its pass) is replaced too
+    const elsewhere = rooms.get(other)?.get(nodeId) ?? null;
+    const others = (r0?.size ?? 0) - (existing ? 1 : 0);
     if (others >= o.maxRoomPeers) {
       ctx.reject(c, 'capacity_exceeded', 'room_full', 'the room is full', { close: true });
       return;
@@ -122,28 +138,32 @@ export function createRooms(ctx: RelayCtx) {
     c.state = 'joined';
     c.nodeId = nodeId;
     c.room = room;
+    c.bucket = bucket;
     c.displayName = typeof dn === 'string' ? dn : '';
     c.joinedAt = wallClockMs(now).replace(/\.\d{3}Z$/, 'Z');
-    if (!r) rooms.set(room, (r = new Map()));
     o.home.noteJoin(room, nodeId);
-    if (existing) {
+    for (const old of [existing, elsewhere]) {
       // A second connection of the same node replaces the first (tab reload, network change).
-      existing.replaced = true;
-      r.delete(nodeId);
+      if (!old) continue;
+      old.replaced = true;
+      rooms.get(old.bucket!)?.delete(nodeId);
+      if (rooms.get(old.bucket!)?.size === 0) rooms.delete(old.bucket!);
       m.inc('hearthnet_relay_rejects_total', { reason: 'replaced' });
-      ctx.closeConn(existing, RELAY_CLOSE_REPLACED, 'replaced');
-      broadcast(room, existing, { t: 'peer_left', node_id: nodeId });
+      ctx.closeConn(old, RELAY_CLOSE_REPLACED, 'replaced');
+      broadcast(old.bucket!, old, { t: 'peer_left', node_id: nodeId });
     }
+    let r = rooms.get(bucket);
+    if (!r) rooms.set(bucket, (r = new Map()));
     r.set(nodeId, c);
     m.inc('hearthnet_relay_joins_total');
     ctx.sendJson(c, {
       t: 'welcome',
       room,
       node_id: nodeId,
-      peers: roomPeers(room, nodeId),
+      peers: roomPeers(bucket, nodeId),
       server_time: wallClockMs(now),
     });
-    broadcast(room, c, {
+    broadcast(bucket, c, {
       t: 'peer_joined',
       node_id: nodeId,
       display_name: c.displayName,
@@ -152,21 +172,22 @@ export function createRooms(ctx: RelayCtx) {
     ctx.log('info', 'joined', {
       peer: shortId(nodeId),
       room: shortId(room),
-      replaced: !!existing,
+      members_side: bucket !== room,
+      replaced: !!(existing ?? elsewhere),
       room_size: r.size,
     });
   };
 
   /** A joined connection left: drop it from its room and tell the others. */
   const leave = (c: Conn) => {
-    if (!c.room || !c.nodeId) return;
-    const r = rooms.get(c.room);
+    if (!c.bucket || !c.nodeId) return;
+    const r = rooms.get(c.bucket);
     if (r && r.get(c.nodeId) === c) {
       r.delete(c.nodeId);
-      if (r.size === 0) rooms.delete(c.room);
-      broadcast(c.room, null, { t: 'peer_left', node_id: c.nodeId });
-      left.delete(`${c.room}|${c.nodeId}`);
-      left.set(`${c.room}|${c.nodeId}`, o.now());
+      if (r.size === 0) rooms.delete(c.bucket);
+      broadcast(c.bucket, null, { t: 'peer_left', node_id: c.nodeId });
+      left.delete(`${c.bucket}|${c.nodeId}`);
+      left.set(`${c.bucket}|${c.nodeId}`, o.now());
       while (left.size > MEMORY_MAX) left.delete(left.keys().next().value as string);
     }
     ctx.log('info', 'left', { peer: shortId(c.nodeId), room: shortId(c.room), replaced: c.replaced });
@@ -188,8 +209,8 @@ export function createRooms(ctx: RelayCtx) {
     }
   };
 
-  const recentlyLeft = (room: NodeID, node: NodeID) => {
-    const t = left.get(`${room}|${node}`);
+  const recentlyLeft = (bucket: string, node: NodeID) => {
+    const t = left.get(`${bucket}|${node}`);
     return t !== undefined && o.now() - t < RECENTLY_LEFT_MS;
   };
 

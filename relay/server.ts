@@ -91,7 +91,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
   const o = resolve(opts);
   const startedAt = o.now();
   const m = new Metrics();
-  const rooms = new Map<NodeID, Map<NodeID, Conn>>();
+  const rooms = new Map<string, Map<NodeID, Conn>>();
   const conns = new Set<Conn>();
   const perIp = new Map<string, { all: number; unjoined: number }>();
   let nextId = 1;
@@ -121,7 +121,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       c.pauseReasons.add(reason);
       c.ws.pause();
     },
-    recentlyLeft: (room, node) => admission.recentlyLeft(room, node),
+    recentlyLeft: (bucket, node) => admission.recentlyLeft(bucket, node),
     resumeReading: (c, reason) => {
       c.pauseReasons.delete(reason);
       if (c.pauseReasons.size === 0 && c.state !== 'closed') c.ws.resume();
@@ -203,6 +203,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       state: 'challenged',
       nodeId: null,
       room: null,
+      bucket: null,
       displayName: '',
       joinedAt: '',
       helloTimer: null,
@@ -351,7 +352,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       reject(c, 'bad_request', 'signal_to_self', 'cannot signal oneself');
       return;
     }
-    const target = rooms.get(c.room!)?.get(to);
+    const target = rooms.get(c.bucket!)?.get(to);
     if (!target) {
       reject(c, 'forward_target_offline', 'signal_target_offline', 'target is not in this room', {
         to,

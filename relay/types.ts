@@ -117,6 +117,12 @@ export interface Conn {
   state: 'challenged' | 'joined' | 'closed';
   nodeId: NodeID | null;
   room: NodeID | null;
+  /**
+   * Key of the part of the room this connection is in: the room id for its open side, or
+   * `<room>/members` for peers that showed a valid room pass (relay-wire RelayPass). Rosters,
+   * signals and forwarding never cross from one side to the other.
+   */
+  bucket: string | null;
   displayName: string;
   joinedAt: string;
   helloTimer: ReturnType<typeof setTimeout> | null;

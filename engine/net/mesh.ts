@@ -10,6 +10,7 @@ import type { NodeID, TrustLevel } from '../core/types.js';
 import type { KeyPair } from '../identity/identity.js';
 import type { BytePort } from './port.js';
 import { RelayClient, type WebSocketConstructor } from './relay-client.js';
+import type { RelayPass } from './relay-wire.js';
 import { acceptRelayedPorts, openRelayedPort, type SecurePort } from './relayed-port.js';
 import type { LinkInfo, PeerSession } from './session.js';
 import { openWebRtc, type SimplePeerCtor } from './webrtc-port.js';
@@ -24,6 +25,11 @@ export interface JoinOptions {
   /** `@roamhq/wrtc` under Node */
   wrtc?: unknown;
   displayName?: string;
+  /**
+   * Room pass for an invite community (issued by its founder, `node.issueRelayPass`); the
+   * founder of an invite community makes its own. Open communities need none.
+   */
+  relayPass?: RelayPass;
   /** reconnect backoff start (tests shorten it) */
   backoffInitialMs?: number;
 }
@@ -62,6 +68,7 @@ export class Mesh {
       room: d.communityId,
       WebSocket: o.WebSocket,
       ...(o.displayName ? { displayName: o.displayName } : {}),
+      ...(o.relayPass ? { pass: o.relayPass } : {}),
       ...(o.backoffInitialMs ? { backoffInitialMs: o.backoffInitialMs } : {}),
     });
   }

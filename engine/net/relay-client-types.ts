@@ -1,7 +1,7 @@
 /** Types, options and helpers of the relay client (relay-client.ts). */
 import type { NodeID } from '../core/types.js';
 import type { KeyPair } from '../identity/identity.js';
-import type { RelayErrorCode, RelayPeerInfo } from './relay-wire.js';
+import type { RelayErrorCode, RelayPass, RelayPeerInfo } from './relay-wire.js';
 
 /**
  * Delay before reconnect attempt `attempt` (0-based): exponential from `initialMs`, capped at
@@ -52,6 +52,11 @@ export interface RelayClientOptions {
   /** Community room (the CommunityID). */
   room: NodeID;
   displayName?: string;
+  /**
+   * Room pass (relay-wire RelayPass) for an invite community's room: with it the client joins
+   * the room's members; without it the room's open side (open communities need none).
+   */
+  pass?: RelayPass;
   WebSocket: WebSocketConstructor;
   /** Reconnect after an unexpected close (default true). */
   reconnect?: boolean;

@@ -46,7 +46,8 @@ import {
 // ---------------------------------------------------------------------------------------
 
 export class RelayClient extends Emitter<RelayClientEvents> {
-  private readonly opts: Required<Omit<RelayClientOptions, 'displayName'>> & { displayName?: string };
+  private readonly opts: Required<Omit<RelayClientOptions, 'displayName' | 'pass'>> &
+    Pick<RelayClientOptions, 'displayName' | 'pass'>;
   private ws: WebSocketLike | null = null;
   private _state: RelayClientState = 'idle';
   private readonly roster = new Map<NodeID, RelayPeerInfo>();
@@ -275,6 +276,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
           msg.nonce,
           this.now(),
           this.opts.displayName,
+          this.opts.pass,
         );
         this.tHello = this.opts.now();
         this.sendText(hello);

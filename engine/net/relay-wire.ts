@@ -6,7 +6,7 @@
 import { HnError } from '../core/errors.js';
 import type { NodeID } from '../core/types.js';
 import { NODE_ID_RE } from '../core/types.js';
-import { signObject, type KeyPair } from '../identity/identity.js';
+import { signObject, verifyObject, type KeyPair } from '../identity/identity.js';
 
 // ---------------------------------------------------------------------------------------
 // Protocol constants (relay wire, core §8.3–§8.5)
@@ -92,6 +92,8 @@ export type RelayClientMessage =
       nonce: string;
       ts: string;
       display_name?: string;
+      /** Membership pass of an invite community's room (see RelayPass); absent in open rooms. */
+      pass?: RelayPass;
       signature: string;
     }
   | { t: 'signal'; to: NodeID; data: unknown }
@@ -147,6 +149,7 @@ export function buildRelayHello(
   nonce: string,
   tsMs: number,
   displayName?: string,
+  pass?: RelayPass,
 ): Extract<RelayClientMessage, { t: 'hello' }> {
   const body: Record<string, unknown> = {
     t: 'hello',
@@ -158,6 +161,7 @@ export function buildRelayHello(
     ts: wallClockMs(tsMs),
   };
   if (displayName !== undefined && displayName !== '') body.display_name = displayName;
+  if (pass !== undefined) body.pass = pass;
   return signObject(kp, body) as unknown as Extract<RelayClientMessage, { t: 'hello' }>;
 }
 
@@ -190,4 +194,73 @@ export function forwardFrameAddr(buf: Uint8Array): NodeID | null {
 /** Rewrite a forward frame's address in place (same length): relay → receiver names the sender. */
 export function rewriteForwardAddr(buf: Uint8Array, addr: NodeID): void {
   for (let i = 0; i < RELAY_NODE_ID_CHARS; i++) buf[2 + i] = addr.charCodeAt(i);
+}
+
+// ---------------------------------------------------------------------------------------
+// Room passes (issue #18, attack 7): membership proof the relay can check without state
+// ---------------------------------------------------------------------------------------
+
+/**
+ * A room pass: the community key (the founder's key, whose NodeID is the community id and the
+ * room name) signs "`node_id` is a member of `room` until `expires_at`". A hello that carries a
+ * valid pass joins the room's members; a hello without one joins the room's open side, which
+ * never sees, signals or forwards to the members. The relay checks it with the room id alone
+ * (no community state, no keys), so an invite community's room tells a stranger who knows its
+ * id nothing about who is inside.
+ */
+export interface RelayPass {
+  v: 1;
+  type: 'relay.pass';
+  room: NodeID;
+  node_id: NodeID;
+  expires_at: string;
+  signature: string;
+}
+/** Longest pass lifetime the relay accepts (a pass names its own expiry; the founder renews). */
+export const RELAY_PASS_MAX_TTL_SECONDS = 90 * 24 * 3600;
+/** Default lifetime of a pass issued by `issueRelayPass`. */
+export const RELAY_PASS_DEFAULT_TTL_SECONDS = 30 * 24 * 3600;
+
+/** The founder (holder of the community key) issues a pass for `nodeId` in its community's room. */
+export function issueRelayPass(
+  community: KeyPair,
+  nodeId: NodeID,
+  nowMs: number,
+  ttlSeconds = RELAY_PASS_DEFAULT_TTL_SECONDS,
+): RelayPass {
+  if (!NODE_ID_RE.test(nodeId)) throw new HnError('bad_request', 'a pass names a NodeID');
+  if (!(ttlSeconds > 0 && ttlSeconds <= RELAY_PASS_MAX_TTL_SECONDS))
+    throw new HnError('bad_request', `pass lifetime must be in (0, ${RELAY_PASS_MAX_TTL_SECONDS}] s`);
+  const body = {
+    v: 1 as const,
+    type: 'relay.pass' as const,
+    room: community.nodeId,
+    node_id: nodeId,
+    expires_at: wallClockMs(nowMs + ttlSeconds * 1000),
+  };
+  return signObject(community, body) as unknown as RelayPass;
+}
+
+const PASS_KEYS = new Set(['v', 'type', 'room', 'node_id', 'expires_at', 'signature']);
+
+/**
+ * Check a pass for (`room`, `nodeId`) at `nowMs`: null when valid, else the relay error code
+ * (`bad_request` malformed or for another room/node, `expired`, `invalid_signature`).
+ */
+export function checkRelayPass(
+  p: unknown,
+  room: NodeID,
+  nodeId: NodeID,
+  nowMs: number,
+): RelayErrorCode | null {
+  if (!p || typeof p !== 'object' || Array.isArray(p)) return 'bad_request';
+  const r = p as Record<string, unknown>;
+  if (Object.keys(r).some((k) => !PASS_KEYS.has(k))) return 'bad_request';
+  if (r.v !== 1 || r.type !== 'relay.pass' || r.room !== room || r.node_id !== nodeId) return 'bad_request';
+  if (typeof r.signature !== 'string') return 'bad_request';
+  const exp = parseWallClock(r.expires_at);
+  if (exp === null) return 'bad_request';
+  if (exp <= nowMs) return 'expired';
+  if (exp - nowMs > (RELAY_PASS_MAX_TTL_SECONDS + RELAY_HELLO_SKEW_SECONDS) * 1000) return 'bad_request';
+  return verifyObject(r, room) ? null : 'invalid_signature';
 }

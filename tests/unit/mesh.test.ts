@@ -9,6 +9,8 @@ import wrtc from '@roamhq/wrtc';
 import { createRelay, type Relay } from '../../relay/server.js';
 import { createNode, type HearthNode } from '../../engine/index.js';
 import type { SimplePeerCtor } from '../../engine/net/webrtc-port.js';
+import { generateKeyPair } from '../../engine/identity/identity.js';
+import { RelayClient } from '../../engine/net/relay-client.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -119,5 +121,51 @@ describe('mesh through a real relay', () => {
     await expect(a.call('protocol.version.list', {}, { peer: b.id })).rejects.toMatchObject({
       code: 'partition',
     });
+  }, 60_000);
+
+  it('an invite community: founder and invitee (room pass) link through the relay; a stranger who knows the room id sees nobody', async () => {
+    const relay = await quietRelay();
+    cleanups.push(() => relay.close());
+    const invite = { admission: 'invite' as const };
+    const relayOnly = { mode: 'relay_only' as const };
+    const a = await createNode({ config: { community: invite, transport: relayOnly }, heartbeatMs: 300 });
+    const b = await createNode({
+      config: { community: { ...invite, community_id: a.id }, transport: relayOnly },
+      heartbeatMs: 300,
+    });
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    const inv = await a.events.append('community.member.invited', {
+      invitee_node_id: b.id,
+      initial_level: 'member',
+    });
+    await b.events.receive(await a.events.list());
+    expect(() => b.issueRelayPass(b.id)).toThrow(expect.objectContaining({ code: 'unauthorized' }));
+    await a.joinRelay({ url: relay.wsUrl, WebSocket, backoffInitialMs: 100 });
+    await b.joinRelay({
+      url: relay.wsUrl,
+      WebSocket,
+      backoffInitialMs: 100,
+      relayPass: a.issueRelayPass(b.id),
+    });
+    await expect
+      .poll(() => linkedTo(a, [b], 'relay') && linkedTo(b, [a], 'relay'), { timeout: 20_000 })
+      .toBe(true);
+    // the stranger joins the same room id without a pass
+    const stranger = new RelayClient({ url: relay.wsUrl, keyPair: generateKeyPair(), room: a.id, WebSocket });
+    cleanups.push(() => stranger.close());
+    const errors: string[] = [];
+    stranger.on('relay_error', (e) => errors.push(e.code));
+    stranger.start();
+    await stranger.waitReady(10_000);
+    expect(stranger.peers()).toEqual([]);
+    await expect(stranger.forward(b.id, new Uint8Array(8))).resolves.toBeUndefined();
+    await expect.poll(() => errors, { timeout: 5000 }).toContain('forward_target_offline');
+    expect(stranger.peers()).toEqual([]);
+    expect(a.peers().map((p) => p.id)).toEqual([b.id]);
+    await b.events.append('community.member.joined', { invite_event_id: inv.event_id });
+    expect(await a.call('protocol.version.list', {}, { peer: b.id })).toMatchObject({ current: '3.0.0' });
   }, 60_000);
 });

@@ -8,6 +8,9 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HnError, type HearthNode } from '../../engine/index.js';
 import { createNode } from '../../engine/index.js';
+import { descriptor } from '../../engine/modules/registry.js';
+import type { ControlMessage } from '../../engine/net/control.js';
+import { STREAM_RECEIVE_QUEUE_MAX } from '../../engine/net/budget.js';
 import { link, linkedPair } from './helpers.js';
 
 const run = promisify(execFile);
@@ -136,5 +139,45 @@ describe('nodes under attack (issue #18)', () => {
     const local = await a.call('protocol.version.list', deep).catch((x: unknown) => x);
     if (local instanceof Error) expect(local).toBeInstanceOf(HnError);
     await expect(a.events.append('test.item.added', { deep })).rejects.toBeInstanceOf(HnError);
+  });
+
+  it('lower: a peer that streams past the ack window fails its own stream; the receive queue stays bounded', async () => {
+    const [victim, attacker] = await linkedPair();
+    nodes.push(victim, attacker);
+    attacker.bus.register({
+      descriptor: descriptor('llm.count', 'core', {
+        stream_schema: { type: 'object', required: ['event', 'data'] },
+        trust_required: 'member',
+      }),
+      handler: async function* () {
+        for (let i = 1; i <= 3; i++) yield { event: 'tick', data: { i } };
+        return { total: 3 };
+      },
+    });
+    // the attacker's link sends 2,000 frames past the first one, ignoring the receiver's window
+    const s = attacker.session(victim.id)!;
+    const send = s.send.bind(s);
+    let flooded = 0;
+    s.send = (m: ControlMessage) => {
+      const f = m as ControlMessage & { type: string; seq?: number };
+      const out = send(m);
+      if (f.type === 'frame' && flooded === 0)
+        for (let i = 1; i <= 2000; i++, flooded++) void send({ ...f, seq: f.seq! + i } as ControlMessage);
+      return out;
+    };
+    const got: unknown[] = [];
+    const consumed = (async () => {
+      const frames = victim.stream('llm.count', {}, { peer: attacker.id });
+      await sleep(300); // the victim is slow to read: the frames pile up in its receive queue
+      for await (const f of frames) got.push(f);
+    })();
+    const r = await Promise.allSettled([consumed]);
+    expect(flooded).toBe(2000);
+    expect(codeOf(r[0]!)).toBe('bad_request');
+    expect(got.length).toBeLessThanOrEqual(STREAM_RECEIVE_QUEUE_MAX);
+    // the victim's link and calls go on
+    expect(await victim.call('protocol.version.list', {}, { peer: attacker.id })).toMatchObject({
+      current: '3.0.0',
+    });
   });
 });

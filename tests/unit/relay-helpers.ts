@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import type { NodeID } from '../../engine/core/types.js';
 import type { KeyPair } from '../../engine/identity/identity.js';
 import { RELAY_SUBPROTOCOL, buildRelayHello } from '../../engine/net/relay-client.js';
+import type { RelayPass } from '../../engine/net/relay-wire.js';
 
 export type Json = Record<string, any>;
 
@@ -107,11 +108,12 @@ export async function joinRaw(
   kp: KeyPair,
   room: NodeID,
   displayName?: string,
+  pass?: RelayPass,
 ): Promise<{ c: RawClient; welcome: Json }> {
   const c = new RawClient(wsUrl);
   await c.opened;
   const ch = await c.take('challenge');
-  c.send(buildRelayHello(kp, room, ch.nonce as string, Date.now(), displayName));
+  c.send(buildRelayHello(kp, room, ch.nonce as string, Date.now(), displayName, pass));
   const welcome = await c.until(
     () =>
       c.texts.find((m) => m.t === 'welcome') ??

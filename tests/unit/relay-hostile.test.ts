@@ -10,7 +10,12 @@ import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NodeID } from '../../engine/core/types.js';
 import { generateKeyPair, signObject } from '../../engine/identity/identity.js';
-import { RelayClient, buildRelayHello } from '../../engine/net/relay-client.js';
+import {
+  RelayClient,
+  buildRelayHello,
+  encodeForwardFrame,
+  issueRelayPass,
+} from '../../engine/net/relay-client.js';
 import { createRelay, type Relay, type RelayOptions } from '../../relay/server.js';
 import { RawClient, eventually, joinRaw, type Json } from './relay-helpers.js';
 
@@ -247,6 +252,97 @@ describe('relay under attack (issue #18)', () => {
     again.c.close();
   }, 30_000);
 
+  it('7. roster leak: a stranger who knows an invite room id learns no member id and reaches no member; members with a pass see each other', async () => {
+    const relay = await relayWith({ maxRoomPeers: 4 });
+    const founder = generateKeyPair(); // the community key: its NodeID is the community id and the room
+    const room = founder.nodeId;
+    const [m1, m2, stranger] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
+    const now = Date.now();
+    const f = await joinRaw(
+      relay.wsUrl,
+      founder,
+      room,
+      'Founder',
+      issueRelayPass(founder, founder.nodeId, now),
+    );
+    const a = await joinRaw(relay.wsUrl, m1, room, 'Member one', issueRelayPass(founder, m1.nodeId, now));
+    cleanups.push(
+      () => f.c.close(),
+      () => a.c.close(),
+    );
+    expect(a.welcome.peers.map((p: Json) => p.node_id)).toEqual([founder.nodeId]);
+    // squatters: the room's open side filled to capacity by throwaway keys locks no member out
+    const squat = await Promise.all(
+      Array.from({ length: 3 }, async () => (await joinRaw(relay.wsUrl, generateKeyPair(), room)).c),
+    );
+    const s = await joinRaw(relay.wsUrl, stranger, room, 'Stranger');
+    cleanups.push(
+      () => squat.forEach((c) => c.close()),
+      () => s.c.close(),
+    );
+    // a member joining later while the strangers are there
+    const b = await joinRaw(relay.wsUrl, m2, room, 'Member two', issueRelayPass(founder, m2.nodeId, now));
+    cleanups.push(() => b.c.close());
+    expect(b.welcome.peers.map((p: Json) => p.node_id).sort()).toEqual([founder.nodeId, m1.nodeId].sort());
+    // the stranger cannot reach a member: signals and forward frames find nobody
+    s.c.send({ t: 'signal', to: m1.nodeId, data: { sdp: 'x' } });
+    const e1 = await s.c.take('error', (m) => m.to === m1.nodeId);
+    expect(e1.code).toBe('forward_target_offline');
+    s.c.sendBinary(encodeForwardFrame(founder.nodeId, new Uint8Array([1, 2, 3])));
+    const e2 = await s.c.take('error', (m) => m.to === founder.nodeId);
+    expect(e2.code).toBe('forward_target_offline');
+    // members still reach each other
+    a.c.send({ t: 'signal', to: m2.nodeId, data: { hi: 1 } });
+    expect((await b.c.take('signal')).from).toBe(m1.nodeId);
+    await sleep(200);
+    // nothing the stranger received names a member (the founder's id is the room id it knew
+    // already; the errors only echo the ids of its own attempts), and nothing a member received
+    // names a stranger
+    const strangerText = JSON.stringify(s.c.texts.filter((m) => m.t !== 'error'));
+    for (const id of [m1.nodeId, m2.nodeId, 'Member', 'Founder']) expect(strangerText).not.toContain(id);
+    expect(s.c.texts.some((m) => m.t === 'peer_joined' || m.t === 'peer_left')).toBe(false);
+    expect(s.welcome.peers.map((p: Json) => p.node_id)).not.toContain(founder.nodeId);
+    const strangers = [stranger.nodeId, ...s.welcome.peers.map((p: Json) => p.node_id)];
+    expect(strangers.length).toBe(4);
+    for (const c of [f.c, a.c, b.c]) {
+      expect(c.texts.some((m) => m.t === 'signal' && m.from !== m1.nodeId)).toBe(false);
+      for (const id of strangers) expect(JSON.stringify(c.texts)).not.toContain(id);
+    }
+    expect(relay.stats().peers).toBe(7);
+  });
+
+  it('7. a forged, expired or borrowed room pass is refused with the seed code and the connection closed', async () => {
+    const relay = await relayWith({});
+    const founder = generateKeyPair();
+    const room = founder.nodeId;
+    const member = generateKeyPair();
+    const stranger = generateKeyPair();
+    const now = Date.now();
+    const cases: [string, unknown][] = [
+      // signed by the stranger's own key instead of the community key …
+      [
+        'invalid_signature',
+        signObject(stranger, { ...issueRelayPass(founder, stranger.nodeId, now), signature: '' }),
+      ],
+      ['invalid_signature', { ...issueRelayPass(founder, member.nodeId, now), node_id: stranger.nodeId }],
+      ['bad_request', issueRelayPass(founder, member.nodeId, now)], // … a member's pass, borrowed
+      ['expired', issueRelayPass(founder, stranger.nodeId, now - 3_600_000, 60)],
+      ['bad_request', { ...issueRelayPass(founder, stranger.nodeId, now), extra: 'x'.repeat(100) }],
+      ['bad_request', 'pass'],
+    ];
+    for (const [code, pass] of cases) {
+      const c = new RawClient(relay.wsUrl);
+      const ch = await c.take('challenge');
+      const h = buildRelayHello(stranger, room, ch.nonce, Date.now()) as unknown as Json;
+      delete h.signature;
+      c.send(signObject(stranger, { ...h, pass }));
+      const e = await c.take('error');
+      expect(e.code).toBe(code);
+      await c.closed();
+    }
+    expect(relay.stats().peers).toBe(0);
+  });
+
   it('lower: a hello padded with 20 KB of unknown fields, or a display name with bidi overrides, is refused', async () => {
     const relay = await relayWith({});
     const room = generateKeyPair().nodeId;
@@ -272,7 +368,6 @@ describe('relay under attack (issue #18)', () => {
     const relay = await relayWith({ messagesPerSecond: 5, strikesBeforeClose: 5 });
     const room = generateKeyPair().nodeId;
     const { c } = await joinRaw(relay.wsUrl, generateKeyPair(), room);
-    const { encodeForwardFrame } = await import('../../engine/net/relay-client.js');
     const frame = encodeForwardFrame(generateKeyPair().nodeId, new Uint8Array(10));
     for (let i = 0; i < 50 && c.closeInfo === null; i++) c.sendBinary(frame);
     await c.closed(10_000);

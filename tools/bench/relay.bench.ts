@@ -1,15 +1,31 @@
 /**
- * Relay figures (issue #18), the relay in its own process (`tsx relay/main.ts`) on 127.0.0.1:
+ * Relay figures (issue #18), each relay in its own process (`tsx relay/main.ts`) on 127.0.0.1:
  * - `relay.forward_mb_per_s.peers_N`: payload bytes (10^6 per MB) per second forwarded between
- *   N/2 sender→receiver pairs of engine RelayClients in one room, 64 KiB frames, for 3 s;
+ *   N/2 sender→receiver pairs of engine RelayClients in one room, 64 KiB frames, for 3 s; the
+ *   bulk clients run in a child process of their own (relay-load.ts);
  * - `relay.rtt_p95_ms.peers_N`: p95 round trip of an 8-byte frame between two other peers of the
- *   same room while that bulk load runs (N = 10, 50, 100);
- * - `relay.rss_mb_under_flood`: the relay process's peak RSS while 20 connections signal 60 KiB
- *   at 45/s and 4 more forward 64 KiB frames at a peer that never reads (6 s), honest pairs linked.
+ *   same room (in this process) while that bulk load runs; `relay.rtt_idle_p95_ms.peers_N` the
+ *   same before the load starts (N = 10, 50, 100);
+ * - `relay.baseline.*`: the same traffic, in the same run, against the relay as it was before the
+ *   hardening (git commit BASELINE_COMMIT, extracted with `git archive` into .cache/); runs
+ *   alternate hardened/baseline so that the machine's load hits both alike, and each figure is
+ *   the mean of ROUNDS runs; `relay.forward_vs_baseline.peers_N` = hardened ÷ baseline
+ *   throughput (issue #18: honest figures no more than 10 % worse, i.e. ≥ 0.9);
+ * - `relay.cpu_ms_per_mb.peers_N` (and `relay.baseline.…`): the relay process's CPU time (user +
+ *   system, /proc/<pid>/stat) per MB forwarded during the bulk run. On a saturated machine the
+ *   throughput is "CPU the relay gets ÷ CPU it needs per MB"; the second factor is the relay's
+ *   own and barely moves with the machine's load, so `relay.cpu_vs_baseline.peers_N` (hardened ÷
+ *   baseline, ≤ 1.1 meets the criterion) is the comparison to trust on a busy 2-core host;
+ * - `relay.rss_mb_under_flood`: the hardened relay's peak RSS while 20 connections signal 60 KiB
+ *   at 45/s and 4 more forward 64 KiB frames at a peer that never reads (6 s), and
+ *   `relay.rtt_p95_ms_under_flood`: an honest pair's round trip p95 in the same room meanwhile.
  * Figures depend on the machine and its load; compare only runs on the same machine.
+ * Env: RELAY_BENCH_ROUNDS (default 2), RELAY_BENCH_SECONDS (default 3), RELAY_BENCH_BASELINE=0 skips it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import type { NodeID } from '../../engine/core/types.js';
 import { generateKeyPair } from '../../engine/identity/identity.js';
@@ -17,14 +33,54 @@ import { RelayClient, buildRelayHello } from '../../engine/net/relay-client.js';
 import type { BenchFilter } from './run.js';
 
 const SIZES = [10, 50, 100];
+/** The relay before the issue #18 hardening (parent of 95556bc). */
+const BASELINE_COMMIT = '95556bc^';
+const ROUNDS = Math.max(1, Number(process.env.RELAY_BENCH_ROUNDS ?? 2));
+const SECONDS = Math.max(1, Number(process.env.RELAY_BENCH_SECONDS ?? 3));
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
 export const names = [
-  ...SIZES.flatMap((n) => [`relay.forward_mb_per_s.peers_${n}`, `relay.rtt_p95_ms.peers_${n}`]),
+  ...SIZES.flatMap((n) => [
+    `relay.forward_mb_per_s.peers_${n}`,
+    `relay.rtt_p95_ms.peers_${n}`,
+    `relay.rtt_idle_p95_ms.peers_${n}`,
+    `relay.baseline.forward_mb_per_s.peers_${n}`,
+    `relay.baseline.rtt_p95_ms.peers_${n}`,
+    `relay.baseline.rtt_idle_p95_ms.peers_${n}`,
+    `relay.forward_vs_baseline.peers_${n}`,
+    `relay.cpu_ms_per_mb.peers_${n}`,
+    `relay.baseline.cpu_ms_per_mb.peers_${n}`,
+    `relay.cpu_vs_baseline.peers_${n}`,
+  ]),
   'relay.rss_mb_under_flood',
+  'relay.rtt_p95_ms_under_flood',
 ];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function startRelay(): Promise<{ proc: ChildProcess; wsUrl: string }> {
+/** The pre-hardening relay's source tree (relay/ + engine/), extracted once into .cache/. */
+function baselineTree(): string | null {
+  const dir = join(root, '.cache', 'relay-baseline', BASELINE_COMMIT.replace(/\W/g, '_'));
+  if (existsSync(join(dir, 'relay', 'main.ts'))) return dir;
+  try {
+    mkdirSync(dir, { recursive: true });
+    const tar = execFileSync('git', ['archive', BASELINE_COMMIT, 'relay', 'engine', 'package.json'], {
+      cwd: root,
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    execFileSync('tar', ['-x', '-C', dir], { input: tar });
+    return dir;
+  } catch (e) {
+    process.stderr.write(`bench relay: no baseline (${(e as Error).message.split('\n')[0]})\n`);
+    return null;
+  }
+}
+
+async function startRelay(cwd: string, baseline: boolean): Promise<{ proc: ChildProcess; wsUrl: string }> {
+  const limits = ['--connections-per-ip', '1000', '--joins-per-hour', '1000', '--max-room-peers', '200'];
+  // flags the hardening added (the baseline relay does not know them)
+  if (!baseline)
+    limits.push('--sockets-per-ip', '1000', '--unjoined-per-ip', '1000', '--fresh-keys-per-minute', '1000');
   const proc = spawn(
     process.execPath,
     [
@@ -37,20 +93,9 @@ async function startRelay(): Promise<{ proc: ChildProcess; wsUrl: string }> {
       '0',
       '--static',
       '/nonexistent',
-      '--connections-per-ip',
-      '1000',
-      '--sockets-per-ip',
-      '1000',
-      '--unjoined-per-ip',
-      '1000',
-      '--fresh-keys-per-minute',
-      '1000',
-      '--joins-per-hour',
-      '1000',
-      '--max-room-peers',
-      '200',
+      ...limits,
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { cwd, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
@@ -64,6 +109,13 @@ async function startRelay(): Promise<{ proc: ChildProcess; wsUrl: string }> {
   proc.stdout!.resume();
   return { proc, wsUrl: url.replace('http://', 'ws://').replace('localhost', '127.0.0.1') + 'ws' };
 }
+
+/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+const cpuMs = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+};
 
 const rssMb = (pid: number) => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -80,25 +132,53 @@ async function joinAll(wsUrl: string, room: NodeID, n: number): Promise<RelayCli
   return cs;
 }
 
-async function room(wsUrl: string, n: number): Promise<{ mbps: number; p95: number }> {
-  const roomId = generateKeyPair().nodeId;
-  const cs = await joinAll(wsUrl, roomId, n);
-  const [pa, pb] = [cs[0]!, cs[1]!];
-  const bulk = cs.slice(2);
-  const half = Math.floor(bulk.length / 2);
-  let received = 0;
-  for (let i = 0; i < half; i++)
-    bulk[half + i]!.onForward(bulk[i]!.nodeId, (p) => void (received += p.length));
-  pb.onForward(pa.nodeId, (p) => void pb.forward(pa.nodeId, p));
-  const echoes = new Map<number, () => void>();
-  pa.onForward(pb.nodeId, (p) => echoes.get(new DataView(p.buffer, p.byteOffset).getUint32(0))?.());
-  const chunk = new Uint8Array(64 * 1024);
-  const until = Date.now() + 3000;
-  const senders = Array.from({ length: half }, async (_, i) => {
-    while (Date.now() < until) await bulk[i]!.forward(bulk[half + i]!.nodeId, chunk);
+/** The bulk clients, in a child process (relay-load.ts). */
+function loadProcess() {
+  const child = fork(join(root, 'tools/bench/relay-load.ts'), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  const next = (t: string) =>
+    new Promise<Record<string, number>>((resolve, reject) => {
+      const on = (m: { t: string; message?: string }) => {
+        if (m.t === 'error') reject(new Error(`load: ${m.message}`));
+        else if (m.t === t) resolve(m as unknown as Record<string, number>);
+        else return;
+        child.off('message', on);
+      };
+      child.on('message', on);
+      child.once('exit', () => reject(new Error('load process exited')));
+    });
+  return {
+    join: (wsUrl: string, room: NodeID, n: number) => {
+      child.send({ t: 'join', wsUrl, room, n });
+      return next('ready');
+    },
+    run: (ms: number) => {
+      child.send({ t: 'run', ms });
+      return next('done');
+    },
+    flood: (sink: NodeID, ms: number) => {
+      child.send({ t: 'flood', sink, ms });
+      return next('flooded');
+    },
+    stop: () => child.kill('SIGTERM'),
+  };
+}
+
+const p95 = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length * 0.95)] ?? NaN;
+};
+
+/** Round trips of an 8-byte frame pa → pb → pa until `until` (pb echoes). */
+async function probe(pa: RelayClient, pb: RelayClient, until: number): Promise<number[]> {
+  const echoes = new Map<number, () => void>();
+  const offA = pa.onForward(pb.nodeId, (p) =>
+    echoes.get(new DataView(p.buffer, p.byteOffset).getUint32(0))?.(),
+  );
+  const offB = pb.onForward(pa.nodeId, (p) => void pb.forward(pa.nodeId, p));
   const rtts: number[] = [];
-  const t0 = performance.now();
   for (let k = 0; Date.now() < until; k++) {
     const p = new Uint8Array(8);
     new DataView(p.buffer).setUint32(0, k);
@@ -107,16 +187,47 @@ async function room(wsUrl: string, n: number): Promise<{ mbps: number; p95: numb
     await pa.forward(pb.nodeId, p);
     await Promise.race([got, sleep(5000)]);
     rtts.push(performance.now() - s);
+    echoes.delete(k);
     await sleep(20);
   }
-  await Promise.all(senders);
-  const secs = (performance.now() - t0) / 1000;
-  for (const c of cs) c.close();
-  rtts.sort((a, b) => a - b);
-  return { mbps: received / 1e6 / secs, p95: rtts[Math.floor(rtts.length * 0.95)] ?? NaN };
+  offA();
+  offB();
+  return rtts;
 }
 
-async function flood(wsUrl: string, pid: number): Promise<number> {
+interface RoomFigures {
+  mbps: number;
+  p95: number;
+  idleP95: number;
+  cpuPerMb: number;
+}
+
+async function room(wsUrl: string, pid: number, n: number): Promise<RoomFigures> {
+  const roomId = generateKeyPair().nodeId;
+  const [pa, pb] = await joinAll(wsUrl, roomId, 2);
+  const load = loadProcess();
+  try {
+    await load.join(wsUrl, roomId, n - 2);
+    const idle = await probe(pa!, pb!, Date.now() + 1000);
+    const cpu0 = cpuMs(pid);
+    const bulk = load.run(SECONDS * 1000);
+    const rtts = await probe(pa!, pb!, Date.now() + SECONDS * 1000);
+    const { bytes, secs } = await bulk;
+    const cpu = cpuMs(pid) - cpu0;
+    return {
+      mbps: bytes! / 1e6 / secs!,
+      p95: p95(rtts),
+      idleP95: p95(idle),
+      cpuPerMb: bytes! > 0 ? cpu / (bytes! / 1e6) : NaN,
+    };
+  } finally {
+    load.stop();
+    pa!.close();
+    pb!.close();
+  }
+}
+
+async function flood(wsUrl: string, pid: number): Promise<{ peak: number; rttP95: number }> {
   const roomId = generateKeyPair().nodeId;
   const honest = await joinAll(wsUrl, roomId, 2);
   // the sink: joins with a raw socket, then never reads
@@ -131,47 +242,90 @@ async function flood(wsUrl: string, pid: number): Promise<number> {
     });
   });
   sink.pause();
-  const attackers = await joinAll(wsUrl, roomId, 24);
-  let peak = rssMb(pid);
-  const blob = 'x'.repeat(60 * 1024);
-  const frame = new Uint8Array(64 * 1024);
-  const until = Date.now() + 6000;
-  const binary = attackers.slice(20).map(async (a) => {
-    while (Date.now() < until) await a.forward(sinkKp.nodeId, frame).catch(() => sleep(50));
-  });
-  while (Date.now() < until) {
-    for (const a of attackers.slice(0, 20)) {
-      try {
-        a.signal(sinkKp.nodeId, blob);
-      } catch {
-        // cut off or not joined: the flood goes on with the others
-      }
+  // the 24 attackers run in the load process, so the honest probe's event loop is its own
+  const attackers = loadProcess();
+  try {
+    await attackers.join(wsUrl, roomId, 24);
+    let peak = rssMb(pid);
+    const honestRtts = probe(honest[0]!, honest[1]!, Date.now() + 6000);
+    let done = false;
+    const flooding = attackers.flood(sinkKp.nodeId, 6000).finally(() => (done = true));
+    while (!done) {
+      peak = Math.max(peak, rssMb(pid));
+      await sleep(50);
     }
+    await flooding;
     peak = Math.max(peak, rssMb(pid));
-    await sleep(22);
+    return { peak, rttP95: p95(await honestRtts) };
+  } finally {
+    attackers.stop();
+    for (const c of honest) c.close();
+    sink.terminate();
   }
-  await Promise.all(binary);
-  peak = Math.max(peak, rssMb(pid));
-  for (const c of [...honest, ...attackers]) c.close();
-  sink.terminate();
-  return peak;
 }
+
+const r1 = (x: number) => Math.round(x * 10) / 10;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 export async function figures(want: BenchFilter): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  const { proc, wsUrl } = await startRelay();
+  const base = process.env.RELAY_BENCH_BASELINE === '0' ? null : baselineTree();
+  const hardened = await startRelay(root, false);
+  const old = base ? await startRelay(base, true) : null;
   try {
     for (const n of SIZES) {
-      if (!want(`relay.forward_mb_per_s.peers_${n}`) && !want(`relay.rtt_p95_ms.peers_${n}`)) continue;
-      const r = await room(wsUrl, n);
-      out[`relay.forward_mb_per_s.peers_${n}`] = Math.round(r.mbps * 10) / 10;
-      out[`relay.rtt_p95_ms.peers_${n}`] = Math.round(r.p95 * 10) / 10;
-      await sleep(500);
+      if (!names.some((k) => k.endsWith(`.peers_${n}`) && want(k))) continue;
+      const runs: { h: RoomFigures[]; b: RoomFigures[] } = { h: [], b: [] };
+      for (let i = 0; i < ROUNDS; i++) {
+        // alternate which relay goes first, so a load change on the machine hits both alike
+        const order = i % 2 === 0 ? (['h', 'b'] as const) : (['b', 'h'] as const);
+        for (const which of order) {
+          const relay = which === 'h' ? hardened : old;
+          if (!relay) continue;
+          const f = await room(relay.wsUrl, relay.proc.pid!, n);
+          runs[which].push(f);
+          process.stderr.write(
+            `bench relay: peers_${n} ${which === 'h' ? 'hardened' : 'baseline'}: ${f.mbps.toFixed(1)} MB/s, ` +
+              `rtt p95 ${f.p95.toFixed(1)} ms (idle ${f.idleP95.toFixed(1)}), ${f.cpuPerMb.toFixed(1)} cpu ms/MB\n`,
+          );
+          await sleep(300);
+        }
+      }
+      // relay CPU per MB over all rounds, weighted by what each moved (rounds that moved nothing drop out)
+      const cpuPerMb = (rs: RoomFigures[]) => {
+        const ok = rs.filter((r) => Number.isFinite(r.cpuPerMb));
+        return mean(ok.map((r) => r.cpuPerMb * r.mbps)) / mean(ok.map((r) => r.mbps));
+      };
+      const put = (prefix: string, rs: RoomFigures[]) => {
+        if (!rs.length) return;
+        out[`${prefix}forward_mb_per_s.peers_${n}`] = r1(mean(rs.map((r) => r.mbps)));
+        out[`${prefix}rtt_p95_ms.peers_${n}`] = r1(mean(rs.map((r) => r.p95)));
+        out[`${prefix}rtt_idle_p95_ms.peers_${n}`] = r1(mean(rs.map((r) => r.idleP95)));
+        const c = cpuPerMb(rs);
+        if (Number.isFinite(c)) out[`${prefix}cpu_ms_per_mb.peers_${n}`] = r1(c);
+      };
+
+      put('relay.', runs.h);
+      put('relay.baseline.', runs.b);
+      const fwdRatio = runs.b.length
+        ? mean(runs.h.map((r) => r.mbps)) / mean(runs.b.map((r) => r.mbps))
+        : NaN;
+      if (Number.isFinite(fwdRatio))
+        out[`relay.forward_vs_baseline.peers_${n}`] = Math.round(fwdRatio * 100) / 100;
+      else if (runs.b.length)
+        process.stderr.write(`bench relay: peers_${n}: a relay moved nothing, no ratio\n`);
+      const cpuRatio = runs.b.length ? cpuPerMb(runs.h) / cpuPerMb(runs.b) : NaN;
+      if (Number.isFinite(cpuRatio))
+        out[`relay.cpu_vs_baseline.peers_${n}`] = Math.round(cpuRatio * 100) / 100;
     }
-    if (want('relay.rss_mb_under_flood'))
-      out['relay.rss_mb_under_flood'] = Math.round(await flood(wsUrl, proc.pid!));
+    if (want('relay.rss_mb_under_flood') || want('relay.rtt_p95_ms_under_flood')) {
+      const f = await flood(hardened.wsUrl, hardened.proc.pid!);
+      out['relay.rss_mb_under_flood'] = Math.round(f.peak);
+      if (Number.isFinite(f.rttP95)) out['relay.rtt_p95_ms_under_flood'] = r1(f.rttP95);
+    }
   } finally {
-    proc.kill('SIGTERM');
+    hardened.proc.kill('SIGTERM');
+    old?.proc.kill('SIGTERM');
   }
   return out;
 }
