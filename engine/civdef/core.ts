@@ -6,6 +6,7 @@
 import { HnError, toHnError } from '../core/errors.js';
 import type { NodeID } from '../core/types.js';
 import { ulidGenerator } from '../core/ulid.js';
+import { queueTail } from '../core/vocab.js';
 import type { Tx } from '../store/types.js';
 import { SlidingLimiter } from './ack.js';
 import { isoS, text } from './alert.js';
@@ -29,6 +30,18 @@ import { nrwAdapter, type RegionAdapter } from './regions/nrw.js';
 import { certState, type ChainCtx, type RoleCertificate, type Revocation } from './role.js';
 import { segmentPrefix } from './target.js';
 import { STORES, bad, isObj, type CivDefDeps, type MetaRow, type Notice } from './records.js';
+import {
+  headOf,
+  headsOf,
+  mergeStatements,
+  signStatement,
+  verifyStatement,
+  WITNESS_KEEP,
+  type WitnessStatement,
+} from './witness.js';
+
+/** a `civdef_audit_witness` row: heads this node saw, and signed statements about the chain */
+type WitnessRow = { chain: NodeID; heads?: Witness[]; statements?: WitnessStatement[] };
 
 const S = STORES;
 
@@ -163,7 +176,7 @@ export class CivDefCore {
       return entry;
     };
     const p = this.queue.then(run, run);
-    this.queue = p.catch(() => undefined);
+    this.queue = queueTail(p); // the caller receives p's error
     return p;
   }
 
@@ -224,7 +237,7 @@ export class CivDefCore {
   /** On-demand checkpoint (engine action). */
   checkpoint(): Promise<AuditEntry> {
     const p = this.queue.then(() => this.writeCheckpoint('checkpoint'));
-    this.queue = p.catch(() => undefined);
+    this.queue = queueTail(p); // the caller receives p's error
     return p;
   }
 
@@ -242,7 +255,7 @@ export class CivDefCore {
         head_hash: this.head.hash,
       });
     });
-    this.queue = p.catch(() => undefined);
+    this.queue = queueTail(p); // the caller receives p's error
     return p;
   }
 
@@ -250,10 +263,62 @@ export class CivDefCore {
     return this.degraded !== null;
   }
 
+  /** every witnessed head: heads this node saw itself, and heads vouched for by signed statements */
   protected async witnesses(): Promise<Witness[]> {
-    return (await this.d.db.getAll<Witness & { heads?: Witness[] }>(S.witness)).flatMap(
-      (w) => w.heads ?? [w],
-    );
+    return (await this.d.db.getAll<WitnessRow>(S.witness)).flatMap((w) => [
+      ...(w.heads ?? []),
+      ...headsOf(w.statements ?? []),
+    ]);
+  }
+
+  // ---------------------------------------------------------------- witnessing
+  /** A `civdef.audit.checkpointed` event of a peer: an owner's head, or a witness's signed statement. */
+  protected async receiveCheckpointed(d: Record<string, unknown>, author: NodeID): Promise<void> {
+    if (d.statement !== undefined) {
+      const s = d.statement;
+      if (!verifyStatement(s) || s.witness !== author) {
+        this.d.metrics?.inc('hearthnet_civdef_dropped_total', { reason: 'witness' });
+        this.d.log?.warn('civdef witness statement dropped', { chain: (d as { chain?: string }).chain });
+        return;
+      }
+      return this.storeWitness(s.chain, (row) => ({ statements: mergeStatements(row.statements ?? [], s) }));
+    }
+    const head = headOf(d);
+    // only the chain's owner announces its heads; this node's own chain is not witnessed by itself
+    if (!head || head.chain !== author || head.chain === this.d.self) return;
+    const row = await this.d.db.get<WitnessRow>(S.witness, head.chain);
+    if (row?.statements?.some((x) => x.witness === this.d.self && x.seq === head.seq)) return;
+    const s = signStatement(this.d.sign, head, this.d.self, isoS(this.now()));
+    await this.storeWitness(head.chain, (r) => ({
+      heads: [
+        ...(r.heads ?? []).filter((h) => h.seq !== head.seq),
+        { chain: head.chain, seq: head.seq, head_hash: head.head_hash },
+      ].slice(-WITNESS_KEEP),
+      statements: mergeStatements(r.statements ?? [], s),
+    }));
+    await this.d.append('civdef.audit.checkpointed', { ...head, statement: s } as never);
+  }
+
+  private storeWitness(chain: NodeID, f: (row: WitnessRow) => Partial<WitnessRow>): Promise<void> {
+    const run = async () => {
+      const row = (await this.d.db.get<WitnessRow>(S.witness, chain)) ?? { chain };
+      await this.d.db.put(S.witness, { ...row, ...f(row), chain });
+    };
+    // serialised with the audit queue so two statements for one chain never overwrite each other
+    const p = this.queue.then(run, run);
+    this.queue = queueTail(p); // the caller receives p's error
+    return p;
+  }
+
+  /** heads this node witnessed for a chain, its own and those in signed statements */
+  async witnessedHeads(chain: NodeID): Promise<Witness[]> {
+    const row = await this.d.db.get<WitnessRow>(S.witness, chain);
+    return [...(row?.heads ?? []), ...headsOf(row?.statements ?? [])];
+  }
+
+  /** signed statements this node holds about a chain (its own chain: what its peers witnessed) */
+  async witnessStatements(chain: NodeID = this.d.self): Promise<WitnessStatement[]> {
+    return (await this.d.db.get<WitnessRow>(S.witness, chain))?.statements ?? [];
   }
 
   /** Full verification (startup, export, daily, the app's "verify"). A break sets degraded mode. */
@@ -357,6 +422,12 @@ export class CivDefCore {
       verify: rep,
       allLeaves: rows.map((r) => leafOf(r.entry)),
     });
+    // peers' signed statements about this chain travel with the export (before the trailer)
+    const statements = (await this.witnessStatements()).map((statement) => ({
+      type: 'witness' as const,
+      statement,
+    }));
+    frames.splice(frames.length - 1, 0, ...statements);
     return { frames, report: rep };
   }
 

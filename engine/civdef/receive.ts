@@ -23,7 +23,6 @@ import {
   type AlertStub,
   type Cancel,
 } from './alert.js';
-import { type Witness } from './audit.js';
 import { SEVERITIES } from './regions/nrw.js';
 import {
   checkCertShape,
@@ -183,8 +182,7 @@ export class CivDefReceiver extends CivDefCore {
       case 'civdef.role.registered':
         return this.receiveRegistered(d.cert, d.chain_certs ?? []);
       case 'civdef.audit.checkpointed':
-        if (typeof d.chain === 'string' && d.chain !== this.d.self) await this.witness(d as Witness);
-        return;
+        return this.receiveCheckpointed(d, ev.author as NodeID);
     }
   }
 
@@ -426,21 +424,6 @@ export class CivDefReceiver extends CivDefCore {
     } catch {
       /* a cert that does not verify under local roots is simply not stored */
     }
-  }
-
-  protected async witness(w: Witness): Promise<void> {
-    if (!Number.isSafeInteger(w.seq) || typeof w.head_hash !== 'string') return;
-    const prev = await this.d.db.get<{ chain: string; heads: Witness[] }>(S.witness, w.chain);
-    const heads = [
-      ...(prev?.heads ?? []).filter((h) => h.seq !== w.seq),
-      { chain: w.chain, seq: w.seq, head_hash: w.head_hash },
-    ].slice(-64);
-    await this.d.db.put(S.witness, { chain: w.chain, heads });
-  }
-
-  /** heads this node witnessed for a chain (to check another node's export) */
-  async witnessedHeads(chain: NodeID): Promise<Witness[]> {
-    return (await this.d.db.get<{ heads: Witness[] }>(S.witness, chain))?.heads ?? [];
   }
 
   // ---------------------------------------------------------------- cancel
