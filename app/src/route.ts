@@ -3,8 +3,7 @@
  * `#chat`, `#diagnostics`, `#settings`, `#m/<module>`; anything else (no hash, `#join=…`) is Home.
  */
 export type Route =
-  | { view: 'home' | 'chat' | 'diagnostics' | 'settings' }
-  | { view: 'module'; name: string; item?: string };
+  { view: 'home' | 'chat' | 'diagnostics' | 'settings' } | { view: 'module'; name: string; item?: string };
 
 const FIXED = new Set(['chat', 'diagnostics', 'settings']);
 
