@@ -173,6 +173,10 @@ export class CivDefReceiver extends CivDefCore {
         if (d.envelope) await this.receiveEnvelope(d.envelope, ev.author as NodeID);
         else if (d.stub) await this.receiveStub(d.stub);
         return;
+      case 'civdef.alert.forwarded':
+        // a bridge of this community re-announced an alert from another one (§4.3); hops are unsigned
+        if (d.envelope) await this.receiveEnvelope(d.envelope, ev.author as NodeID);
+        return;
       case 'civdef.alert.cancelled':
         return this.receiveCancel(d.cancel, d.by_cert_bundle ?? []);
       case 'civdef.alert.acked':
