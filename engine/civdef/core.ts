@@ -40,6 +40,11 @@ import {
   type WitnessStatement,
 } from './witness.js';
 
+/** one head per (chain, seq, head_hash): this node's own sighting and peers' statements often agree */
+const distinctHeads = (hs: Witness[]): Witness[] => [
+  ...new Map(hs.map((h) => [`${h.chain}|${h.seq}|${h.head_hash}`, h])).values(),
+];
+
 /** a `civdef_audit_witness` row: heads this node saw, and signed statements about the chain */
 type WitnessRow = { chain: NodeID; heads?: Witness[]; statements?: WitnessStatement[] };
 
@@ -265,10 +270,12 @@ export class CivDefCore {
 
   /** every witnessed head: heads this node saw itself, and heads vouched for by signed statements */
   protected async witnesses(): Promise<Witness[]> {
-    return (await this.d.db.getAll<WitnessRow>(S.witness)).flatMap((w) => [
-      ...(w.heads ?? []),
-      ...headsOf(w.statements ?? []),
-    ]);
+    return distinctHeads(
+      (await this.d.db.getAll<WitnessRow>(S.witness)).flatMap((w) => [
+        ...(w.heads ?? []),
+        ...headsOf(w.statements ?? []),
+      ]),
+    );
   }
 
   // ---------------------------------------------------------------- witnessing
@@ -313,7 +320,7 @@ export class CivDefCore {
   /** heads this node witnessed for a chain, its own and those in signed statements */
   async witnessedHeads(chain: NodeID): Promise<Witness[]> {
     const row = await this.d.db.get<WitnessRow>(S.witness, chain);
-    return [...(row?.heads ?? []), ...headsOf(row?.statements ?? [])];
+    return distinctHeads([...(row?.heads ?? []), ...headsOf(row?.statements ?? [])]);
   }
 
   /** signed statements this node holds about a chain (its own chain: what its peers witnessed) */
