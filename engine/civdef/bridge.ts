@@ -1,7 +1,8 @@
 /**
  * M31 bridge (§4.3): one operator's two nodes, one in each community (M14 federation does not exist
  * here), joined by the bus: the source side's `experimental.civdef.alert.subscribe` stream feeds the
- * destination side's `forwardIn`, which applies every forwarding rule. A destination without civdef
+ * destination side's `forwardIn` / `forwardCancelIn` / `forwardRevocationIn` (alert, cancelled and
+ * revoked frames), which apply every forwarding rule and the receiver's checks. A destination without civdef
  * (module off: it does not advertise civdef) forwards nothing. Role-restricted alerts are never
  * bridged (their content stays out of gossip); start it both ways for a two-way bridge.
  */
@@ -32,14 +33,25 @@ export function startBridge(
         { signal: ac.signal },
       );
       for await (const f of frames) {
-        if (f.data?.type !== 'alert') continue;
+        const t = f.data?.type;
+        if (t !== 'alert' && t !== 'cancelled' && t !== 'revoked') continue;
         const dest = CIVDEF_SERVICES.get(to.id);
         if (!dest) {
           log.info('civdef bridge: destination does not run civdef', { to: to.id });
           continue;
         }
-        const r = await dest.forwardIn(f.data.envelope, to.communityId);
-        if (r.forwarded) log.info('civdef bridge: forwarded', { alert_id: f.data.envelope.alert.alert_id });
+        try {
+          const r =
+            t === 'alert'
+              ? await dest.forwardIn(f.data.envelope, to.communityId)
+              : t === 'cancelled'
+                ? await dest.forwardCancelIn(f.data, to.communityId)
+                : await dest.forwardRevocationIn(f.data, to.communityId);
+          if (r.forwarded) log.info('civdef bridge: forwarded', { type: t });
+        } catch (e) {
+          // a tampered or unauthorized cancel or revocation: refused there, nothing stored; keep bridging
+          log.warn('civdef bridge: refused', { type: t, code: toHnError(e).code });
+        }
       }
     } catch (e) {
       if (!ac.signal.aborted) log.warn('civdef bridge stopped', { code: toHnError(e).code });

@@ -127,6 +127,12 @@ export class CivDefReads extends CivDefReceiver {
           f.roles.some((x: string) => segmentPrefix(p, x) || segmentPrefix(x, p)),
         ));
     const off = this.onNotice((nt) => {
+      if (nt.kind === 'revoked') {
+        // revocations are public and unfiltered: a bridge carries them to the other community (§4.3)
+        const { revocation, cert, hops } = nt;
+        queue.push({ type: 'revoked', revocation, cert, federation_hops: hops });
+        return wake?.();
+      }
       if (!match(nt.record)) return;
       if (nt.kind === 'alert')
         queue.push(
@@ -134,7 +140,14 @@ export class CivDefReads extends CivDefReceiver {
             ? { type: 'alert', envelope: nt.record.envelope }
             : { type: 'stub', stub: nt.record.stub },
         );
-      else queue.push({ type: 'cancelled', alert_id: nt.record.alert_id, cancel: nt.record.cancel });
+      else
+        queue.push({
+          type: 'cancelled',
+          alert_id: nt.record.alert_id,
+          cancel: nt.record.cancel,
+          by_cert_bundle: nt.by_cert_bundle,
+          federation_hops: nt.hops,
+        });
       wake?.();
     });
     try {

@@ -33,7 +33,7 @@ import {
   type Revocation,
 } from './role.js';
 import { matchesTarget, segmentPrefix } from './target.js';
-import { STORES, isObj, type AlertRecord } from './records.js';
+import { STORES, hopsOf, isObj, type AlertRecord } from './records.js';
 import { CivDefCore } from './core.js';
 
 const S = STORES;
@@ -50,7 +50,11 @@ export class CivDefReceiver extends CivDefCore {
     for (const c of fresh) this.certs.set(c.cert_id, c);
   }
 
-  protected async applyRevocation(rev: Revocation, cert: RoleCertificate | undefined): Promise<void> {
+  protected async applyRevocation(
+    rev: Revocation,
+    cert: RoleCertificate | undefined,
+    hops: NodeID[] = [],
+  ): Promise<void> {
     const affected = (await this.d.db.getAll<AlertRecord>(S.alerts)).filter(
       (a) => a.envelope?.alert.publisher_cert === rev.cert_id || a.stub?.publisher_cert === rev.cert_id,
     );
@@ -68,6 +72,7 @@ export class CivDefReceiver extends CivDefCore {
     );
     this.revs.set(rev.cert_id, rev);
     if (cert) this.certs.set(cert.cert_id, cert);
+    this.emit({ kind: 'revoked', revocation: rev, cert: cert ?? null, hops });
   }
 
   protected attestationValid(alert: Alert, cert: RoleCertificate, at: number): boolean {
@@ -178,11 +183,11 @@ export class CivDefReceiver extends CivDefCore {
         if (d.envelope) await this.receiveEnvelope(d.envelope, ev.author as NodeID);
         return;
       case 'civdef.alert.cancelled':
-        return this.receiveCancel(d.cancel, d.by_cert_bundle ?? []);
+        return this.receiveCancel(d.cancel, d.by_cert_bundle ?? [], hopsOf(d.federation_hops) ?? []);
       case 'civdef.alert.acked':
         return this.receiveAck(d.ack);
       case 'civdef.role.revoked':
-        return this.receiveRevocation(d.revocation, d.cert);
+        return this.receiveRevocation(d.revocation, d.cert, hopsOf(d.federation_hops) ?? []);
       case 'civdef.role.registered':
         return this.receiveRegistered(d.cert, d.chain_certs ?? []);
       case 'civdef.audit.checkpointed':
@@ -370,7 +375,7 @@ export class CivDefReceiver extends CivDefCore {
     }
   }
 
-  protected async receiveCancel(c: Cancel, bundle: RoleCertificate[]): Promise<void> {
+  protected async receiveCancel(c: Cancel, bundle: RoleCertificate[], hops: NodeID[] = []): Promise<void> {
     if (!isObj(c) || !verifyCancel(c)) return this.drop('cancel', 'bad cancel signature');
     const rec = await this.d.db.get<AlertRecord>(S.alerts, c.alert_id);
     if (!rec || rec.state === 'cancelled') return;
@@ -385,7 +390,7 @@ export class CivDefReceiver extends CivDefCore {
     }
     const next = { ...rec, state: 'cancelled' as const, cancel: c };
     await this.d.db.put(S.alerts, next);
-    this.emit({ kind: 'cancelled', record: next });
+    this.emit({ kind: 'cancelled', record: next, by_cert_bundle: Array.isArray(bundle) ? bundle : [], hops });
   }
 
   protected async receiveAck(a: Ack): Promise<void> {
@@ -400,7 +405,7 @@ export class CivDefReceiver extends CivDefCore {
     });
   }
 
-  protected async receiveRevocation(r: Revocation, certIn: unknown): Promise<void> {
+  protected async receiveRevocation(r: Revocation, certIn: unknown, hops: NodeID[] = []): Promise<void> {
     if (!isObj(r) || this.revs.has(r.cert_id)) return;
     let cert: RoleCertificate | undefined = this.certs.get(r.cert_id);
     if (!cert && certIn) {
@@ -416,7 +421,7 @@ export class CivDefReceiver extends CivDefCore {
     } catch {
       return this.drop('revocation', 'invalid revocation');
     }
-    await this.applyRevocation(r, cert);
+    await this.applyRevocation(r, cert, hops);
   }
 
   protected async receiveRegistered(certIn: unknown, chain: unknown[]): Promise<void> {

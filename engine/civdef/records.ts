@@ -8,7 +8,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { StorageAdapter } from '../store/types.js';
 import type { AlertEnvelope, AlertStub, Cancel } from './alert.js';
 import type { Severity } from './regions/nrw.js';
-import type { Signer } from './role.js';
+import type { RoleCertificate, Revocation, Signer } from './role.js';
 
 export const STORES = {
   alerts: 'civdef_alerts',
@@ -124,11 +124,22 @@ export type MetaRow = {
   degraded: { first_bad_seq: number; reason: string } | null;
   last_checkpoint: { seq: number; tree_size: number; tree_root: string } | null;
 };
+/** `hops`: the federation hops a cancel or revocation came with (§4.3), so a bridge can stop loops. */
 export type Notice =
-  { kind: 'alert'; record: AlertRecord; notify: boolean } | { kind: 'cancelled'; record: AlertRecord };
+  | { kind: 'alert'; record: AlertRecord; notify: boolean }
+  | { kind: 'cancelled'; record: AlertRecord; by_cert_bundle: RoleCertificate[]; hops: NodeID[] }
+  | { kind: 'revoked'; revocation: Revocation; cert: RoleCertificate | null; hops: NodeID[] };
 
 export const bad = (m: string): never => {
   throw new HnError('bad_request', m);
 };
 export const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Federation hops from the wire (unsigned, §3.3): an array of ≤ 8 NodeIDs, else null. */
+export const hopsOf = (v: unknown): NodeID[] | null =>
+  v === undefined
+    ? []
+    : Array.isArray(v) && v.length <= 8 && v.every((x) => typeof x === 'string')
+      ? (v as NodeID[])
+      : null;

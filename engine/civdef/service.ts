@@ -9,7 +9,6 @@ import { HnError, toHnError } from '../core/errors.js';
 import { ACK_STATUSES, signAck, type AckStatus } from './ack.js';
 import {
   alertBodyOf,
-  alertSha,
   isoS,
   normaliseDraft,
   sevOrder,
@@ -30,13 +29,13 @@ import {
 } from './role.js';
 import { bboxInside, segmentPrefix } from './target.js';
 import { STORES, bad, isObj, type AlertRecord } from './records.js';
-import { CivDefReads } from './reads.js';
+import { CivDefForwarder } from './forward.js';
 
 export { STORES, CIVDEF_SCHEMA } from './records.js';
 export type { AlertRecord, CivDefDeps, CivDefSettings, Notice } from './records.js';
 const S = STORES;
 
-export class CivDefService extends CivDefReads {
+export class CivDefService extends CivDefForwarder {
   // ---------------------------------------------------------------- certs
   async register(input: unknown): Promise<Record<string, unknown>> {
     if (!isObj(input)) bad('input must be an object');
@@ -289,7 +288,7 @@ export class CivDefService extends CivDefReads {
       cancel: c,
       by_cert_bundle: this.bundleOf(cert),
     } as never);
-    this.emit({ kind: 'cancelled', record: next });
+    this.emit({ kind: 'cancelled', record: next, by_cert_bundle: this.bundleOf(cert), hops: [] });
     return { alert_id: rec.alert_id, cancelled_at: c.cancelled_at };
   }
 
@@ -334,46 +333,5 @@ export class CivDefService extends CivDefReads {
     const { note: _n, ...noNote } = ack;
     await this.d.append('civdef.alert.acked', { ack: rec.restricted ? noNote : ack } as never);
     return { alert_id: rec.alert_id, acked_at: ack.acked_at, status: ack.status };
-  }
-
-  // ---------------------------------------------------------------- bridge
-  /**
-   * Bridge forwarding (§4.3; a bridge node in two communities stands in for M14 federation). An engine
-   * action of the bridge's side in the destination community, not a capability: `envIn` is an envelope
-   * this operator's node received in another community. Forwarded only if `federation_forward` is on,
-   * `federation` is a channel, the alert is public, this side's home region overlaps the target, the
-   * publisher is not revoked, the alert not expired, this node not yet in the hops and hops < 8, and the
-   * envelope passes the receiver's checks here. Appends itself to the hops (no re-signing), writes audit
-   * `forwarded` and emits `civdef.alert.forwarded`.
-   */
-  async forwardIn(envIn: unknown, to_community: string): Promise<{ forwarded: boolean; reason?: string }> {
-    const no = (reason: string) => {
-      this.d.log?.info('civdef bridge: not forwarded', { reason });
-      return { forwarded: false, reason };
-    };
-    const s = this.d.settings();
-    if (!s.federation_forward) return no('federation_forward off');
-    if (!isObj(envIn) || !isObj(envIn.alert) || !isObj(envIn.alert.target)) return no('malformed');
-    const env = envIn as unknown as AlertEnvelope;
-    const a = env.alert;
-    const { channels, roles, region } = a.target;
-    if (!Array.isArray(channels) || !channels.includes('federation')) return no('no federation channel');
-    if (!Array.isArray(roles) || roles.length > 0) return no('role-restricted');
-    const home = s.home_region;
-    if (!home || typeof region !== 'string' || !(segmentPrefix(home, region) || segmentPrefix(region, home)))
-      return no('regions do not overlap');
-    if (this.revs.has(a.publisher_cert)) return no('publisher revoked');
-    if (typeof a.expires_at !== 'string' || parseTime(a.expires_at) <= this.now()) return no('expired');
-    const hops = Array.isArray(env.federation_hops) ? env.federation_hops : [];
-    if (hops.includes(this.d.self)) return no('loop');
-    if (hops.length >= 8) return no('too many hops');
-    if (await this.d.db.get(S.alerts, a.alert_id)) return no('already here');
-    const fwd: AlertEnvelope = { ...env, federation_hops: [...hops, this.d.self] };
-    const got = await this.receiveEnvelope(fwd, null);
-    if (got !== 'stored') return no(`not accepted: ${got}`);
-    const rec = { alert_id: a.alert_id, alert_sha: alertSha(a), to_community, hops: fwd.federation_hops };
-    await this.appendAudit('forwarded', a.alert_id, this.d.self, rec);
-    await this.d.append('civdef.alert.forwarded', { ...rec, envelope: fwd } as never);
-    return { forwarded: true };
   }
 }
