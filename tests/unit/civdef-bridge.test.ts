@@ -309,6 +309,7 @@ describe('M31 bridge between two communities', () => {
     ]);
     const evs = (await By.events.list({ type: 'civdef.role.revoked' })).filter((e) => e.author === By.id);
     expect(evs.map((e) => (e.data as any).federation_hops)).toEqual([[By.id]]);
+    for (const n of [By, D]) expect((await svcOf(n).verifyAudit()).ok).toBe(true);
     // the same revocation again is not forwarded twice
     const real = (await svcOf(Bx).listRoles({ include_inactive: true })).find(
       (c: any) => c.cert.cert_id === wc.cert_id,
