@@ -68,6 +68,8 @@ export default defineConfig({
         ],
         // a shell file above this is a build mistake (a runtime that slipped onto the first-paint path)
         maximumFileSizeToCacheInBytes: 3 * 1024 * 1024,
+        // M31: notificationclick opens the app at the alert (public/civdef-sw.js)
+        importScripts: ['civdef-sw.js'],
         cleanupOutdatedCaches: true,
         clientsClaim: true,
         skipWaiting: true,

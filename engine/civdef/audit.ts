@@ -18,6 +18,7 @@ import {
   verifyInclusion,
 } from './merkle.js';
 import type { Signer } from './role.js';
+import { headsOf, verifyStatement, type WitnessStatement } from './witness.js';
 
 export const AUDIT_EVENTS = [
   'genesis',
@@ -244,7 +245,7 @@ export async function verifyChainBatch(
 }
 
 export interface ExportFrame {
-  type: 'header' | 'entry' | 'trailer';
+  type: 'header' | 'entry' | 'witness' | 'trailer';
   [k: string]: unknown;
 }
 
@@ -312,8 +313,13 @@ export const toJsonl = (frames: readonly ExportFrame[]): string =>
  */
 export function verifyExport(
   text: string,
-  opts: { trustedChains?: readonly string[]; witnesses?: readonly Witness[] } = {},
-): VerifyReport & { line?: number } {
+  opts: {
+    trustedChains?: readonly string[];
+    witnesses?: readonly Witness[];
+    /** signed witness statements from elsewhere (gossip, a witness's own store) */
+    statements?: readonly unknown[];
+  } = {},
+): VerifyReport & { line?: number; witness_statements?: number } {
   const lines = text.split('\n').filter((l) => l.length > 0);
   const fail = (seq: number, reason: string, line?: number) => ({
     ok: false,
@@ -345,8 +351,15 @@ export function verifyExport(
   const body = frames.slice(1, -1);
   const entries: unknown[] = [];
   const payloads = new Map<number, unknown>();
+  const statements: WitnessStatement[] = [];
   for (let i = 0; i < body.length; i++) {
     const f = body[i] as Record<string, any>;
+    if (f.type === 'witness') {
+      if (!verifyStatement(f.statement) || f.statement.chain !== chain)
+        return fail(f.statement?.seq ?? header.from_seq, 'witness statement invalid', i + 2);
+      statements.push(f.statement);
+      continue;
+    }
     if (f.type !== 'entry') return fail(header.from_seq + i, 'unexpected frame', i + 2);
     entries.push(f.entry);
     if (f.payload !== null && f.payload !== undefined && typeof f.entry?.seq === 'number')
@@ -355,7 +368,7 @@ export function verifyExport(
   const rep = verifyChain(entries, {
     chain,
     payloads,
-    witnesses: opts.witnesses ?? [],
+    witnesses: [...(opts.witnesses ?? []), ...headsOf(statements), ...headsOf(opts.statements ?? [])],
     anchorPrev: header.anchor?.prev_sha ?? null,
   });
   if (!rep.ok) return rep;
@@ -383,5 +396,5 @@ export function verifyExport(
     );
     if (!ok || f.inclusion.leaf_index !== f.entry.seq) return fail(f.entry.seq, 'inclusion proof fails');
   }
-  return rep;
+  return { ...rep, witness_statements: statements.length };
 }

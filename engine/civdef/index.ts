@@ -59,6 +59,7 @@ export const EVENT_TYPES = [
 ] as const;
 const RECEIVED = new Set<string>([
   'civdef.alert.published',
+  'civdef.alert.forwarded',
   'civdef.alert.acked',
   'civdef.alert.cancelled',
   'civdef.role.registered',

@@ -4,7 +4,7 @@
  *   entry, payload_sha) over 10,000 signed audit entries with their payloads;
  * - `m31.inclusion_proof_bytes`: size of an RFC 9162 inclusion proof (raw SHA-256 path, 32 bytes per hash)
  *   for the middle entry of a 10,000-entry chain (⌈log2 10,000⌉ = 14 hashes expected → 448 bytes).
- * `m31.publish_to_notify_ms_p50` needs browsers through the relay and is not measured here.
+ * `m31.publish_to_notify_ms_p50` needs browsers through the relay: m31-browser.bench.ts.
  */
 import type { BenchFilter } from './run.js';
 import { keyPairFromSeed, signObject } from '../../engine/identity/identity.js';
