@@ -141,9 +141,10 @@ export class TfDecoder {
       const k = this.rope(tf.reshape(this.lin(x, l, 'k_proj', lora), [Bn, S, Hkv, D]), cos, sin);
       const v = tf.reshape(this.lin(x, l, 'v_proj', lora), [Bn, S, Hkv, D]);
       // [B, Hkv, S, D] → repeat each kv head G times → [B, H, S, D]
+      // (rank-3 tile: TF.js has no tile gradient above rank 4)
       const expand = (t: tf.Tensor) =>
         tf.reshape(
-          tf.tile(tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [Bn, Hkv, 1, S, D]), [1, 1, G, 1, 1]),
+          tf.tile(tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [Bn * Hkv, 1, S * D]), [1, G, 1]),
           [Bn, H, S, D],
         );
       const qh = tf.transpose(q, [0, 2, 1, 3]);
