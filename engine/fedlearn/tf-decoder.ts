@@ -107,12 +107,12 @@ export class TfDecoder {
 
   private lin(x: tf.Tensor2D, l: number, m: ModuleName, lora: LoraForward | null): tf.Tensor2D {
     const W = this.layers[l]![MODULE_WEIGHT[m]] as tf.Tensor2D;
-    let y = tf.matMul(x, W);
+    let y: tf.Tensor2D = tf.matMul(x, W);
     const p = lora?.set.get(`layers.${l}.${m}`);
     if (p) {
       const xa = lora!.dropout > 0 ? (tf.dropout(x, lora!.dropout) as tf.Tensor2D) : x;
       const low = tf.matMul(tf.matMul(xa, p.A, false, true), p.B, false, true);
-      y = tf.add(y, tf.mul(low, lora!.scale));
+      y = tf.add(y, tf.mul(low, lora!.scale)) as tf.Tensor2D;
     }
     return y;
   }
@@ -143,10 +143,12 @@ export class TfDecoder {
       // [B, Hkv, S, D] → repeat each kv head G times → [B, H, S, D]
       // (rank-3 tile: TF.js has no tile gradient above rank 4)
       const expand = (t: tf.Tensor) =>
-        tf.reshape(
-          tf.tile(tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [Bn * Hkv, 1, S * D]), [1, G, 1]),
-          [Bn, H, S, D],
-        );
+        tf.reshape(tf.tile(tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [Bn * Hkv, 1, S * D]), [1, G, 1]), [
+          Bn,
+          H,
+          S,
+          D,
+        ]);
       const qh = tf.transpose(q, [0, 2, 1, 3]);
       const scores = tf.add(tf.mul(tf.matMul(qh, expand(k), false, true), 1 / Math.sqrt(D)), mask);
       const ctx = tf.matMul(tf.softmax(scores, -1), expand(v)); // [B, H, S, D]

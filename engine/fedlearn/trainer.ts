@@ -10,7 +10,7 @@ import { randomBytes } from '../core/encoding.js';
 import { HnError } from '../core/errors.js';
 import type { Tensors } from './delta.js';
 import type { RoundManifest } from './manifest.js';
-import type { Trainer, TrainResult } from './participant.js';
+import type { Trainer, TrainResult } from './service-types.js';
 import { TfDecoder, type LoraForward, type LoraSet } from './tf-decoder.js';
 
 export interface TrainProgress {

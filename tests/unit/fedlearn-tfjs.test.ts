@@ -11,7 +11,7 @@ beforeAll(async () => {
 });
 
 describe('TF.js decoder vs ONNX (oracle, 1e-4)', () => {
-  it('base model: same logits as onnxruntime-web', async () => {
+  it('base model: same logits as onnxruntime-web', { timeout: 180_000 }, async () => {
     const dec = new TfDecoder(SMALL, SMALL_WEIGHTS);
     try {
       const got = tf.tidy(() => dec.forward(tf.tensor2d([IDS], [1, IDS.length], 'int32')));
