@@ -218,7 +218,7 @@ describe('M28 chunked submissions over 1 MiB (§3)', () => {
       );
       expect(pages).toEqual([0, CHUNK_BYTES]);
       expect(`sha256:${sha256Hex(bytes)}`).toBe(sha);
-      await P1!.importAdapter({ ...(meta as never), sha, bytes });
+      await P1!.importAdapter({ ...(meta as Parameters<FedLearnService['importAdapter']>[0]), sha, bytes });
       expect(await code(A!.fetch({ sha, offset: bytes.length + 5 }, local))).toBe('bad_request');
       void clock;
     },

@@ -1,4 +1,5 @@
 /** The engine agrees with the independently derived X09 vectors (conformance/vectors/fedlearn, derive.py). */
+import 'fake-indexeddb/auto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { manifestBytes, manifestSha, type RoundManifest } from '../../engine/fedlearn/manifest.js';
@@ -72,4 +73,32 @@ describe('M28 X09 vectors (engine side)', () => {
       expect([c.name, code(() => validateDelta(bytes, e))]).toEqual([c.name, c.expect]);
     }
   });
+});
+
+describe('X09 experimental/fedlearn, in-process', () => {
+  it('every case passes on a real node with M28 on', async () => {
+    const { createNode } = await import('../../engine/index.js');
+    const { HnError } = await import('../../engine/core/errors.js');
+    const { section } = await import('../../conformance/suites/experimental/fedlearn.js');
+    const { drbgIdentity } = await import('../../conformance/lib/drbg.js');
+    const { seedOf } = await import('./helpers.js');
+    const node = await createNode({ seed: seedOf(140), config: { fedlearn: { enabled: true } } });
+    const call = async (cap: string, input: unknown) => {
+      try {
+        return { output: structuredClone(await node.call(cap, input)) };
+      } catch (e) {
+        const h = e instanceof HnError ? e : new HnError('internal_error', String(e));
+        return { error: { code: h.code, message: h.message } };
+      }
+    };
+    const target = {
+      config: async (_p: number, m: Record<string, boolean>) =>
+        m.fedlearn ? node.enable('fedlearn') : node.disable('fedlearn'),
+    };
+    for (const c of section.cases) {
+      const ctx = { caseId: c.id, call, target, identity: (n: string) => drbgIdentity(7, `${c.id}/${n}`) };
+      expect(await c.run(ctx as never), c.id).toEqual({ status: 'pass' });
+    }
+    await node.close();
+  }, 60_000);
 });
