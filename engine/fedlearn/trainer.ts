@@ -95,8 +95,8 @@ export async function trainLora(
     const key = name.slice(0, -'.lora_A'.length);
     const B = init.get(`${key}.lora_B`);
     if (!B) throw new HnError('bad_request', `init lacks ${key}.lora_B`);
-    const a = tf.variable(tf.tensor2d(A.data, A.shape as [number, number]), !spec.freeze_a, `${key}.A`);
-    const b = tf.variable(tf.tensor2d(B.data, B.shape as [number, number]), true, `${key}.B`);
+    const a = tf.variable(tf.tensor2d(A.data, A.shape as [number, number]), !spec.freeze_a);
+    const b = tf.variable(tf.tensor2d(B.data, B.shape as [number, number]), true);
     if (!spec.freeze_a) vars.push(a);
     vars.push(b);
     set.set(key, { A: a, B: b });
