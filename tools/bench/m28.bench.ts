@@ -27,6 +27,8 @@ export const names = [
   'm28.train_tokens_per_s_wasm',
   'm28.round_seconds_3_participants',
   'm28.aggregate_mb_per_s',
+  'm28.dp_heldout_loss_ratio_fedavg',
+  'm28.dp_heldout_loss_ratio_ffa',
 ];
 
 const TARGETS = ['q_proj', 'v_proj', 'o_proj', 'up_proj', 'down_proj'];
@@ -62,6 +64,11 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     }
     if (want('m28.round_seconds_3_participants'))
       out['m28.round_seconds_3_participants'] = await round(dec, card);
+    if (want('m28.dp_heldout_loss_ratio_fedavg') || want('m28.dp_heldout_loss_ratio_ffa')) {
+      const r = await dpComparison();
+      out['m28.dp_heldout_loss_ratio_fedavg'] = r.fedavg;
+      out['m28.dp_heldout_loss_ratio_ffa'] = r.ffa;
+    }
     if (want('m28.aggregate_mb_per_s')) {
       const shapes = expectedShapes(card, TARGETS, 8);
       const subs = Array.from({ length: 32 }, (_, i) => {
@@ -154,5 +161,84 @@ async function round(dec: TfDecoder, card: ReturnType<typeof decoderCard>): Prom
     return Math.round((performance.now() - t0) / 10) / 100;
   } finally {
     for (const n of [A, ...P]) await n.close();
+  }
+}
+
+const PROTO = tinyConfig({
+  num_hidden_layers: 2,
+  hidden_size: 48,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 12,
+  intermediate_size: 192,
+  max_position_embeddings: 64,
+  seed: 7,
+});
+const CORPORA = [
+  'Roses bloom in june. Prune the roses hard in march. Tomatoes need full sun and deep water. Mulch the beds. ',
+  'The mesh radio hops each packet from node to node. Set the antenna high. The repeater relays at night. ',
+  'Knead the bread dough, let it rise, then bake it. Simmer the soup slowly and fry the onions in butter. ',
+];
+const HELD = [
+  'Prune the tomatoes and water the roses.',
+  'The node relays each packet.',
+  'Knead the dough and bake.',
+];
+
+/**
+ * Issue #16 FFA-LoRA claim, measured: with DP noise on (σ = 0.02 at clip 1), held-out loss ratio
+ * (merged adapter ÷ base) of FedAvg over A and B vs FFA-LoRA (A frozen, only B trained and averaged),
+ * three participants with disjoint corpora, same steps, seeds and noise draws.
+ */
+async function dpComparison(): Promise<{ fedavg: number; ffa: number }> {
+  const { privatize, seededNormal } = await import('../../engine/fedlearn/privacy.js');
+  const { evalLoss } = await import('../../engine/fedlearn/trainer.js');
+  const dec = new TfDecoder(PROTO, makeWeights(PROTO));
+  const card = decoderCard('proto', PROTO);
+  const base = await evalLoss(
+    dec,
+    null,
+    HELD.map((h) => h.repeat(6)),
+    { maxWindows: 32 },
+  );
+  const ratio = async (freeze: boolean) => {
+    const init = loraInit(card, TARGETS, 4, 11);
+    const spec = {
+      lora_rank: 4,
+      lora_alpha: 8,
+      lora_dropout: 0,
+      learning_rate: 1e-2,
+      batch_size: 8,
+      train_steps: 60,
+      lora_target_modules: TARGETS,
+      freeze_a: freeze,
+    };
+    const subs = [];
+    for (const [i, c] of CORPORA.entries()) {
+      const rng = xoshiro128ss(40 + i);
+      const r = await trainLora(dec, spec, init, [c.repeat(6)], { uniform: rng.float });
+      let t = r.tensors;
+      if (freeze) t = new Map([...t].filter(([n]) => n.endsWith('.lora_B')));
+      subs.push({
+        participant: `p${i}`,
+        num_samples: r.num_samples,
+        tensors: privatize(t, 1, 0.02, seededNormal(90 + i)),
+      });
+    }
+    const adapter = aggregate(subs, { method: 'fedavg', min_participants: 3, init, freeze_a: freeze });
+    const l = await evalLoss(
+      dec,
+      { tensors: adapter, rank: 4, alpha: 8 },
+      HELD.map((h) => h.repeat(6)),
+      {
+        maxWindows: 32,
+      },
+    );
+    return Math.round((l / base) * 1000) / 1000;
+  };
+  try {
+    return { fedavg: await ratio(false), ffa: await ratio(true) };
+  } finally {
+    dec.dispose();
   }
 }
