@@ -9,14 +9,8 @@ import { sha256Hex } from '../core/hash.js';
 import { b64url, fromB64url } from '../core/encoding.js';
 import { ulidGenerator } from '../core/ulid.js';
 import type { CallContext } from '../bus/types.js';
-import { Coordinator, submissionBody, type JoinReceipt } from './coordinator.js';
-import {
-  decodeSafetensors,
-  deltaMetadata,
-  encodeSafetensors,
-  type ModelCard,
-  type Tensors,
-} from './delta.js';
+import { Coordinator, submissionBody, type JoinReceipt, type RoundResult } from './coordinator.js';
+import { deltaMetadata, encodeSafetensors } from './delta.js';
 import { loraInit } from './lora-init.js';
 import {
   completeManifest,
@@ -57,7 +51,7 @@ interface Known {
   progress?: { step: number; total: number; loss: number };
   ended?: 'completed' | 'aborted';
   adapter_sha?: string;
-  result?: import('./coordinator.js').RoundResult;
+  result?: RoundResult;
   statusFailures: number;
   /** from gossiped events: who joined, and who submitted which delta (takeover and raw-delta fetches) */
   peers?: Set<string>;
