@@ -81,6 +81,7 @@ export const fedlearn: ModuleDefinition<'fedlearn', typeof config> = {
     title: 'Federated learning',
     blurb: 'LoRA fine-tuning on local data, merged with FedAvg (M28).',
     icon: '🎓',
+    load: () => import('./View.svelte'),
   },
   stores: [
     { name: 'consents', keyPath: 'round_id' },

@@ -1,6 +1,6 @@
 /** The training worker's comlink API (digest §9 "Training worker"); see worker.ts. */
 import type { RoundManifest } from '../../engine/fedlearn/manifest.js';
-import type { TrainProgress } from '../../engine/fedlearn/trainer.js';
+import type { TrainProgress, TrainSpec } from '../../engine/fedlearn/trainer.js';
 
 /** Where the worker reads the node's training texts itself (IndexedDB), so no text crosses to the page. */
 export interface DatasetRef {
@@ -18,6 +18,18 @@ export interface WireTensor {
 export interface TrainingApi {
   /** Load the canonical base weight file and pick a backend (webgpu → wasm → cpu). */
   init(baseWeights: Uint8Array): Promise<{ backend: string; base_model_sha: string }>;
+  /** Load the community's demo model (rebuilt from its seed, nothing fetched) and pick a backend. */
+  initDemo(): Promise<{ backend: string; base_model_sha: string; base_model_id: string }>;
+  /**
+   * A local practice run of the Training view: LoRA from the deterministic init (`seed`), trained on
+   * the texts (structured-cloned from the page to this worker, on this device only); only counts and
+   * the last loss come back, progress through `onProgress`.
+   */
+  trainLocal(
+    spec: TrainSpec & { seed: number },
+    texts: string[],
+    onProgress: (p: TrainProgress) => void,
+  ): Promise<{ steps: number; train_loss: number; stopped_early: boolean }>;
   /** Train A/B from `init` on the dataset; Δ = trained − init (unclipped). */
   train(
     m: RoundManifest,

@@ -13,7 +13,9 @@ import simdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.w
 import threadedUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { openDB } from 'idb';
 import { HnError } from '../../engine/core/errors.js';
-import { decodeBaseWeights } from '../../engine/fedlearn/base.js';
+import { decodeBaseWeights, decoderCard, encodeBaseWeights } from '../../engine/fedlearn/base.js';
+import { loraInit } from '../../engine/fedlearn/lora-init.js';
+import { DEFAULT_TINY, makeWeights } from '../../tools/model/tiny-weights.js';
 import type { Tensors } from '../../engine/fedlearn/delta.js';
 import { TfDecoder } from '../../engine/fedlearn/tf-decoder.js';
 import { evalLoss, trainLora } from '../../engine/fedlearn/trainer.js';
@@ -27,6 +29,7 @@ setWasmPaths({
 
 let dec: TfDecoder | null = null;
 let sha = '';
+let baseId = '';
 let cancelled = false;
 
 const toMap = (w: WireTensor[]): Tensors => new Map(w.map((t) => [t.name, { shape: t.shape, data: t.data }]));
@@ -70,7 +73,23 @@ const api: TrainingApi = {
     dec?.dispose();
     dec = new TfDecoder(b.dims, b.weights);
     sha = b.sha;
+    baseId = b.base_model_id;
     return { backend, base_model_sha: sha };
+  },
+  async initDemo() {
+    // the community's demo model (models/demo: seed 42, 259-token byte vocabulary), rebuilt from its
+    // seed here: the same float32 values its ONNX graph holds, no download
+    const c = { ...DEFAULT_TINY, model_id: 'hn-demo-tiny-llama', vocab_size: 259 };
+    const { bytes } = encodeBaseWeights(c.model_id, c, makeWeights(c) as never);
+    const r = await api.init(bytes);
+    return { ...r, base_model_id: baseId };
+  },
+  async trainLocal(spec, texts, onProgress) {
+    const d = need();
+    cancelled = false;
+    const init = loraInit(decoderCard(baseId, d.dims), spec.lora_target_modules, spec.lora_rank, spec.seed);
+    const r = await trainLora(d, spec, init, texts, { onProgress, cancelled: () => cancelled });
+    return { steps: r.steps, train_loss: r.train_loss, stopped_early: r.stopped_early };
   },
   async train(m, init, data, onProgress) {
     checkBase(m);
