@@ -27,6 +27,8 @@ export interface TrainOptions {
   onProgress?: (p: TrainProgress) => void;
   /** polled between steps; true → `pipeline_cancelled` */
   cancelled?: () => boolean;
+  /** awaited before each step (a worker yields to its event loop here so a cancel message is read) */
+  tick?: () => Promise<void>;
   /** uniform [0,1) source for window sampling; default the CSPRNG (tests may pass a seeded one) */
   uniform?: () => number;
   /** monotonic clock in ms for steps/s (default Date.now) */
@@ -117,6 +119,7 @@ export async function trainLora(
   const t0 = clock();
   try {
     while (step < total) {
+      await o.tick?.();
       if (o.cancelled?.()) throw new HnError('pipeline_cancelled', 'training cancelled');
       for (let b = 0; b < spec.batch_size; b++) {
         const s = Math.min(starts - 1, Math.floor(uniform() * starts));

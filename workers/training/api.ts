@@ -29,7 +29,7 @@ export interface TrainingApi {
     spec: TrainSpec & { seed: number },
     texts: string[],
     onProgress: (p: TrainProgress) => void,
-  ): Promise<{ steps: number; train_loss: number; stopped_early: boolean }>;
+  ): Promise<{ steps: number; train_loss: number; stopped_early: boolean; cancelled: boolean }>;
   /** Train A/B from `init` on the dataset; Δ = trained − init (unclipped). */
   train(
     m: RoundManifest,

@@ -27,10 +27,19 @@ setWasmPaths({
   'tfjs-backend-wasm-threaded-simd.wasm': threadedUrl,
 });
 
+// single-threaded WASM (SIMD where available): the threaded build's pthread workers are blob scripts
+// that fail once bundled (ReferenceError inside WasmBackendModuleThreadedSimd) and hang the backend
+// start; one training step is small enough that threads buy little here
+tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+
 let dec: TfDecoder | null = null;
 let sha = '';
 let baseId = '';
 let cancelled = false;
+
+/** A macrotask turn between steps: the wasm backend's reads resolve as microtasks, so without it a
+ * `cancel` message would wait for the whole run. */
+const tick = () => new Promise<void>((r) => setTimeout(r, 0));
 
 const toMap = (w: WireTensor[]): Tensors => new Map(w.map((t) => [t.name, { shape: t.shape, data: t.data }]));
 const toWire = (t: Tensors): WireTensor[] =>
@@ -88,8 +97,22 @@ const api: TrainingApi = {
     const d = need();
     cancelled = false;
     const init = loraInit(decoderCard(baseId, d.dims), spec.lora_target_modules, spec.lora_rank, spec.seed);
-    const r = await trainLora(d, spec, init, texts, { onProgress, cancelled: () => cancelled });
-    return { steps: r.steps, train_loss: r.train_loss, stopped_early: r.stopped_early };
+    let last = { step: 0, loss: NaN };
+    try {
+      const r = await trainLora(d, spec, init, texts, {
+        onProgress: (p) => {
+          last = p;
+          onProgress(p);
+        },
+        cancelled: () => cancelled,
+        tick,
+      });
+      return { steps: r.steps, train_loss: r.train_loss, stopped_early: r.stopped_early, cancelled: false };
+    } catch (e) {
+      // comlink carries an Error's message, not its HnError code: a cancel is an answer, not a failure
+      if ((e as HnError).code !== 'pipeline_cancelled') throw e;
+      return { steps: last.step, train_loss: last.loss, stopped_early: false, cancelled: true };
+    }
   },
   async train(m, init, data, onProgress) {
     checkBase(m);
@@ -97,6 +120,7 @@ const api: TrainingApi = {
     const r = await trainLora(need(), m, toMap(init), await texts(data), {
       onProgress,
       cancelled: () => cancelled,
+      tick,
     });
     return {
       tensors: toWire(r.tensors),
