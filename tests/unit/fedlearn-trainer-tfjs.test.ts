@@ -160,4 +160,34 @@ describe('M28 with the TF.js trainer', () => {
       dec.dispose();
     }
   }, 240_000);
+  it('tick: a cancel that arrives as a macrotask (a worker message) stops the run early', async () => {
+    const dec = new TfDecoder(SMALL, SMALL_WEIGHTS);
+    try {
+      const spec = {
+        lora_rank: 2,
+        lora_alpha: 4,
+        lora_dropout: 0,
+        learning_rate: 0.01,
+        batch_size: 1,
+        train_steps: 200,
+        lora_target_modules: ['q_proj'],
+      };
+      let stop = false;
+      let steps = 0;
+      setTimeout(() => (stop = true), 0); // what a comlink `cancel` message does in the worker
+      const e = await trainLora(dec, spec, loraInit(CARD, ['q_proj'], 2, 9), ['ab'.repeat(40)], {
+        ctx: 8,
+        cancelled: () => stop,
+        onProgress: (p) => (steps = p.step),
+        tick: () => new Promise<void>((r) => setTimeout(r, 0)),
+      }).then(
+        () => null,
+        (err) => err,
+      );
+      expect(e?.code).toBe('pipeline_cancelled');
+      expect(steps).toBeLessThan(200);
+    } finally {
+      dec.dispose();
+    }
+  }, 120_000);
 });
