@@ -11,6 +11,7 @@ import { verifyObject } from '../identity/identity.js';
 import { aggregate, encodeAdapter } from './aggregator.js';
 import { decodeSafetensors, validateDelta, type ModelCard } from './delta.js';
 import { loraInit } from './lora-init.js';
+import { ChunkBuffer, type ChunkPart } from './chunks.js';
 import type { RoundManifest } from './manifest.js';
 
 export type CoordState = 'ANNOUNCED' | 'AGGREGATING' | 'COMPLETED' | 'ABORTED';
@@ -84,6 +85,7 @@ export const submissionBody = (s: {
 
 export class Coordinator {
   readonly rounds = new Map<string, CoordRound>();
+  readonly chunks = new ChunkBuffer();
   constructor(private d: CoordDeps) {}
 
   open(manifest: RoundManifest, manifest_sha: string): CoordRound {
@@ -150,12 +152,23 @@ export class Coordinator {
     return rec;
   }
 
+  /** §3 chunked upload of a delta over 1 MiB: checks 1–4 (size before buffering), then buffers the part. */
+  submitChunk(s: ChunkPart & { round_id: string; participant: string }, caller: string) {
+    const r = this.get(s.round_id); // 1
+    if (this.d.now() >= Date.parse(r.manifest.deadline) || r.state !== 'ANNOUNCED')
+      throw new HnError('expired', 'the round deadline has passed', { details: { reason: 'round_closed' } }); // 2
+    if (!r.joined.has(caller) || s.participant !== caller)
+      throw new HnError('unauthorized', 'no join receipt'); // 3
+    const got = this.chunks.put(`${r.manifest.round_id}/${caller}`, s, this.d.maxBytes()); // 4
+    return { round_id: r.manifest.round_id, delta_sha: s.delta_sha, ...got };
+  }
+
   /** remote submit: §6 checks in order */
   async submit(
     s: {
       round_id: string;
       participant: string;
-      delta: string;
+      delta: string | { chunks: number; size_bytes: number };
       delta_sha: string;
       num_samples: number;
       train_loss: number;
@@ -170,13 +183,17 @@ export class Coordinator {
     const jr = r.joined.get(caller);
     if (!jr || s.participant !== caller) throw new HnError('unauthorized', 'no join receipt'); // 3
     const max = this.d.maxBytes();
-    if (typeof s.delta !== 'string' || (s.delta.length * 3) / 4 > max + 3)
-      throw new HnError('delta_invalid', 'delta over the size limit', { details: { reason: 'too_large' } }); // 4
     let bytes: Uint8Array;
-    try {
-      bytes = fromB64url(s.delta);
-    } catch {
-      throw new HnError('delta_invalid', 'delta is not base64url');
+    if (s.delta !== null && typeof s.delta === 'object') {
+      bytes = this.chunks.take(`${m.round_id}/${caller}`, s.delta, String(s.delta_sha), max); // 4–5
+    } else {
+      if (typeof s.delta !== 'string' || (s.delta.length * 3) / 4 > max + 3)
+        throw new HnError('delta_invalid', 'delta over the size limit', { details: { reason: 'too_large' } }); // 4
+      try {
+        bytes = fromB64url(s.delta);
+      } catch {
+        throw new HnError('delta_invalid', 'delta is not base64url');
+      }
     }
     const sha = sha256Hex(bytes);
     if (s.delta_sha !== sha) throw new HnError('delta_invalid', 'delta_sha mismatch'); // 5

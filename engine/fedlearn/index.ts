@@ -81,6 +81,7 @@ export const fedlearn: ModuleDefinition<'fedlearn', typeof config> = {
     title: 'Federated learning',
     blurb: 'LoRA fine-tuning on local data, merged with FedAvg (M28).',
     icon: '🎓',
+    load: () => import('./View.svelte'),
   },
   stores: [
     { name: 'consents', keyPath: 'round_id' },
@@ -143,8 +144,17 @@ export const fedlearn: ModuleDefinition<'fedlearn', typeof config> = {
           if (ev.event_type === 'fedlearn.round.announced') s.ingestAnnounced(ev.data);
           if (ev.event_type === 'fedlearn.round.completed') s.ingestEnded('completed', ev.data, ev.author);
           if (ev.event_type === 'fedlearn.round.aborted') s.ingestEnded('aborted', ev.data, ev.author);
+          if (ev.event_type === 'fedlearn.round.joined') s.ingestParticipant('joined', ev.data, ev.author);
+          if (ev.event_type === 'fedlearn.round.submitted')
+            s.ingestParticipant('submitted', ev.data, ev.author);
         };
-        for (const t of ['fedlearn.round.announced', 'fedlearn.round.completed', 'fedlearn.round.aborted'])
+        for (const t of [
+          'fedlearn.round.announced',
+          'fedlearn.round.joined',
+          'fedlearn.round.submitted',
+          'fedlearn.round.completed',
+          'fedlearn.round.aborted',
+        ])
           for (const ev of await c.events.list({ type: t })) onEvent(ev);
         c.events.subscribe((ev) => onEvent(ev));
       },

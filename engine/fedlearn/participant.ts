@@ -9,15 +9,8 @@ import { sha256Hex } from '../core/hash.js';
 import { b64url, fromB64url } from '../core/encoding.js';
 import { ulidGenerator } from '../core/ulid.js';
 import type { CallContext } from '../bus/types.js';
-import { Coordinator, submissionBody, type JoinReceipt } from './coordinator.js';
-import {
-  decodeSafetensors,
-  deltaMetadata,
-  encodeSafetensors,
-  loraParams,
-  type ModelCard,
-  type Tensors,
-} from './delta.js';
+import { Coordinator, submissionBody, type JoinReceipt, type RoundResult } from './coordinator.js';
+import { deltaMetadata, encodeSafetensors } from './delta.js';
 import { loraInit } from './lora-init.js';
 import {
   completeManifest,
@@ -29,62 +22,25 @@ import {
   type RoundManifest,
 } from './manifest.js';
 import { epsilon, privatize, type NormalSource } from './privacy.js';
-import { loraWeightDelta } from './aggregator.js';
+import { adapterWeightDeltas, applyAdapter, appliedWeights, blobMeta } from './adapters.js';
+import type { DecoderDims, DecoderWeights } from './base.js';
+import { estimateResources } from './resources.js';
+import type {
+  BaseModel,
+  DeviceLimits,
+  ServiceDeps,
+  ServiceSettings,
+  Trainer,
+  TrainResult,
+} from './service-types.js';
+import { CHUNK_BYTES, chunkCount, page, splitChunks } from './chunks.js';
+import { takeover, type TakeoverDeps } from './takeover.js';
 
 export type LocalState =
   'SEEN' | 'DECLINED' | 'JOINED' | 'TRAINING' | 'SUBMITTED' | 'DONE' | 'ABORTED' | 'LATE' | 'FAILED';
 const LEVELS = ['unknown', 'member', 'trusted', 'anchor'];
 
-/** A base model the node has: its card and the SHA of its canonical weight file. */
-export interface BaseModel {
-  card: ModelCard & { params?: number; d_model?: number; heads?: number; ctx?: number };
-  sha: string;
-}
-/** What the training worker gives back (a real trainer lives in workers/, next session). */
-export interface TrainResult {
-  tensors: Tensors; // Δ = trained − init, unclipped
-  num_samples: number;
-  train_loss: number;
-}
-export type Trainer = (
-  m: RoundManifest,
-  init: Tensors,
-  data: { texts(topic: string): Promise<string[]> },
-) => Promise<TrainResult>;
-
-export interface DeviceLimits {
-  memory_bytes?: number;
-  max_tensor_bytes?: number;
-  disk_bytes?: number;
-  step_seconds?: number;
-}
-
-export interface ServiceSettings {
-  max_round_minutes: number;
-  takeover_grace_seconds: number;
-  announce_min_level: string;
-  submission_max_bytes: number;
-  training_vram_budget_mb: number;
-  training_disk_budget_mb: number;
-  dp_noise_scale: number;
-}
-
-export interface ServiceDeps {
-  self: string;
-  sign(o: Record<string, unknown>): { signature: string };
-  append(type: string, data: Record<string, unknown>): Promise<unknown>;
-  now(): number;
-  setTimeout(fn: () => void, ms: number): () => void;
-  call(cap: string, input: unknown, peer: string): Promise<any>;
-  levelOf(n: string): string | null;
-  settings(): ServiceSettings;
-  db: {
-    get(store: string, key: string): Promise<any>;
-    put(store: string, value: unknown): Promise<unknown>;
-    getAll(store: string): Promise<any[]>;
-  };
-  log: { warn(msg: string, data?: Record<string, unknown>): void };
-}
+export type { BaseModel, DeviceLimits, ServiceDeps, ServiceSettings, Trainer, TrainResult };
 
 interface Known {
   manifest: RoundManifest;
@@ -95,7 +51,11 @@ interface Known {
   progress?: { step: number; total: number; loss: number };
   ended?: 'completed' | 'aborted';
   adapter_sha?: string;
+  result?: RoundResult;
   statusFailures: number;
+  /** from gossiped events: who joined, and who submitted which delta (takeover and raw-delta fetches) */
+  peers?: Set<string>;
+  submitted?: Map<string, { delta_sha: string; num_samples: number }>;
 }
 
 const CAP = (n: string) => `experimental.fedlearn.${n}`;
@@ -174,6 +134,17 @@ export class FedLearnService {
         statusFailures: 0,
       });
   }
+  /** `fedlearn.round.joined` / `.submitted` from the log (the author is the participant). */
+  ingestParticipant(type: 'joined' | 'submitted', data: Record<string, unknown>, author: string) {
+    const k = this.known.get(String(data.round_id));
+    if (!k || data.participant !== author) return;
+    (k.peers ??= new Set()).add(author);
+    if (type === 'submitted' && typeof data.delta_sha === 'string' && Number.isSafeInteger(data.num_samples))
+      (k.submitted ??= new Map()).set(author, {
+        delta_sha: data.delta_sha,
+        num_samples: data.num_samples as number,
+      });
+  }
   ingestEnded(type: 'completed' | 'aborted', data: Record<string, unknown>, author: string) {
     const k = this.known.get(String(data.round_id));
     if (!k || k.ended) return;
@@ -248,38 +219,7 @@ export class FedLearnService {
 
   /** §7 resource estimate; `insufficient_resources` with the limit in details. */
   estimate(m: RoundManifest) {
-    const card = this.base!.card;
-    const P = loraParams(card, m.lora_target_modules, m.lora_rank);
-    const d = card.d_model ?? 0;
-    const ctx = card.ctx ?? 0;
-    const mem =
-      1.5 *
-      (4 * (card.params ?? 0) +
-        16 * P +
-        4 * m.batch_size * ctx * card.layers * (16 * d + 2 * (card.heads ?? 0) * ctx));
-    const disk = 12 * P + 64 * 1024;
-    const s = this.d.settings();
-    const memLimit = Math.min(s.training_vram_budget_mb * 2 ** 20, this.device.memory_bytes ?? Infinity);
-    const diskLimit = Math.min(s.training_disk_budget_mb * 2 ** 20, this.device.disk_bytes ?? Infinity);
-    const refuse = (what: string, need: number, limit: number) =>
-      new HnError('insufficient_resources', `${what} estimate exceeds the limit`, {
-        details: { resource: what, need, limit },
-      });
-    if (mem > memLimit) throw refuse('memory', mem, memLimit);
-    let biggest = 0;
-    for (const mod of m.lora_target_modules)
-      biggest = Math.max(biggest, 4 * m.lora_rank * Math.max(...card.modules[mod]!));
-    if (this.device.max_tensor_bytes !== undefined && biggest > this.device.max_tensor_bytes)
-      throw refuse('tensor', biggest, this.device.max_tensor_bytes);
-    if (disk > diskLimit) throw refuse('disk', disk, diskLimit);
-    const seconds = (this.device.step_seconds ?? 0) * m.train_steps;
-    const left = (Date.parse(m.deadline) - 30_000 - this.d.now()) / 1000;
-    if (seconds > left) throw refuse('time', seconds, left);
-    return {
-      mem_mb: Math.ceil(mem / 2 ** 20),
-      disk_mb: Math.ceil(disk / 2 ** 20),
-      seconds: Math.ceil(seconds),
-    };
+    return estimateResources(this.base!.card, m, this.d.settings(), this.device, this.d.now());
   }
 
   async join(input: Record<string, any>, ctx: Pick<CallContext, 'isLocal' | 'caller'>) {
@@ -335,7 +275,10 @@ export class FedLearnService {
   }
 
   async submit(input: Record<string, any>, ctx: Pick<CallContext, 'isLocal' | 'caller'>) {
-    if (!ctx.isLocal) return this.coord.submit(input as never, ctx.caller);
+    if (!ctx.isLocal)
+      return input.chunk !== undefined
+        ? this.coord.submitChunk(input as never, ctx.caller)
+        : this.coord.submit(input as never, ctx.caller);
     const k = this.known.get(String(input.round_id));
     if (!k) throw new HnError('not_found', 'unknown round');
     if (!k.receipt) throw new HnError('unauthorized', 'not joined');
@@ -381,20 +324,30 @@ export class FedLearnService {
       delta_sha: k.delta.sha,
       num_samples: n,
     });
+    const toCoord = (x: unknown) =>
+      m.coordinator === this.d.self
+        ? x !== null && typeof x === 'object' && 'chunk' in x
+          ? this.coord.submitChunk(x as never, this.d.self)
+          : this.coord.submit(x as never, this.d.self)
+        : this.d.call(CAP('round.submit'), x, m.coordinator);
+    const big = k.delta.bytes.length > CHUNK_BYTES; // §3: over 1 MiB travels as chunks
+    if (big)
+      for (const part of splitChunks(k.delta.bytes))
+        await toCoord({ round_id: m.round_id, participant: this.d.self, delta_sha: k.delta.sha, ...part });
     const sub = {
       ...body,
-      delta: b64url(k.delta.bytes),
+      delta: big
+        ? { chunks: chunkCount(k.delta.bytes.length), size_bytes: k.delta.bytes.length }
+        : b64url(k.delta.bytes),
       train_loss: k.progress!.loss,
       submitted_at: new Date(this.d.now()).toISOString(),
       join_receipt: k.receipt,
       signature: this.d.sign(body).signature,
     };
     delete (sub as { t?: string }).t;
-    const receipt =
-      m.coordinator === this.d.self
-        ? await this.coord.submit(sub as never, this.d.self)
-        : await this.d.call(CAP('round.submit'), sub, m.coordinator);
+    const receipt = await toCoord(sub);
     k.local = 'SUBMITTED';
+    (k.submitted ??= new Map()).set(this.d.self, { delta_sha: k.delta.sha, num_samples: n });
     await this.d.append('fedlearn.round.submitted', {
       round_id: m.round_id,
       participant: this.d.self,
@@ -448,38 +401,29 @@ export class FedLearnService {
       }
       throw new HnError('unauthorized', 'only the coordinator finalizes');
     }
-    throw new HnError('not_implemented', 'coordinator takeover is not implemented yet');
+    return takeover(this.takeoverDeps(), k);
   }
 
   async fetch(input: Record<string, any>, ctx: Pick<CallContext, 'isLocal' | 'caller'>) {
     const sha = String(input.sha ?? '');
     const a = await this.d.db.get('adapters', sha);
-    if (a) {
-      const bytes = a.bytes as Uint8Array;
-      return {
-        sha,
-        size_bytes: bytes.length,
-        base_model_id: a.base_model_id,
-        base_model_sha: a.base_model_sha,
-        rank: a.rank,
-        target_modules: a.target_modules,
-        bytes: b64url(bytes),
-      };
-    }
+    if (a) return { sha, size_bytes: a.bytes.length, ...blobMeta(a), ...page(a.bytes, input.offset) };
     // raw deltas: only to joined nodes of that round, only after its deadline
     for (const k of this.known.values())
       if (k.delta && `sha256:${k.delta.sha}` === sha) {
         const cr = this.coord.rounds.get(k.manifest.round_id);
-        const joinedCaller = ctx.isLocal || (cr ? cr.joined.has(ctx.caller) : false);
+        const joinedCaller =
+          ctx.isLocal || (cr ? cr.joined.has(ctx.caller) : false) || (k.peers?.has(ctx.caller) ?? false);
         if (joinedCaller && this.d.now() >= Date.parse(k.manifest.deadline))
           return {
             sha,
             size_bytes: k.delta.bytes.length,
-            base_model_id: k.manifest.base_model_id,
-            base_model_sha: k.manifest.base_model_sha,
-            rank: k.manifest.lora_rank,
-            target_modules: k.manifest.lora_target_modules,
-            bytes: b64url(k.delta.bytes),
+            ...blobMeta({
+              ...k.manifest,
+              rank: k.manifest.lora_rank,
+              target_modules: k.manifest.lora_target_modules,
+            }),
+            ...page(k.delta.bytes, input.offset),
           };
       }
     throw new HnError('adapter_not_found', 'no adapter with that SHA');
@@ -488,76 +432,48 @@ export class FedLearnService {
   /** Keep a fetched adapter locally (after checking its SHA). */
   async importAdapter(r: {
     sha: string;
-    bytes: string;
+    bytes: string | Uint8Array;
     base_model_id: string;
     base_model_sha: string;
     rank: number;
     target_modules: string[];
   }) {
-    const bytes = fromB64url(r.bytes);
+    const bytes = typeof r.bytes === 'string' ? fromB64url(r.bytes) : r.bytes;
     if (`sha256:${sha256Hex(bytes)}` !== r.sha) throw new HnError('delta_invalid', 'adapter SHA mismatch');
-    await this.storeAdapter(r.sha, bytes, {
-      base_model_id: r.base_model_id,
-      base_model_sha: r.base_model_sha,
-      rank: r.rank,
-      target_modules: r.target_modules,
-    });
+    await this.storeAdapter(r.sha, bytes, blobMeta(r));
+  }
+
+  private takeoverDeps(): TakeoverDeps {
+    return {
+      self: this.d.self,
+      now: this.d.now,
+      append: this.d.append,
+      call: this.d.call,
+      settings: this.d.settings,
+      card: () => this.base?.card ?? null,
+      storeAdapter: (sha: string, bytes: Uint8Array, meta: Record<string, unknown>) =>
+        this.storeAdapter(sha, bytes, meta),
+      log: this.d.log,
+    };
   }
 
   private async storeAdapter(sha: string, bytes: Uint8Array, meta: Record<string, unknown>) {
     await this.d.db.put('adapters', { sha, bytes, ...meta });
   }
 
-  /** adapter.apply: never automatic; scope node needs confirm:true from a UI gesture. */
+  /** adapter.apply: never automatic; scope node needs confirm:true from a UI gesture (adapters.ts). */
   async apply(input: Record<string, any>) {
-    const sha = String(input.sha ?? '');
-    const scope = input.scope;
-    if (scope !== 'session' && scope !== 'node')
-      throw new HnError('bad_request', 'scope must be session or node', { field: 'scope' });
-    if (scope === 'session' && typeof input.session_id !== 'string')
-      throw new HnError('bad_request', 'session_id required', { field: 'session_id' });
-    const a = await this.d.db.get('adapters', sha);
-    if (!a) throw new HnError('adapter_not_found', 'no adapter with that SHA');
-    const st = decodeSafetensors(a.bytes as Uint8Array);
-    if (!this.base || st.metadata.base_model_sha !== this.base.sha)
-      throw new HnError('base_model_mismatch', 'adapter was trained on another base');
-    if (scope === 'node' && input.confirm !== true)
-      throw new HnError('consent_required', 'applying to the node needs confirmation', {
-        details: { reason: 'confirm_required' },
-      });
-    const key = scope === 'node' ? 'node' : `session:${input.session_id}`;
-    const previous = this.applied.get(key);
-    this.applied.set(key, sha);
-    const applied_at = new Date(this.d.now()).toISOString();
-    await this.d.append('fedlearn.adapter.applied', {
-      sha,
-      scope,
-      ...(scope === 'session' ? { session_id: input.session_id } : {}),
-    });
-    return {
-      sha,
-      scope,
-      ...(scope === 'session' ? { session_id: input.session_id } : {}),
-      applied_at,
-      ...(previous ? { previous_sha: previous } : {}),
-    };
+    return applyAdapter(this.adapterDeps(), input);
   }
-
-  /** The weight updates ΔW = (α/r)·Aᵀ·Bᵀ per `layers.{i}.{m}` of the adapter applied to a scope (what the inference worker adds). */
-  async weightDeltas(scope: string): Promise<Map<string, Float64Array> | null> {
-    const sha = this.applied.get(scope) ?? this.applied.get('node');
-    if (!sha) return null;
-    const a = await this.d.db.get('adapters', sha);
-    const st = decodeSafetensors(a.bytes as Uint8Array);
-    const rank = Number(st.metadata.rank);
-    const alpha = Number(st.metadata.alpha);
-    const out = new Map<string, Float64Array>();
-    for (const [name, A] of st.tensors) {
-      if (!name.endsWith('.lora_A')) continue;
-      const base = name.slice(0, -'.lora_A'.length);
-      const B = st.tensors.get(`${base}.lora_B`)!;
-      out.set(base, loraWeightDelta(A.data, B.data, rank, A.shape[1]!, B.shape[0]!, alpha));
-    }
-    return out;
+  /** ΔW = (α/r)·Aᵀ·Bᵀ per `layers.{i}.{m}` of the adapter applied to a scope (what the inference worker adds). */
+  async weightDeltas(scope: string) {
+    return adapterWeightDeltas(this.adapterDeps(), scope);
+  }
+  /** Base weights with the scope's adapter merged (what the ONNX inference path runs). */
+  async weightsFor(scope: string, dims: DecoderDims, weights: DecoderWeights) {
+    return appliedWeights(this.adapterDeps(), scope, dims, weights);
+  }
+  private adapterDeps() {
+    return { db: this.d.db, now: this.d.now, append: this.d.append, base: this.base, applied: this.applied };
   }
 }

@@ -1,0 +1,68 @@
+/**
+ * M28 Training view in one browser (Debian Chromium, phone-sized viewport): the consent dialog is
+ * clicked (declining trains nothing), a few LoRA steps run in the training worker on text typed in,
+ * the step count and a finite loss are shown with the loss curve, a longer run is cancelled, and the
+ * typed text never appears in the console.
+ */
+import { expect, test } from '@playwright/test';
+
+test('Training view: consent, train a few steps in the worker, loss shown, cancel; text not logged', async ({
+  browser,
+}) => {
+  test.setTimeout(90_000);
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  try {
+    const page = await ctx.newPage();
+    const logs: string[] = [];
+    page.on('console', (m) => logs.push(m.text()));
+    page.on('pageerror', (e) => logs.push(String(e)));
+    page.on('worker', (w) => w.on('console', (m) => logs.push(m.text()))); // the training worker's too
+    await page.goto('/');
+    await page.waitForFunction(() => window.hearthnetReady === true || !!window.hearthnetBootError, null, {
+      timeout: 30_000,
+    });
+    expect(await page.evaluate(() => window.hearthnetBootError ?? null)).toBeNull();
+    await page.evaluate(() => window.hearthnet!.enable('fedlearn'));
+    await page.getByTestId('nav-module-fedlearn').click();
+
+    const secret = 'ZQX-private-marker-7731';
+    const text = `my own notes ${secret}. the kettle sings at dawn and the hearth keeps us warm. `.repeat(6);
+    await page.getByTestId('fedlearn-text').fill(text);
+    await page.getByTestId('fedlearn-steps').fill('6');
+
+    // declining the consent dialog trains nothing
+    await page.getByTestId('fedlearn-start').click();
+    await expect(page.getByTestId('fedlearn-consent')).toBeVisible();
+    await page.getByTestId('fedlearn-consent-no').click();
+    await expect(page.getByTestId('fedlearn-status')).toContainText('declined');
+    await expect(page.getByTestId('fedlearn-progress')).toHaveCount(0);
+
+    // consent → training in the worker: steps counted, finite loss, a curve
+    await page.getByTestId('fedlearn-start').click();
+    await page.getByTestId('fedlearn-consent-yes').click();
+    await expect(page.getByTestId('fedlearn-status')).toContainText('Done: 6 steps', { timeout: 60_000 });
+    await expect(page.getByTestId('fedlearn-step')).toHaveText('6');
+    const loss = Number(await page.getByTestId('fedlearn-loss').textContent());
+    expect(Number.isFinite(loss)).toBe(true);
+    expect(loss).toBeGreaterThan(0);
+    expect(loss).toBeLessThan(20); // a cross-entropy over 259 tokens, not a NaN or a blow-up
+    await expect(page.getByTestId('fedlearn-curve')).toBeVisible();
+
+    // a long run is cancelled after its first steps
+    await page.getByTestId('fedlearn-steps').fill('500');
+    await page.getByTestId('fedlearn-start').click();
+    await expect(page.getByTestId('fedlearn-consent')).toHaveCount(0); // consent already given
+    await expect(page.getByTestId('fedlearn-cancel')).toBeVisible();
+    await expect(page.getByTestId('fedlearn-step')).not.toHaveText('6', { timeout: 30_000 });
+    await page.getByTestId('fedlearn-cancel').click();
+    await expect(page.getByTestId('fedlearn-status')).toContainText('Cancelled after', { timeout: 30_000 });
+    const stoppedAt = Number(await page.getByTestId('fedlearn-step').textContent());
+    expect(stoppedAt).toBeLessThan(500);
+    await expect(page.getByTestId('fedlearn-start')).toBeVisible();
+
+    // the text stayed on the device: present in the module's IndexedDB store, absent from every log line
+    expect(logs.some((l) => l.includes(secret))).toBe(false);
+  } finally {
+    await ctx.close();
+  }
+});

@@ -1,0 +1,48 @@
+/** The training worker's comlink API (digest §9 "Training worker"); see worker.ts. */
+import type { RoundManifest } from '../../engine/fedlearn/manifest.js';
+import type { TrainProgress, TrainSpec } from '../../engine/fedlearn/trainer.js';
+
+/** Where the worker reads the node's training texts itself (IndexedDB), so no text crosses to the page. */
+export interface DatasetRef {
+  db: string; // the module database, `<node db>:fedlearn`
+  store: string; // 'training_data'
+  topic: string;
+}
+
+export interface WireTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface TrainingApi {
+  /** Load the canonical base weight file and pick a backend (webgpu → wasm → cpu). */
+  init(baseWeights: Uint8Array): Promise<{ backend: string; base_model_sha: string }>;
+  /** Load the community's demo model (rebuilt from its seed, nothing fetched) and pick a backend. */
+  initDemo(): Promise<{ backend: string; base_model_sha: string; base_model_id: string }>;
+  /**
+   * A local practice run of the Training view: LoRA from the deterministic init (`seed`), trained on
+   * the texts (structured-cloned from the page to this worker, on this device only); only counts and
+   * the last loss come back, progress through `onProgress`.
+   */
+  trainLocal(
+    spec: TrainSpec & { seed: number },
+    texts: string[],
+    onProgress: (p: TrainProgress) => void,
+  ): Promise<{ steps: number; train_loss: number; stopped_early: boolean; cancelled: boolean }>;
+  /** Train A/B from `init` on the dataset; Δ = trained − init (unclipped). */
+  train(
+    m: RoundManifest,
+    init: WireTensor[],
+    data: DatasetRef,
+    onProgress: (p: TrainProgress) => void,
+  ): Promise<{ tensors: WireTensor[]; num_samples: number; train_loss: number; steps: number }>;
+  /** Held-out loss with an adapter (full A, B) or the base model when null. */
+  evalLoss(
+    adapter: { tensors: WireTensor[]; rank: number; alpha: number } | null,
+    data: DatasetRef,
+  ): Promise<number>;
+  /** Seconds per training step of `m` (2 measured steps), for the resource estimate. */
+  benchmark(m: RoundManifest, init: WireTensor[]): Promise<number>;
+  cancel(): void;
+}
