@@ -254,7 +254,13 @@ describe('M26 pipeline over real nodes', () => {
   }, 120_000);
 
   it('failovers exhausted: with the unsplit model → pipeline_aborted{fallback:local}, via local, same text; without → pipeline_failed', async () => {
-    const ref = await reference(f, PROMPT, 24);
+    // the fallback is llm.chat, which takes a conversation: the run is asked with messages
+    const messages = [{ role: 'user', content: PROMPT }];
+    const ref = await reference(f, messages, 24);
+    const chatInput = (extra: Record<string, unknown>) => {
+      const { prompt: _p, ...rest } = runInput(extra);
+      return { ...rest, messages };
+    };
     const { orch } = await mesh(
       [
         [0, 1],
@@ -264,14 +270,23 @@ describe('M26 pipeline over real nodes', () => {
     );
     let victim: string | null = null;
     const frames: StreamFrame[] = [];
-    for await (const fr of orch.node.stream(CAP.run, runInput({ max_failovers: 0 }))) {
+    for await (const fr of orch.node.stream(CAP.run, chatInput({ max_failovers: 0 }))) {
       frames.push(fr);
       if (fr.event === 'shard_status' && !victim) victim = fr.data.shards[1].host;
       if (fr.event === 'token' && fr.data.index === 4) orch.node.session(victim as never)!.close('killed');
     }
     expect(tokensOf(frames)).toEqual(ref);
     expect(frames.find((x) => x.event === 'pipeline_aborted')!.data).toMatchObject({ fallback: 'local' });
-    expect(doneOf(frames)).toMatchObject({ via: 'local', failovers: 1 });
+    expect(doneOf(frames)).toMatchObject({ via: 'local', failovers: 1, tokens_out: ref.length });
+    // the text streamed equals the local model's own answer (nothing repeated or lost at the switch)
+    const whole: string[] = [];
+    for await (const t of f.whole.generate(messages, { max_tokens: 24, temperature: 0 })) whole.push(t.text);
+    expect(
+      frames
+        .filter((x) => x.event === 'token')
+        .map((x) => x.data.text)
+        .join(''),
+    ).toBe(whole.join(''));
     expect(orch.node.metrics.total('distributed_inference_fallbacks_total')).toBe(1);
 
     // no local model here
@@ -283,7 +298,7 @@ describe('M26 pipeline over real nodes', () => {
     const seen: StreamFrame[] = [];
     await expect(
       (async () => {
-        for await (const fr of other.orch.node.stream(CAP.run, runInput({ max_failovers: 0 }))) {
+        for await (const fr of other.orch.node.stream(CAP.run, chatInput({ max_failovers: 0 }))) {
           seen.push(fr);
           if (fr.event === 'shard_status' && !v2) v2 = fr.data.shards[0].host;
           if (fr.event === 'token' && fr.data.index === 2)
