@@ -26,6 +26,11 @@ export interface Backend {
 export class RemotePipeline implements Backend {
   private ids: number[];
   private aborted: string | null = null;
+  /** B4/B6 health in a run: when each session last answered (tensor or PONG) */
+  private lastActive: number[];
+  private busy = false;
+  private broken: ShardFailure | null = null;
+  private stopBeat: (() => void) | null = null;
   constructor(
     private readonly model: OrchestratorModel,
     readonly shards: OrderedShard[],
@@ -36,12 +41,48 @@ export class RemotePipeline implements Backend {
     private readonly now: () => number,
   ) {
     this.ids = sessions.map(() => 0);
+    this.lastActive = sessions.map(() => now());
+  }
+
+  /**
+   * PING every session idle for `everyMs` (the consumer may pause the stream between tokens); no PONG within the
+   * hop timeout marks that shard failed (`heartbeat`, or `closed` when the session is gone): `onBroken` reports
+   * it at once and the next forward throws it, so the run fails over before sending anything.
+   */
+  startHeartbeat(everyMs: number, onBroken: (f: ShardFailure) => void): void {
+    const t = setInterval(() => {
+      const now = this.now();
+      this.sessions.forEach((s, i) => {
+        if (this.busy || this.broken || this.aborted || now - this.lastActive[i]! < everyMs) return;
+        const shard = this.shards[i]!;
+        withTimeout(s.ping(), this.timeoutMs).then(
+          () => (this.lastActive[i] = this.now()),
+          (e: unknown) => {
+            if (this.broken || this.aborted || this.busy) return;
+            this.broken = new ShardFailure(
+              i,
+              shard.shard_id,
+              shard.host,
+              e === TIMEOUT ? 'heartbeat' : 'closed',
+            );
+            onBroken(this.broken);
+          },
+        );
+      });
+    }, everyMs);
+    this.stopBeat = () => clearInterval(t);
   }
 
   async feed(ids: number[], chunk: number): Promise<Float32Array> {
-    let logits: Float32Array | undefined;
-    for (let i = 0; i < ids.length; i += chunk) logits = await this.forward(ids.slice(i, i + chunk));
-    return logits!;
+    if (this.broken) throw this.broken;
+    this.busy = true;
+    try {
+      let logits: Float32Array | undefined;
+      for (let i = 0; i < ids.length; i += chunk) logits = await this.forward(ids.slice(i, i + chunk));
+      return logits!;
+    } finally {
+      this.busy = false;
+    }
   }
 
   private async forward(ids: number[]): Promise<Float32Array> {
@@ -75,6 +116,7 @@ export class RemotePipeline implements Backend {
       });
       if (!chk.ok) throw fail(`sanity:${chk.reason}`);
       this.onHop(i, this.now() - t0);
+      this.lastActive[i] = this.now();
       t = got.tensor;
       values = chk.values;
     }
@@ -83,6 +125,8 @@ export class RemotePipeline implements Backend {
   }
 
   close(reason: string): void {
+    this.stopBeat?.();
+    this.stopBeat = null;
     if (reason === 'cancelled') this.aborted = reason;
     for (const s of this.sessions) s.close(reason);
   }

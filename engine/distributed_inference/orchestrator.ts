@@ -228,6 +228,11 @@ export class Orchestrator implements PlanContext {
           () => this.now(),
         );
         if (signal?.aborted) pipe.close('cancelled');
+        else
+          pipe.startHeartbeat(cfg.shard_heartbeat_seconds * 1000, (f) => {
+            const st = R.shards[f.index];
+            if (st) st.status = 'degraded';
+          });
         return pipe;
       };
 
