@@ -129,9 +129,10 @@ export function demoDistributedModels(base = DEMO_SPLIT_URL): DistributedModels 
             mode: 'split',
             parts: parts.map((p) => p.shard_id),
           },
-          c.callback((p: LoadProgress) =>
-            onProgressFor?.({ phase: `layers ${lo}-${hi}`, loaded: p.loaded, total: p.total }),
-          ),
+          // the callback returns nothing: its result crosses back to the worker (structured clone)
+          c.callback((p: LoadProgress) => {
+            onProgressFor?.({ phase: `layers ${lo}-${hi}`, loaded: p.loaded, total: p.total });
+          }),
         );
         const shardIds = parts.map((p) => p.shard_id);
         return {
@@ -160,9 +161,9 @@ export function demoDistributedModels(base = DEMO_SPLIT_URL): DistributedModels 
         mode: 'split',
         parts: ['head', 'tail'],
       },
-      c.callback((x: LoadProgress) =>
-        onProgressFor?.({ phase: 'head and tail', loaded: x.loaded, total: x.total }),
-      ),
+      c.callback((x: LoadProgress) => {
+        onProgressFor?.({ phase: 'head and tail', loaded: x.loaded, total: x.total });
+      }),
     );
     const api = c.inference();
     const m = p.manifest;
