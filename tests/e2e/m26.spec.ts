@@ -114,7 +114,17 @@ test('2 hosts give the local answer; killing a host browser mid-answer → same 
           { timeout: 90_000 },
         )
         .toBe(true);
-      // Q (the anchor) trusts the host for hosting (B7)
+      // Q (the anchor) trusts the host for hosting (B7) once it knows the host joined
+      await expect
+        .poll(
+          () =>
+            q.evaluate(async (id) => {
+              await window.hearthnet!.events.sync().catch(() => undefined);
+              return window.hearthnet!.levelOf(id as never);
+            }, ids[name]!),
+          { timeout: 90_000 },
+        )
+        .toBe('member');
       await q.evaluate(
         (id) =>
           window.hearthnet!.events.append('community.member.promoted', {
@@ -124,6 +134,8 @@ test('2 hosts give the local answer; killing a host browser mid-answer → same 
         ids[name]!,
       );
     }
+    for (const id of Object.values(ids))
+      expect(await q.evaluate((x) => window.hearthnet!.levelOf(x as never), id)).toBe('trusted');
     await q.evaluate(() =>
       window.hearthnet!.setConfig({ distributed_llm: { default_dtype: 'fp32' } }).then(() => undefined),
     );

@@ -165,6 +165,7 @@ export function demoDistributedModels(base = DEMO_SPLIT_URL): DistributedModels 
         onProgressFor?.({ phase: 'head and tail', loaded: x.loaded, total: x.total });
       }),
     );
+    onProgressFor?.({ phase: 'ready', loaded: 1, total: 1 });
     const api = c.inference();
     const m = p.manifest;
     return {
