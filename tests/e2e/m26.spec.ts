@@ -114,7 +114,22 @@ test('2 hosts give the local answer; killing a host browser mid-answer → same 
           { timeout: 90_000 },
         )
         .toBe(true);
-      // Q (the anchor) trusts the host for hosting (B7) once it knows the host joined
+      // Q (the anchor) invites the host as trusted and the host joins with that invite (B7: hosts ≥ trusted);
+      // a promotion would not do under open admission (the host never appended a joined event)
+      const invite = await q.evaluate(
+        async (id) =>
+          (
+            await window.hearthnet!.events.append('community.member.invited', {
+              invitee_node_id: id,
+              initial_level: 'trusted',
+            })
+          ).event_id,
+        ids[name]!,
+      );
+      await p.evaluate(
+        (inv) => window.hearthnet!.events.append('community.member.joined', { invite_event_id: inv }),
+        invite,
+      );
       await expect
         .poll(
           () =>
@@ -124,15 +139,7 @@ test('2 hosts give the local answer; killing a host browser mid-answer → same 
             }, ids[name]!),
           { timeout: 90_000 },
         )
-        .toBe('member');
-      await q.evaluate(
-        (id) =>
-          window.hearthnet!.events.append('community.member.promoted', {
-            target_node_id: id,
-            new_level: 'trusted',
-          }),
-        ids[name]!,
-      );
+        .toBe('trusted');
     }
     for (const id of Object.values(ids))
       expect(await q.evaluate((x) => window.hearthnet!.levelOf(x as never), id)).toBe('trusted');
