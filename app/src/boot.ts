@@ -35,6 +35,11 @@ export async function boot(loc: Location = location): Promise<Booted> {
     window.hearthnet = node;
     window.hearthnetReady = true;
     startMesh(node, loc);
+    // M26: the split demo model as the Distributed LLM provider (nothing is fetched until its view asks)
+    void import('./llm/distributed.js').then(
+      (m) => m.provideDemoModels(node),
+      (e: unknown) => console.warn('hearthnet: the distributed model provider did not load', e),
+    );
     addEventListener('pagehide', (e) => {
       // a page kept in the back/forward cache keeps its node; a page that goes away frees the slot
       if (!e.persisted) void node.close().finally(() => claim.release());

@@ -12,6 +12,7 @@ export type FailureReason =
   | 'closed'
   | 'nack'
   | 'timeout'
+  | 'heartbeat'
   | 'connect_failed'
   | 'link_down'
   | 'sanity:nan'

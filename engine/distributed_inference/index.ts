@@ -4,7 +4,7 @@
  * Registered only while the module is on; it requires X08 (`tensor_transport`).
  *
  * Models: the module reaches ORT through a `DistributedModels` provider (installed splits it may serve, the
- * head/tail/tokenizer an orchestrator needs, the unsplit local fallback). `createDistributedLlm({ models })`
+ * head/tail/tokenizer an orchestrator needs). The local fallback is whatever this node serves as `llm.chat`. `createDistributedLlm({ models })`
  * makes a definition with its own provider (tests: `createNode({ modules: [createDistributedLlm(...)] })`);
  * the built-in definition asks `provideDistributedModels(nodeId, provider)` (the app registers the models it
  * installed in the inference worker). With no provider the node still lists, plans and relays nothing.
@@ -19,7 +19,7 @@ import { descriptor } from '../modules/registry.js';
 import { Orchestrator, type RunInput } from './orchestrator.js';
 import { ShardStore } from './router.js';
 import { ShardHost, type ServeSpec } from './shard.js';
-import type { InstalledShardModel, LocalModelFactory, OrchestratorModel, ShardDescriptor } from './types.js';
+import type { InstalledShardModel, OrchestratorModel, ShardDescriptor } from './types.js';
 
 function shardSpec(v: unknown, path: string) {
   if (!v || typeof v !== 'object') throw fieldError(path, 'must be a table {model_id, layer_range, tier?}');
@@ -73,14 +73,22 @@ export const EVENT_TYPES = [
   'distributed_llm.pipeline.cancelled',
 ] as const;
 
+export interface PrepareProgress {
+  phase: string;
+  loaded: number;
+  total: number;
+}
+
 /** Where the module gets models (ORT lives behind these; see engine/distributed_inference/onnx.ts). */
 export interface DistributedModels {
+  /** make the models available (download, verify); the view calls this before serving or asking */
+  prepare?: (
+    onProgress?: (p: PrepareProgress) => void,
+  ) => Promise<{ model_id: string; weights_sha256: string }[]>;
   /** splits this node may serve */
   installed?: () => InstalledShardModel[];
   /** head + tail + tokenizer of a split with these weights (orchestrator) */
   orchestrator?: (model_id: string, weights_sha256: string) => Promise<OrchestratorModel | undefined>;
-  /** the unsplit model of the same export, one fresh KV context per call (local fallback) */
-  local?: LocalModelFactory;
 }
 
 /** What a running instance offers its node (app, tests): serving ranges and the parts' state. */
@@ -98,6 +106,10 @@ const apis = new Map<string, DistributedLlmApi>();
 export function provideDistributedModels(node: NodeID, models: DistributedModels | null): void {
   if (models) providers.set(node, models);
   else providers.delete(node);
+}
+/** The model provider a node's M26 uses (the view prepares models through it). */
+export function distributedModelsOf(node: NodeID): DistributedModels | undefined {
+  return providers.get(node);
 }
 /** The running instance on a node, or undefined while the module is off. */
 export function distributedLlmApi(node: NodeID): DistributedLlmApi | undefined {
@@ -119,6 +131,7 @@ export function createDistributedLlm(
       title: 'Distributed LLM',
       blurb: 'An LLM split into layer ranges across tabs (M26).',
       icon: '🧩',
+      load: () => import('./View.svelte'),
     },
     create(c) {
       const models = (): DistributedModels => opts.models ?? providers.get(c.self) ?? {};
@@ -135,12 +148,14 @@ export function createDistributedLlm(
         metrics: c.metrics,
         now,
         setInterval: (fn, ms) => c.clock.setInterval(fn, ms),
+        log: c.log,
       });
       const orchestrator = new Orchestrator({
         self: c.self,
         config: () => c.config(),
         tensors: c.tensors,
         call: (cap, input, o) => c.bus.call(cap, input, o),
+        stream: (cap, input, o) => c.bus.stream(cap, input, o),
         events: { append: (t, d) => c.events.append(t, d) },
         store,
         link: (p) => {
@@ -149,8 +164,8 @@ export function createDistributedLlm(
         },
         levelOf: (n): TrustLevel | 'revoked' | null => (n === c.self ? 'anchor' : (peerOf(n)?.trust ?? null)),
         models: async (m, w) => models().orchestrator?.(m, w),
-        local: async (m, w) => models().local?.(m, w),
         metrics: c.metrics,
+        log: c.log,
         now,
       });
       const api: DistributedLlmApi = {

@@ -12,268 +12,44 @@
  */
 import type { StreamFrame } from '../bus/types.js';
 import { HnError } from '../core/errors.js';
-import { trustAtLeast, type NodeID, type Tensor, type TrustLevel } from '../core/types.js';
 import { ulid } from '../core/ulid.js';
-import type { StepModel } from '../llm/generate.js';
 import { SeededRng } from '../llm/rng.js';
-import { checkSampling, logProb, sampleToken } from '../llm/sampling.js';
-import type { ChatMessage } from '../llm/tokenizer.js';
-import type { Metrics } from '../observability/metrics.js';
-import type { TensorHost } from '../transport/tensor/host.js';
-import type { TensorSession } from '../transport/tensor/session.js';
-import { checkActivation, ShardFailure, SuspectList, type FailureReason } from './failover.js';
-import { keyOf, planCover, type PlanCandidate, type ShardPath } from './plan.js';
-import type { ShardStore } from './router.js';
-import { checkHash, type DistributedLlmSection } from './shard.js';
+import { logProb, sampleToken } from '../llm/sampling.js';
+import { RemotePipeline, TextStream } from './backends.js';
+import { ShardFailure, SuspectList, type FailureReason } from './failover.js';
+import { continueLocally, findLocalModel } from './local-fallback.js';
+import { keyOf } from './plan.js';
 import {
-  CAP,
-  CONNECT_REF,
-  EV,
-  FORWARD_PURPOSE,
-  PLAN_TTL_S,
-  SHARD_GRAPH_FORMAT,
-  type LocalModelFactory,
-  type OrchestratorModel,
-  type OrderedShard,
-  type ShardHealth,
-} from './types.js';
-import { toWire, type WireDtype } from './wire.js';
+  shardState,
+  shardStatusFrame,
+  statusRecord,
+  type PlannedPipeline,
+  type RunRecord,
+  type RunStateName,
+} from './run-state.js';
+import {
+  candidates,
+  connectShards,
+  cover,
+  modelFor,
+  type OrchestratorDeps,
+  type PlanContext,
+} from './planner.js';
+import { parseExclude, parseRunInput, type RunInput } from './run-input.js';
+import { EV, PLAN_TTL_S, type OrchestratorModel, type OrderedShard } from './types.js';
 
-export interface OrchestratorDeps {
-  self: NodeID;
-  config: () => DistributedLlmSection;
-  tensors: Pick<TensorHost, 'open'>;
-  /** Unary bus call on a peer (`shard.list` polls). */
-  call: (cap: string, input: unknown, opts: { peer: NodeID; timeout_ms?: number }) => Promise<unknown>;
-  events: { append(type: string, data: Record<string, unknown>): Promise<unknown> };
-  store: ShardStore;
-  link: (peer: NodeID) => { kind: 'direct' | 'relay' | 'memory'; state: string } | undefined;
-  levelOf: (n: NodeID) => TrustLevel | 'revoked' | null;
-  /** Head/tail/tokenizer of an installed split with these weights. */
-  models: (model_id: string, weights: string) => Promise<OrchestratorModel | undefined>;
-  local?: LocalModelFactory;
-  metrics?: Metrics;
-  now?: () => number;
-}
+export type { OrchestratorDeps } from './planner.js';
+export type { PlannedPipeline } from './run-state.js';
+export type { RunInput } from './run-input.js';
+export { parseRunInput } from './run-input.js';
 
-export interface PlannedPipeline {
-  pipeline_id: string;
-  model_id: string;
-  weights_sha256: string;
-  total_layers: number;
-  ordered_shards: OrderedShard[];
-  estimated_tokens_per_s?: number;
-  below_floor: boolean;
-  construct_ms: number;
-  expires_at: number;
-}
-
-type RunStateName =
-  | 'planned'
-  | 'connecting'
-  | 'prefilling'
-  | 'decoding'
-  | 'failing_over'
-  | 'local_fallback'
-  | 'completed'
-  | 'failed'
-  | 'cancelled';
-
-interface ShardState {
-  shard_id: string;
-  host: string;
-  status: 'online' | 'degraded' | 'failed';
-  last_seen: number;
-  latencies: number[];
-  path: ShardPath;
-}
-
-interface RunRecord {
-  pipeline_id: string;
-  state: RunStateName;
-  model_id: string;
-  shards: ShardState[];
-  tokens_out: number;
-  tokens_per_s: number;
-  recent: number[];
-  below_floor: boolean;
-  failovers: number;
-  started_at: number;
-  updated_at: number;
-}
-
-const p95 = (xs: number[]): number => {
-  if (!xs.length) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return Math.round(s[Math.min(s.length - 1, Math.floor(s.length * 0.95))]! * 100) / 100;
-};
-
-interface Backend {
-  readonly via: 'pipeline' | 'local';
-  /** Appends ids (chunked); returns the logits of the last one. */
-  feed(ids: number[], chunk: number): Promise<Float32Array>;
-  close(reason: string): void;
-}
-
-/** The star pipeline over X08 sessions (one per shard). */
-class RemotePipeline implements Backend {
-  readonly via = 'pipeline';
-  private ids: number[];
-  private aborted: string | null = null;
-  constructor(
-    private readonly model: OrchestratorModel,
-    readonly shards: OrderedShard[],
-    readonly sessions: TensorSession[],
-    private readonly wire: WireDtype,
-    private readonly timeoutMs: number,
-    private readonly onHop: (i: number, ms: number) => void,
-    private readonly now: () => number,
-  ) {
-    this.ids = sessions.map(() => 0);
-  }
-
-  async feed(ids: number[], chunk: number): Promise<Float32Array> {
-    let logits: Float32Array | undefined;
-    for (let i = 0; i < ids.length; i += chunk) logits = await this.forward(ids.slice(i, i + chunk));
-    return logits!;
-  }
-
-  private async forward(ids: number[]): Promise<Float32Array> {
-    const h = await this.model.embed(ids);
-    let t: Tensor = toWire(h, this.wire);
-    let values: Float32Array = new Float32Array(0);
-    for (let i = 0; i < this.sessions.length; i++) {
-      const shard = this.shards[i]!;
-      const s = this.sessions[i]!;
-      const fail = (r: FailureReason) => new ShardFailure(i, shard.shard_id, shard.host, r);
-      const id = (this.ids[i] = (this.ids[i]! % 0xffff) + 1);
-      const t0 = this.now();
-      const sentValues = new Float32Array(t.data.length ? toValues(t) : []);
-      let got;
-      try {
-        await s.sendTensor(id, t);
-        got = await withTimeout(s.recvTensor(), this.timeoutMs);
-      } catch (e) {
-        if (this.aborted) throw new HnError('pipeline_cancelled', 'the run was cancelled');
-        if (e === TIMEOUT) throw fail('timeout');
-        throw fail(s.closeInfo?.by === 'remote' && s.closeInfo.reason === 'nack' ? 'nack' : 'closed');
-      }
-      if (got.tensorId !== id) throw fail('sanity:shape');
-      const chk = checkActivation({
-        sent: t,
-        sentValues,
-        got: got.tensor,
-        hidden: this.model.hidden_size,
-        boundary: shard.layer_range[1] + 1,
-        cutStats: this.model.cut_stats,
-      });
-      if (!chk.ok) throw fail(`sanity:${chk.reason}`);
-      this.onHop(i, this.now() - t0);
-      t = got.tensor;
-      values = chk.values;
-    }
-    const S = t.shape[1]!;
-    return this.model.logits({ dtype: 'float32', dims: [1, S, this.model.hidden_size], data: values });
-  }
-
-  close(reason: string): void {
-    if (reason === 'cancelled') this.aborted = reason;
-    for (const s of this.sessions) s.close(reason);
-  }
-}
-
-class LocalBackend implements Backend {
-  readonly via = 'local';
-  constructor(private readonly m: StepModel) {}
-  async feed(ids: number[], chunk: number): Promise<Float32Array> {
-    let logits: Float32Array | undefined;
-    for (let i = 0; i < ids.length; i += chunk) logits = await this.m.forward(ids.slice(i, i + chunk));
-    return logits!;
-  }
-  close(): void {
-    this.m.close();
-  }
-}
-
-function toValues(t: Tensor): Float32Array {
-  // the orchestrator's own outgoing tensor: fp32 bytes or fp16 bits → values (for the RMS ratio check)
-  if (t.dtype === 'fp32') return new Float32Array(t.data.slice().buffer);
-  const out = new Float32Array(t.data.length / 2);
-  for (let i = 0; i < out.length; i++) {
-    const h = t.data[2 * i]! | (t.data[2 * i + 1]! << 8);
-    const e = (h >> 10) & 0x1f;
-    const f = h & 0x3ff;
-    const v = e === 0 ? 2 ** -14 * (f / 1024) : 2 ** (e - 15) * (1 + f / 1024);
-    out[i] = h & 0x8000 ? -v : v;
-  }
-  return out;
-}
-
-const TIMEOUT = Symbol('timeout');
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    p,
-    new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(TIMEOUT), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** Incremental detokenisation with UTF-8 hold-back and stop strings (same rule as engine/llm/generate). */
-class TextStream {
-  private emitted = 0;
-  constructor(
-    private readonly decode: (ids: number[]) => string,
-    private readonly stops: string[],
-  ) {}
-  push(ids: number[]): { text: string; hit: boolean } {
-    const full = this.decode(ids);
-    let safe = full.endsWith('\uFFFD') ? full.length - 1 : full.length;
-    let hit = -1;
-    for (const s of this.stops) {
-      const at = full.indexOf(s, Math.max(0, this.emitted - s.length + 1));
-      if (at >= 0 && (hit < 0 || at < hit)) hit = at;
-    }
-    if (hit >= 0) safe = hit;
-    else
-      for (const s of this.stops)
-        for (let k = Math.min(s.length - 1, full.length); k > 0; k--)
-          if (full.endsWith(s.slice(0, k))) {
-            safe = Math.min(safe, full.length - k);
-            break;
-          }
-    const text = safe > this.emitted ? full.slice(this.emitted, safe) : '';
-    this.emitted = Math.max(this.emitted, safe);
-    return { text, hit: hit >= 0 };
-  }
-}
-
-export interface RunInput {
-  pipeline_id?: string;
-  model_id?: string;
-  weights_sha256?: string;
-  messages?: ChatMessage[];
-  prompt?: string;
-  prompt_tokens?: number[];
-  max_tokens?: number;
-  temperature?: number;
-  top_p?: number;
-  seed?: number;
-  stop?: string[];
-  fallback_to_local?: boolean;
-  max_failovers?: number;
-  wire_dtype?: WireDtype;
-  prefill_chunk_tokens?: number;
-}
-
-export class Orchestrator {
+export class Orchestrator implements PlanContext {
   private readonly plans = new Map<string, { plan: PlannedPipeline; model: OrchestratorModel }>();
   private readonly runs = new Map<string, RunRecord>();
   private active = 0;
   readonly suspects: SuspectList;
 
-  constructor(private readonly d: OrchestratorDeps) {
+  constructor(readonly d: OrchestratorDeps) {
     this.suspects = new SuspectList(() => this.now());
   }
 
@@ -290,119 +66,23 @@ export class Orchestrator {
     return this.active;
   }
 
-  // ---- planning ----------------------------------------------------------------------------------------------
-
-  /** B6 candidates: live ads of this export, fresh health (polled in parallel, 1 s), linked trusted hosts. */
-  async candidates(
-    model: OrchestratorModel,
-    exclude: ReadonlySet<string>,
-    allowSelf: boolean,
-  ): Promise<PlanCandidate[]> {
-    const cfg = this.d.config();
-    const hbMs = cfg.shard_heartbeat_seconds * 1000;
-    const ads = this.d.store
-      .list(model.model_id)
-      .filter(
-        (a) =>
-          a.weights_sha256 === model.weights_sha256 &&
-          a.graph_format === SHARD_GRAPH_FORMAT &&
-          (a.tier ?? model.tier) === model.tier &&
-          a.total_layers === model.total_layers &&
-          a.hidden_size === model.hidden_size &&
-          !exclude.has(keyOf(a)) &&
-          (allowSelf || a.host !== this.d.self) &&
-          !this.suspects.has(a.host),
-      )
-      .filter((a) => {
-        const lvl = this.d.levelOf(a.host as NodeID);
-        const link = this.d.link(a.host as NodeID);
-        return (
-          (a.host === this.d.self || (link && link.state === 'open')) &&
-          lvl !== null &&
-          lvl !== 'revoked' &&
-          trustAtLeast(lvl, 'trusted')
-        );
-      });
-    // refresh stale health in parallel (1 s each); a host that does not answer is excluded
-    const hosts = [...new Set(ads.filter((a) => !this.d.store.healthOf(keyOf(a), hbMs)).map((a) => a.host))];
-    await Promise.all(
-      hosts.map(async (host) => {
-        try {
-          const out = (await this.d.call(
-            CAP.list,
-            { model_id: model.model_id },
-            { peer: host as NodeID, timeout_ms: 1000 },
-          )) as { shards?: ShardHealth[] };
-          const present = new Set<string>();
-          for (const s of out.shards ?? []) {
-            if (typeof s?.shard_id !== 'string') continue;
-            present.add(s.shard_id);
-            this.d.store.setHealth({ ...s, host });
-          }
-          this.d.store.forgetMissing(host, present);
-        } catch {
-          /* no answer → no fresh health → excluded below */
-        }
-      }),
-    );
-    const out: PlanCandidate[] = [];
-    for (const a of this.d.store.list(model.model_id)) {
-      if (!ads.some((x) => keyOf(x) === keyOf(a))) continue;
-      const h = this.d.store.healthOf(keyOf(a), hbMs + 1000);
-      if (!h || !h.online || h.active_sessions >= a.max_concurrent_streams) continue;
-      const link = this.d.link(a.host as NodeID);
-      out.push({
-        shard_id: a.shard_id,
-        host: a.host,
-        layer_range: [a.layer_range[0], a.layer_range[1]],
-        path: !link ? 'memory' : link.kind === 'relay' ? 'relayed' : link.kind,
-        queue_depth: h.queue_depth,
-        p95_latency_ms: h.p95_latency_ms,
-      });
-    }
-    return out;
-  }
-
-  private async cover(
-    model: OrchestratorModel,
-    exclude: ReadonlySet<string>,
-    opts: { max_shards?: number; allow_self?: boolean; prefer?: ReadonlySet<string> },
-  ): Promise<OrderedShard[]> {
-    const cfg = this.d.config();
-    const cands = await this.candidates(model, exclude, opts.allow_self ?? cfg.allow_self_as_shard);
-    const r = planCover(cands, model.total_layers, {
-      max_shards: Math.min(opts.max_shards ?? cfg.max_shards_per_pipeline, cfg.max_shards_per_pipeline),
-      ...(opts.prefer ? { prefer: opts.prefer } : {}),
-    });
-    if (!r.ok)
-      throw new HnError(
-        'shard_unavailable',
-        r.reason === 'max_shards'
-          ? `no cover within the shard limit (first layer beyond it: ${r.first_uncovered_layer})`
-          : `no shard starts at layer ${r.first_uncovered_layer}`,
-        {
-          details: {
-            first_uncovered_layer: r.first_uncovered_layer,
-            reason: r.reason,
-            candidates: cands.length,
-          },
-        },
-      );
-    return r.shards;
+  /** B6 candidates (see planner.ts). */
+  candidates(model: OrchestratorModel, exclude: ReadonlySet<string>, allowSelf: boolean) {
+    return candidates(this, model, exclude, allowSelf);
   }
 
   /** `pipeline.plan` (self). */
   async plan(input: Record<string, unknown>): Promise<PlannedPipeline> {
     const t0 = this.now();
     if (!input || typeof input !== 'object') throw new HnError('bad_request', 'input must be an object');
-    const model = await this.modelFor(input.model_id, input.weights_sha256);
+    const model = await modelFor(this, input.model_id, input.weights_sha256);
     const ms = input.max_shards;
     if (ms !== undefined && (!Number.isInteger(ms) || (ms as number) < 1 || (ms as number) > 16))
       throw new HnError('bad_request', 'max_shards must be 1..16', { details: { field: 'max_shards' } });
     const exclude = parseExclude(input.exclude);
     if (input.allow_self_as_shard !== undefined && typeof input.allow_self_as_shard !== 'boolean')
       throw new HnError('bad_request', 'allow_self_as_shard must be a boolean');
-    const shards = await this.cover(model, exclude, {
+    const shards = await cover(this, model, exclude, {
       ...(ms !== undefined ? { max_shards: ms as number } : {}),
       ...(input.allow_self_as_shard !== undefined
         ? { allow_self: input.allow_self_as_shard as boolean }
@@ -438,20 +118,6 @@ export class Orchestrator {
     return plan;
   }
 
-  private async modelFor(model_id: unknown, weights: unknown): Promise<OrchestratorModel> {
-    if (typeof model_id !== 'string' || model_id.length < 1 || model_id.length > 128)
-      throw new HnError('bad_request', 'model_id must be 1..128 characters', {
-        details: { field: 'model_id' },
-      });
-    const w = checkHash(weights, 'weights_sha256');
-    const m = await this.d.models(model_id, w);
-    if (!m)
-      throw new HnError('bad_request', 'no local head/tail of this model with these weights', {
-        details: { field: 'model_id' },
-      });
-    return m;
-  }
-
   // ---- running -------------------------------------------------------------------------------------------------
 
   /** `pipeline.status` (self). */
@@ -461,58 +127,7 @@ export class Orchestrator {
       throw new HnError('bad_request', 'pipeline_id must be a string');
     const recs = id !== undefined ? [this.runs.get(id)] : [...this.runs.values()];
     if (id !== undefined && !recs[0]) throw new HnError('not_found', 'no such pipeline');
-    return {
-      pipelines: recs.map((r) => ({
-        pipeline_id: r!.pipeline_id,
-        state: r!.state,
-        model_id: r!.model_id,
-        shards: Object.fromEntries(
-          r!.shards.map((s) => [
-            keyOf(s),
-            { status: s.status, last_seen: s.last_seen, p95_latency_ms: p95(s.latencies), path: s.path },
-          ]),
-        ),
-        tokens_out: r!.tokens_out,
-        tokens_per_s: r!.tokens_per_s,
-        below_floor: r!.below_floor,
-        failovers: r!.failovers,
-        started_at: r!.started_at,
-        updated_at: r!.updated_at,
-      })),
-    };
-  }
-
-  private async connect(
-    model: OrchestratorModel,
-    pipelineId: string,
-    shards: OrderedShard[],
-    wire: WireDtype,
-    maxSeq: number,
-  ): Promise<TensorSession[]> {
-    const timeout = this.d.config().failover_timeout_seconds * 1000;
-    const settled = await Promise.allSettled(
-      shards.map((s) =>
-        this.d.tensors.open(s.host as NodeID, {
-          capability: CONNECT_REF,
-          purpose: FORWARD_PURPOSE,
-          input: {
-            shard_id: s.shard_id,
-            weights_sha256: model.weights_sha256,
-            pipeline_id: pipelineId,
-            max_seq_len: maxSeq,
-            negotiation: { preferred_dtype: wire, compression: 'none' },
-          },
-          negotiation: { preferred_dtype: wire, compression: 'none' },
-          timeout_ms: timeout,
-        }),
-      ),
-    );
-    const bad = settled.findIndex((r) => r.status === 'rejected');
-    if (bad >= 0) {
-      for (const r of settled) if (r.status === 'fulfilled') r.value.close('cancelled');
-      throw new ShardFailure(bad, shards[bad]!.shard_id, shards[bad]!.host, 'connect_failed');
-    }
-    return settled.map((r) => (r as PromiseFulfilledResult<TensorSession>).value);
+    return { pipelines: recs.map((r) => statusRecord(r!)) };
   }
 
   /** `pipeline.run` (self; streaming). Closing the iterator or aborting `signal` cancels the run. */
@@ -529,7 +144,7 @@ export class Orchestrator {
       );
     this.active++;
     const t0 = this.now();
-    let backend: Backend | null = null;
+    let backend: RemotePipeline | null = null;
     let rec: RunRecord | null = null;
     let finished = false;
     const onAbort = () => backend?.close('cancelled');
@@ -546,9 +161,9 @@ export class Orchestrator {
         this.plans.delete(o.pipeline_id);
         planned = p;
       } else {
-        const model = await this.modelFor(input.model_id, input.weights_sha256);
+        const model = await modelFor(this, input.model_id, input.weights_sha256);
         planned = {
-          plan: await this.register(model, await this.cover(model, new Set(), {}), this.now() - t0),
+          plan: await this.register(model, await cover(this, model, new Set(), {}), this.now() - t0),
           model,
         };
         this.plans.delete(planned.plan.pipeline_id);
@@ -588,32 +203,13 @@ export class Orchestrator {
       const exclude = new Set<string>();
       let failures = 0;
       let lastReason: FailureReason | null = null;
-      const statusFrame = (): StreamFrame => ({
-        event: 'shard_status',
-        data: {
-          shards: R.shards.map((s) => ({
-            shard_id: s.shard_id,
-            host: s.host,
-            status: s.status,
-            latency_ms: p95(s.latencies),
-            path: s.path,
-          })),
-          below_floor: R.below_floor,
-        },
-      });
+      const statusFrame = (): StreamFrame => shardStatusFrame(R);
       const setShards = (shards: OrderedShard[]) => {
-        R.shards = shards.map((s) => ({
-          shard_id: s.shard_id,
-          host: s.host,
-          status: 'online',
-          last_seen: Math.floor(this.now() / 1000),
-          latencies: [],
-          path: s.path,
-        }));
+        R.shards = shards.map((s) => shardState(s, this.now()));
       };
       const open = async (shards: OrderedShard[]): Promise<RemotePipeline> => {
         touch('connecting');
-        const sessions = await this.connect(model, pid, shards, o.wire_dtype, maxSeq);
+        const sessions = await connectShards(this, model, pid, shards, o.wire_dtype, maxSeq);
         setShards(shards);
         const pipe = new RemotePipeline(
           model,
@@ -632,6 +228,11 @@ export class Orchestrator {
           () => this.now(),
         );
         if (signal?.aborted) pipe.close('cancelled');
+        else
+          pipe.startHeartbeat(cfg.shard_heartbeat_seconds * 1000, (f) => {
+            const st = R.shards[f.index];
+            if (st) st.status = 'degraded';
+          });
         return pipe;
       };
 
@@ -639,7 +240,7 @@ export class Orchestrator {
       const replan = async (current: OrderedShard[]): Promise<RemotePipeline> => {
         for (;;) {
           const prefer = new Set(current.map(keyOf).filter((k) => !exclude.has(k)));
-          const shards = await this.cover(model, exclude, { prefer });
+          const shards = await cover(this, model, exclude, { prefer });
           try {
             return await open(shards);
           } catch (e) {
@@ -659,7 +260,7 @@ export class Orchestrator {
           if (!(e instanceof ShardFailure)) throw e;
           exclude.add(`${e.shard_id}@${e.host}`);
           try {
-            shards = await this.cover(model, exclude, {});
+            shards = await cover(this, model, exclude, {});
           } catch {
             throw new HnError('shard_unreachable', 'no planned host accepted a session', {
               details: { failed: [...exclude] },
@@ -675,6 +276,8 @@ export class Orchestrator {
       const eos = new Set(model.eosIds);
       const text = new TextStream(model.decode, o.stop);
       const out: number[] = [];
+      let streamed = '';
+      let localTokens = 0;
       let firstMs = 0;
       let stopReason = 'max_tokens';
       let via: 'pipeline' | 'local' = 'pipeline';
@@ -707,7 +310,7 @@ export class Orchestrator {
             host: e.host,
             reason: e.reason,
           });
-          const failedRange = (backend as RemotePipeline).shards[e.index]!.layer_range;
+          const failedRange = backend!.shards[e.index]!.layer_range;
           backend!.close('failover');
           exclude.add(failedKey);
           const restartFrom = out.length;
@@ -715,7 +318,7 @@ export class Orchestrator {
           let planError: HnError | null = null;
           if (failures <= o.max_failovers) {
             try {
-              replacement = await replan((backend as RemotePipeline).shards);
+              replacement = await replan(backend!.shards);
             } catch (err) {
               if (!(err instanceof HnError)) throw err;
               planError = err;
@@ -743,12 +346,11 @@ export class Orchestrator {
             });
             yield statusFrame();
           } else {
-            // (7) local fallback on the same context, else fail
-            const allowLocal = o.fallback_to_local;
+            // (7) local fallback through `llm.chat` on this node, else fail
             const local =
-              allowLocal && this.d.local
-                ? await this.d.local(model.model_id, model.weights_sha256)
-                : undefined;
+              o.fallback_to_local && o.messages
+                ? await findLocalModel(this.d, model.model_id, model.weights_sha256)
+                : null;
             if (!local) {
               touch('failed');
               // the run had started: whatever stopped the re-plan, the run itself failed (B10.2, B10.8)
@@ -764,7 +366,6 @@ export class Orchestrator {
                 },
               );
             }
-            backend = new LocalBackend(local);
             via = 'local';
             this.metric('fallbacks_total');
             touch('local_fallback');
@@ -778,13 +379,28 @@ export class Orchestrator {
               to: 'local',
               restart_from: restartFrom,
             });
+            backend = null;
+            const res = yield* continueLocally(this.d, local, {
+              messages: o.messages!,
+              max_tokens: o.max_tokens,
+              temperature: o.temperature,
+              top_p: o.top_p,
+              seed: o.seed,
+              stop: o.stop,
+              streamed,
+              emitted: out,
+              index: out.length,
+              ...(signal ? { signal } : {}),
+            });
+            localTokens = res.tokens_out - out.length;
+            stopReason = res.stop_reason;
+            break;
           }
           // (6) re-prefill the prompt + the tokens already emitted; they are not streamed again
           pending = [...context];
           continue;
         }
-        if (R.state === 'prefilling' || R.state === 'failing_over')
-          touch(via === 'local' ? 'local_fallback' : 'decoding');
+        if (R.state === 'prefilling' || R.state === 'failing_over') touch('decoding');
         const id = sampleToken(logits, { temperature: o.temperature, top_p: o.top_p }, rng);
         if (index === 0) {
           firstMs = this.now() - t0;
@@ -797,6 +413,7 @@ export class Orchestrator {
         out.push(id);
         context.push(id);
         const { text: delta, hit } = text.push(out);
+        streamed += delta;
         R.tokens_out = out.length;
         const now = this.now();
         R.recent.push(now);
@@ -808,7 +425,7 @@ export class Orchestrator {
         }
         touch();
         yield { event: 'token', data: { text: delta, token_id: id, index, logprob: logProb(logits, id) } };
-        if (out.length % 16 === 0 && via === 'pipeline') yield statusFrame();
+        if (out.length % 16 === 0) yield statusFrame();
         if (hit) {
           stopReason = 'stop';
           break;
@@ -822,14 +439,14 @@ export class Orchestrator {
         pending = [id];
       }
       const ms = this.now() - t0;
-      const tps = ms > 0 ? Math.round(((out.length * 1000) / ms) * 100) / 100 : 0;
+      const tps = ms > 0 ? Math.round((((out.length + localTokens) * 1000) / ms) * 100) / 100 : 0;
       R.tokens_per_s = tps;
       touch('completed');
       finished = true;
       this.d.metrics?.observe('distributed_inference_tokens_per_s', {}, tps);
       await this.d.events.append(EV.completed, {
         pipeline_id: pid,
-        tokens_out: out.length,
+        tokens_out: out.length + localTokens,
         tokens_per_s: tps,
         first_token_ms: firstMs,
         via,
@@ -838,7 +455,7 @@ export class Orchestrator {
       yield {
         event: 'done',
         data: {
-          tokens_out: out.length,
+          tokens_out: out.length + localTokens,
           stop_reason: stopReason,
           ms,
           first_token_ms: firstMs,
@@ -865,7 +482,12 @@ export class Orchestrator {
     if (r.state === 'cancelled') return;
     r.state = 'cancelled';
     r.updated_at = Math.floor(this.now() / 1000);
-    await this.d.events.append(EV.cancelled, { pipeline_id: r.pipeline_id }).catch(() => undefined);
+    await this.d.events.append(EV.cancelled, { pipeline_id: r.pipeline_id }).catch((e: unknown) =>
+      this.d.log?.warn('could not append pipeline.cancelled', {
+        pipeline_id: r.pipeline_id,
+        code: e instanceof HnError ? e.code : 'internal_error',
+      }),
+    );
   }
 
   private trimRuns(): void {
@@ -876,98 +498,4 @@ export class Orchestrator {
         if (this.runs.size <= 32) return;
       }
   }
-}
-
-function parseExclude(x: unknown): Set<string> {
-  if (x === undefined) return new Set();
-  if (
-    !Array.isArray(x) ||
-    x.length > 64 ||
-    !x.every((s) => typeof s === 'string' && s.length <= 300 && s.includes('@'))
-  )
-    throw new HnError('bad_request', 'exclude must be a list of shard_id@host', {
-      details: { field: 'exclude' },
-    });
-  return new Set(x as string[]);
-}
-
-interface ParsedRun {
-  pipeline_id?: string;
-  messages?: ChatMessage[];
-  prompt?: string;
-  prompt_tokens?: number[];
-  max_tokens: number;
-  temperature: number;
-  top_p: number;
-  seed: number;
-  stop: string[];
-  fallback_to_local: boolean;
-  max_failovers: number;
-  wire_dtype: WireDtype;
-  prefill_chunk_tokens: number;
-}
-
-function bad(msg: string, field: string): never {
-  throw new HnError('bad_request', msg, { details: { field } });
-}
-
-export function parseRunInput(i: RunInput, cfg: DistributedLlmSection): ParsedRun {
-  if (!i || typeof i !== 'object') bad('input must be an object', 'input');
-  const given = [i.messages, i.prompt, i.prompt_tokens].filter((x) => x !== undefined).length;
-  if (given !== 1) bad('give exactly one of messages, prompt, prompt_tokens', 'prompt');
-  if (i.pipeline_id !== undefined && typeof i.pipeline_id !== 'string')
-    bad('pipeline_id must be a string', 'pipeline_id');
-  if (i.pipeline_id === undefined && (i.model_id === undefined || i.weights_sha256 === undefined))
-    bad('give pipeline_id, or model_id and weights_sha256', 'pipeline_id');
-  if (i.prompt !== undefined && (typeof i.prompt !== 'string' || i.prompt.length > 65536))
-    bad('prompt must be a string', 'prompt');
-  if (
-    i.messages !== undefined &&
-    (!Array.isArray(i.messages) ||
-      i.messages.length === 0 ||
-      !i.messages.every((m) => m && typeof m.content === 'string' && typeof m.role === 'string'))
-  )
-    bad('messages must be [{role, content}]', 'messages');
-  if (
-    i.prompt_tokens !== undefined &&
-    (!Array.isArray(i.prompt_tokens) || i.prompt_tokens.length === 0 || i.prompt_tokens.length > 65536)
-  )
-    bad('prompt_tokens must be a non-empty list of ids', 'prompt_tokens');
-  const max_tokens = i.max_tokens ?? 256;
-  if (!Number.isInteger(max_tokens) || max_tokens < 1 || max_tokens > 4096)
-    bad('max_tokens must be 1..4096', 'max_tokens');
-  const temperature = i.temperature ?? 0;
-  const top_p = i.top_p ?? 1;
-  if (typeof temperature !== 'number' || typeof top_p !== 'number')
-    bad('temperature and top_p are numbers', 'temperature');
-  checkSampling({ temperature, top_p });
-  const seed = i.seed ?? 0;
-  if (!Number.isSafeInteger(seed)) bad('seed must be an integer', 'seed');
-  const stop = i.stop ?? [];
-  if (!Array.isArray(stop) || stop.length > 4 || !stop.every((s) => typeof s === 'string' && s.length <= 64))
-    bad('stop: at most 4 strings', 'stop');
-  const fallback = i.fallback_to_local ?? cfg.fallback_to_local;
-  if (typeof fallback !== 'boolean') bad('fallback_to_local must be a boolean', 'fallback_to_local');
-  const mf = i.max_failovers ?? Math.min(2, cfg.max_failovers_per_run);
-  if (!Number.isInteger(mf) || mf < 0 || mf > 2) bad('max_failovers must be 0..2', 'max_failovers');
-  const wire = i.wire_dtype ?? (cfg.default_dtype === 'fp32' ? 'fp32' : 'fp16');
-  if (wire !== 'fp16' && wire !== 'fp32') bad('wire_dtype must be fp16 or fp32', 'wire_dtype');
-  const chunk = i.prefill_chunk_tokens ?? cfg.prefill_chunk_tokens;
-  if (!Number.isInteger(chunk) || chunk < 16 || chunk > 512)
-    bad('prefill_chunk_tokens must be 16..512', 'prefill_chunk_tokens');
-  return {
-    ...(i.pipeline_id !== undefined ? { pipeline_id: i.pipeline_id } : {}),
-    ...(i.messages !== undefined ? { messages: i.messages } : {}),
-    ...(i.prompt !== undefined ? { prompt: i.prompt } : {}),
-    ...(i.prompt_tokens !== undefined ? { prompt_tokens: i.prompt_tokens } : {}),
-    max_tokens,
-    temperature,
-    top_p,
-    seed,
-    stop: stop.filter((s) => s.length > 0),
-    fallback_to_local: fallback,
-    max_failovers: mf,
-    wire_dtype: wire,
-    prefill_chunk_tokens: chunk,
-  };
 }

@@ -15,8 +15,9 @@
 import { base64 } from '@scure/base';
 import type { HearthnetConfig } from '../core/config.js';
 import { HnError } from '../core/errors.js';
-import { trustAtLeast, type NodeID, type Tensor, type TrustLevel } from '../core/types.js';
+import { trustAtLeast, type NodeID, type TrustLevel } from '../core/types.js';
 import { ULID_RE } from '../core/ulid.js';
+import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TensorGrant, TensorHost } from '../transport/tensor/host.js';
 import type { TensorSession } from '../transport/tensor/session.js';
@@ -31,50 +32,30 @@ import {
   SESSION_IDLE_S,
   SHARD_GRAPH_FORMAT,
   type InstalledShardModel,
-  type RangeBackend,
-  type RangeSession,
   type ShardDescriptor,
   type ShardHealth,
 } from './types.js';
+import {
+  checkHash,
+  checkNegotiation,
+  decodeInlineTensor,
+  kvReserve,
+  makeShardId,
+  parseShardId,
+  proposeRange,
+  type Coverage,
+  type HostSession,
+  type Reservation,
+  type ServeSpec,
+  type Served,
+} from './shard-input.js';
 import { checkWireTensor, fromWire, nonFinite, toWire, type WireDtype } from './wire.js';
 
-export type DistributedLlmSection = HearthnetConfig['distributed_llm'];
-
-/** Direct `shard.forward` carries at most 256 KiB of tensor data (B3). */
-export const INLINE_TENSOR_MAX = 256 * 1024;
-const HEX64 = /^[0-9a-f]{64}$/;
-const SHARD_ID_RE =
-  /^([A-Za-z0-9][A-Za-z0-9._/-]{0,127}):(\d{1,5})-(\d{1,5})(?::([A-Za-z0-9][A-Za-z0-9_.+-]{0,31}))?$/;
 const P95_WINDOW = 64;
 
-export interface ParsedShardId {
-  model_id: string;
-  lo: number;
-  hi: number;
-  tier?: string;
-}
-
-/** `<model_id>:<lo>-<hi>[:<tier>]`; malformed or lo > hi → `bad_request`. */
-export function parseShardId(id: unknown): ParsedShardId {
-  if (typeof id !== 'string' || id.length > 200)
-    throw new HnError('bad_request', 'shard_id must be a string');
-  const m = SHARD_ID_RE.exec(id);
-  if (!m) throw new HnError('bad_request', 'malformed shard_id (want <model_id>:<lo>-<hi>[:<tier>])');
-  const lo = Number(m[2]);
-  const hi = Number(m[3]);
-  if (lo > hi) throw new HnError('bad_request', 'shard_id layer range has lo > hi');
-  return { model_id: m[1]!, lo, hi, ...(m[4] ? { tier: m[4] } : {}) };
-}
-
-export function makeShardId(model: string, lo: number, hi: number, tier?: string): string {
-  return `${model}:${lo}-${hi}${tier ? `:${tier}` : ''}`;
-}
-
-export function checkHash(x: unknown, field: string): string {
-  if (typeof x !== 'string' || !HEX64.test(x))
-    throw new HnError('bad_request', `${field} must be 64 lower-case hex`, { details: { field } });
-  return x;
-}
+export type DistributedLlmSection = HearthnetConfig['distributed_llm'];
+export type { Coverage, ParsedShardId, ServeSpec } from './shard-input.js';
+export { checkHash, INLINE_TENSOR_MAX, makeShardId, parseShardId } from './shard-input.js';
 
 export interface ShardHostDeps {
   self: NodeID;
@@ -87,42 +68,9 @@ export interface ShardHostDeps {
   /** timer source (the module kit's clock); default the global one */
   setInterval?: (fn: () => void, ms: number) => () => void;
   transports?: string[];
+  /** where a failed event append is reported (ids and codes only) */
+  log?: Pick<Logger, 'warn'>;
 }
-
-interface Served {
-  model: InstalledShardModel;
-  backend: RangeBackend;
-  desc: ShardDescriptor;
-  sessions: Set<HostSession>;
-  reserved: Map<string, Reservation>;
-  latencies: number[];
-  lastUsed: number;
-  lastAdvert: number;
-}
-
-interface Reservation {
-  session_id: string;
-  caller: NodeID;
-  kvBytes: number;
-  timer: ReturnType<typeof setTimeout>;
-}
-
-interface HostSession {
-  session: TensorSession;
-  kv: RangeSession;
-  kvBytes: number;
-  lastActive: number;
-}
-
-export interface ServeSpec {
-  model_id: string;
-  /** Absent: propose one from the budget and `coverage`. */
-  layer_range?: [number, number];
-  tier?: string;
-}
-
-/** Replica count per layer of a model among other hosts' live ads. */
-export type Coverage = number[];
 
 export class ShardHost {
   private readonly served = new Map<string, Served>();
@@ -177,51 +125,15 @@ export class ShardHost {
     return b;
   }
 
-  /** KV reserve of one stream (B5): 2·(hi−lo+1)·H_kv·D·max_seq_len·sizeof(dtype). */
+  /** KV reserve of one stream (B5). */
   kvReserve(m: InstalledShardModel, lo: number, hi: number, maxSeq: number): number {
-    const size = m.compute_dtype === 'float16' ? 2 : 4;
-    return 2 * (hi - lo + 1) * m.num_kv_heads * m.head_dim * maxSeq * size;
+    return kvReserve(m, lo, hi, maxSeq);
   }
 
-  /**
-   * "Serve automatically": a range of whole manifest shards within the budget (weights + one stream's KV),
-   * starting at the first layer with no replica; with full coverage, at the least-replicated layer (lowest
-   * index on ties), extended over following shards with the same replica count.
-   */
+  /** "Serve automatically" (see `proposeRange` in shard-input.ts) within the free budget. */
   proposeRange(m: InstalledShardModel, coverage: Coverage): [number, number] {
-    const atoms = [...m.ranges].sort((a, b) => a[0] - b[0]);
-    const count = (r: [number, number]) => {
-      let c = Infinity;
-      for (let l = r[0]; l <= r[1]; l++) c = Math.min(c, coverage[l] ?? 0);
-      return c;
-    };
     const free = this.budget() > 0 ? this.budget() - this.usedBytes() : Infinity;
-    const fits = (lo: number, hi: number) =>
-      m.rangeBytes(lo, hi) + this.kvReserve(m, lo, hi, m.max_seq_len) <= free;
-    let startIdx = atoms.findIndex((a) => count(a) === 0);
-    let want = 0;
-    if (startIdx < 0) {
-      let best = Infinity;
-      atoms.forEach((a, i) => {
-        if (count(a) < best) {
-          best = count(a);
-          startIdx = i;
-        }
-      });
-      want = best;
-    }
-    const first = atoms[startIdx]!;
-    if (!fits(first[0], first[1]))
-      throw new HnError('capacity_exceeded', 'the memory budget does not fit one shard of this model', {
-        details: { needed_bytes: m.rangeBytes(first[0], first[1]), budget_bytes: free },
-      });
-    let hi = first[1];
-    for (let i = startIdx + 1; i < atoms.length; i++) {
-      const a = atoms[i]!;
-      if (count(a) !== want || !fits(first[0], a[1])) break;
-      hi = a[1];
-    }
-    return [first[0], hi];
+    return proposeRange(m, coverage, free);
   }
 
   /** Load and advertise a range. */
@@ -289,7 +201,9 @@ export class ShardHost {
     for (const h of [...s.sessions]) h.session.close(reason);
     for (const r of s.reserved.values()) clearTimeout(r.timer);
     await s.backend.release();
-    await this.d.events.append(EV.withdrawn, { shard_id: shardId, reason }).catch(() => undefined);
+    await this.d.events
+      .append(EV.withdrawn, { shard_id: shardId, reason })
+      .catch((e: unknown) => this.warn('could not append shard.withdrawn', shardId, e));
   }
 
   async stop(reason: 'stopped' | 'disabled' = 'stopped'): Promise<void> {
@@ -323,7 +237,9 @@ export class ShardHost {
           advertised_at: Math.floor(now / 1000),
           expires_at: Math.floor(now / 1000) + AD_TTL_S,
         };
-        await this.d.events.append(EV.advertised, { ...s.desc }).catch(() => undefined);
+        await this.d.events
+          .append(EV.advertised, { ...s.desc })
+          .catch((e: unknown) => this.warn('could not refresh the shard advert', id, e));
       }
     }
   }
@@ -446,24 +362,7 @@ export class ShardHost {
       // X08 sessions are the session scope; their KV is not reachable through the bus form
       throw new HnError('not_found', 'no such forward session');
     }
-    const t = input.tensor as Record<string, unknown> | undefined;
-    if (!t || typeof t !== 'object') throw new HnError('bad_request', 'tensor is required');
-    if (t.dtype !== 'fp16' && t.dtype !== 'fp32')
-      throw new HnError('bad_request', 'tensor.dtype must be fp16 or fp32');
-    if (!Array.isArray(t.shape) || !t.shape.every((x) => Number.isSafeInteger(x) && x >= 0))
-      throw new HnError('bad_request', 'tensor.shape must be a list of non-negative integers');
-    if (typeof t.data !== 'string') throw new HnError('bad_request', 'tensor.data must be base64');
-    if (t.data.length > Math.ceil((INLINE_TENSOR_MAX * 4) / 3) + 4)
-      throw new HnError('tensor_too_large', `inline tensors carry at most ${INLINE_TENSOR_MAX} bytes`);
-    let data: Uint8Array;
-    try {
-      data = base64.decode(t.data);
-    } catch {
-      throw new HnError('bad_request', 'tensor.data is not valid base64');
-    }
-    if (data.length > INLINE_TENSOR_MAX)
-      throw new HnError('tensor_too_large', `inline tensors carry at most ${INLINE_TENSOR_MAX} bytes`);
-    const tensor: Tensor = { dtype: t.dtype, shape: t.shape as number[], data };
+    const tensor = decodeInlineTensor(input.tensor);
     checkWireTensor(tensor, s.desc.hidden_size, s.desc.max_seq_len);
     const bad = nonFinite(tensor);
     if (bad) throw new HnError('bad_request', 'tensor holds non-finite values', { details: { reason: bad } });
@@ -473,11 +372,11 @@ export class ShardHost {
     const t0 = this.now();
     try {
       const out = await this.run(() => kv.forward(fromWire(tensor, s.backend.compute_dtype)));
-      const wire = toWire(out, t.dtype);
+      const wire = toWire(out, tensor.dtype as WireDtype);
       const ms = this.now() - t0;
       this.record(s, ms);
       return {
-        tensor: { dtype: t.dtype, shape: wire.shape, data: base64.encode(wire.data) },
+        tensor: { dtype: tensor.dtype as WireDtype, shape: wire.shape, data: base64.encode(wire.data) },
         past_len_after: kv.pastLength,
         ms,
       };
@@ -553,8 +452,16 @@ export class ShardHost {
   private run<T>(fn: () => Promise<T>): Promise<T> {
     this.queued++;
     const p = this.queue.then(fn, fn);
-    this.queue = p.catch(() => undefined);
+    // the chain only orders forwards: a failure reaches its caller through `p`, the next forward still runs
+    this.queue = p.then(
+      () => undefined,
+      () => undefined,
+    );
     return p.finally(() => this.queued--);
+  }
+
+  private warn(msg: string, shard_id: string, e: unknown): void {
+    this.d.log?.warn(msg, { shard_id, code: e instanceof HnError ? e.code : 'internal_error' });
   }
 
   private record(s: Served, ms: number): void {
@@ -563,20 +470,4 @@ export class ShardHost {
     s.lastUsed = this.now();
     this.d.metrics?.observe('distributed_inference_shard_forward_ms', { shard_id: s.desc.shard_id }, ms);
   }
-}
-
-function checkNegotiation(n: unknown): void {
-  if (!n || typeof n !== 'object' || Array.isArray(n))
-    throw new HnError('bad_request', 'negotiation must be an object');
-  const o = n as Record<string, unknown>;
-  if (o.preferred_dtype !== undefined && o.preferred_dtype !== 'fp16' && o.preferred_dtype !== 'fp32')
-    throw new HnError('bad_request', 'negotiation.preferred_dtype must be fp16 or fp32');
-  if (o.compression !== undefined && o.compression !== 'zstd' && o.compression !== 'none')
-    throw new HnError('bad_request', 'negotiation.compression must be zstd or none');
-  const mcb = o.max_chunk_bytes;
-  if (mcb !== undefined && (!Number.isInteger(mcb) || (mcb as number) < 1024 || (mcb as number) > 1048576))
-    throw new HnError('bad_request', 'negotiation.max_chunk_bytes must be 1024..1048576');
-  const fw = o.flow_window;
-  if (fw !== undefined && (!Number.isInteger(fw) || (fw as number) < 1 || (fw as number) > 64))
-    throw new HnError('bad_request', 'negotiation.flow_window must be 1..64');
 }

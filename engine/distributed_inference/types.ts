@@ -4,7 +4,6 @@
  * (inference worker) and in Node tests (ORT-web WASM in process).
  */
 import type { HiddenDtype } from '../llm/runtime.js';
-import type { StepModel } from '../llm/generate.js';
 import type { ChatMessage } from '../llm/tokenizer.js';
 import type { CutStat } from '../llm/manifest.js';
 import type { ShardPath } from './plan.js';
@@ -137,9 +136,6 @@ export interface OrchestratorModel {
   decode(ids: number[]): string;
   eosIds: number[];
 }
-
-/** The local fallback (B6 step 7): the unsplit graph of the same export, one KV context per call. */
-export type LocalModelFactory = (model_id: string, weights_sha256: string) => Promise<StepModel | undefined>;
 
 export interface OrderedShard {
   shard_id: string;

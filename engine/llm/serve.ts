@@ -123,7 +123,10 @@ export class LlmService {
         handler: async function* (
           req: { params: { model: string; ctx?: number }; input: ChatInput },
           ctx: CallContext,
-        ): AsyncGenerator<StreamFrame, { tokens_out: number; stop_reason: StopReason; ms: number }> {
+        ): AsyncGenerator<
+          StreamFrame,
+          { tokens_out: number; stop_reason: StopReason; ms: number; held_token_ids?: number[] }
+        > {
           const llm = self.models.get(req.params.model);
           if (!llm)
             throw new HnError('not_found', `model ${req.params.model.slice(0, 128)} is not loaded here`);
@@ -146,6 +149,7 @@ export class LlmService {
             signal: ctx.signal,
           });
           let n = 0;
+          let held: number[] = [];
           try {
             for (;;) {
               const step = await it.next();
@@ -159,11 +163,25 @@ export class LlmService {
                   tokens_out: step.value.tokens_out,
                   stop_reason: STOP[step.value.stop_reason] ?? 'end',
                   ms: Date.now() - t0,
+                  // ids of trailing tokens whose text never completed (no token frame carried them)
+                  ...(held.length ? { held_token_ids: held } : {}),
                 };
               }
               n++;
-              if (step.value.text)
-                yield { event: 'token', data: { text: step.value.text, logprob: step.value.logprob } };
+              // a token whose text is held back (part of a UTF-8 character) rides on the next frame's token_ids
+              held.push(step.value.token_id);
+              if (step.value.text) {
+                yield {
+                  event: 'token',
+                  data: {
+                    text: step.value.text,
+                    token_id: step.value.token_id,
+                    token_ids: held,
+                    logprob: step.value.logprob,
+                  },
+                };
+                held = [];
+              }
             }
           } catch (e) {
             if (ctx.signal.aborted) return { tokens_out: n, stop_reason: 'cancelled', ms: Date.now() - t0 };
@@ -186,6 +204,7 @@ export class LlmService {
               id,
               engine: i.engine,
               mode: i.mode,
+              ...(i.weights_sha256 ? { weights_sha256: i.weights_sha256 } : {}),
               layers: i.layers,
               vocab_size: i.vocab_size,
               max_seq_len: i.max_seq_len,

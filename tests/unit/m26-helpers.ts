@@ -62,8 +62,12 @@ export async function makeFixture(
   return { dir, tiny, splitDir, manifest, whole, orch };
 }
 
-/** Greedy reference tokens of the monolithic model (B9 oracle). */
-export async function reference(f: Fixture, prompt: string, n: number): Promise<number[]> {
+/** Greedy reference tokens of the monolithic model (B9 oracle); a prompt string or a conversation. */
+export async function reference(
+  f: Fixture,
+  prompt: string | { role: string; content: string }[],
+  n: number,
+): Promise<number[]> {
   const out: number[] = [];
   for await (const t of f.whole.generate(prompt, { max_tokens: n, temperature: 0 })) out.push(t.token_id);
   return out;
@@ -135,14 +139,6 @@ export async function m26Node(
       installed: () => (opts.serve === false ? [] : [inst]),
       orchestrator: async (m, w) =>
         m === f.orch.model_id && w === f.orch.weights_sha256 ? f.orch : undefined,
-      ...(opts.local
-        ? {
-            local: async (m: string, w: string) =>
-              m === f.manifest.model_id && w === f.manifest.weights_sha256
-                ? f.whole.openContext()
-                : undefined,
-          }
-        : {}),
     },
   });
   const base = { ...ON, ...opts.config } as Record<string, Record<string, unknown>>;
@@ -152,6 +148,8 @@ export async function m26Node(
     ...(opts.founder ? { community: { community_id: opts.founder.id } } : {}),
   } as ConfigPatch;
   const n = await createNode({ config: cfg, modules: [def] });
+  // the local fallback is the unsplit model served on this node's bus as llm.chat (B6 step 7)
+  if (opts.local) n.serveModel(f.whole);
   const parts = () => {
     const a = distributedLlmApi(n.id);
     if (!a) throw new Error('distributed_llm is not running');

@@ -139,6 +139,48 @@ describe('M26 pipeline over real nodes', () => {
     expect(orch.node.metrics.total('distributed_inference_failovers_total')).toBe(1);
   }, 180_000);
 
+  it('a paused stream: idle sessions are pinged, a host gone meanwhile shows degraded at once, the run fails over on resume', async () => {
+    const ref = await reference(f, PROMPT, 12);
+    const { orch } = await mesh(
+      [
+        [0, 1],
+        [2, 3],
+        [2, 3],
+      ],
+      { config: { distributed_llm: { shard_heartbeat_seconds: 1, failover_timeout_seconds: 2 } } },
+    );
+    const it = orch.node.stream(CAP.run, runInput({ max_tokens: 12 }))[Symbol.asyncIterator]();
+    const frames: StreamFrame[] = [];
+    let victim: { host: string; shard_id: string } | null = null;
+    while (frames.filter((x) => x.event === 'token').length < 3) {
+      const r = await it.next();
+      if (r.done) throw new Error('the run ended early');
+      frames.push(r.value);
+      if (r.value.event === 'shard_status' && !victim)
+        victim = r.value.data.shards.find((s: { shard_id: string }) => s.shard_id.includes(':2-3'));
+    }
+    // the consumer pauses; the victim's link goes down meanwhile (nothing is being sent to it)
+    orch.node.session(victim!.host as never)!.close('killed');
+    const key = `${victim!.shard_id}@${victim!.host}`;
+    await expect
+      .poll(
+        async () => {
+          const st = await orch.node.call(CAP.status, {});
+          return st.pipelines[0].shards[key]?.status;
+        },
+        { timeout: 20_000, interval: 200 },
+      )
+      .toBe('degraded');
+    for (;;) {
+      const r = await it.next();
+      if (r.done) break;
+      frames.push(r.value);
+    }
+    expect(tokensOf(frames)).toEqual(ref);
+    expect(doneOf(frames)).toMatchObject({ failovers: 1, via: 'pipeline' });
+    expect(frames.find((x) => x.event === 'shard_failover')!.data.failed_shard).toBe(key);
+  }, 120_000);
+
   it('a host returning NaN is detected (corruption metric + 1) and replaced by the replica; with no replica → pipeline_failed', async () => {
     const ref = await reference(f, PROMPT, 24);
     let target: string | null = null;
@@ -254,7 +296,13 @@ describe('M26 pipeline over real nodes', () => {
   }, 120_000);
 
   it('failovers exhausted: with the unsplit model → pipeline_aborted{fallback:local}, via local, same text; without → pipeline_failed', async () => {
-    const ref = await reference(f, PROMPT, 24);
+    // the fallback is llm.chat, which takes a conversation: the run is asked with messages
+    const messages = [{ role: 'user', content: PROMPT }];
+    const ref = await reference(f, messages, 24);
+    const chatInput = (extra: Record<string, unknown>) => {
+      const { prompt: _p, ...rest } = runInput(extra);
+      return { ...rest, messages };
+    };
     const { orch } = await mesh(
       [
         [0, 1],
@@ -264,14 +312,23 @@ describe('M26 pipeline over real nodes', () => {
     );
     let victim: string | null = null;
     const frames: StreamFrame[] = [];
-    for await (const fr of orch.node.stream(CAP.run, runInput({ max_failovers: 0 }))) {
+    for await (const fr of orch.node.stream(CAP.run, chatInput({ max_failovers: 0 }))) {
       frames.push(fr);
       if (fr.event === 'shard_status' && !victim) victim = fr.data.shards[1].host;
       if (fr.event === 'token' && fr.data.index === 4) orch.node.session(victim as never)!.close('killed');
     }
     expect(tokensOf(frames)).toEqual(ref);
     expect(frames.find((x) => x.event === 'pipeline_aborted')!.data).toMatchObject({ fallback: 'local' });
-    expect(doneOf(frames)).toMatchObject({ via: 'local', failovers: 1 });
+    expect(doneOf(frames)).toMatchObject({ via: 'local', failovers: 1, tokens_out: ref.length });
+    // the text streamed equals the local model's own answer (nothing repeated or lost at the switch)
+    const whole: string[] = [];
+    for await (const t of f.whole.generate(messages, { max_tokens: 24, temperature: 0 })) whole.push(t.text);
+    expect(
+      frames
+        .filter((x) => x.event === 'token')
+        .map((x) => x.data.text)
+        .join(''),
+    ).toBe(whole.join(''));
     expect(orch.node.metrics.total('distributed_inference_fallbacks_total')).toBe(1);
 
     // no local model here
@@ -283,7 +340,7 @@ describe('M26 pipeline over real nodes', () => {
     const seen: StreamFrame[] = [];
     await expect(
       (async () => {
-        for await (const fr of other.orch.node.stream(CAP.run, runInput({ max_failovers: 0 }))) {
+        for await (const fr of other.orch.node.stream(CAP.run, chatInput({ max_failovers: 0 }))) {
           seen.push(fr);
           if (fr.event === 'shard_status' && !v2) v2 = fr.data.shards[0].host;
           if (fr.event === 'token' && fr.data.index === 2)
