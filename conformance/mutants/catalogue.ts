@@ -199,8 +199,8 @@ export const MUTANTS: Mutant[] = [
     'core/transport',
     'signed calls run without verifying the signature',
     RPC,
-    'if (m.from !== peer || !verifyObject(signed, peer)) {',
-    'if (m.from !== peer) {',
+    'verified = m.from === peer && (await verifyObjectAsync(signed, peer));',
+    'verified = m.from === peer;',
   ),
   m(
     'link-no-live-gossip',
