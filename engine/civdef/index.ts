@@ -5,6 +5,7 @@
  * (registered only while on), the ten event types, the module's own stores, receipt of peers' events.
  * M30 and M29 are reached only through the bus.
  */
+import { HnError } from '../core/errors.js';
 import * as C from '../core/constants.js';
 import { NODE_ID_RE, bool, int, nullableStr, oneOf, strList } from '../core/config-fields.js';
 import type { Capability } from '../bus/types.js';
@@ -167,7 +168,15 @@ export const civdef: ModuleDefinition<'civdef', typeof config> = {
         // catch up: events that arrived while the module was off (or before a reload)
         for (const t of RECEIVED)
           for (const ev of await c.events.list({ type: t })) if (ev.author !== c.self) s.ingest(ev);
-        c.clock.setInterval(() => void s.verifyAudit().catch(() => undefined), 86_400_000);
+        c.clock.setInterval(
+          () =>
+            void s.verifyAudit().catch((e: unknown) =>
+              c.log.warn('civdef: daily audit verification failed', {
+                code: e instanceof HnError ? e.code : 'internal',
+              }),
+            ),
+          86_400_000,
+        );
       },
       stop() {
         if (svc && CIVDEF_SERVICES.get(c.self) === svc) CIVDEF_SERVICES.delete(c.self);

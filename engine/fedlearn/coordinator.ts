@@ -65,6 +65,7 @@ export interface CoordDeps {
   card(): ModelCard | null;
   storeAdapter(sha: string, bytes: Uint8Array, meta: Record<string, unknown>): Promise<void>;
   maxBytes(): number;
+  log?: { warn(msg: string, data?: Record<string, unknown>): void };
 }
 
 const iso = (t: number) => new Date(t).toISOString();
@@ -241,8 +242,16 @@ export class Coordinator {
     });
     r.subs.set(caller, { delta_sha: sha, bytes, num_samples: s.num_samples, receipt });
     if (r.subs.size === r.joined.size && r.subs.size >= m.min_participants)
-      void this.finalize(m.round_id).catch(() => undefined);
+      void this.finalize(m.round_id).catch((e: unknown) => this.finalizeFailed(m.round_id, e));
     return receipt;
+  }
+
+  /** A finalize nobody awaits (all submitted, or the deadline timer): its failure is logged, never lost. */
+  finalizeFailed(round_id: string, e: unknown) {
+    this.d.log?.warn('fedlearn: finalize failed', {
+      round_id,
+      code: e instanceof HnError ? e.code : 'internal',
+    });
   }
 
   status(id: string, caller: string | null) {

@@ -80,6 +80,7 @@ export class FedLearnService {
       card: () => this.base?.card ?? null,
       maxBytes: () => d.settings().submission_max_bytes,
       storeAdapter: (sha, bytes, meta) => this.storeAdapter(sha, bytes, meta),
+      log: d.log,
     });
   }
 
@@ -188,7 +189,10 @@ export class FedLearnService {
     this.known.set(manifest.round_id, { manifest, manifest_sha: sha, local: 'SEEN', statusFailures: 0 });
     await this.d.append('fedlearn.round.announced', { manifest, manifest_sha: sha });
     this.d.setTimeout(
-      () => void this.coord.finalize(manifest.round_id).catch(() => undefined),
+      () =>
+        void this.coord
+          .finalize(manifest.round_id)
+          .catch((e: unknown) => this.coord.finalizeFailed(manifest.round_id, e)),
       Date.parse(manifest.deadline) - this.d.now(),
     );
     return { round_id: manifest.round_id, manifest, manifest_sha: sha };
