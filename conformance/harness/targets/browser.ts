@@ -299,7 +299,10 @@ export class BrowserTarget implements Target {
     }
     this.relay = await createRelay({ host: '127.0.0.1', port: 0, staticDir: this.appDir, log: () => {} });
     const t0 = Date.now();
-    this.peerList = await Promise.all(Array.from({ length: n }, () => this.launch()));
+    // peer 0 first: on this fresh relay it founds the relay's home community before anyone else can
+    // (launched together, two peers raced to found it and one ended in the other's community)
+    const first = await this.launch();
+    this.peerList = [first, ...(await Promise.all(Array.from({ length: n - 1 }, () => this.launch())))];
     this.browserVersion = this.peerList[0]!.browser.version();
     this.community = await this.peerList[0]!.page.evaluate('window.hearthnet.communityId');
     // the others join peer 0's community (what the join banner does) and restart in it
