@@ -20,6 +20,9 @@ import {
   RELAY_PASS_DELEGATED_MAX_TTL_SECONDS,
   type RelayPass,
 } from '../../engine/net/relay-wire.js';
+import { RelayPasses } from '../../engine/net/relay-passes.js';
+import { openMemoryStorage } from '../../engine/store/memory.js';
+import { CORE_SCHEMA } from '../../engine/store/core-schema.js';
 import { createRelay, type Relay } from '../../relay/server.js';
 import { RawClient, joinRaw, type Json } from './relay-helpers.js';
 
@@ -146,6 +149,63 @@ describe('room pass chains (codec)', () => {
   });
 });
 
+describe('passes on a node (RelayPasses)', () => {
+  it('the founder hands one pass per link, renews it past half its lifetime; a member keeps the best, persisted', async () => {
+    let now = Date.now();
+    const DAY = 24 * HOUR;
+    const [founder, member, stranger] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
+    const name = `pass-keeper-${now}`;
+    const deps = (keys: typeof founder, store: Awaited<ReturnType<typeof openMemoryStorage>>) => ({
+      keys,
+      store,
+      communityId: founder.nodeId,
+      admission: () => 'invite' as const,
+      levelOf: (n: NodeID) => (n === member.nodeId ? ('member' as const) : null),
+      now: () => now,
+    });
+    const F = new RelayPasses(deps(founder, await openMemoryStorage(`${name}-f`, CORE_SCHEMA)));
+    const mStore = await openMemoryStorage(name, CORE_SCHEMA);
+    const M = new RelayPasses(deps(member, mStore));
+    await M.load();
+    expect(M.current()).toBeUndefined();
+    const sent: RelayPass[] = [];
+    const got: Promise<void>[] = [];
+    const links = [member, stranger].map((k) => ({
+      peer: k.nodeId,
+      link: {},
+      send: async (p: RelayPass) => {
+        sent.push(p);
+        got.push(M.onLinkMessage(founder.nodeId, p));
+      },
+    }));
+    F.handOut(links);
+    F.handOut(links);
+    expect(sent.map((p) => p.node_id)).toEqual([member.nodeId]); // not the stranger, once per link
+    await Promise.all(got);
+    expect(M.current()).toEqual(sent[0]);
+    now += 14 * DAY;
+    F.handOut(links);
+    expect(sent).toHaveLength(1);
+    now += 2 * DAY; // past half of the 30-day lifetime: renewed
+    F.handOut(links);
+    expect(sent).toHaveLength(2);
+    await Promise.all(got);
+    expect(M.current()).toEqual(sent[1]);
+    // a founder pass relayed by another peer, a delegated pass, or a shorter one do not replace it
+    const fresh = issueRelayPass(founder, member.nodeId, now, 40 * 24 * 3600);
+    await M.onLinkMessage(stranger.nodeId, fresh);
+    expect(await M.accept(issueRelayPass(founder, member.nodeId, now, 3600))).toBe(false);
+    expect(M.current()).toEqual(sent[1]);
+    // persisted: a restarted node shows it; once it has run out, nothing
+    const M2 = new RelayPasses(deps(member, mStore));
+    await M2.load();
+    expect(M2.current()).toEqual(sent[1]);
+    now += 31 * DAY;
+    await M2.load();
+    expect(M2.current()).toBeUndefined();
+  });
+});
+
 describe('room pass chains at the relay', () => {
   it('a delegated pass joins the members; forged, expired and overlong chains are refused and closed', async () => {
     const relay = await quietRelay();
@@ -209,8 +269,6 @@ describe('invite flow over a real relay', () => {
     n.joinRelay({ url: relay.wsUrl, WebSocket, backoffInitialMs: 100, ...(relayPass ? { relayPass } : {}) });
   const linked = (n: HearthNode, p: HearthNode) => n.peers().some((x) => x.id === p.id && x.state === 'open');
   const storedPass = async (name: string) => {
-    const { openMemoryStorage } = await import('../../engine/store/memory.js');
-    const { CORE_SCHEMA } = await import('../../engine/store/core-schema.js');
     const st = await openMemoryStorage(name, CORE_SCHEMA);
     const rec = await st.get<{ pass: RelayPass }>('meta', 'relay_pass');
     await st.close();
