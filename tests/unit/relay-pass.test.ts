@@ -149,6 +149,34 @@ describe('room pass chains (codec)', () => {
   });
 });
 
+describe('room pass fuzz', () => {
+  it('checkRelayPass never throws on arbitrary input, including deep `by` nesting, and admits none of it', () => {
+    const founder = generateKeyPair();
+    const member = generateKeyPair();
+    const now = Date.now();
+    const good = delegateRelayPass(member, issueRelayPass(founder, member.nodeId, now), founder.nodeId, now);
+    let deep: unknown = good;
+    for (let i = 0; i < 10_000; i++) deep = { ...good, by: deep };
+    expect(checkRelayPass(deep, founder.nodeId, founder.nodeId, now)).toBe('bad_request');
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.jsonValue(), (a, b) => {
+        const asBy = { ...(good as unknown as Json), by: a };
+        return (
+          checkRelayPass(a, founder.nodeId, founder.nodeId, now) !== null &&
+          checkRelayPass(asBy, founder.nodeId, founder.nodeId, now) !== null &&
+          checkRelayPass(
+            { ...asBy, by: { ...(good.by as unknown as Json), x: b } },
+            founder.nodeId,
+            founder.nodeId,
+            now,
+          ) !== null
+        );
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
 describe('passes on a node (RelayPasses)', () => {
   it('the founder hands one pass per link, renews it past half its lifetime; a member keeps the best, persisted', async () => {
     let now = Date.now();
