@@ -19,7 +19,8 @@ import { BUILTIN_MODULES } from './modules/builtin.js';
 import type { ModuleHost } from './modules/host.js';
 import type { AnyModuleDefinition } from './modules/module.js';
 import { Mesh } from './net/mesh.js';
-import { issueRelayPass } from './net/relay-wire.js';
+import { RELAY_PASS_LINK_TYPE, type RelayPasses } from './net/relay-passes.js';
+import type { Clock } from './core/vocab.js';
 import type { PeerTable } from './net/peer-table.js';
 import { LlmService } from './llm/serve.js';
 import type { LogBook } from './observability/logger.js';
@@ -129,6 +130,8 @@ export interface NodeParts {
   tensors: TensorHost;
   community: CommunityView;
   communityId: NodeID;
+  passes: RelayPasses;
+  clock: Clock;
   onClose(): void;
 }
 
@@ -151,6 +154,27 @@ export function buildNodeApi(p: NodeParts): HearthNode {
   let mesh: Mesh | null = null;
   const llm = new LlmService(bus, p.metrics);
   const configListeners = new Set<(c: HearthnetConfig) => void>();
+  // the founder of an invite community hands each linked member or invitee a room pass, and renews it
+  const handOut = () =>
+    p.passes.handOut(
+      peers
+        .list()
+        .filter((x) => x.state === 'open')
+        .flatMap((x) => {
+          const s = peers.sessions.get(x.id);
+          return s
+            ? [
+                {
+                  peer: x.id,
+                  link: s,
+                  send: (pass: unknown) => s.sendModuleMessage(RELAY_PASS_LINK_TYPE, pass),
+                },
+              ]
+            : [];
+        }),
+    );
+  const offPeers = peers.onChange(handOut);
+  const stopRenew = p.clock.setInterval(handOut, 3600_000);
   const enabledNow = (m: string) =>
     Boolean((cfg.config as unknown as Record<string, { enabled?: boolean }>)[m]?.enabled);
 
@@ -217,19 +241,15 @@ export function buildNodeApi(p: NodeParts): HearthNode {
     connect: (port, info) => peers.connect(port, info),
     peers: () => peers.list(),
     onPeersChange: (cb) => peers.onChange(cb),
-    issueRelayPass(peer, ttlSeconds) {
-      if (keys.nodeId !== communityId)
-        throw new HnError('unauthorized', 'only the founder holds the community key that signs room passes');
-      return issueRelayPass(keys, peer, Date.now(), ttlSeconds);
-    },
+    issueRelayPass: (peer, ttlSeconds) => p.passes.issue(peer, ttlSeconds),
     async joinRelay(opts) {
       if (closed) throw new HnError('closed', 'node is closed');
       mesh?.stop();
-      // the founder of an invite community joins its room's members with a pass of its own
-      const ownPass =
-        community.admission === 'invite' && keys.nodeId === communityId
-          ? { relayPass: issueRelayPass(keys, keys.nodeId, Date.now()) }
-          : {};
+      // a pass handed in (with an invite) is kept; the join shows the best pass this node holds
+      // (the founder signs its own), read again at each reconnect so a renewed one is used
+      const given = typeof opts.relayPass === 'function' ? opts.relayPass() : opts.relayPass;
+      if (given) await p.passes.accept(given);
+      const ownPass = { relayPass: () => p.passes.current() ?? given };
       mesh = new Mesh(
         {
           keys,
@@ -240,7 +260,7 @@ export function buildNodeApi(p: NodeParts): HearthNode {
           openSession: (peer) => peers.sessions.get(peer),
           log: p.logs.logger('mesh'),
         },
-        { displayName: cfg.config.identity.display_name, ...ownPass, ...opts },
+        { displayName: cfg.config.identity.display_name, ...opts, ...ownPass },
       );
       mesh.start();
       await mesh.client.waitReady();
@@ -255,6 +275,8 @@ export function buildNodeApi(p: NodeParts): HearthNode {
     tensors,
     async close() {
       if (closed) return;
+      offPeers();
+      stopRenew();
       tensors.closeAll('node closed', true);
       mesh?.stop();
       await host.stopAll();

@@ -3,6 +3,7 @@
  * table, tensor transport and the module host into one node. The same code runs in a browser tab
  * and in Node. The public API object is assembled in node-api.ts.
  */
+import { RELAY_PASS_LINK_TYPE, RelayPasses } from './net/relay-passes.js';
 import { Bus } from './bus/bus.js';
 import type { CallOptions, StreamFrame } from './bus/types.js';
 import type { ConfigPatch, HearthnetConfig, ModuleName } from './core/config.js';
@@ -106,8 +107,9 @@ export interface HearthNode {
   /** join the community room at a relay: discover peers, link directly (WebRTC) or through the relay */
   joinRelay(opts: JoinOptions): Promise<void>;
   /**
-   * Founder only: a room pass for `node` (relay-wire RelayPass), handed to an invitee with its
-   * invite so that it joins the invite community's room as a member; `unauthorized` otherwise.
+   * A room pass for `node` (relay-wire RelayPass), handed to an invitee with its invite so that it
+   * joins the invite community's room as a member: the founder signs one; a member holding the
+   * founder's pass delegates one (≤ 7 days); `unauthorized` otherwise.
    */
   issueRelayPass(node: NodeID, ttlSeconds?: number): RelayPass;
   leaveRelay(): void;
@@ -138,6 +140,16 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
   const { bus, log } = wireCore({ keys, store, community, metrics, defs, isOn, now: options.now });
   await log.open();
   await foundCommunity(log, community, keys.nodeId, communityId, cfg.config);
+  const passes = new RelayPasses({
+    keys,
+    store,
+    communityId,
+    admission: () => community.admission,
+    levelOf: (n) => community.levelOf(n),
+    now: clock.now,
+    log: logs.logger('relay-pass'),
+  });
+  await passes.load();
   let linkHook: LinkProtocolHook | null = null;
   let closed = false;
   const { peers, tensors } = wireLinks({
@@ -152,7 +164,8 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
     logs,
     options,
     hook: () => linkHook,
-    onModuleMessage: (peer, t, p) => host?.deliverLink(peer, t, p),
+    onModuleMessage: (peer, t, p) =>
+      t === RELAY_PASS_LINK_TYPE ? void passes.onLinkMessage(peer, p) : host?.deliverLink(peer, t, p),
   });
   host = new ModuleHost(
     moduleHostDeps({
@@ -190,6 +203,8 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
     tensors,
     community,
     communityId,
+    passes,
+    clock,
     onClose: () => void (closed = true),
   });
 }

@@ -26,10 +26,11 @@ export interface JoinOptions {
   wrtc?: unknown;
   displayName?: string;
   /**
-   * Room pass for an invite community (issued by its founder, `node.issueRelayPass`); the
-   * founder of an invite community makes its own. Open communities need none.
+   * Room pass for an invite community (issued by its founder or delegated by a member,
+   * `node.issueRelayPass`), or a function read at each (re)join; the node keeps the passes the
+   * founder hands it and shows the best one. Open communities need none.
    */
-  relayPass?: RelayPass;
+  relayPass?: RelayPass | (() => RelayPass | undefined);
   /** reconnect backoff start (tests shorten it) */
   backoffInitialMs?: number;
 }

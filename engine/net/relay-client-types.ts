@@ -56,7 +56,7 @@ export interface RelayClientOptions {
    * Room pass (relay-wire RelayPass) for an invite community's room: with it the client joins
    * the room's members; without it the room's open side (open communities need none).
    */
-  pass?: RelayPass;
+  pass?: RelayPass | (() => RelayPass | undefined);
   WebSocket: WebSocketConstructor;
   /** Reconnect after an unexpected close (default true). */
   reconnect?: boolean;

@@ -276,7 +276,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
           msg.nonce,
           this.now(),
           this.opts.displayName,
-          this.opts.pass,
+          typeof this.opts.pass === 'function' ? this.opts.pass() : this.opts.pass,
         );
         this.tHello = this.opts.now();
         this.sendText(hello);

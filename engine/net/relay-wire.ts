@@ -214,8 +214,17 @@ export interface RelayPass {
   room: NodeID;
   node_id: NodeID;
   expires_at: string;
+  /**
+   * Delegation: the issuer's own pass, signed by the community key. Present, this pass is signed
+   * by `by.node_id` (a member inviting someone), not by the community key; absent, by the founder.
+   */
+  by?: RelayPass;
   signature: string;
 }
+/** Longest pass chain: community key → member → invitee (a delegated pass cannot delegate). */
+export const RELAY_PASS_MAX_CHAIN = 2;
+/** Longest lifetime of a delegated pass (an invite's admission until the founder sends its own). */
+export const RELAY_PASS_DELEGATED_MAX_TTL_SECONDS = 7 * 24 * 3600;
 /** Longest pass lifetime the relay accepts (a pass names its own expiry; the founder renews). */
 export const RELAY_PASS_MAX_TTL_SECONDS = 90 * 24 * 3600;
 /** Default lifetime of a pass issued by `issueRelayPass`. */
@@ -241,18 +250,56 @@ export function issueRelayPass(
   return signObject(community, body) as unknown as RelayPass;
 }
 
-const PASS_KEYS = new Set(['v', 'type', 'room', 'node_id', 'expires_at', 'signature']);
+const PASS_KEYS = new Set(['v', 'type', 'room', 'node_id', 'expires_at', 'by', 'signature']);
+
+/**
+ * A member holding a founder-signed pass (`own`) delegates admission to `invitee`: the pass is
+ * signed by the member and carries `own` as `by`; it expires at the earlier of `own` and
+ * `ttlSeconds` (≤ RELAY_PASS_DELEGATED_MAX_TTL_SECONDS). `unauthorized` when `own` is not a
+ * direct pass of `member`, `expired` when it has run out.
+ */
+export function delegateRelayPass(
+  member: KeyPair,
+  own: RelayPass,
+  invitee: NodeID,
+  nowMs: number,
+  ttlSeconds = RELAY_PASS_DELEGATED_MAX_TTL_SECONDS,
+): RelayPass {
+  if (!NODE_ID_RE.test(invitee)) throw new HnError('bad_request', 'a pass names a NodeID');
+  if (!(ttlSeconds > 0 && ttlSeconds <= RELAY_PASS_DELEGATED_MAX_TTL_SECONDS))
+    throw new HnError(
+      'bad_request',
+      `delegated lifetime must be in (0, ${RELAY_PASS_DELEGATED_MAX_TTL_SECONDS}] s`,
+    );
+  if (own.by !== undefined || own.node_id !== member.nodeId)
+    throw new HnError('unauthorized', 'only a direct pass of this node can be delegated');
+  const bad = checkRelayPass(own, own.room, member.nodeId, nowMs);
+  if (bad) throw new HnError(bad === 'expired' ? 'expired' : 'unauthorized', `own pass: ${bad}`);
+  const until = Math.min(nowMs + ttlSeconds * 1000, parseWallClock(own.expires_at)!);
+  const body = {
+    v: 1 as const,
+    type: 'relay.pass' as const,
+    room: own.room,
+    node_id: invitee,
+    expires_at: wallClockMs(until),
+    by: own,
+  };
+  return signObject(member, body) as unknown as RelayPass;
+}
 
 /**
  * Check a pass for (`room`, `nodeId`) at `nowMs`: null when valid, else the relay error code
- * (`bad_request` malformed or for another room/node, `expired`, `invalid_signature`).
+ * (`bad_request` malformed, for another room/node, or a chain longer than RELAY_PASS_MAX_CHAIN
+ * or outliving its parent; `expired`; `invalid_signature` on any link of the chain).
  */
 export function checkRelayPass(
   p: unknown,
   room: NodeID,
   nodeId: NodeID,
   nowMs: number,
+  depth = 1,
 ): RelayErrorCode | null {
+  if (depth > RELAY_PASS_MAX_CHAIN) return 'bad_request';
   if (!p || typeof p !== 'object' || Array.isArray(p)) return 'bad_request';
   const r = p as Record<string, unknown>;
   if (Object.keys(r).some((k) => !PASS_KEYS.has(k))) return 'bad_request';
@@ -261,6 +308,18 @@ export function checkRelayPass(
   const exp = parseWallClock(r.expires_at);
   if (exp === null) return 'bad_request';
   if (exp <= nowMs) return 'expired';
-  if (exp - nowMs > (RELAY_PASS_MAX_TTL_SECONDS + RELAY_HELLO_SKEW_SECONDS) * 1000) return 'bad_request';
-  return verifyObject(r, room) ? null : 'invalid_signature';
+  if (r.by === undefined) {
+    if (exp - nowMs > (RELAY_PASS_MAX_TTL_SECONDS + RELAY_HELLO_SKEW_SECONDS) * 1000) return 'bad_request';
+    return verifyObject(r, room) ? null : 'invalid_signature';
+  }
+  // delegated: the parent is a valid pass of the signer, and this one ends no later than it
+  const by = r.by as Record<string, unknown> | null;
+  if (!by || typeof by !== 'object' || !NODE_ID_RE.test(String(by.node_id))) return 'bad_request';
+  const issuer = by.node_id as NodeID;
+  const parent = checkRelayPass(by, room, issuer, nowMs, depth + 1);
+  if (parent) return parent;
+  if (exp > parseWallClock(by.expires_at)!) return 'bad_request';
+  if (exp - nowMs > (RELAY_PASS_DELEGATED_MAX_TTL_SECONDS + RELAY_HELLO_SKEW_SECONDS) * 1000)
+    return 'bad_request';
+  return verifyObject(r, issuer) ? null : 'invalid_signature';
 }
