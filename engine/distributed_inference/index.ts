@@ -95,6 +95,8 @@ export interface DistributedModels {
 export interface DistributedLlmApi {
   serve(spec: ServeSpec): Promise<ShardDescriptor>;
   withdraw(shard_id: string): Promise<void>;
+  /** Raise a member to `trusted` (B7: hosts and askers must be trusted) through the kit community component. */
+  trust(node: NodeID): Promise<void>;
   readonly host: ShardHost;
   readonly orchestrator: Orchestrator;
   readonly store: ShardStore;
@@ -117,7 +119,11 @@ export function distributedLlmApi(node: NodeID): DistributedLlmApi | undefined {
 }
 
 export function createDistributedLlm(
-  opts: { models?: DistributedModels } = {},
+  opts: {
+    models?: DistributedModels;
+    /** Plan-time `shard.list` health poll timeout (spec B6: 1 s); tests on a loaded machine raise it. */
+    healthTimeoutMs?: number;
+  } = {},
 ): ModuleDefinition<'distributed_llm', typeof config> {
   return {
     name: 'distributed_llm',
@@ -167,6 +173,7 @@ export function createDistributedLlm(
         metrics: c.metrics,
         log: c.log,
         now,
+        ...(opts.healthTimeoutMs !== undefined ? { healthTimeoutMs: opts.healthTimeoutMs } : {}),
       });
       const api: DistributedLlmApi = {
         async serve(spec) {
@@ -175,6 +182,9 @@ export function createDistributedLlm(
           return host.serve(spec, coverage);
         },
         withdraw: (id) => host.withdraw(id, 'stopped'),
+        trust: async (id) => {
+          await c.community.promote(id, 'trusted');
+        },
         host,
         orchestrator,
         store,
@@ -211,8 +221,17 @@ export function createDistributedLlm(
           },
           {
             descriptor: d(CAPABILITIES[4], { trust_required: 'self', timeout_seconds: 3600 }),
-            handler: async function* (input: RunInput, cx): AsyncGenerator<StreamFrame, void, void> {
-              yield* orchestrator.run(input, cx.signal);
+            handler: async function* (
+              input: RunInput,
+              cx,
+            ): AsyncGenerator<StreamFrame, Record<string, unknown> | undefined, void> {
+              // the bus ends every stream with its own `done` (the handler's return value): the run's
+              // `done` frame becomes that value, so a caller sees exactly one `done`, with the figures
+              for await (const f of orchestrator.run(input, cx.signal)) {
+                if (f.event === 'done') return f.data as Record<string, unknown>;
+                yield f;
+              }
+              return undefined;
             },
           },
           {

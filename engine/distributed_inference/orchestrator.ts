@@ -118,8 +118,6 @@ export class Orchestrator implements PlanContext {
     return plan;
   }
 
-  // ---- running -------------------------------------------------------------------------------------------------
-
   /** `pipeline.status` (self). */
   status(input: { pipeline_id?: unknown } = {}): { pipelines: unknown[] } {
     const id = input?.pipeline_id;
@@ -150,7 +148,6 @@ export class Orchestrator implements PlanContext {
     const onAbort = () => backend?.close('cancelled');
     signal?.addEventListener('abort', onAbort);
     try {
-      // plan (or take the given plan)
       let planned: { plan: PlannedPipeline; model: OrchestratorModel };
       if (o.pipeline_id) {
         const p = this.plans.get(o.pipeline_id);
@@ -261,9 +258,10 @@ export class Orchestrator implements PlanContext {
           exclude.add(`${e.shard_id}@${e.host}`);
           try {
             shards = await cover(this, model, exclude, {});
-          } catch {
+          } catch (c) {
+            const replan = c instanceof Error ? c.message : String(c);
             throw new HnError('shard_unreachable', 'no planned host accepted a session', {
-              details: { failed: [...exclude] },
+              details: { failed: [...exclude], replan },
             });
           }
         }

@@ -25,6 +25,9 @@ import {
 } from './types.js';
 import type { WireDtype } from './wire.js';
 
+/** B6: plan-time health polls time out after 1 s (no answer → excluded). */
+export const HEALTH_POLL_MS = 1000;
+
 export interface OrchestratorDeps {
   self: NodeID;
   config: () => DistributedLlmSection;
@@ -42,6 +45,8 @@ export interface OrchestratorDeps {
   log?: Pick<Logger, 'warn'>;
   metrics?: Metrics;
   now?: () => number;
+  /** Plan-time health poll timeout (B6: 1 s, the default). */
+  healthTimeoutMs?: number;
 }
 
 export interface PlanContext {
@@ -81,7 +86,8 @@ export async function candidates(
         trustAtLeast(lvl, 'trusted')
       );
     });
-  // refresh stale health in parallel (1 s each); a host that does not answer is excluded
+  // refresh stale health in parallel (1 s each by default); a host that does not answer is excluded
+  const pollMs = ctx.d.healthTimeoutMs ?? HEALTH_POLL_MS;
   const hosts = [...new Set(ads.filter((a) => !ctx.d.store.healthOf(keyOf(a), hbMs)).map((a) => a.host))];
   await Promise.all(
     hosts.map(async (host) => {
@@ -89,7 +95,7 @@ export async function candidates(
         const out = (await ctx.d.call(
           CAP.list,
           { model_id: model.model_id },
-          { peer: host as NodeID, timeout_ms: 1000 },
+          { peer: host as NodeID, timeout_ms: pollMs },
         )) as { shards?: ShardHealth[] };
         const present = new Set<string>();
         for (const s of out.shards ?? []) {
@@ -179,6 +185,14 @@ export async function connectShards(
   );
   const bad = settled.findIndex((r) => r.status === 'rejected');
   if (bad >= 0) {
+    const why = (settled[bad] as PromiseRejectedResult).reason as { code?: unknown; message?: unknown };
+    // the refusal's code and message only (no activations, no token)
+    ctx.d.log?.warn('a shard host refused the tensor session', {
+      host: shards[bad]!.host,
+      shard_id: shards[bad]!.shard_id,
+      code: String(why?.code ?? 'error'),
+      reason: String(why?.message ?? why),
+    });
     for (const r of settled) if (r.status === 'fulfilled') r.value.close('cancelled');
     throw new ShardFailure(bad, shards[bad]!.shard_id, shards[bad]!.host, 'connect_failed');
   }

@@ -135,6 +135,8 @@ export async function m26Node(
 ): Promise<M26Node> {
   const inst = installed(f, opts.fault);
   const def = createDistributedLlm({
+    // the B6 plan-time health poll is 1 s in the product; a loaded test machine gets more time to answer
+    healthTimeoutMs: 15_000,
     models: {
       installed: () => (opts.serve === false ? [] : [inst]),
       orchestrator: async (m, w) =>

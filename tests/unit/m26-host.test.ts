@@ -202,6 +202,21 @@ describe('M26 shard host: bad input, admission, isolation', () => {
     );
   }, 180_000);
 
+  it("trust (the view's button) promotes through the community component: a member → unauthorized, log unchanged; the anchor → trusted", async () => {
+    const { orch, member } = await setup();
+    const before = await member.node.events.list();
+    await expect(member.mod.parts().trust(orch.node.id)).rejects.toMatchObject({ code: 'unauthorized' });
+    expect(await member.node.events.list()).toEqual(before);
+    expect(orch.node.levelOf(member.node.id)).toBe('member');
+    await orch.mod.parts().trust(member.node.id);
+    expect(orch.node.levelOf(member.node.id)).toBe('trusted');
+    const promoted = await orch.node.events.list({ type: 'community.member.promoted' });
+    expect(promoted.map((e) => e.data.target_node_id)).toEqual([member.node.id]);
+    // already trusted → bad_request, nothing appended
+    await expect(orch.mod.parts().trust(member.node.id)).rejects.toMatchObject({ code: 'bad_request' });
+    expect(await orch.node.events.list({ type: 'community.member.promoted' })).toHaveLength(1);
+  }, 120_000);
+
   it('a member (not trusted) asking to connect → unauthorized; at the stream limit → capacity_exceeded', async () => {
     const { orch, host, member } = await setup();
     expect(orch.node.levelOf(member.node.id)).toBe('member');

@@ -71,7 +71,12 @@ async function collect(it: AsyncIterable<StreamFrame>, onToken?: (i: number) => 
 }
 const tokensOf = (frames: StreamFrame[]) =>
   frames.filter((x) => x.event === 'token').map((x) => x.data.token_id as number);
-const doneOf = (frames: StreamFrame[]) => frames.find((x) => x.event === 'done')!.data;
+/** The run's figures: exactly one `done` frame, the last one. */
+const doneOf = (frames: StreamFrame[]) => {
+  expect(frames.filter((x) => x.event === 'done')).toHaveLength(1);
+  expect(frames.at(-1)!.event).toBe('done');
+  return frames.at(-1)!.data;
+};
 const runInput = (extra: Record<string, unknown> = {}) => ({
   model_id: f.manifest.model_id,
   weights_sha256: f.manifest.weights_sha256,
