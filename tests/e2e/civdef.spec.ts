@@ -5,7 +5,9 @@
  * through the service worker; C (resident in Wesel) lists it but gets no notification. B acknowledges
  * in the view and A sees the ack; A cancels and B's notification is replaced; a notificationclick on it
  * (dispatched inside B's service worker) brings B's window to `#m/civdef/<alert_id>`. B reloads (late view):
- * everything is still there; A's audit exports and verifies in the view.
+ * everything is still there; A's audit exports and verifies in the view. The issuing root (key held by the
+ * test) revokes A's cert: A's next alert is refused with `civdef_role_revoked`, B and C get nothing new and no
+ * notification, and the revocation still holds after B's reload.
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
 import path from 'node:path';
