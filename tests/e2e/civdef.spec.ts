@@ -5,14 +5,16 @@
  * through the service worker; C (resident in Wesel) lists it but gets no notification. B acknowledges
  * in the view and A sees the ack; A cancels and B's notification is replaced; a notificationclick on it
  * (dispatched inside B's service worker) brings B's window to `#m/civdef/<alert_id>`. B reloads (late view):
- * everything is still there; A's audit exports and verifies in the view.
+ * everything is still there; A's audit exports and verifies in the view. The issuing root (key held by the
+ * test) revokes A's cert: A's next alert is refused with `civdef_role_revoked`, B and C get nothing new and no
+ * notification, and the revocation still holds after B's reload.
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRelay } from '../../relay/server.js';
 import { keyPairFromSeed, signObject } from '../../engine/identity/identity.js';
-import { issueCert, iso } from '../../engine/civdef/role.js';
+import { issueCert, iso, signRevocation } from '../../engine/civdef/role.js';
 
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ARGS = [
@@ -160,6 +162,64 @@ test('authority publishes for Issum: resident there notified, resident elsewhere
     await expect(row(pb, id)).toHaveAttribute('data-state', 'cancelled');
     expect(await notes(pb, id)).toEqual([]); // the click closed it
 
+    // the issuing root (its key held by the test, as for the cert) revokes A's cert; the signed revocation
+    // enters the mesh as the module's gossip event (`civdef.role.revoked`) at B and C, and reaches A from them
+    const revocation = signRevocation((o) => signObject(ROOT, o), {
+      cert_id: cert.cert_id,
+      revoked_by: ROOT.nodeId,
+      revoked_at: iso(Date.now()),
+      reason: 'Schlüssel verloren',
+    });
+    for (const p of [pb, pc])
+      await p.evaluate(
+        ([r, c]) => window.hearthnet!.events.append('civdef.role.revoked', { revocation: r, cert: c }),
+        [revocation, cert] as const,
+      );
+    const state = (p: Page) =>
+      p.evaluate(
+        async ([cap, cid]) =>
+          (await window.hearthnet!.call(cap as string, { include_inactive: true })).certs.find(
+            (c: { cert: { cert_id: string } }) => c.cert.cert_id === cid,
+          )?.state ?? null,
+        [`${P}role.list`, cert.cert_id],
+      );
+    for (const p of [pa, pb, pc]) await expect.poll(() => state(p), { timeout: 30_000 }).toBe('revoked');
+    // A's next alert: its own node refuses it with the seed's code; B and C get no alert and no notification
+    const listed = (p: Page) =>
+      p.evaluate(
+        async (cap) => (await window.hearthnet!.call(cap, { active_only: false })).alerts.length,
+        `${P}alert.list`,
+      );
+    const listedBefore = [await listed(pb), await listed(pc)];
+    const refused = await pa.evaluate(
+      ([cap, cid]) =>
+        window
+          .hearthnet!.call(cap as string, {
+            cert_id: cid,
+            severity: 'warning',
+            title: 'Nach dem Widerruf',
+            body: 'darf nirgends ankommen',
+            target: { region: 'DE.NRW.Kleve.Issum', bbox: null, roles: [], channels: ['local', 'push'] },
+          })
+          .then(
+            () => 'published',
+            (e: { code?: string }) => e.code ?? String(e),
+          ),
+      [`${P}alert.publish`, cert.cert_id],
+    );
+    expect(refused).toBe('civdef_role_revoked');
+    const allNotes = (p: Page) =>
+      p.evaluate(
+        async () => (await (await navigator.serviceWorker.getRegistration())!.getNotifications()).length,
+      );
+    await pb.waitForTimeout(2_000);
+    for (const [i, p] of [pb, pc].entries()) {
+      expect(await listed(p)).toBe(listedBefore[i]);
+      expect(listedBefore[i]).toBe(1);
+      expect(await allNotes(p)).toBe(0);
+    }
+    await expect(row(pb, id)).toContainText('Zertifikat widerrufen', { timeout: 30_000 });
+
     // B reloads (late view): alert, cancel and its own ack are still there
     await pb.reload();
     await ready(pb);
@@ -169,6 +229,9 @@ test('authority publishes for Issum: resident there notified, resident elsewhere
       [`${P}alert.acks`, id],
     );
     expect(acks.acks.map((k: { status: string }) => k.status)).toEqual(['received']);
+    // the revocation still holds after the reload
+    expect(await state(pb)).toBe('revoked');
+    await expect(row(pb, id)).toContainText('Zertifikat widerrufen');
 
     // A's audit (publish, ack received, cancel) exports and verifies in the view
     await pa.getByTestId('civdef-audit-export').click();
