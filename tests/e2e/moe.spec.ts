@@ -3,7 +3,7 @@
  * model expert; B registers as a human expert in the Experts view; C ("Carl") registers too.
  * 1. A asks a question tagged with their topic and sees up to three candidates; A picks Carl, C
  *    declines in the UI, and B is offered under the same handoff (attempt 2); B accepts from the
- *    inbox; they exchange a message; A gives a thumbs up, shown in the scorer status.
+ *    inbox (and as an OS notification through the service worker); they exchange a message; A gives a thumbs up, shown in the scorer status.
  * 2. A asks again and picks B, who does not answer; A's clock jumps 24 h (Playwright clock) → the
  *    handoff times out and A is offered the best model, which answers through `llm.chat`.
  * The 2 h cooldown is set to 0 on A and B so that the second offer to B is allowed (cooldown, daily
@@ -20,6 +20,13 @@ const ARGS = [
   '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
 
+/** An Etc/GMT zone where the local hour is about 12 now (Etc/GMT-3 is UTC+3). */
+function noonZone(): string {
+  let off = (12 - new Date().getUTCHours() + 24) % 24;
+  if (off > 12) off -= 24;
+  return off === 0 ? 'Etc/GMT' : `Etc/GMT${off > 0 ? '-' : '+'}${Math.abs(off)}`;
+}
+
 async function ready(page: Page): Promise<void> {
   await page.waitForFunction(() => window.hearthnetReady === true || !!window.hearthnetBootError, null, {
     timeout: 30_000,
@@ -32,10 +39,12 @@ test('ask a neighbour: decline chain, accept, message, thumbs up; timeout → th
   const baseURL = test.info().project.use.baseURL!;
   const browsers: Browser[] = [];
   try {
-    const launch = async (clock = false) => {
+    const launch = async (clock = false, notified = false) => {
       const b = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
       browsers.push(b);
-      const ctx = await b.newContext();
+      // B (notified) may show notifications and lives where it is about noon now (no quiet hours, 22:00–06:00)
+      const ctx = await b.newContext(notified ? { timezoneId: noonZone() } : {});
+      if (notified) await ctx.grantPermissions(['notifications'], { origin: baseURL });
       // A's node reads Date.now from the start: fake timers from page load (time flows normally until fastForward)
       if (clock) await ctx.clock.install();
       return ctx.newPage();
@@ -47,7 +56,7 @@ test('ask a neighbour: decline chain, accept, message, thumbs up; timeout → th
     await pa.getByTestId('nav-chat').click();
     await pa.getByTestId('llm-load').click();
     await expect(pa.getByTestId('llm-loaded')).toBeVisible({ timeout: 120_000 });
-    const [pb, pc] = [await launch(), await launch()];
+    const [pb, pc] = [await launch(false, true), await launch()];
     const community = await pa.evaluate(() => window.hearthnet!.communityId);
     for (const p of [pb, pc]) {
       await p.goto(baseURL);
@@ -71,6 +80,8 @@ test('ask a neighbour: decline chain, accept, message, thumbs up; timeout → th
         { timeout: 60_000 },
       )
       .toBe(true);
+    // B's notifications go through its service worker: wait until it is active
+    await pb.evaluate(() => navigator.serviceWorker.ready.then(() => true));
     for (const p of [pa, pb, pc]) await p.evaluate(() => window.hearthnet!.enable('moe'));
     for (const p of [pa, pb])
       await p.evaluate(() =>
@@ -133,6 +144,19 @@ test('ask a neighbour: decline chain, accept, message, thumbs up; timeout → th
     await expect(pc.getByTestId('moe-decline')).toHaveCount(1, { timeout: 30_000 });
     await pc.getByTestId('moe-decline').click();
     await expect(pb.getByTestId('moe-accept')).toHaveCount(1, { timeout: 30_000 });
+    // B's person gets the offer as an OS notification (service worker), with the tags, never the question
+    await expect
+      .poll(
+        () =>
+          pb.evaluate(async () => {
+            const reg = await navigator.serviceWorker.getRegistration();
+            return (await reg!.getNotifications()).map((n) => `${n.tag}|${n.title}|${n.body}`);
+          }),
+        { timeout: 15_000 },
+      )
+      .toEqual([
+        expect.stringMatching(/^moe-offer-.+\|HearthNet: a question for you\|topics: sankt-martins$/),
+      ]);
     await pa.getByTestId('moe-refresh').click();
     await expect(pa.getByTestId('moe-handoff')).toContainText('pending (attempt 2)');
     await pb.getByTestId('moe-accept').click();

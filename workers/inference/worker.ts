@@ -28,6 +28,7 @@ import type {
   WebLlmLoadRequest,
   WorkerStats,
 } from './api.js';
+import { embedApi } from './embed.js';
 import {
   deleteInstalled,
   getInstalled,
@@ -500,4 +501,4 @@ function plainErrors<T extends object>(o: T): T {
   return out as T;
 }
 
-Comlink.expose(plainErrors(api));
+Comlink.expose(plainErrors({ ...api, ...embedApi(onnxEngine) }));
