@@ -1,0 +1,78 @@
+/**
+ * Harness op `vector`, module families (experimental modules): each runs one vector of
+ * conformance/vectors/{lora,civdef,moe,evidence}/ through the engine module's own pure function (M29
+ * beacon codec and time on air, civdef cert_id and RFC 9162 Merkle tree, M27 topic normalisation, M30
+ * ClaimID), so the files' independent expected values are checked against the implementation.
+ * Imports engine/ (harness side only); reached from runVector (vector-ops.ts).
+ */
+import { HnError } from '../../engine/core/errors.js';
+import { timeOnAirMs } from '../../engine/lora/airtime.js';
+import { beaconIdOf, decodeFrame, encodeFrame, senderHashOf } from '../../engine/lora/frame.js';
+import { certIdOf } from '../../engine/civdef/role.js';
+import { consistencyProof, inclusionPath, leafHash, rootOf } from '../../engine/civdef/merkle.js';
+import { normalizeTopics } from '../../engine/moe/expert_registry.js';
+import { buildClaim, claimPreimage, normaliseDraft } from '../../engine/evidence/claim.js';
+import { jcs } from '../../engine/core/canonical.js';
+import type { NodeID } from '../../engine/core/types.js';
+
+const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+const hex = (s: unknown): Uint8Array => {
+  const t = String(s);
+  if (!/^([0-9a-f]{2})*$/i.test(t)) throw new HnError('bad_request', 'bad hex');
+  return Uint8Array.from(t.match(/../g) ?? [], (b) => parseInt(b, 16));
+};
+const utf8 = (s: unknown) => new TextEncoder().encode(String(s));
+
+/** the module vector ops; undefined when `family/op` is not one of them */
+export function runModuleVector(family: string, op: string, input: any): unknown {
+  switch (`${family}/${op}`) {
+    case 'lora/sender_hash':
+      return { sender_hash: senderHashOf(String(input.node_id)) };
+    case 'lora/encode': {
+      const f = input.fields;
+      return { hex: toHex(encodeFrame(f)), beacon_id: beaconIdOf(f) };
+    }
+    case 'lora/decode': {
+      const d = decodeFrame(hex(input.hex), { acceptAuth: false });
+      return {
+        fields: {
+          sender_hash: d.sender_hash,
+          sequence: d.sequence,
+          flags: d.flags,
+          unix_seconds: d.unix_seconds,
+        },
+        beacon_id: beaconIdOf(d),
+      };
+    }
+    case 'lora/airtime':
+      return {
+        toa_ms: timeOnAirMs(Number(input.payload_bytes), {
+          sf: Number(input.sf),
+          bw_khz: Number(input.bw_khz),
+          cr: Number(input.cr),
+          preamble: Number(input.preamble),
+        }),
+      };
+    case 'civdef/cert_id': {
+      const body = input.body as Record<string, unknown>;
+      return { preimage_jcs: jcs(body), cert_id: certIdOf(body) };
+    }
+    case 'civdef/merkle': {
+      const leaves = (input.leaves_utf8 as string[]).map((l) => leafHash(utf8(l)));
+      const out: Record<string, unknown> = { root: toHex(rootOf(leaves)) };
+      if (input.index !== undefined) out.path = inclusionPath(leaves, Number(input.index)).map(toHex);
+      if (input.from_size !== undefined)
+        out.proof = consistencyProof(leaves, Number(input.from_size)).map(toHex);
+      return out;
+    }
+    case 'moe/normalise_topic':
+      return { topic: normalizeTopics([input.topic], 'topic')[0] };
+    case 'evidence/claim_id': {
+      const d = normaliseDraft(input.draft, String(input.asserted_at));
+      const c = buildClaim(d, input.asserted_by as NodeID, String(input.asserted_at));
+      const { claim_id: _id, ...rest } = c;
+      return { preimage_jcs: jcs(claimPreimage(rest)), claim_id: c.claim_id };
+    }
+  }
+  return undefined;
+}
