@@ -1,11 +1,12 @@
 /**
  * Harness op `vector`, module families (experimental modules): each runs one vector of
- * conformance/vectors/{lora,civdef,moe,evidence}/ through the engine module's own pure function (M29
- * beacon codec and time on air, civdef cert_id and RFC 9162 Merkle tree, M27 topic normalisation, M30
+ * conformance/vectors/{lora,distributed_inference,civdef,moe,evidence}/ through the engine module's own pure function (M29
+ * beacon codec and time on air, M26 planner, civdef cert_id and RFC 9162 Merkle tree, M27 topic normalisation, M30
  * ClaimID), so the files' independent expected values are checked against the implementation.
  * Imports engine/ (harness side only); reached from runVector (vector-ops.ts).
  */
 import { HnError } from '../../engine/core/errors.js';
+import { keyOf, planCover, type ShardPath } from '../../engine/distributed_inference/plan.js';
 import { timeOnAirMs } from '../../engine/lora/airtime.js';
 import { beaconIdOf, decodeFrame, encodeFrame, senderHashOf } from '../../engine/lora/frame.js';
 import { certIdOf } from '../../engine/civdef/role.js';
@@ -67,6 +68,21 @@ export function runModuleVector(family: string, op: string, input: any): unknown
     }
     case 'moe/normalise_topic':
       return { topic: normalizeTopics([input.topic], 'topic')[0] };
+    case 'distributed_inference/plan': {
+      // candidates as in the file: [shard_id, host, lo, hi, path, queue_depth, p95_latency_ms]
+      const cands = (input.candidates as unknown[][]).map((c) => ({
+        shard_id: String(c[0]),
+        host: String(c[1]),
+        layer_range: [Number(c[2]), Number(c[3])] as [number, number],
+        path: c[4] as ShardPath,
+        queue_depth: Number(c[5]),
+        p95_latency_ms: Number(c[6]),
+      }));
+      const r = planCover(cands, Number(input.total_layers));
+      return r.ok
+        ? { shards: r.shards.map(keyOf) }
+        : { reason: r.reason, first_uncovered_layer: r.first_uncovered_layer };
+    }
     case 'evidence/claim_id': {
       const d = normaliseDraft(input.draft, String(input.asserted_at));
       const c = buildClaim(d, input.asserted_by as NodeID, String(input.asserted_at));

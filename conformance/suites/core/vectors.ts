@@ -421,6 +421,36 @@ export const section: SectionDef = {
       },
     },
     {
+      id: 'VEC-11',
+      spec_ref: 'M26 distributed inference digest B6 (planner)',
+      title:
+        "M26 planner vectors (hand-derived from the B6 rules): the ordered shard cover, or the first uncovered layer, through the SUT's planner",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const f = loadVectors('distributed_inference/planner.json');
+        const checks: Check[] = f.vectors.map((v: any) => ({
+          name: v.name,
+          op: 'plan',
+          input: { total_layers: v.total_layers, candidates: v.candidates },
+          judge: (r: any) =>
+            Array.isArray(v.expected)
+              ? same(out(r)?.shards, v.expected)
+                ? null
+                : JSON.stringify(out(r) ?? err(r))
+              : out(r)?.reason === v.expected.reason &&
+                  out(r)?.first_uncovered_layer === v.expected.first_uncovered_layer
+                ? null
+                : JSON.stringify(out(r) ?? err(r)),
+        }));
+        return runFamily(
+          ctx,
+          'distributed_inference',
+          { id: 'distributed_inference/planner', source: sourceOf('distributed_inference/planner.json') },
+          checks,
+        );
+      },
+    },
+    {
       id: 'VEC-10',
       spec_ref: 'seed §2.5; M30 evidence digest §3.2, §3.3',
       title:
