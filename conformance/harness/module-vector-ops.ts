@@ -1,11 +1,12 @@
 /**
  * Harness op `vector`, module families (experimental modules): each runs one vector of
- * conformance/vectors/{lora,distributed_inference,civdef,moe,evidence}/ through the engine module's own pure function (M29
- * beacon codec and time on air, M26 planner, civdef cert_id and RFC 9162 Merkle tree, M27 topic normalisation, M30
+ * conformance/vectors/{lora,distributed_inference,fedlearn,civdef,moe,evidence}/ through the engine module's own pure function (M29
+ * beacon codec and time on air, M26 planner, M28 aggregation, civdef cert_id and RFC 9162 Merkle tree, M27 topic normalisation, M30
  * ClaimID), so the files' independent expected values are checked against the implementation.
  * Imports engine/ (harness side only); reached from runVector (vector-ops.ts).
  */
 import { HnError } from '../../engine/core/errors.js';
+import { aggregate, type AggregatorKind } from '../../engine/fedlearn/aggregator.js';
 import { keyOf, planCover, type ShardPath } from '../../engine/distributed_inference/plan.js';
 import { timeOnAirMs } from '../../engine/lora/airtime.js';
 import { beaconIdOf, decodeFrame, encodeFrame, senderHashOf } from '../../engine/lora/frame.js';
@@ -82,6 +83,25 @@ export function runModuleVector(family: string, op: string, input: any): unknown
       return r.ok
         ? { shards: r.shards.map(keyOf) }
         : { reason: r.reason, first_uncovered_layer: r.first_uncovered_layer };
+    }
+    case 'fedlearn/aggregate': {
+      // one lora_B tensor per submission (B starts at 0, so the aggregate is the combined delta, then F32)
+      const name = 'vector.lora_B';
+      const subs = (
+        input.submissions as { participant: string; num_samples: number; values: number[] }[]
+      ).map((s) => ({
+        participant: String(s.participant),
+        num_samples: Number(s.num_samples),
+        tensors: new Map([[name, { shape: [s.values.length], data: Float32Array.from(s.values) }]]),
+      }));
+      const n = subs[0]?.tensors.get(name)!.data.length ?? 0;
+      const out = aggregate(subs, {
+        method: input.method as AggregatorKind,
+        trim_fraction: Number(input.trim_fraction),
+        min_participants: 1,
+        init: new Map([[name, { shape: [n], data: new Float32Array(n) }]]),
+      });
+      return { values_f32: Array.from(out.get(name)!.data) };
     }
     case 'evidence/claim_id': {
       const d = normaliseDraft(input.draft, String(input.asserted_at));

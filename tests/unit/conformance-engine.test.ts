@@ -54,6 +54,7 @@ describe('X09 conformance suite, in-process target', () => {
       ['moe', 10],
       ['evidence', 15],
       ['distributed_inference', 9],
+      ['fedlearn', 3],
     ] as const) {
       expect(r.report.wire_vectors.families[fam]?.run, fam).toBeGreaterThanOrEqual(min);
       expect(r.report.wire_vectors.families[fam]?.via, fam).toEqual(['vector']);

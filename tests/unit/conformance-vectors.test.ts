@@ -50,7 +50,7 @@ describe('vector sources', () => {
     for (const f of idx.files) {
       const own = read(f.path).source;
       const src = own && typeof own === 'object' ? own : sources[f.path];
-      expect(src?.kind, f.path).toMatch(/^(rfc8785|rfc8032|rfc9162|wycheproof|hand-derived)/);
+      expect(src?.kind, f.path).toMatch(/^(rfc8785|rfc8032|rfc9162|wycheproof|hand-derived|independent)/);
       expect(src.ref.length, f.path).toBeGreaterThan(10);
       expect(src.generated_by, f.path).not.toMatch(/engine\//);
     }

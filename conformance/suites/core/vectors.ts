@@ -451,6 +451,24 @@ export const section: SectionDef = {
       },
     },
     {
+      id: 'VEC-12',
+      spec_ref: 'M28 fedlearn digest §7 aggregation',
+      title:
+        "M28 aggregation vectors (Python derive.py: NodeID order, Float64, one F32 rounding): fedavg, trimmed mean and median, through the SUT's aggregator",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const f = loadVectors('fedlearn/aggregation.json');
+        const checks: Check[] = f.cases.map((c: any) => ({
+          name: `${c.method} β=${c.trim_fraction}`,
+          op: 'aggregate',
+          input: { submissions: f.submissions, method: c.method, trim_fraction: c.trim_fraction },
+          judge: (r: any) =>
+            same(out(r)?.values_f32, c.expected_f32) ? null : JSON.stringify(out(r) ?? err(r)),
+        }));
+        return runFamily(ctx, 'fedlearn', { ...f, id: 'fedlearn/aggregation' }, checks);
+      },
+    },
+    {
       id: 'VEC-10',
       spec_ref: 'seed §2.5; M30 evidence digest §3.2, §3.3',
       title:
