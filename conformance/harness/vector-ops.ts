@@ -9,6 +9,7 @@ import { keyPairFromSeed, signBytes, verifyBytes } from '../../engine/identity/i
 import { decodeFrame, encodeFrame, X08Error, type X08Frame } from '../../engine/transport/tensor/frame.js';
 import { encodeToken, tokenWireCode, verifyToken, type TokenPayload } from '../../engine/tokens/token.js';
 import { RevocationSet } from '../../engine/tokens/revocation.js';
+import { runModuleVector } from './module-vector-ops.js';
 import type { ErrorCode } from '../../engine/core/errors.js';
 import type { NodeID, TrustLevel } from '../../engine/core/types.js';
 import {
@@ -114,5 +115,7 @@ export function runVector(family: string, op: string, input: any): unknown {
       return { value: n.agreed };
     }
   }
+  const m = runModuleVector(family, op, input);
+  if (m !== undefined) return m;
   throw Object.assign(new Error(`no vector op ${family}/${op}`), { code: 'not_found' });
 }

@@ -25,9 +25,23 @@ const OWNED = [
 ];
 /**
  * listed in index.json (hash-checked, run by the suite) but not written here: RFC 8785 text kept by hand,
- * and the X08 frame / M16 token vectors written by tools/x08_tokens_vectors.py (Python, independent)
+ * the X08 frame / M16 token vectors written by tools/x08_tokens_vectors.py (Python, independent), and
+ * the module vectors of lora/, civdef/, moe/, evidence/, distributed_inference/, fedlearn/ (their own generators, see SOURCES.json)
  */
-const HAND = ['canonical_json/jcs.json', 'x08/frames.json', 'tokens/tokens.json'];
+const HAND = [
+  'canonical_json/jcs.json',
+  'x08/frames.json',
+  'tokens/tokens.json',
+  // module vectors (provenance in SOURCES.json), run through harness op `vector` (VEC-07..VEC-12)
+  'lora/frames.json',
+  'lora/airtime.json',
+  'civdef/cert_ids.json',
+  'civdef/merkle.json',
+  'moe/normalisation.json',
+  'evidence/claim_ids.json',
+  'distributed_inference/planner.json',
+  'fedlearn/aggregation.json',
+];
 
 type Source = { kind: string; ref: string; generated_by: string };
 const utf8 = (s: string) => new TextEncoder().encode(s);

@@ -47,6 +47,18 @@ describe('X09 conformance suite, in-process target', () => {
     expect(r.report.wire_vectors.not_run).toEqual([]);
     expect(r.report.wire_vectors.families.x08!.run).toBeGreaterThanOrEqual(40);
     expect(r.report.wire_vectors.families.tokens!.run).toBeGreaterThanOrEqual(20);
+    // module vector families run against the engine's own functions too (VEC-07..VEC-11)
+    for (const [fam, min] of [
+      ['lora', 25],
+      ['civdef', 80],
+      ['moe', 10],
+      ['evidence', 15],
+      ['distributed_inference', 9],
+      ['fedlearn', 3],
+    ] as const) {
+      expect(r.report.wire_vectors.families[fam]?.run, fam).toBeGreaterThanOrEqual(min);
+      expect(r.report.wire_vectors.families[fam]?.via, fam).toEqual(['vector']);
+    }
     expect(r.report.wire_vectors_verified).toBe(true);
     // signed by the SUT; CID recomputes; schema-valid
     expect(verifyObj(r.report, r.report.node_id!)).toBe(true);

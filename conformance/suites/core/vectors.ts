@@ -39,6 +39,10 @@ async function runFamily(ctx: CaseCtx, family: string, file: any, checks: Check[
     : pass();
 }
 
+const same = (a: unknown, b: unknown) =>
+  a !== undefined && JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+/** provenance of a module vector file (it lives in SOURCES.json, not in the file) */
+const sourceOf = (path: string): { kind: string } => loadVectors('SOURCES.json').files[path];
 const out = (r: any) => ('output' in r ? r.output : null);
 const err = (r: any) => ('error' in r ? r.error.code : null);
 
@@ -182,7 +186,6 @@ export const section: SectionDef = {
       requires: { ops: ['vector'] },
       async run(ctx) {
         const f = loadVectors('x08/frames.json');
-        const same = (a: unknown, b: unknown) => JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
         const checks: Check[] = [
           ...f.valid.flatMap((v: any) => [
             {
@@ -245,6 +248,253 @@ export const section: SectionDef = {
           })),
         ];
         return runFamily(ctx, 'tokens', { ...f, id: 'tokens/tokens' }, checks);
+      },
+    },
+    {
+      id: 'VEC-07',
+      spec_ref: 'M29 lora-beacons digest §2 beacon_id, §4 frame layout, §6 time on air',
+      title:
+        "LoRa vectors (hand-derived from the digest): sender_hash, beacon frames encode/decode with beacon_id, malformed frames and unsendable fields refused, time on air per Semtech's formula, through the SUT's M29 codec",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const f = loadVectors('lora/frames.json');
+        const a = loadVectors('lora/airtime.json');
+        const tol = Number(a.tolerance_ms);
+        const checks: Check[] = [
+          ...f.sender_hash.map((v: any) => ({
+            name: `sender_hash ${v.node_id}`,
+            op: 'sender_hash',
+            input: { node_id: v.node_id },
+            judge: (r: any) =>
+              out(r)?.sender_hash === v.sender_hash ? null : JSON.stringify(out(r) ?? err(r)),
+          })),
+          ...f.valid.flatMap((v: any) => [
+            {
+              name: `${v.name}/encode`,
+              op: 'encode',
+              input: { fields: v.fields },
+              judge: (r: any) =>
+                out(r)?.hex === v.hex && out(r)?.beacon_id === v.beacon_id
+                  ? null
+                  : JSON.stringify(out(r) ?? err(r)),
+            },
+            {
+              name: `${v.name}/decode`,
+              op: 'decode',
+              input: { hex: v.hex },
+              judge: (r: any) =>
+                same(out(r)?.fields, v.fields) && out(r)?.beacon_id === v.beacon_id
+                  ? null
+                  : JSON.stringify(out(r) ?? err(r)),
+            },
+          ]),
+          ...f.tolerant.map((v: any) => ({
+            name: v.name,
+            op: 'decode',
+            input: { hex: v.hex },
+            judge: (r: any) => (same(out(r)?.fields, v.fields) ? null : JSON.stringify(out(r) ?? err(r))),
+          })),
+          ...f.malformed.map((v: any) => ({
+            name: v.name,
+            op: 'decode',
+            input: { hex: v.hex },
+            judge: (r: any) =>
+              err(r) === v.error ? null : `expected ${v.error}, got ${JSON.stringify(out(r) ?? err(r))}`,
+          })),
+          ...f.encode_rejects.map((v: any) => ({
+            name: v.name,
+            op: 'encode',
+            input: { fields: v.fields },
+            judge: (r: any) =>
+              err(r) === v.error ? null : `expected ${v.error}, got ${JSON.stringify(out(r) ?? err(r))}`,
+          })),
+          ...a.cases.map((v: any) => ({
+            name: `toa ${v.payload_bytes}B SF${v.sf} BW${v.bw_khz} CR4/${v.cr} P${v.preamble}`,
+            op: 'airtime',
+            input: {
+              payload_bytes: v.payload_bytes,
+              sf: v.sf,
+              bw_khz: v.bw_khz,
+              cr: v.cr,
+              preamble: v.preamble,
+            },
+            judge: (r: any) =>
+              typeof out(r)?.toa_ms === 'number' && Math.abs(out(r).toa_ms - v.toa_ms) <= tol
+                ? null
+                : `expected ${v.toa_ms} ms, got ${JSON.stringify(out(r) ?? err(r))}`,
+          })),
+        ];
+        return runFamily(
+          ctx,
+          'lora',
+          { id: 'lora/frames+airtime', source: sourceOf('lora/frames.json') },
+          checks,
+        );
+      },
+    },
+    {
+      id: 'VEC-08',
+      spec_ref: 'civdef digest §3 cert_id; RFC 9162 §2.1 (MTH, PATH, PROOF)',
+      title:
+        "civdef vectors (Python derive.py from the digest and RFC 9162): cert_id and its JCS preimage, Merkle roots, inclusion paths and consistency proofs, through the SUT's civdef functions",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const c = loadVectors('civdef/cert_ids.json');
+        const m = loadVectors('civdef/merkle.json');
+        const checks: Check[] = [
+          ...c.cases.map((v: any) => ({
+            name: `cert_id ${v.name}`,
+            op: 'cert_id',
+            input: { body: v.body },
+            judge: (r: any) =>
+              out(r)?.cert_id === v.cert_id && out(r)?.preimage_jcs === v.preimage_jcs
+                ? null
+                : JSON.stringify(out(r) ?? err(r)),
+          })),
+          {
+            name: 'merkle empty tree',
+            op: 'merkle',
+            input: { leaves_utf8: [] },
+            judge: (r: any) => (out(r)?.root === m.empty_root ? null : JSON.stringify(out(r) ?? err(r))),
+          },
+          ...m.trees.flatMap((t: any) => [
+            {
+              name: `merkle root n=${t.size}`,
+              op: 'merkle',
+              input: { leaves_utf8: t.leaves_utf8 },
+              judge: (r: any) => (out(r)?.root === t.root ? null : JSON.stringify(out(r) ?? err(r))),
+            },
+            ...t.inclusion.map((p: any) => ({
+              name: `merkle PATH(${p.index}, n=${t.size})`,
+              op: 'merkle',
+              input: { leaves_utf8: t.leaves_utf8, index: p.index },
+              judge: (r: any) => (same(out(r)?.path, p.path) ? null : JSON.stringify(out(r) ?? err(r))),
+            })),
+            ...t.consistency.map((p: any) => ({
+              name: `merkle PROOF(${p.from_size}, n=${t.size})`,
+              op: 'merkle',
+              input: { leaves_utf8: t.leaves_utf8, from_size: p.from_size },
+              judge: (r: any) => (same(out(r)?.proof, p.proof) ? null : JSON.stringify(out(r) ?? err(r))),
+            })),
+          ]),
+        ];
+        return runFamily(
+          ctx,
+          'civdef',
+          { id: 'civdef/cert_ids+merkle', source: sourceOf('civdef/merkle.json') },
+          checks,
+        );
+      },
+    },
+    {
+      id: 'VEC-09',
+      spec_ref: 'M27 moe digest §5 topic normalisation',
+      title:
+        "MoE topic normalisation vectors (hand-derived from the rule text): each topic normalises as the table says, and the invalid ones are refused with bad_request, through the SUT's topic validator",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const f = loadVectors('moe/normalisation.json');
+        const checks: Check[] = [
+          ...f.valid.map((v: any) => ({
+            name: JSON.stringify(v.in),
+            op: 'normalise_topic',
+            input: { topic: v.in },
+            judge: (r: any) => (out(r)?.topic === v.out ? null : JSON.stringify(out(r) ?? err(r))),
+          })),
+          ...f.invalid.map((t: string) => ({
+            name: `invalid ${JSON.stringify(t)}`,
+            op: 'normalise_topic',
+            input: { topic: t },
+            // the file: empty after normalisation, or longer than 64 characters → bad_request
+            judge: (r: any) =>
+              err(r) === 'bad_request'
+                ? null
+                : `expected bad_request, got ${JSON.stringify(out(r) ?? err(r))}`,
+          })),
+        ];
+        return runFamily(
+          ctx,
+          'moe',
+          { id: 'moe/normalisation', source: sourceOf('moe/normalisation.json') },
+          checks,
+        );
+      },
+    },
+    {
+      id: 'VEC-11',
+      spec_ref: 'M26 distributed inference digest B6 (planner)',
+      title:
+        "M26 planner vectors (hand-derived from the B6 rules): the ordered shard cover, or the first uncovered layer, through the SUT's planner",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const f = loadVectors('distributed_inference/planner.json');
+        const checks: Check[] = f.vectors.map((v: any) => ({
+          name: v.name,
+          op: 'plan',
+          input: { total_layers: v.total_layers, candidates: v.candidates },
+          judge: (r: any) =>
+            Array.isArray(v.expected)
+              ? same(out(r)?.shards, v.expected)
+                ? null
+                : JSON.stringify(out(r) ?? err(r))
+              : out(r)?.reason === v.expected.reason &&
+                  out(r)?.first_uncovered_layer === v.expected.first_uncovered_layer
+                ? null
+                : JSON.stringify(out(r) ?? err(r)),
+        }));
+        return runFamily(
+          ctx,
+          'distributed_inference',
+          { id: 'distributed_inference/planner', source: sourceOf('distributed_inference/planner.json') },
+          checks,
+        );
+      },
+    },
+    {
+      id: 'VEC-12',
+      spec_ref: 'M28 fedlearn digest §7 aggregation',
+      title:
+        "M28 aggregation vectors (Python derive.py: NodeID order, Float64, one F32 rounding): fedavg, trimmed mean and median, through the SUT's aggregator",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const f = loadVectors('fedlearn/aggregation.json');
+        const checks: Check[] = f.cases.map((c: any) => ({
+          name: `${c.method} β=${c.trim_fraction}`,
+          op: 'aggregate',
+          input: { submissions: f.submissions, method: c.method, trim_fraction: c.trim_fraction },
+          judge: (r: any) =>
+            same(out(r)?.values_f32, c.expected_f32) ? null : JSON.stringify(out(r) ?? err(r)),
+        }));
+        return runFamily(ctx, 'fedlearn', { ...f, id: 'fedlearn/aggregation' }, checks);
+      },
+    },
+    {
+      id: 'VEC-10',
+      spec_ref: 'seed §2.5; M30 evidence digest §3.2, §3.3',
+      title:
+        "evidence ClaimID vectors (Python evidence_vectors.py): each draft's JCS preimage and ClaimID, and each bad draft refused with bad_request, through the SUT's claim normaliser",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const f = loadVectors('evidence/claim_ids.json');
+        const checks: Check[] = f.cases.map((v: any) => ({
+          name: v.name,
+          op: 'claim_id',
+          input: v.input,
+          judge: (r: any) =>
+            v.expect.result === 'ok'
+              ? out(r)?.claim_id === v.expect.claim_id && out(r)?.preimage_jcs === v.expect.preimage_jcs
+                ? null
+                : JSON.stringify(out(r) ?? err(r))
+              : err(r) === v.expect.code
+                ? null
+                : `expected ${v.expect.code}, got ${JSON.stringify(out(r) ?? err(r))}`,
+        }));
+        return runFamily(
+          ctx,
+          'evidence',
+          { id: 'evidence/claim_ids', source: sourceOf('evidence/claim_ids.json') },
+          checks,
+        );
       },
     },
   ],
