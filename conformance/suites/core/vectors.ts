@@ -45,6 +45,13 @@ const same = (a: unknown, b: unknown) =>
 const sourceOf = (path: string): { kind: string } => loadVectors('SOURCES.json').files[path];
 const out = (r: any) => ('output' in r ? r.output : null);
 const err = (r: any) => ('error' in r ? r.error.code : null);
+/** what the SUT answered, for a judge's message */
+const got = (r: any) => JSON.stringify(out(r) ?? err(r));
+/** a judge: the vector must be refused with `code` */
+const refusedWith =
+  (code: string) =>
+  (r: any): string | null =>
+    err(r) === code ? null : `expected ${code}, got ${got(r)}`;
 
 export const section: SectionDef = {
   name: 'core/vectors',
@@ -66,7 +73,7 @@ export const section: SectionDef = {
             name: v.name,
             op: 'jcs',
             input: { text: v.input },
-            judge: (r: any) => (out(r)?.value === v.expect.value ? null : JSON.stringify(out(r) ?? err(r))),
+            judge: (r: any) => (out(r)?.value === v.expect.value ? null : got(r)),
           })),
         );
       },
@@ -89,7 +96,7 @@ export const section: SectionDef = {
             judge: (r: any) =>
               out(r)?.public_key_hex === v.expect.public_key_hex && out(r)?.node_id === v.expect.node_id
                 ? null
-                : JSON.stringify(out(r) ?? err(r)),
+                : got(r),
           })),
         );
       },
@@ -115,7 +122,7 @@ export const section: SectionDef = {
                 ? out(r)?.signature_hex === v.expect.signature_hex &&
                   out(r)?.public_key_hex === v.expect.public_key_hex
                   ? null
-                  : JSON.stringify(out(r) ?? err(r))
+                  : got(r)
                 : out(r)?.valid === v.expect.valid
                   ? null
                   : `valid=${out(r)?.valid ?? err(r)}, expected ${v.expect.valid}`,
@@ -141,7 +148,7 @@ export const section: SectionDef = {
                 v.expect.result === 'ok'
                   ? out(r)?.value === v.expect.value
                     ? null
-                    : JSON.stringify(out(r) ?? err(r))
+                    : got(r)
                   : err(r) === v.expect.error
                     ? null
                     : `accepted ${JSON.stringify(out(r))}`,
@@ -152,9 +159,7 @@ export const section: SectionDef = {
             op: 'compare',
             input: v.input,
             judge: (r: any) =>
-              (compat ? out(r)?.compatible : out(r)?.value) === v.expect.value
-                ? null
-                : JSON.stringify(out(r) ?? err(r)),
+              (compat ? out(r)?.compatible : out(r)?.value) === v.expect.value ? null : got(r),
           };
         });
         for (const v of nf.cases)
@@ -170,10 +175,10 @@ export const section: SectionDef = {
                 v.expect.result === 'ok'
                   ? out(r)?.value === v.expect.value
                     ? null
-                    : JSON.stringify(out(r) ?? err(r))
+                    : got(r)
                   : err(r) === v.expect.error
                     ? null
-                    : JSON.stringify(out(r) ?? err(r)),
+                    : got(r),
             });
         return runFamily(ctx, 'protocol', { ...vf, id: 'protocol/versions+negotiation' }, checks);
       },
@@ -192,21 +197,20 @@ export const section: SectionDef = {
               name: `${v.name}/encode`,
               op: 'encode',
               input: { frame: v.frame },
-              judge: (r: any) => (out(r)?.hex === v.hex ? null : JSON.stringify(out(r) ?? err(r))),
+              judge: (r: any) => (out(r)?.hex === v.hex ? null : got(r)),
             },
             {
               name: `${v.name}/decode`,
               op: 'decode',
               input: { hex: v.hex },
-              judge: (r: any) => (same(out(r)?.frame, v.frame) ? null : JSON.stringify(out(r) ?? err(r))),
+              judge: (r: any) => (same(out(r)?.frame, v.frame) ? null : got(r)),
             },
           ]),
           ...f.invalid.map((v: any) => ({
             name: v.name,
             op: 'decode',
             input: { hex: v.hex },
-            judge: (r: any) =>
-              err(r) === v.reason ? null : `expected ${v.reason}, got ${JSON.stringify(out(r) ?? err(r))}`,
+            judge: refusedWith(v.reason),
           })),
         ];
         return runFamily(ctx, 'x08', { ...f, id: 'x08/frames' }, checks);
@@ -228,7 +232,7 @@ export const section: SectionDef = {
             name,
             op: 'encode',
             input: { issuer_seed: f.keys.issuer_seed, payload: v.payload },
-            judge: (r: any) => (out(r)?.token === v.token ? null : JSON.stringify(out(r) ?? err(r))),
+            judge: (r: any) => (out(r)?.token === v.token ? null : got(r)),
           })),
           ...f.verify.map((v: any) => ({
             name: v.name,
@@ -244,7 +248,7 @@ export const section: SectionDef = {
             judge: (r: any) =>
               out(r)?.local === v.expect.local && out(r)?.wire === v.expect.wire
                 ? null
-                : `expected ${v.expect.local}/${v.expect.wire}, got ${JSON.stringify(out(r) ?? err(r))}`,
+                : `expected ${v.expect.local}/${v.expect.wire}, got ${got(r)}`,
           })),
         ];
         return runFamily(ctx, 'tokens', { ...f, id: 'tokens/tokens' }, checks);
@@ -265,48 +269,40 @@ export const section: SectionDef = {
             name: `sender_hash ${v.node_id}`,
             op: 'sender_hash',
             input: { node_id: v.node_id },
-            judge: (r: any) =>
-              out(r)?.sender_hash === v.sender_hash ? null : JSON.stringify(out(r) ?? err(r)),
+            judge: (r: any) => (out(r)?.sender_hash === v.sender_hash ? null : got(r)),
           })),
           ...f.valid.flatMap((v: any) => [
             {
               name: `${v.name}/encode`,
               op: 'encode',
               input: { fields: v.fields },
-              judge: (r: any) =>
-                out(r)?.hex === v.hex && out(r)?.beacon_id === v.beacon_id
-                  ? null
-                  : JSON.stringify(out(r) ?? err(r)),
+              judge: (r: any) => (out(r)?.hex === v.hex && out(r)?.beacon_id === v.beacon_id ? null : got(r)),
             },
             {
               name: `${v.name}/decode`,
               op: 'decode',
               input: { hex: v.hex },
               judge: (r: any) =>
-                same(out(r)?.fields, v.fields) && out(r)?.beacon_id === v.beacon_id
-                  ? null
-                  : JSON.stringify(out(r) ?? err(r)),
+                same(out(r)?.fields, v.fields) && out(r)?.beacon_id === v.beacon_id ? null : got(r),
             },
           ]),
           ...f.tolerant.map((v: any) => ({
             name: v.name,
             op: 'decode',
             input: { hex: v.hex },
-            judge: (r: any) => (same(out(r)?.fields, v.fields) ? null : JSON.stringify(out(r) ?? err(r))),
+            judge: (r: any) => (same(out(r)?.fields, v.fields) ? null : got(r)),
           })),
           ...f.malformed.map((v: any) => ({
             name: v.name,
             op: 'decode',
             input: { hex: v.hex },
-            judge: (r: any) =>
-              err(r) === v.error ? null : `expected ${v.error}, got ${JSON.stringify(out(r) ?? err(r))}`,
+            judge: refusedWith(v.error),
           })),
           ...f.encode_rejects.map((v: any) => ({
             name: v.name,
             op: 'encode',
             input: { fields: v.fields },
-            judge: (r: any) =>
-              err(r) === v.error ? null : `expected ${v.error}, got ${JSON.stringify(out(r) ?? err(r))}`,
+            judge: refusedWith(v.error),
           })),
           ...a.cases.map((v: any) => ({
             name: `toa ${v.payload_bytes}B SF${v.sf} BW${v.bw_khz} CR4/${v.cr} P${v.preamble}`,
@@ -321,7 +317,7 @@ export const section: SectionDef = {
             judge: (r: any) =>
               typeof out(r)?.toa_ms === 'number' && Math.abs(out(r).toa_ms - v.toa_ms) <= tol
                 ? null
-                : `expected ${v.toa_ms} ms, got ${JSON.stringify(out(r) ?? err(r))}`,
+                : `expected ${v.toa_ms} ms, got ${got(r)}`,
           })),
         ];
         return runFamily(
@@ -347,34 +343,32 @@ export const section: SectionDef = {
             op: 'cert_id',
             input: { body: v.body },
             judge: (r: any) =>
-              out(r)?.cert_id === v.cert_id && out(r)?.preimage_jcs === v.preimage_jcs
-                ? null
-                : JSON.stringify(out(r) ?? err(r)),
+              out(r)?.cert_id === v.cert_id && out(r)?.preimage_jcs === v.preimage_jcs ? null : got(r),
           })),
           {
             name: 'merkle empty tree',
             op: 'merkle',
             input: { leaves_utf8: [] },
-            judge: (r: any) => (out(r)?.root === m.empty_root ? null : JSON.stringify(out(r) ?? err(r))),
+            judge: (r: any) => (out(r)?.root === m.empty_root ? null : got(r)),
           },
           ...m.trees.flatMap((t: any) => [
             {
               name: `merkle root n=${t.size}`,
               op: 'merkle',
               input: { leaves_utf8: t.leaves_utf8 },
-              judge: (r: any) => (out(r)?.root === t.root ? null : JSON.stringify(out(r) ?? err(r))),
+              judge: (r: any) => (out(r)?.root === t.root ? null : got(r)),
             },
             ...t.inclusion.map((p: any) => ({
               name: `merkle PATH(${p.index}, n=${t.size})`,
               op: 'merkle',
               input: { leaves_utf8: t.leaves_utf8, index: p.index },
-              judge: (r: any) => (same(out(r)?.path, p.path) ? null : JSON.stringify(out(r) ?? err(r))),
+              judge: (r: any) => (same(out(r)?.path, p.path) ? null : got(r)),
             })),
             ...t.consistency.map((p: any) => ({
               name: `merkle PROOF(${p.from_size}, n=${t.size})`,
               op: 'merkle',
               input: { leaves_utf8: t.leaves_utf8, from_size: p.from_size },
-              judge: (r: any) => (same(out(r)?.proof, p.proof) ? null : JSON.stringify(out(r) ?? err(r))),
+              judge: (r: any) => (same(out(r)?.proof, p.proof) ? null : got(r)),
             })),
           ]),
         ];
@@ -399,17 +393,14 @@ export const section: SectionDef = {
             name: JSON.stringify(v.in),
             op: 'normalise_topic',
             input: { topic: v.in },
-            judge: (r: any) => (out(r)?.topic === v.out ? null : JSON.stringify(out(r) ?? err(r))),
+            judge: (r: any) => (out(r)?.topic === v.out ? null : got(r)),
           })),
           ...f.invalid.map((t: string) => ({
             name: `invalid ${JSON.stringify(t)}`,
             op: 'normalise_topic',
             input: { topic: t },
             // the file: empty after normalisation, or longer than 64 characters → bad_request
-            judge: (r: any) =>
-              err(r) === 'bad_request'
-                ? null
-                : `expected bad_request, got ${JSON.stringify(out(r) ?? err(r))}`,
+            judge: refusedWith('bad_request'),
           })),
         ];
         return runFamily(
@@ -436,11 +427,11 @@ export const section: SectionDef = {
             Array.isArray(v.expected)
               ? same(out(r)?.shards, v.expected)
                 ? null
-                : JSON.stringify(out(r) ?? err(r))
+                : got(r)
               : out(r)?.reason === v.expected.reason &&
                   out(r)?.first_uncovered_layer === v.expected.first_uncovered_layer
                 ? null
-                : JSON.stringify(out(r) ?? err(r)),
+                : got(r),
         }));
         return runFamily(
           ctx,
@@ -462,8 +453,7 @@ export const section: SectionDef = {
           name: `${c.method} β=${c.trim_fraction}`,
           op: 'aggregate',
           input: { submissions: f.submissions, method: c.method, trim_fraction: c.trim_fraction },
-          judge: (r: any) =>
-            same(out(r)?.values_f32, c.expected_f32) ? null : JSON.stringify(out(r) ?? err(r)),
+          judge: (r: any) => (same(out(r)?.values_f32, c.expected_f32) ? null : got(r)),
         }));
         return runFamily(ctx, 'fedlearn', { ...f, id: 'fedlearn/aggregation' }, checks);
       },
@@ -484,10 +474,8 @@ export const section: SectionDef = {
             v.expect.result === 'ok'
               ? out(r)?.claim_id === v.expect.claim_id && out(r)?.preimage_jcs === v.expect.preimage_jcs
                 ? null
-                : JSON.stringify(out(r) ?? err(r))
-              : err(r) === v.expect.code
-                ? null
-                : `expected ${v.expect.code}, got ${JSON.stringify(out(r) ?? err(r))}`,
+                : got(r)
+              : refusedWith(v.expect.code)(r),
         }));
         return runFamily(
           ctx,
