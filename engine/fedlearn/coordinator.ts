@@ -9,7 +9,7 @@ import { fromB64url } from '../core/encoding.js';
 import type { NodeID } from '../core/types.js';
 import { verifyObject } from '../identity/identity.js';
 import { aggregate, encodeAdapter } from './aggregator.js';
-import { decodeSafetensors, validateDelta, type ModelCard } from './delta.js';
+import { decodeSafetensors, validateDelta, type DeltaExpectation, type ModelCard } from './delta.js';
 import { loraInit } from './lora-init.js';
 import { ChunkBuffer, type ChunkPart } from './chunks.js';
 import type { RoundManifest } from './manifest.js';
@@ -69,6 +69,19 @@ export interface CoordDeps {
 }
 
 const iso = (t: number) => new Date(t).toISOString();
+
+/** What a submitted delta must match: the round's manifest and the coordinator's base model. */
+export const deltaExpectation = (m: RoundManifest, card: ModelCard): DeltaExpectation => ({
+  round_id: m.round_id,
+  base_model_sha: m.base_model_sha,
+  rank: m.lora_rank,
+  alpha: m.lora_alpha,
+  target_modules: m.lora_target_modules,
+  card,
+  clip_norm: m.clip_norm,
+  dp_noise_scale: m.dp_noise_scale,
+  freeze_a: m.freeze_a,
+});
 
 /** §4 ParticipantSubmission signature body */
 export const submissionBody = (s: {
@@ -208,21 +221,7 @@ export class Coordinator {
     const card = this.d.card();
     if (!card) throw new HnError('base_model_mismatch', 'the coordinator has no base model');
     try {
-      validateDelta(
-        bytes,
-        {
-          round_id: m.round_id,
-          base_model_sha: m.base_model_sha,
-          rank: m.lora_rank,
-          alpha: m.lora_alpha,
-          target_modules: m.lora_target_modules,
-          card,
-          clip_norm: m.clip_norm,
-          dp_noise_scale: m.dp_noise_scale,
-          freeze_a: m.freeze_a,
-        },
-        max,
-      ); // 8–12
+      validateDelta(bytes, deltaExpectation(m, card), max); // 8–12
       if (
         !Number.isSafeInteger(s.num_samples) ||
         s.num_samples < 1 ||

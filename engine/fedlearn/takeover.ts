@@ -7,7 +7,13 @@
  * deterministic, so the adapter SHA equals the coordinator's.
  */
 import { HnError } from '../core/errors.js';
-import { aggregateRound, emitCompleted, type CoordRound, type RoundResult } from './coordinator.js';
+import {
+  aggregateRound,
+  deltaExpectation,
+  emitCompleted,
+  type CoordRound,
+  type RoundResult,
+} from './coordinator.js';
 import { fetchAll } from './chunks.js';
 import { validateDelta, type ModelCard } from './delta.js';
 import type { RoundManifest } from './manifest.js';
@@ -86,21 +92,7 @@ export async function takeover(d: TakeoverDeps, k: TakeoverRound): Promise<Round
               )
             ).bytes;
       if (!card) throw new HnError('base_model_mismatch', 'no base model');
-      validateDelta(
-        bytes,
-        {
-          round_id: m.round_id,
-          base_model_sha: m.base_model_sha,
-          rank: m.lora_rank,
-          alpha: m.lora_alpha,
-          target_modules: m.lora_target_modules,
-          card,
-          clip_norm: m.clip_norm,
-          dp_noise_scale: m.dp_noise_scale,
-          freeze_a: m.freeze_a,
-        },
-        max,
-      );
+      validateDelta(bytes, deltaExpectation(m, card), max);
       if (sub.num_samples < 1 || sub.num_samples > m.train_steps * m.batch_size)
         throw new HnError('delta_invalid', 'num_samples out of range');
       r.subs.set(participant, {
