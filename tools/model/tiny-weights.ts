@@ -2,22 +2,14 @@
  * Configuration and deterministic seeded weights of the tiny Llama-style decoder.
  * Shared by the ONNX generator and the float64 reference so both see the very same float32 values.
  */
+import type { DecoderDims } from '../../engine/fedlearn/base.js';
 import { SeededRng } from '../../engine/llm/rng.js';
 
 export { SeededRng };
 
-export interface TinyConfig {
+/** The decoder's dimensions (shared with M28's TF.js decoder, which trains on the same weights). */
+export interface TinyConfig extends DecoderDims {
   model_id: string;
-  vocab_size: number;
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  head_dim: number;
-  max_position_embeddings: number;
-  rms_norm_eps: number;
-  rope_theta: number;
   seed: number;
   /** Emit com.microsoft fused operators (SkipSimplifiedLayerNormalization, RotaryEmbedding, GroupQueryAttention). */
   fused: boolean;
