@@ -20,6 +20,7 @@ import { descriptor } from '../modules/registry.js';
 import type { Clock } from './clock.js';
 import type { LoraNotification } from './rx_pipeline.js';
 import type { PortProvider } from './serial_bridge.js';
+import { LORA_EVENT_TYPES } from './settings.js';
 import {
   LORA_DEFAULTS,
   LoraService,
@@ -96,18 +97,7 @@ export const CAPABILITIES = [
   'experimental.lora.duty_cycle',
 ] as const;
 
-export const EVENT_TYPES = [
-  'lora.beacon.sent',
-  'lora.beacon.received',
-  'lora.panic.sent',
-  'lora.panic.received',
-  'lora.peer.unknown',
-  'lora.peer.verified',
-  'lora.peer.conflict',
-  'lora.duty_cycle.exhausted',
-  'lora.duty_cycle.overridden',
-  'lora.rx.dropped',
-] as const;
+export const EVENT_TYPES = LORA_EVENT_TYPES;
 
 const LOGGED: ReadonlySet<string> = new Set([
   'lora.beacon.sent',
