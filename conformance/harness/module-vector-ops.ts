@@ -16,6 +16,7 @@ import { normalizeTopics } from '../../engine/moe/expert_registry.js';
 import { buildClaim, claimPreimage, normaliseDraft } from '../../engine/evidence/claim.js';
 import { jcs } from '../../engine/core/canonical.js';
 import type { NodeID } from '../../engine/core/types.js';
+import { runModuleVector2 } from './module-vector-ops-2.js';
 
 const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 const hex = (s: unknown): Uint8Array => {
@@ -25,7 +26,7 @@ const hex = (s: unknown): Uint8Array => {
 };
 const utf8 = (s: unknown) => new TextEncoder().encode(String(s));
 
-/** the module vector ops; undefined when `family/op` is not one of them */
+/** the module vector ops (a Promise for the async ones); undefined when `family/op` is not one of them */
 export function runModuleVector(family: string, op: string, input: any): unknown {
   switch (`${family}/${op}`) {
     case 'lora/sender_hash':
@@ -110,5 +111,6 @@ export function runModuleVector(family: string, op: string, input: any): unknown
       return { preimage_jcs: jcs(claimPreimage(rest)), claim_id: c.claim_id };
     }
   }
-  return undefined;
+  // duty cycle, Meshtastic, scorer, M28 manifest / init / delta (module-vector-ops-2.ts)
+  return runModuleVector2(family, op, input);
 }

@@ -62,7 +62,7 @@ function verifyTokenVector(input: any) {
   return { local, wire: local === 'ok' ? 'ok' : tokenWireCode(local as ErrorCode) };
 }
 
-/** The families and ops of harness op `vector` (conformance/README.md). */
+/** The families and ops of harness op `vector` (conformance/README.md); an async op answers a Promise. */
 export function runVector(family: string, op: string, input: any): unknown {
   switch (`${family}/${op}`) {
     case 'canonical_json/jcs':

@@ -32,15 +32,21 @@ const HAND = [
   'canonical_json/jcs.json',
   'x08/frames.json',
   'tokens/tokens.json',
-  // module vectors (provenance in SOURCES.json), run through harness op `vector` (VEC-07..VEC-12)
+  // module vectors (provenance in SOURCES.json or the file), run through harness op `vector` (VEC-07..VEC-15)
   'lora/frames.json',
   'lora/airtime.json',
+  'lora/duty_cycle.json',
+  'lora/meshtastic.json',
   'civdef/cert_ids.json',
   'civdef/merkle.json',
   'moe/normalisation.json',
+  'moe/scorer.json',
   'evidence/claim_ids.json',
   'distributed_inference/planner.json',
   'fedlearn/aggregation.json',
+  'fedlearn/manifest.json',
+  'fedlearn/init.json',
+  'fedlearn/delta_validation.json',
 ];
 
 type Source = { kind: string; ref: string; generated_by: string };

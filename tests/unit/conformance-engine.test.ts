@@ -47,17 +47,21 @@ describe('X09 conformance suite, in-process target', () => {
     expect(r.report.wire_vectors.not_run).toEqual([]);
     expect(r.report.wire_vectors.families.x08!.run).toBeGreaterThanOrEqual(40);
     expect(r.report.wire_vectors.families.tokens!.run).toBeGreaterThanOrEqual(20);
-    // module vector families run against the engine's own functions too (VEC-07..VEC-11)
-    for (const [fam, min] of [
-      ['lora', 25],
-      ['civdef', 80],
-      ['moe', 10],
-      ['evidence', 15],
-      ['distributed_inference', 9],
-      ['fedlearn', 3],
+    // module vector families run against the engine's own functions too (VEC-07..VEC-15): lora frames,
+    // airtime, duty cycle and Meshtastic; moe normalisation and scorer; fedlearn aggregation (also from the
+    // fedlearn section), manifest, init and delta validation
+    for (const [fam, min, cases] of [
+      ['lora', 35, ['VEC-07', 'VEC-13']],
+      ['civdef', 80, ['VEC-08']],
+      ['moe', 15, ['VEC-09', 'VEC-14']],
+      ['evidence', 15, ['VEC-10']],
+      ['distributed_inference', 9, ['VEC-11']],
+      ['fedlearn', 17, ['VEC-12', 'VEC-15', 'fedlearn.vector.aggregation']],
     ] as const) {
       expect(r.report.wire_vectors.families[fam]?.run, fam).toBeGreaterThanOrEqual(min);
+      expect(r.report.wire_vectors.families[fam]?.passed, fam).toBe(r.report.wire_vectors.families[fam]?.run);
       expect(r.report.wire_vectors.families[fam]?.via, fam).toEqual(['vector']);
+      expect(r.report.wire_vectors.families[fam]?.cases, fam).toEqual(expect.arrayContaining([...cases]));
     }
     expect(r.report.wire_vectors_verified).toBe(true);
     // signed by the SUT; CID recomputes; schema-valid

@@ -431,7 +431,7 @@ export class BrowserTarget implements Target {
     await this.pageOps(page);
     return viaJson(
       (await page.evaluate(
-        `(() => { try { return { output: window.__hnVectors.runVector(${JSON.stringify(family)}, ${JSON.stringify(op)}, ${JSON.stringify(viaJson(input))}) }; } catch (e) { return { error: { code: String(e && e.code || 'internal_error'), message: String(e && e.message || e) } }; } })()`,
+        `(async () => { try { return { output: await window.__hnVectors.runVector(${JSON.stringify(family)}, ${JSON.stringify(op)}, ${JSON.stringify(viaJson(input))}) }; } catch (e) { return { error: { code: String(e && e.code || 'internal_error'), message: String(e && e.message || e) } }; } })()`,
       )) as CallResult,
     );
   }

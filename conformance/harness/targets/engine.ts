@@ -149,7 +149,7 @@ export class EngineTarget implements Target {
   async vector(peer: number, family: string, op: string, input: unknown): Promise<CallResult> {
     this.node(peer);
     try {
-      return viaJson({ output: runVector(family, op, viaJson(input)) });
+      return viaJson({ output: await runVector(family, op, viaJson(input)) });
     } catch (e: any) {
       return { error: { code: String(e?.code ?? 'internal_error'), message: String(e?.message ?? e) } };
     }

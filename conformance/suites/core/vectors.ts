@@ -459,6 +459,140 @@ export const section: SectionDef = {
       },
     },
     {
+      id: 'VEC-13',
+      spec_ref: 'M29 lora-beacons digest §6 duty-cycle accounting, §8 Meshtastic serial API',
+      title:
+        "LoRa duty-cycle and Meshtastic vectors (hand-derived from the digest, mesh.proto and the protobuf wire format): budget, used airtime, fits and next_tx_allowed_at through the SUT's async DutyCycle over a key/value log; ToRadio frames, the adapter's beacon TX frame and its FromRadio receive path",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const d = loadVectors('lora/duty_cycle.json');
+        const m = loadVectors('lora/meshtastic.json');
+        const checks: Check[] = [
+          ...d.cases.map((v: any) => ({
+            name: v.name,
+            op: 'duty_cycle',
+            input: { percent: v.percent, entries: v.entries, now: v.now, frame_ms: v.frame_ms },
+            judge: (r: any) => {
+              const o = out(r);
+              return o &&
+                o.budget_ms === v.budget_ms &&
+                typeof o.used_ms === 'number' &&
+                Math.abs(o.used_ms - v.used_ms) < 1e-6 &&
+                o.fits === v.fits &&
+                o.next_tx_allowed_at === v.next_tx_allowed_at
+                ? null
+                : `expected budget ${v.budget_ms}, used ${v.used_ms}, fits ${v.fits}, next ${v.next_tx_allowed_at}; got ${got(r)}`;
+            },
+          })),
+          ...m.to_radio.map((v: any) => ({
+            name: `to_radio ${v.name}`,
+            op: 'meshtastic_to_radio',
+            input: { message: v.message },
+            judge: (r: any) => (out(r)?.hex === v.hex ? null : got(r)),
+          })),
+          // the beacon TX vector is what the adapter itself writes for a beacon (broadcast, private app)
+          ...m.to_radio
+            .filter((v: any) => v.message.packet?.decoded?.portnum === 256)
+            .map((v: any) => ({
+              name: `adapter tx ${v.name}`,
+              op: 'meshtastic_tx',
+              input: {
+                payload_hex: v.message.packet.decoded.payload_hex,
+                packet_id: v.message.packet.id,
+                channel: v.message.packet.channel,
+              },
+              judge: (r: any) => (out(r)?.hex === v.hex ? null : got(r)),
+            })),
+          ...m.from_radio.map((v: any) => ({
+            name: `from_radio ${v.name}`,
+            op: 'meshtastic_rx',
+            input: { hex: v.hex },
+            judge: (r: any) =>
+              same(out(r)?.events, [
+                {
+                  kind: 'frame',
+                  payload: v.expect.payload_hex,
+                  rssi: v.expect.rssi,
+                  snr: v.expect.snr,
+                  device_id: v.expect.device_id,
+                },
+              ])
+                ? null
+                : got(r),
+          })),
+        ];
+        return runFamily(
+          ctx,
+          'lora',
+          { id: 'lora/duty_cycle+meshtastic', source: sourceOf('lora/duty_cycle.json') },
+          checks,
+        );
+      },
+    },
+    {
+      id: 'VEC-14',
+      spec_ref: 'M27 moe digest §5 rule-based scorer',
+      title:
+        "MoE scorer vectors (hand arithmetic from the §5 formula): a fresh expert's score for each query (tag share, similarity, reliability ½, recency 1, score_bias, clamp), through the SUT's embedder and scorer",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const f = loadVectors('moe/scorer.json');
+        const checks: Check[] = f.cases.map((v: any) => ({
+          name: v.id,
+          op: 'score',
+          input: { topics: v.topics, summary: v.summary, tags: v.tags, score_bias: v.score_bias },
+          judge: (r: any) =>
+            typeof out(r)?.score === 'number' && Math.abs(out(r).score - v.expected) <= f.tolerance
+              ? null
+              : `expected ${v.expected} (${v.arith}), got ${got(r)}`,
+        }));
+        return runFamily(ctx, 'moe', { id: 'moe/scorer', source: sourceOf('moe/scorer.json') }, checks);
+      },
+    },
+    {
+      id: 'VEC-15',
+      spec_ref: 'M28 fedlearn digest §4 manifest_sha, §6 delta checks 8–12, §7 LoRA init',
+      title:
+        "M28 manifest, init and delta vectors (Python derive.py): manifest JCS bytes and manifest_sha, the PRNG's first words and A₀/B₀ bit for bit, and each submitted delta accepted or refused with its code, through the SUT's fedlearn functions",
+      requires: { ops: ['vector'] },
+      async run(ctx) {
+        const mf = loadVectors('fedlearn/manifest.json');
+        const init = loadVectors('fedlearn/init.json');
+        const dv = loadVectors('fedlearn/delta_validation.json');
+        const checks: Check[] = [
+          ...mf.cases.map((v: any) => ({
+            name: `manifest ${v.name}`,
+            op: 'manifest',
+            input: { manifest: v.manifest },
+            judge: (r: any) => (out(r)?.jcs === v.jcs && out(r)?.manifest_sha === v.manifest_sha ? null : got(r)),
+          })),
+          ...init.cases.map((v: any) => ({
+            name: `init seed ${v.seed} rank ${v.rank}`,
+            op: 'init',
+            input: { card: init.card, rank: v.rank, seed: v.seed },
+            judge: (r: any) =>
+              same(out(r)?.first_u32, v.first_u32) &&
+              same(out(r)?.names, Object.keys(v.tensors).sort()) &&
+              same(out(r)?.tensors, v.tensors)
+                ? null
+                : `first words ${JSON.stringify(out(r)?.first_u32 ?? err(r))}, or A₀/B₀ differ`,
+          })),
+          ...dv.cases.map((v: any) => ({
+            name: `delta ${v.name}`,
+            op: 'validate_delta',
+            input: { bytes_b64: v.bytes_b64, expectation: dv.expectation },
+            judge: (r: any) =>
+              v.expect === 'ok'
+                ? out(r)?.ok === true
+                  ? null
+                  : `expected accepted, got ${got(r)}`
+                : refusedWith(v.expect)(r),
+          })),
+        ];
+        return runFamily(ctx, 'fedlearn', { ...mf, id: 'fedlearn/manifest+init+delta_validation' }, checks);
+      },
+    },
+    {
       id: 'VEC-10',
       spec_ref: 'seed §2.5; M30 evidence digest §3.2, §3.3',
       title:

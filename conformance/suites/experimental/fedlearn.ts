@@ -1,9 +1,9 @@
 /**
  * experimental/fedlearn (M28), black-box over the capability bus plus the module's language-neutral
- * vectors (vectors/fedlearn, derived independently in Python by derive.py), each checked here against
- * the suite's own reference: JCS/SHA-256 of the manifest, splitmix32 → xoshiro128** LoRA init,
- * FedAvg/trimmed mean/median in float64 with one float32 rounding, and the canonical-safetensors
- * header rule of §6. Joining and submitting need a consent gesture in the SUT's UI, so rounds are not
+ * vectors (vectors/fedlearn, derived independently in Python by derive.py): the aggregation vectors run
+ * through the SUT's aggregator (harness op `vector`) against the recorded results; the manifest, init and
+ * delta files are cross-checked here against the suite's own reading of the digest (JCS/SHA-256,
+ * splitmix32 → xoshiro128**, the §6 header rule) — the SUT runs those in core/vectors VEC-15. Joining and submitting need a consent gesture in the SUT's UI, so rounds are not
  * driven from here; the negative cases are.
  * Self-contained: one file, one `section`.
  */
@@ -61,25 +61,6 @@ function xoshiro(seed: number) {
     s[3] = rotl(s[3]!, 11);
     return r;
   };
-}
-function combine(vals: number[], w: number[], method: string, beta: number): number {
-  if (method === 'fedavg') {
-    let n = 0;
-    let d = 0;
-    vals.forEach((v, i) => {
-      n += w[i]! * v;
-      d += w[i]!;
-    });
-    return n / d;
-  }
-  const s = [...vals].sort((a, b) => a - b);
-  if (method === 'median') {
-    const h = s.length >> 1;
-    return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
-  }
-  const k = Math.floor(beta * s.length);
-  const kept = s.slice(k, s.length - k);
-  return kept.reduce((a, b) => a + b, 0) / kept.length;
 }
 /** §6 structural rule: u64 LE length, header = JCS padded with spaces to 8, offsets contiguous in name order. */
 function headerCanonical(b: Uint8Array): boolean {
@@ -206,24 +187,41 @@ const cases: CaseDef[] = [
   {
     id: 'fedlearn.vector.aggregation',
     spec_ref: `${REF} §7 aggregation, §10.4, §10.6`,
-    title: 'vectors/fedlearn/aggregation.json: fedavg / trimmed_mean / median agree with the suite',
-    async run() {
+    title:
+      'vectors/fedlearn/aggregation.json (Python derive.py): the SUT’s aggregator, through harness op vector, gives each recorded fedavg / trimmed_mean / median result bit for bit, whatever the order the submissions arrive in',
+    requires: { ops: ['vector'] },
+    async run(ctx) {
       const v = vec('aggregation.json');
-      const S = [...v.submissions].sort((a, b) => (a.participant < b.participant ? -1 : 1));
+      let run = 0;
+      const tally = () =>
+        ctx.vectors('fedlearn', { run, passed: run - 1, source: v.source.kind, via: 'vector' });
       for (const c of v.cases) {
-        const got = c.expected_f32.map((_: number, j: number) =>
-          Math.fround(
-            combine(
-              S.map((s) => s.values[j]),
-              S.map((s) => s.num_samples),
-              c.method,
-              c.trim_fraction,
-            ),
-          ),
-        );
-        if (JSON.stringify(got) !== JSON.stringify(c.expected_f32))
-          return fail(c.expected_f32, got, c.method);
+        run++;
+        const r = await ctx.target.vector!(0, 'fedlearn', 'aggregate', {
+          submissions: v.submissions,
+          method: c.method,
+          trim_fraction: c.trim_fraction,
+        });
+        const got = 'output' in r ? (r.output as { values_f32?: number[] }).values_f32 : r.error;
+        if (JSON.stringify(got) !== JSON.stringify(c.expected_f32)) {
+          tally();
+          return fail(c.expected_f32, got, `${c.method} β=${c.trim_fraction}: the SUT's aggregate`);
+        }
       }
+      // the order of submissions must not matter (§7: NodeID order)
+      const c0 = v.cases[0];
+      run++;
+      const r = await ctx.target.vector!(0, 'fedlearn', 'aggregate', {
+        submissions: [...v.submissions].reverse(),
+        method: c0.method,
+        trim_fraction: c0.trim_fraction,
+      });
+      const got = 'output' in r ? (r.output as { values_f32?: number[] }).values_f32 : r.error;
+      if (JSON.stringify(got) !== JSON.stringify(c0.expected_f32)) {
+        tally();
+        return fail(c0.expected_f32, got, `${c0.method} with the submissions in reverse order`);
+      }
+      ctx.vectors('fedlearn', { run, passed: run, source: v.source.kind, via: 'vector' });
       return pass();
     },
   },
