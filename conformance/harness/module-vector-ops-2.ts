@@ -25,7 +25,11 @@ const hex = (s: unknown): Uint8Array => {
   return Uint8Array.from(t.match(/../g) ?? [], (b) => parseInt(b, 16));
 };
 const b64 = (s: unknown) => Uint8Array.from(atob(String(s)), (c) => c.charCodeAt(0));
-const card = (c: any): ModelCard => ({ base_model_id: 'vector', layers: Number(c.layers), modules: c.modules });
+const card = (c: any): ModelCard => ({
+  base_model_id: 'vector',
+  layers: Number(c.layers),
+  modules: c.modules,
+});
 
 /** a ToRadio message as in vectors/lora/meshtastic.json (payload as `payload_hex`) */
 function toRadio(m: any): ToRadioMsg {

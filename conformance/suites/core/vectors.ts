@@ -564,7 +564,8 @@ export const section: SectionDef = {
             name: `manifest ${v.name}`,
             op: 'manifest',
             input: { manifest: v.manifest },
-            judge: (r: any) => (out(r)?.jcs === v.jcs && out(r)?.manifest_sha === v.manifest_sha ? null : got(r)),
+            judge: (r: any) =>
+              out(r)?.jcs === v.jcs && out(r)?.manifest_sha === v.manifest_sha ? null : got(r),
           })),
           ...init.cases.map((v: any) => ({
             name: `init seed ${v.seed} rank ${v.rank}`,
