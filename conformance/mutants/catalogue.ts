@@ -29,6 +29,13 @@ const VERIFY = 'engine/identity/verify.ts';
 const HANDSHAKE = 'engine/net/handshake.ts';
 const RPC = 'engine/net/rpc.ts';
 const X08R = 'engine/transport/tensor/reassembly.ts';
+const DUTY = 'engine/lora/duty_cycle.ts';
+const MESH = 'engine/lora/adapters/meshtastic.ts';
+const SCORER = 'engine/moe/scorer.ts';
+const FMAN = 'engine/fedlearn/manifest.ts';
+const FINIT = 'engine/fedlearn/lora-init.ts';
+const FDELTA = 'engine/fedlearn/delta.ts';
+const FAGG = 'engine/fedlearn/aggregator.ts';
 
 const m = (
   id: string,
@@ -339,5 +346,119 @@ export const MUTANTS: Mutant[] = [
     X08F,
     'dv.setUint32(8, n);\n  dv.setUint32(12, flags >>> 0);',
     'dv.setUint32(12, n);\n  dv.setUint32(8, flags >>> 0);',
+  ),
+  // ---------- module families run through harness op vector (core/vectors VEC-12..VEC-15; the module
+  // sections' bus cases catch some too, but core/vectors runs first)
+  m(
+    'lora-duty-window-inclusive',
+    'core/vectors',
+    'M29 duty cycle: an entry still counts exactly 3600 s after its time',
+    DUTY,
+    '.filter((e) => e.t > now - DUTY_WINDOW_MS)',
+    '.filter((e) => e.t >= now - DUTY_WINDOW_MS)',
+  ),
+  m(
+    'lora-duty-future-unclamped',
+    'core/vectors',
+    'M29 duty cycle: a future timestamp is kept as it is instead of counting as now',
+    DUTY,
+    '.map((e) => (e.t > now ? { ...e, t: now } : e))',
+    '.map((e) => e)',
+  ),
+  m(
+    'lora-duty-budget-tenth',
+    'core/vectors',
+    'M29 duty cycle: budget = percent · 3 600 ms instead of · 36 000 ms',
+    DUTY,
+    'round3(this.percent * 36_000)',
+    'round3(this.percent * 3_600)',
+  ),
+  m(
+    'lora-meshtastic-length-le',
+    'core/vectors',
+    'M29 Meshtastic: serial frame length written little-endian',
+    MESH,
+    'out[2] = pb.length >> 8;\n  out[3] = pb.length & 0xff;',
+    'out[2] = pb.length & 0xff;\n  out[3] = pb.length >> 8;',
+  ),
+  m(
+    'lora-meshtastic-tx-want-ack',
+    'core/vectors',
+    'M29 Meshtastic: beacons sent with want_ack (the radio would retry a broadcast)',
+    MESH,
+    'want_ack: false,',
+    'want_ack: true,',
+  ),
+  m(
+    'lora-meshtastic-rx-no-snr',
+    'core/vectors',
+    'M29 Meshtastic: a received frame loses its SNR',
+    MESH,
+    'snr: p.rx_snr ?? null,',
+    'snr: null,',
+  ),
+  m(
+    'moe-score-no-clamp',
+    'core/vectors',
+    'M27 scorer: raw + 0.1·score_bias not clamped to [0, 1]',
+    SCORER,
+    'return clamp01(raw + 0.1 * scoreBias);',
+    'return raw + 0.1 * scoreBias;',
+  ),
+  m(
+    'moe-score-weights-swapped',
+    'core/vectors',
+    'M27 scorer: tag and similarity weights swapped (0.30·tag + 0.45·sim)',
+    SCORER,
+    '0.45 * p.tag + 0.3 * p.sim',
+    '0.3 * p.tag + 0.45 * p.sim',
+  ),
+  m(
+    'moe-reliability-no-prior',
+    'core/vectors',
+    'M27 scorer: reliability without the Laplace prior ((helpful+1)/(rated+1))',
+    SCORER,
+    '(helpful + 1) / (rated + 2)',
+    '(helpful + 1) / (rated + 1)',
+  ),
+  m(
+    'fedlearn-manifest-unsorted',
+    'core/vectors',
+    'M28: manifest_sha over JSON.stringify (keys unsorted) instead of JCS',
+    FMAN,
+    'export const manifestBytes = (m: RoundManifest): Uint8Array => canonical(unsigned(m));',
+    'export const manifestBytes = (m: RoundManifest): Uint8Array => new TextEncoder().encode(JSON.stringify(unsigned(m)));',
+  ),
+  m(
+    'fedlearn-init-bound-rank',
+    'core/vectors',
+    'M28 LoRA init: A scaled by 1/√rank instead of 1/√d_in',
+    FINIT,
+    'const bound = 1 / Math.sqrt(shape[1]!);',
+    'const bound = 1 / Math.sqrt(shape[0]!);',
+  ),
+  m(
+    'fedlearn-delta-nan-accepted',
+    'core/vectors',
+    'M28 delta check 11: non-finite values accepted',
+    FDELTA,
+    "for (const v of t.data) if (!Number.isFinite(v)) throw bad('non_finite', { tensor: name });",
+    'void 0;',
+  ),
+  m(
+    'fedlearn-delta-base-wrong-code',
+    'core/vectors',
+    'M28 delta check 9: another base model refused as delta_invalid, not base_model_mismatch',
+    FDELTA,
+    "throw new HnError('base_model_mismatch', 'delta base model differs from the round', {",
+    "throw new HnError('delta_invalid', 'delta base model differs from the round', {",
+  ),
+  m(
+    'fedlearn-trim-ceil',
+    'core/vectors',
+    'M28 trimmed mean drops ⌈β·n⌉ at each end instead of ⌊β·n⌋',
+    FAGG,
+    'const k = Math.floor(beta * n);',
+    'const k = Math.ceil(beta * n);',
   ),
 ];

@@ -104,7 +104,7 @@ subs = [
 ]
 S = sorted(subs, key=lambda s: s["participant"])
 agg = []
-for method, beta in [("fedavg", 0.1), ("trimmed_mean", 0.2), ("median", 0.1)]:
+for method, beta in [("fedavg", 0.1), ("trimmed_mean", 0.2), ("trimmed_mean", 0.1), ("median", 0.1)]:
     out = [f32(combine([s["values"][j] for s in S], [s["num_samples"] for s in S], method, beta)) for j in range(4)]
     agg.append({"method": method, "trim_fraction": beta, "expected_f32": out})
 json.dump({"source": SOURCE("M28 digest §7 aggregation (sorted by NodeID, Float64, one F32 rounding)"),
