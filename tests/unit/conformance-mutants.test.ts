@@ -1,6 +1,6 @@
 /**
  * Mutation run, the three mutants the issue names (ignores BYE, accepts any signature, wrong CID
- * bytes) plus a stale patch: each broken engine is built by the loader hook in a fresh child process
+ * bytes), one module-family mutant (a NaN delta accepted, caught by VEC-15) plus a stale patch: each broken engine is built by the loader hook in a fresh child process
  * and must be caught by a failing case; a patch that no longer applies is reported STALE, never caught.
  * (The full catalogue runs in `npm run bench -- x09` / `npm run conformance -- --mutants`.)
  */
@@ -22,6 +22,12 @@ describe('mutants', () => {
       'experimental/tensor_transport',
     ])
       expect(MUTANTS.filter((m) => m.section === s).length, s).toBeGreaterThanOrEqual(3);
+    // the module families run through harness op vector (VEC-12..VEC-15) have their own mutants
+    for (const fam of ['lora', 'moe', 'fedlearn'])
+      expect(
+        MUTANTS.filter((m) => m.id.startsWith(`${fam}-`) && m.section === 'core/vectors').length,
+        fam,
+      ).toBeGreaterThanOrEqual(3);
   });
 
   it('every patch still applies to the engine source (a moved line must be followed here, not go STALE)', () => {
@@ -32,7 +38,12 @@ describe('mutants', () => {
   });
 
   it('ignoring BYE, accepting any signature and hashing the wrong CID bytes are caught; a stale patch is not', async () => {
-    const pick = ['x08-ignore-bye', 'verify-any-signature', 'descriptor-cid-wrong-bytes'];
+    const pick = [
+      'x08-ignore-bye',
+      'verify-any-signature',
+      'descriptor-cid-wrong-bytes',
+      'fedlearn-delta-nan-accepted',
+    ];
     const stale = {
       id: 'stale-demo',
       section: 'core/identity',
@@ -48,6 +59,8 @@ describe('mutants', () => {
     expect(by['x08-ignore-bye']!.caught_by).toContain('X08-20');
     expect(by['verify-any-signature']!.caught).toBe(true);
     expect(by['descriptor-cid-wrong-bytes']!.caught_by).toContain('EV-04');
+    // a module family's mutant is caught by its vectors run through the harness
+    expect(by['fedlearn-delta-nan-accepted']!.caught_by).toContain('VEC-15');
     expect(by['stale-demo']!.caught).toBe(false);
     expect(by['stale-demo']!.stale).toMatch(/canonical\.ts/);
     expect(r.survivors).toEqual(['stale-demo']);
