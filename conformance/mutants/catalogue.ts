@@ -36,6 +36,9 @@ const FMAN = 'engine/fedlearn/manifest.ts';
 const FINIT = 'engine/fedlearn/lora-init.ts';
 const FDELTA = 'engine/fedlearn/delta.ts';
 const FAGG = 'engine/fedlearn/aggregator.ts';
+const CIVREADS = 'engine/civdef/reads.ts';
+const LPEERS = 'engine/lora/peer_map.ts';
+const FADAPT = 'engine/fedlearn/adapters.ts';
 
 const m = (
   id: string,
@@ -460,5 +463,30 @@ export const MUTANTS: Mutant[] = [
     FAGG,
     'const k = Math.floor(beta * n);',
     'const k = Math.ceil(beta * n);',
+  ),
+  // ---------- module sections over the bus (the module switched on by the runner)
+  m(
+    'civdef-get-unknown-not-found',
+    'experimental/civdef',
+    'civdef alert.get of an unknown alert answers not_found instead of civdef_alert_not_found',
+    CIVREADS,
+    "(input as { alert_id: string }).alert_id);\n    if (!r) throw new HnError('civdef_alert_not_found', 'unknown alert');",
+    "(input as { alert_id: string }).alert_id);\n    if (!r) throw new HnError('not_found', 'unknown alert');",
+  ),
+  m(
+    'lora-verify-unknown-not-found',
+    'experimental/lora',
+    'lora peer.verify of a never-heard sender answers not_found instead of lora_peer_unknown',
+    LPEERS,
+    "throw new HnError('lora_peer_unknown',",
+    "throw new HnError('not_found',",
+  ),
+  m(
+    'fedlearn-adapter-unknown-not-found',
+    'experimental/fedlearn',
+    'fedlearn adapter.fetch of an unknown SHA answers not_found instead of adapter_not_found',
+    FADAPT,
+    "if (!a) throw new HnError('adapter_not_found', 'no adapter with that SHA');",
+    "if (!a) throw new HnError('not_found', 'no adapter with that SHA');",
   ),
 ];

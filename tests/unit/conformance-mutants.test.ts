@@ -28,6 +28,9 @@ describe('mutants', () => {
         MUTANTS.filter((m) => m.id.startsWith(`${fam}-`) && m.section === 'core/vectors').length,
         fam,
       ).toBeGreaterThanOrEqual(3);
+    // and module sections catch their own over the bus
+    for (const s of ['experimental/civdef', 'experimental/lora', 'experimental/fedlearn'])
+      expect(MUTANTS.filter((m) => m.section === s).length, s).toBeGreaterThanOrEqual(1);
   });
 
   it('every patch still applies to the engine source (a moved line must be followed here, not go STALE)', () => {
