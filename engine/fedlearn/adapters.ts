@@ -4,6 +4,7 @@
  * An applied adapter reaches the inference model as weight updates ΔW = (α/r)·Aᵀ·Bᵀ per module, or as
  * merged base weights W + ΔW (`mergeAdapter`), which the ONNX path runs.
  */
+import { fromB64url } from '../core/encoding.js';
 import { HnError } from '../core/errors.js';
 import { loraWeightDelta } from './aggregator.js';
 import { mergeAdapter, type DecoderDims, type DecoderWeights } from './base.js';
@@ -102,4 +103,31 @@ export async function appliedWeights(
 ): Promise<DecoderWeights> {
   const ad = await appliedAdapter(d, scope);
   return ad ? mergeAdapter(dims, weights, ad.st.tensors, ad.rank, ad.alpha) : weights;
+}
+
+/** adapter.fetch page by page (`offset`/`next_offset`), reassembled; the caller checks and keeps it (importAdapter). */
+export async function fetchAdapterPages(
+  fetchPage: (input: { sha: string; offset?: number }) => Promise<Record<string, any>>,
+  sha: string,
+) {
+  const first = await fetchPage({ sha });
+  const parts: Uint8Array[] = [fromB64url(String(first.bytes))];
+  let next = first.next_offset as number | null | undefined;
+  for (let guard = 0; typeof next === 'number'; guard++) {
+    if (guard > 4096) throw new HnError('delta_invalid', 'adapter has too many pages');
+    const p = await fetchPage({ sha, offset: next });
+    parts.push(fromB64url(String(p.bytes)));
+    next = p.next_offset as number | null | undefined;
+  }
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) bytes.set(p, (o += p.length) - p.length);
+  return {
+    sha,
+    bytes,
+    base_model_id: String(first.base_model_id),
+    base_model_sha: String(first.base_model_sha),
+    rank: Number(first.rank),
+    target_modules: first.target_modules as string[],
+  };
 }

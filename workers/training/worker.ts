@@ -45,7 +45,8 @@ const toMap = (w: WireTensor[]): Tensors => new Map(w.map((t) => [t.name, { shap
 const toWire = (t: Tensors): WireTensor[] =>
   [...t].map(([name, v]) => ({ name, shape: v.shape, data: v.data }));
 
-async function texts(d: DatasetRef): Promise<string[]> {
+async function texts(d: DatasetRef | { texts: string[] }): Promise<string[]> {
+  if ('texts' in d) return d.texts;
   const db = await openDB(d.db);
   try {
     const all = (await db.getAll(d.store)) as { topic: string; text: string }[];
@@ -91,7 +92,7 @@ const api: TrainingApi = {
     const c = { ...DEFAULT_TINY, model_id: 'hn-demo-tiny-llama', vocab_size: 259 };
     const { bytes } = encodeBaseWeights(c.model_id, c, makeWeights(c) as never);
     const r = await api.init(bytes);
-    return { ...r, base_model_id: baseId };
+    return { ...r, base_model_id: baseId, card: decoderCard(baseId, need().dims) };
   },
   async trainLocal(spec, texts, onProgress) {
     const d = need();
