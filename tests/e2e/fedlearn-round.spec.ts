@@ -2,7 +2,7 @@
  * M28 acceptance in four headless Chromium browsers through the real relay (WASM backend): A announces
  * a round in the Training view; A, B and C each join it through the consent dialog (checkbox ticked and
  * button clicked, per round) with their own topic corpus, train in the training worker and submit; A
- * merges; the merged adapter's held-out loss on a mixed held-out text is ≤ 0.85 × the base model's
+ * (coordinator) merges once all who joined have submitted; the merged adapter's held-out loss on a mixed held-out text is ≤ 0.85 × the base model's
  * (measured in A's training worker). D never trained: it loads the demo model in Chat, answers a
  * prompt, fetches the adapter from A, "try it in chat", and the same prompt (seed 0) gives other text.
  */
@@ -34,7 +34,7 @@ async function ask(page: Page, prompt: string): Promise<string> {
 }
 
 test('federated round in three browsers; merged adapter lowers held-out loss; a fourth applies it and its chat changes', async () => {
-  test.setTimeout(300_000);
+  test.setTimeout(360_000); // ~2 min on an idle machine; four browsers on a loaded 2-core one need more
   const baseURL = test.info().project.use.baseURL!;
   const browsers: Browser[] = [];
   try {
@@ -43,17 +43,19 @@ test('federated round in three browsers; merged adapter lowers held-out loss; a 
       browsers.push(b);
       return (await b.newContext()).newPage();
     };
-    const [pa, pb, pc, pd] = [await launch(), await launch(), await launch(), await launch()];
+    const [pa, pb, pc, pd] = await Promise.all([launch(), launch(), launch(), launch()]);
     await pa.goto(baseURL);
     await ready(pa);
     const community = await pa.evaluate(() => window.hearthnet!.communityId);
-    for (const p of [pb, pc, pd]) {
-      await p.goto(baseURL);
-      await ready(p);
-      await p.evaluate((c) => window.hearthnet!.setConfig({ community: { community_id: c } }), community);
-      await p.reload();
-      await ready(p);
-    }
+    await Promise.all(
+      [pb, pc, pd].map(async (p) => {
+        await p.goto(baseURL);
+        await ready(p);
+        await p.evaluate((c) => window.hearthnet!.setConfig({ community: { community_id: c } }), community);
+        await p.reload();
+        await ready(p);
+      }),
+    );
     const others = await Promise.all([pb, pc, pd].map((p) => p.evaluate(() => window.hearthnet!.id)));
     await expect
       .poll(
@@ -69,7 +71,7 @@ test('federated round in three browsers; merged adapter lowers held-out loss; a 
     for (const p of [pa, pb, pc, pd]) await p.evaluate(() => window.hearthnet!.enable('fedlearn'));
 
     // D (never trains) loads the demo model and answers a prompt with the base weights
-    const prompt = 'Tell me about the garden.';
+    const prompt = 'Say something about embers.'; // the base model answers it with 64 tokens
     const dBase = (async () => {
       await pd.getByTestId('nav-chat').click();
       await pd.getByTestId('llm-backend-pref').selectOption('wasm');
@@ -111,8 +113,8 @@ test('federated round in three browsers; merged adapter lowers held-out loss; a 
       await expect(p.getByTestId('fedlearn-round-msg')).toContainText('Submitted', { timeout: 120_000 });
     await expect(pb.getByTestId('fedlearn-round-counts')).toContainText('3 submitted', { timeout: 30_000 });
 
-    // A merges; the merged adapter beats the base model on the mixed held-out text
-    await pa.getByTestId('fedlearn-finalize').click();
+    // everyone who joined has submitted: A (the coordinator) merges at once (FedAvg); the merged
+    // adapter beats the base model on the mixed held-out text
     await expect(pa.getByTestId('fedlearn-round-state')).toHaveText('COMPLETED', { timeout: 60_000 });
     await pa.getByTestId('fedlearn-get-adapter').click();
     await pa.getByTestId('fedlearn-heldout').fill(HELD_OUT.join(' '));
@@ -135,7 +137,9 @@ test('federated round in three browsers; merged adapter lowers held-out loss; a 
     await pd.getByTestId('fedlearn-try-chat').click();
     await expect(pd.getByTestId('fedlearn-applied')).toContainText('Applied', { timeout: 90_000 });
     const after = await ask(pd, prompt);
-    expect(after.length).toBeGreaterThan(0);
+    console.log(
+      `m28 e2e: chat before ${JSON.stringify(before.slice(0, 40))} after ${JSON.stringify(after.slice(0, 40))}`,
+    );
     expect(after).not.toBe(before);
   } finally {
     for (const b of browsers) await b.close();
