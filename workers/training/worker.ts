@@ -1,13 +1,15 @@
 /**
  * The M28 training worker (comlink `expose`, digest §9): TensorFlow.js with the first backend that
- * starts — webgpu (only when a WebGPU backend is registered and an adapter exists; none is bundled
- * yet), then wasm (its .wasm files are bundled assets of this app, never fetched from a CDN), then
+ * starts — webgpu (@tensorflow/tfjs-backend-webgpu, only when the browser hands out a WebGPU
+ * adapter), then wasm (its .wasm files are bundled assets of this app, never fetched from a CDN), then
  * cpu. It reads the consented texts from IndexedDB itself, so training text never crosses to the
  * page, the bus or a log; it returns only Δ, counts and the last loss.
  */
 import * as Comlink from 'comlink';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+// registers the `webgpu` backend; it is picked only when the browser hands out a WebGPU adapter
+import '@tensorflow/tfjs-backend-webgpu';
 import wasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import simdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import threadedUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
