@@ -4,7 +4,8 @@
  * button clicked, per round) with their own topic corpus, train in the training worker and submit; A
  * (coordinator) merges once all who joined have submitted; the merged adapter's held-out loss on a mixed held-out text is ≤ 0.85 × the base model's
  * (measured in A's training worker). D never trained: it loads the demo model in Chat, answers a
- * prompt, fetches the adapter from A, "try it in chat", and the same prompt (seed 0) gives other text.
+ * prompt, fetches the adapter from A, "try it in chat", and the same prompt (seed 0) gives other text;
+ * "Apply…" (node scope) needs its confirmation dialog; "Remove" brings the base model's answer back.
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
 import { HELD_OUT, corpus } from '../unit/fedlearn-corpora.js';
@@ -141,6 +142,19 @@ test('federated round in three browsers; merged adapter lowers held-out loss; a 
       `m28 e2e: chat before ${JSON.stringify(before.slice(0, 40))} after ${JSON.stringify(after.slice(0, 40))}`,
     );
     expect(after).not.toBe(before);
+
+    // "Apply…" (node scope) asks first; "Remove" gives the base model's answer back
+    await pd.getByTestId('nav-module-fedlearn').click();
+    await pd.getByTestId('fedlearn-get-adapter').click();
+    await pd.getByTestId('fedlearn-apply').click();
+    await expect(pd.getByTestId('fedlearn-apply-confirm')).toBeVisible();
+    await pd.getByTestId('fedlearn-apply-yes').click();
+    await expect(pd.getByTestId('fedlearn-applied')).toContainText('Applied to this node', {
+      timeout: 90_000,
+    });
+    await pd.getByTestId('fedlearn-remove-adapter').click();
+    await expect(pd.getByTestId('fedlearn-applied')).toContainText('base model again', { timeout: 90_000 });
+    expect(await ask(pd, prompt)).toBe(before);
   } finally {
     for (const b of browsers) await b.close();
   }
