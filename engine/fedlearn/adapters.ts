@@ -4,6 +4,7 @@
  * An applied adapter reaches the inference model as weight updates ΔW = (α/r)·Aᵀ·Bᵀ per module, or as
  * merged base weights W + ΔW (`mergeAdapter`), which the ONNX path runs.
  */
+import { fromB64url } from '../core/encoding.js';
 import { HnError } from '../core/errors.js';
 import { loraWeightDelta } from './aggregator.js';
 import { mergeAdapter, type DecoderDims, type DecoderWeights } from './base.js';
@@ -64,18 +65,33 @@ async function appliedAdapter(d: AdapterDeps, scope: string) {
   return { st, rank: Number(st.metadata.rank), alpha: Number(st.metadata.alpha) };
 }
 
-/** ΔW per `layers.{i}.{m}` of the adapter applied to a scope (`session:<id>`, falling back to `node`). */
-export async function adapterWeightDeltas(d: AdapterDeps, scope: string) {
-  const ad = await appliedAdapter(d, scope);
-  if (!ad) return null;
+/** ΔW = (α/r)·Aᵀ·Bᵀ per `layers.{i}.{m}` of an adapter file (what the inference worker adds to W). */
+export function weightDeltasOf(bytes: Uint8Array): Map<string, Float64Array> {
+  const st = decodeSafetensors(bytes);
+  const rank = Number(st.metadata.rank);
+  const alpha = Number(st.metadata.alpha);
+  if (!(rank > 0) || !Number.isFinite(alpha))
+    throw new HnError('delta_invalid', 'adapter lacks rank or alpha');
   const out = new Map<string, Float64Array>();
-  for (const [name, A] of ad.st.tensors) {
+  for (const [name, A] of st.tensors) {
     if (!name.endsWith('.lora_A')) continue;
     const base = name.slice(0, -'.lora_A'.length);
-    const B = ad.st.tensors.get(`${base}.lora_B`)!;
-    out.set(base, loraWeightDelta(A.data, B.data, ad.rank, A.shape[1]!, B.shape[0]!, ad.alpha));
+    const B = st.tensors.get(`${base}.lora_B`);
+    if (!B || A.shape[0] !== rank || B.shape[1] !== rank)
+      throw new HnError('delta_invalid', `adapter tensor ${base} lacks lora_B or has the wrong rank`);
+    out.set(base, loraWeightDelta(A.data, B.data, rank, A.shape[1]!, B.shape[0]!, alpha));
   }
+  if (out.size === 0) throw new HnError('delta_invalid', 'adapter has no LoRA pair');
   return out;
+}
+
+/** ΔW per `layers.{i}.{m}` of the adapter applied to a scope (`session:<id>`, falling back to `node`). */
+export async function adapterWeightDeltas(d: AdapterDeps, scope: string) {
+  const sha = d.applied.get(scope) ?? d.applied.get('node');
+  if (!sha) return null;
+  const a = await d.db.get('adapters', sha);
+  if (!a) throw new HnError('adapter_not_found', 'the applied adapter is gone');
+  return weightDeltasOf(a.bytes as Uint8Array);
 }
 
 /** The base weights with the scope's applied adapter merged in (the base weights when none is applied). */
@@ -87,4 +103,31 @@ export async function appliedWeights(
 ): Promise<DecoderWeights> {
   const ad = await appliedAdapter(d, scope);
   return ad ? mergeAdapter(dims, weights, ad.st.tensors, ad.rank, ad.alpha) : weights;
+}
+
+/** adapter.fetch page by page (`offset`/`next_offset`), reassembled; the caller checks and keeps it (importAdapter). */
+export async function fetchAdapterPages(
+  fetchPage: (input: { sha: string; offset?: number }) => Promise<Record<string, any>>,
+  sha: string,
+) {
+  const first = await fetchPage({ sha });
+  const parts: Uint8Array[] = [fromB64url(String(first.bytes))];
+  let next = first.next_offset as number | null | undefined;
+  for (let guard = 0; typeof next === 'number'; guard++) {
+    if (guard > 4096) throw new HnError('delta_invalid', 'adapter has too many pages');
+    const p = await fetchPage({ sha, offset: next });
+    parts.push(fromB64url(String(p.bytes)));
+    next = p.next_offset as number | null | undefined;
+  }
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) bytes.set(p, (o += p.length) - p.length);
+  return {
+    sha,
+    bytes,
+    base_model_id: String(first.base_model_id),
+    base_model_sha: String(first.base_model_sha),
+    rank: Number(first.rank),
+    target_modules: first.target_modules as string[],
+  };
 }

@@ -166,6 +166,16 @@ export const fedlearn: ModuleDefinition<'fedlearn', typeof config> = {
   },
 };
 
+/**
+ * The inference model this page serves (the app sets it when a model is loaded, clears it on unload):
+ * where "try it in chat" and "apply" put an adapter (`null` restores the base weights).
+ */
+export interface InferenceTarget {
+  model_id: string;
+  setAdapter(adapter: Uint8Array | null): Promise<unknown>;
+}
+export const FEDLEARN_INFERENCE: { target: InferenceTarget | null } = { target: null };
+
 /** Running services by node id: the app's local engine API (consent records, training texts, trainer, base model). */
 export const FEDLEARN_SERVICES = new Map<string, FedLearnService>();
 

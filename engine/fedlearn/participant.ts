@@ -461,6 +461,10 @@ export class FedLearnService {
     };
   }
 
+  /** A locally kept adapter (bytes and metadata), or undefined. */
+  adapterRecord(sha: string): Promise<{ bytes: Uint8Array } | undefined> {
+    return this.d.db.get('adapters', sha);
+  }
   private async storeAdapter(sha: string, bytes: Uint8Array, meta: Record<string, unknown>) {
     await this.d.db.put('adapters', { sha, bytes, ...meta });
   }

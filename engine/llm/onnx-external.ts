@@ -7,7 +7,7 @@
 import { HnError } from '../core/errors.js';
 import { fromUtf8 } from '../core/encoding.js';
 
-class Reader {
+export class Reader {
   constructor(
     private readonly b: Uint8Array,
     public pos: number,
@@ -49,7 +49,7 @@ class Reader {
   }
 }
 
-function sub(
+export function sub(
   b: Uint8Array,
   start: number,
   end: number,

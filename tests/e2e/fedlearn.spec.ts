@@ -47,6 +47,8 @@ test('Training view: consent, train a few steps in the worker, loss shown, cance
     expect(loss).toBeGreaterThan(0);
     expect(loss).toBeLessThan(20); // a cross-entropy over 259 tokens, not a NaN or a blow-up
     await expect(page.getByTestId('fedlearn-curve')).toBeVisible();
+    // no WebGPU flags here: the worker's webgpu backend gets no adapter and training runs on WASM
+    await expect(page.getByTestId('fedlearn-progress')).toHaveAttribute('data-backend', 'wasm');
 
     // a long run is cancelled after its first steps
     await page.getByTestId('fedlearn-steps').fill('500');

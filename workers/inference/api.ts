@@ -7,6 +7,7 @@ import type { GenerateOptions, GenerationSummary, StopReason } from '../../engin
 import type { LocalLlmInfo } from '../../engine/llm/local.js';
 import type { Hidden } from '../../engine/llm/runtime.js';
 import type { ChatMessage } from '../../engine/llm/tokenizer.js';
+import type { AdapterResult } from './adapter.js';
 import type { InstalledModel } from './store.js';
 
 export type ModelLocation =
@@ -130,4 +131,10 @@ export interface InferenceApi {
   listInstalled(): Promise<InstalledModel[]>;
   deleteInstalled(key: string): Promise<boolean>;
   stats(): Promise<WorkerStats>;
+  /**
+   * M28: rebuild the loaded whole ONNX model `handle` with an adapter file (safetensors A/B, merged as
+   * W + (α/r)·Aᵀ·Bᵀ) and run it from now on; `null` restores the base weights. `base_model_mismatch`
+   * for WebLLM, split or quantized models and for a model without the adapted weights.
+   */
+  setAdapter(handle: string, adapter: Uint8Array | null): Promise<AdapterResult>;
 }

@@ -14,7 +14,7 @@ import { fromUtf8 } from '../../engine/core/encoding.js';
 import { sha256Hex } from '../../engine/core/hash.js';
 import { decideBackend, fallbackAfterFailure, type BackendDecision } from '../../engine/llm/backend.js';
 import type { GeneratedToken, GenerationSummary } from '../../engine/llm/generate.js';
-import type { LocalLlm, OnnxLocalLlm } from '../../engine/llm/local.js';
+import type { OnnxLocalLlm } from '../../engine/llm/local.js';
 import type { ManifestFile, ManifestPart, ModelManifest } from '../../engine/llm/manifest.js';
 import type { Hidden, ShardSession } from '../../engine/llm/runtime.js';
 import type {
@@ -28,6 +28,7 @@ import type {
   WebLlmLoadRequest,
   WorkerStats,
 } from './api.js';
+import { adapterApi, plainErrors, type AdaptableEntry } from './adapter.js';
 import { embedApi } from './embed.js';
 import {
   deleteInstalled,
@@ -42,10 +43,8 @@ import {
   type TrackedSource,
 } from './store.js';
 
-interface Entry {
+interface Entry extends AdaptableEntry {
   handle: string;
-  llm: LocalLlm;
-  onnx?: OnnxLocalLlm;
   backend: BackendDecision;
 }
 
@@ -203,6 +202,7 @@ async function loadOnnx(req: OnnxLoadRequest, onProgress?: (p: LoadProgress) => 
     }
 
     let decision = await decideBackend(req.backend ?? 'auto', manifest?.compute_dtype ?? 'float32');
+    let whole: AdaptableEntry['whole'];
     const loadWith = (d: BackendDecision): Promise<OnnxLocalLlm> => {
       const opts = {
         executionProviders:
@@ -212,13 +212,12 @@ async function loadOnnx(req: OnnxLoadRequest, onProgress?: (p: LoadProgress) => 
         ...(req.maxSeqLen ? { maxSeqLen: req.maxSeqLen } : {}),
         ...(req.parts ? { parts: req.parts } : {}),
       };
-      return manifest
-        ? OnnxLocalLlm.fromManifest(src, manifest, opts)
-        : OnnxLocalLlm.loadWhole(src, {
-            ...opts,
-            ...(expectedSha ? { expectedSha256: expectedSha } : {}),
-            ...(expectedExternal ? { expectedExternal } : {}),
-          });
+      if (manifest) return OnnxLocalLlm.fromManifest(src, manifest, opts);
+      whole = { src, opts: { ...opts, ...(expectedExternal ? { expectedExternal } : {}) } };
+      return OnnxLocalLlm.loadWhole(src, {
+        ...whole.opts,
+        ...(expectedSha ? { expectedSha256: expectedSha } : {}),
+      });
     };
     void onProgress?.({ phase: 'session', loaded: 0, total, text: `creating ${decision.backend} sessions` });
     let llm: OnnxLocalLlm;
@@ -232,7 +231,7 @@ async function loadOnnx(req: OnnxLoadRequest, onProgress?: (p: LoadProgress) => 
       llm = await loadWith(decision);
     }
     const handle = `m${++seq}`;
-    models.set(handle, { handle, llm, onnx: llm, backend: decision });
+    models.set(handle, { handle, llm, onnx: llm, backend: decision, ...(whole ? { whole } : {}) });
     const files = [...src.files.values()];
     const bytes = files.reduce((n, f) => n + f.bytes, 0);
     const verified = files
@@ -313,7 +312,7 @@ async function loadWebLlm(
   };
 }
 
-const api: InferenceApi = {
+const api: Omit<InferenceApi, 'setAdapter'> = {
   async probe(pref) {
     return decideBackend(pref ?? 'auto');
   },
@@ -482,23 +481,4 @@ const api: InferenceApi = {
   },
 };
 
-/**
- * Errors cross the worker boundary as plain `{ code, message, details }` objects: comlink would reduce
- * an HnError to name + message and lose the code the UI and callers branch on.
- */
-function plainErrors<T extends object>(o: T): T {
-  const out: Record<string, unknown> = {};
-  for (const [k, f] of Object.entries(o))
-    out[k] = async (...args: unknown[]) => {
-      try {
-        return await (f as (...a: unknown[]) => unknown)(...args);
-      } catch (e) {
-        if (e instanceof HnError)
-          throw { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) };
-        throw { code: 'internal_error', message: e instanceof Error ? e.message : String(e) };
-      }
-    };
-  return out as T;
-}
-
-Comlink.expose(plainErrors({ ...api, ...embedApi(onnxEngine) }));
+Comlink.expose(plainErrors({ ...api, ...embedApi(onnxEngine), ...adapterApi(entry, onnxEngine) }));

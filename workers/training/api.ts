@@ -1,4 +1,5 @@
 /** The training worker's comlink API (digest §9 "Training worker"); see worker.ts. */
+import type { ModelCard } from '../../engine/fedlearn/delta.js';
 import type { RoundManifest } from '../../engine/fedlearn/manifest.js';
 import type { TrainProgress, TrainSpec } from '../../engine/fedlearn/trainer.js';
 
@@ -19,7 +20,7 @@ export interface TrainingApi {
   /** Load the canonical base weight file and pick a backend (webgpu → wasm → cpu). */
   init(baseWeights: Uint8Array): Promise<{ backend: string; base_model_sha: string }>;
   /** Load the community's demo model (rebuilt from its seed, nothing fetched) and pick a backend. */
-  initDemo(): Promise<{ backend: string; base_model_sha: string; base_model_id: string }>;
+  initDemo(): Promise<{ backend: string; base_model_sha: string; base_model_id: string; card: ModelCard }>;
   /**
    * A local practice run of the Training view: LoRA from the deterministic init (`seed`), trained on
    * the texts (structured-cloned from the page to this worker, on this device only); only counts and
@@ -30,17 +31,20 @@ export interface TrainingApi {
     texts: string[],
     onProgress: (p: TrainProgress) => void,
   ): Promise<{ steps: number; train_loss: number; stopped_early: boolean; cancelled: boolean }>;
-  /** Train A/B from `init` on the dataset; Δ = trained − init (unclipped). */
+  /**
+   * Train A/B from `init` on the dataset (read from IndexedDB here, or texts handed over by the page
+   * of this device); Δ = trained − init (unclipped).
+   */
   train(
     m: RoundManifest,
     init: WireTensor[],
-    data: DatasetRef,
+    data: DatasetRef | { texts: string[] },
     onProgress: (p: TrainProgress) => void,
   ): Promise<{ tensors: WireTensor[]; num_samples: number; train_loss: number; steps: number }>;
   /** Held-out loss with an adapter (full A, B) or the base model when null. */
   evalLoss(
     adapter: { tensors: WireTensor[]; rank: number; alpha: number } | null,
-    data: DatasetRef,
+    data: DatasetRef | { texts: string[] },
   ): Promise<number>;
   /** Seconds per training step of `m` (2 measured steps), for the resource estimate. */
   benchmark(m: RoundManifest, init: WireTensor[]): Promise<number>;

@@ -1,13 +1,15 @@
 /**
  * The M28 training worker (comlink `expose`, digest §9): TensorFlow.js with the first backend that
- * starts — webgpu (only when a WebGPU backend is registered and an adapter exists; none is bundled
- * yet), then wasm (its .wasm files are bundled assets of this app, never fetched from a CDN), then
+ * starts — webgpu (@tensorflow/tfjs-backend-webgpu, only when the browser hands out a WebGPU
+ * adapter), then wasm (its .wasm files are bundled assets of this app, never fetched from a CDN), then
  * cpu. It reads the consented texts from IndexedDB itself, so training text never crosses to the
  * page, the bus or a log; it returns only Δ, counts and the last loss.
  */
 import * as Comlink from 'comlink';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+// registers the `webgpu` backend; it is picked only when the browser hands out a WebGPU adapter
+import '@tensorflow/tfjs-backend-webgpu';
 import wasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import simdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import threadedUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
@@ -45,7 +47,8 @@ const toMap = (w: WireTensor[]): Tensors => new Map(w.map((t) => [t.name, { shap
 const toWire = (t: Tensors): WireTensor[] =>
   [...t].map(([name, v]) => ({ name, shape: v.shape, data: v.data }));
 
-async function texts(d: DatasetRef): Promise<string[]> {
+async function texts(d: DatasetRef | { texts: string[] }): Promise<string[]> {
+  if ('texts' in d) return d.texts;
   const db = await openDB(d.db);
   try {
     const all = (await db.getAll(d.store)) as { topic: string; text: string }[];
@@ -91,7 +94,7 @@ const api: TrainingApi = {
     const c = { ...DEFAULT_TINY, model_id: 'hn-demo-tiny-llama', vocab_size: 259 };
     const { bytes } = encodeBaseWeights(c.model_id, c, makeWeights(c) as never);
     const r = await api.init(bytes);
-    return { ...r, base_model_id: baseId };
+    return { ...r, base_model_id: baseId, card: decoderCard(baseId, need().dims) };
   },
   async trainLocal(spec, texts, onProgress) {
     const d = need();

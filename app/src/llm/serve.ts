@@ -7,6 +7,7 @@
 import { writable, get } from 'svelte/store';
 import type { HearthNode } from '../../../engine/index.js';
 import { HnError } from '../../../engine/core/errors.js';
+import { FEDLEARN_INFERENCE } from '../../../engine/fedlearn/index.js';
 import type { GenerateOptions, GeneratedToken, GenerationSummary } from '../../../engine/llm/generate.js';
 import type { LocalLlm } from '../../../engine/llm/local.js';
 import type { ChatMessage } from '../../../engine/llm/tokenizer.js';
@@ -114,6 +115,11 @@ export async function loadAndServe(
   }
   const served = { id, loaded };
   servedModel.set(served);
+  // M28: the fedlearn view may run this model with an adapter (after the user confirms)
+  FEDLEARN_INFERENCE.target = {
+    model_id: id,
+    setAdapter: (a) => c.inference().setAdapter(loaded.handle, a),
+  };
   return served;
 }
 
@@ -123,5 +129,6 @@ export async function unloadServed(): Promise<void> {
   withdraw?.();
   withdraw = null;
   servedModel.set(null);
+  FEDLEARN_INFERENCE.target = null;
   if (cur) await (await loadInferenceClient()).inference().unload(cur.loaded.handle);
 }
