@@ -215,6 +215,8 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       byteTokens: Math.max(o.connectionBytesPerSecond, 2 * RELAY_FORWARD_MAX_BYTES),
       byteTokensAt: t0,
       strikes: 0,
+      waitUntil: 0,
+      ignoredWaits: 0,
       replaced: false,
       pending: 0,
       waitingSenders: new Set(),

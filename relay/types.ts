@@ -136,6 +136,10 @@ export interface Conn {
   byteTokens: number;
   byteTokensAt: number;
   strikes: number;
+  /** Until when this connection was told to wait (`rate_limited` with `retry_after_ms`). */
+  waitUntil: number;
+  /** Refused messages it sent inside that window (the grace, then strikes). */
+  ignoredWaits: number;
   replaced: boolean;
   /** Bytes handed to this connection's socket and not yet written out (every message kind). */
   pending: number;
