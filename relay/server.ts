@@ -204,6 +204,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       nodeId: null,
       room: null,
       bucket: null,
+      passBy: null,
       displayName: '',
       joinedAt: '',
       helloTimer: null,
@@ -335,6 +336,8 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
     switch (r.t) {
       case 'signal':
         return onSignal(c, r, buf.length);
+      case 'revoke':
+        return admission.revoke(c, r.revocation);
       case 'ping':
         return fwd.send(c, { t: 'pong', server_time: wallClockMs(o.now()) });
       case 'hello':

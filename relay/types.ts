@@ -123,6 +123,8 @@ export interface Conn {
    * signals and forwarding never cross from one side to the other.
    */
   bucket: string | null;
+  /** Who delegated this connection's room pass (`pass.by.node_id`), if it was delegated. */
+  passBy: NodeID | null;
   displayName: string;
   joinedAt: string;
   helloTimer: ReturnType<typeof setTimeout> | null;
