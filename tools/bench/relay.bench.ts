@@ -310,6 +310,9 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     for (const n of SIZES) {
       if (!names.some((k) => k.endsWith(`.peers_${n}`) && want(k))) continue;
       const runs: { h: RoomFigures[]; b: RoomFigures[] } = { h: [], b: [] };
+      // one unmeasured room per relay at each size first: in two full runs (load 10-19) the first
+      // measured room at a size — always the hardened relay's — was the outlier of its size
+      for (const relay of [hardened, old]) if (relay) await room(relay.wsUrl, relay.proc.pid!, n);
       for (let i = 0; i < ROUNDS; i++) {
         // alternate which relay goes first, so a load change on the machine hits both alike
         const order = i % 2 === 0 ? (['h', 'b'] as const) : (['b', 'h'] as const);
