@@ -13,6 +13,15 @@ export {
 } from './core/config.js';
 export { canonical, canonicalString, jcs } from './core/canonical.js';
 export { memoryPortPair, type BytePort } from './net/port.js';
+export {
+  joinLink,
+  parseJoinFragment,
+  passForCommunity,
+  decodeRelayPassParam,
+  encodeRelayPassParam,
+  type JoinFragment,
+} from './net/relay-pass-link.js';
+export type { RelayPass } from './net/relay-wire.js';
 export type { PeerSession, LinkInfo } from './net/session.js';
 export type { EventEnvelope } from './events/log.js';
 export type { Capability, CapabilityDescriptor, CallOptions, StreamFrame } from './bus/types.js';

@@ -173,8 +173,23 @@ export function buildNodeApi(p: NodeParts): HearthNode {
             : [];
         }),
     );
-  const offPeers = peers.onChange(handOut);
-  const stopRenew = p.clock.setInterval(handOut, 3600_000);
+  // ... and tells the relay which members were revoked (their passes are refused from then on);
+  // a revoked member's links close, so the peers change that follows sends it
+  const sendRevocations = (fresh = false) => {
+    const client = mesh?.client;
+    if (!client || client.state !== 'ready') return;
+    for (const r of p.passes.revocationsToSend(fresh)) client.revoke(r);
+  };
+  const passesAndRevocations = () => {
+    handOut();
+    sendRevocations();
+  };
+  const offPeers = peers.onChange(passesAndRevocations);
+  // subscribers run after the views applied the event, so the view already names the node
+  const offRevoked = log.subscribe((ev) => {
+    if (ev.event_type === 'community.member.revoked') sendRevocations();
+  });
+  const stopRenew = p.clock.setInterval(passesAndRevocations, 3600_000);
   const enabledNow = (m: string) =>
     Boolean((cfg.config as unknown as Record<string, { enabled?: boolean }>)[m]?.enabled);
 
@@ -262,6 +277,7 @@ export function buildNodeApi(p: NodeParts): HearthNode {
         },
         { displayName: cfg.config.identity.display_name, ...opts, ...ownPass },
       );
+      mesh.client.on('welcome', () => sendRevocations(true));
       mesh.start();
       await mesh.client.waitReady();
     },
@@ -276,6 +292,7 @@ export function buildNodeApi(p: NodeParts): HearthNode {
     async close() {
       if (closed) return;
       offPeers();
+      offRevoked();
       stopRenew();
       tensors.closeAll('node closed', true);
       mesh?.stop();

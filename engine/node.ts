@@ -146,6 +146,7 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
     communityId,
     admission: () => community.admission,
     levelOf: (n) => community.levelOf(n),
+    revoked: () => community.revokedNodes(),
     now: clock.now,
     log: logs.logger('relay-pass'),
   });

@@ -8,13 +8,20 @@
  *   senders' sockets: the frames for that target are held per (sender, target) and the sender is
  *   told `{t:"flow", peer, paused:true}`, so its frames to other peers keep flowing. A sender that
  *   ignores the notice and holds more than twice the high-water mark is paused (its own fault).
- * - Signals to a target over its high-water mark are refused with `rate_limited`.
+ * - Signals to a target over its high-water mark are refused with `rate_limited`. A sender that
+ *   keeps signalling inside the `retry_after_ms` it was given ignores it: past
+ *   IGNORED_WAITS_FREE such messages each refusal is a strike, so a flooder is closed within a
+ *   second instead of making the relay parse and drop its flood (issue #18 attack 1).
  * - A target that stays over its mark for `slowConsumerMs` is cut off; its held frames are freed.
  */
 import type { NodeID } from '../engine/core/types.js';
 import { RELAY_FORWARD_MAX_BYTES, forwardFrameAddr, rewriteForwardAddr } from '../engine/net/relay-wire.js';
 import { shortId, type RelayCtx } from './context.js';
 import type { Conn } from './types.js';
+
+/** Refused signals a sender may send inside its retry window before each one costs a strike
+ * (an honest peer's burst of ICE candidates to a busy target stays under it). */
+export const IGNORED_WAITS_FREE = 16;
 
 export function createForwarder(ctx: RelayCtx) {
   const { o, m } = ctx;
@@ -79,24 +86,34 @@ export function createForwarder(ctx: RelayCtx) {
     setTimeout(() => ctx.resumeReading(c, 'bytes'), Math.max(1, wait)).unref?.();
   };
 
+  /**
+   * Refuse a signal with `rate_limited` + `retry_after_ms`; one sent inside an earlier refusal's
+   * window ignores it, and past IGNORED_WAITS_FREE of those each refusal is a strike.
+   */
+  const refuse = (c: Conn, reason: string, message: string, retry: number, to?: NodeID) => {
+    const now = o.now();
+    c.ignoredWaits = now < c.waitUntil ? c.ignoredWaits + 1 : 0;
+    c.waitUntil = Math.max(c.waitUntil, now + retry);
+    const strike = c.ignoredWaits > IGNORED_WAITS_FREE;
+    if (strike) m.inc('hearthnet_relay_rejects_total', { reason: 'retry_ignored' });
+    ctx.reject(c, 'rate_limited', reason, message, {
+      retry_after_ms: retry,
+      ...(to ? { to } : {}),
+      strike,
+    });
+  };
+
   /** Signals are text: refused (rate_limited) when the target is not reading or the budget is spent. */
   const signal = (c: Conn, target: Conn, msg: Record<string, unknown>, bytes: number): boolean => {
     const wait = chargeBytes(c, bytes);
     if (wait > 0) {
       c.byteTokens += bytes; // refused: not charged
-      ctx.reject(c, 'rate_limited', 'byte_budget', 'over this connection’s byte budget', {
-        retry_after_ms: wait,
-        strike: false,
-      });
+      refuse(c, 'byte_budget', 'over this connection’s byte budget', wait);
       return false;
     }
     if (target.pending + bytes > o.forwardHighWaterBytes) {
       markOver(target);
-      ctx.reject(c, 'rate_limited', 'target_slow', 'the target is not reading', {
-        retry_after_ms: 1000,
-        to: target.nodeId!,
-        strike: false,
-      });
+      refuse(c, 'target_slow', 'the target is not reading', 1000, target.nodeId!);
       return false;
     }
     const text = JSON.stringify(msg);

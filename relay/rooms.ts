@@ -7,7 +7,9 @@ import type { NodeID } from '../engine/core/types.js';
 import { isNodeId, verifyObject } from '../engine/identity/identity.js';
 import {
   RELAY_CLOSE_REPLACED,
+  RELAY_PASS_MAX_TTL_SECONDS,
   checkRelayPass,
+  checkRelayRevocation,
   RELAY_HELLO_SKEW_SECONDS,
   isSafeDisplayName,
   parseWallClock,
@@ -26,11 +28,24 @@ const RECENTLY_LEFT_MS = 30_000;
 /** The members' side of a room: peers that showed a valid room pass (relay-wire RelayPass). */
 export const membersSide = (room: NodeID): string => `${room}/members`;
 
+/** The delegating member of a (checked) pass, or null for a direct pass. */
+const passIssuer = (p: unknown): NodeID | null => {
+  const by = (p as { by?: { node_id?: unknown } }).by;
+  return by && typeof by.node_id === 'string' ? (by.node_id as NodeID) : null;
+};
+
 export function createRooms(ctx: RelayCtx) {
   const { o, m, rooms } = ctx;
   const joinLog = new Map<string, number[]>(); // node_id → join times within the last hour
   const freshLog = new Map<string, number[]>(); // ip → times a new NodeID joined from it (last minute)
   const left = new Map<string, number>(); // room|node → when it left (frames may still be in flight)
+  // room|node → until when its passes are refused (a pass lives at most RELAY_PASS_MAX_TTL_SECONDS)
+  const revoked = new Map<string, number>();
+  const isRevoked = (room: NodeID, node: NodeID | null | undefined) => {
+    if (!node) return false;
+    const until = revoked.get(`${room}|${node}`);
+    return until !== undefined && until > o.now();
+  };
 
   const roomPeers = (bucket: string, except: NodeID | null): RelayPeerInfo[] => {
     const r = rooms.get(bucket);
@@ -93,6 +108,13 @@ export function createRooms(ctx: RelayCtx) {
         return;
       }
     }
+    // a pass of a revoked node, or one it delegated, is refused from the time the relay knows
+    const passBy = h.pass !== undefined ? passIssuer(h.pass) : null;
+    if (h.pass !== undefined && (isRevoked(room, nodeId) || isRevoked(room, passBy))) {
+      ctx.reject(c, 'revoked', 'pass_revoked', 'the room pass was revoked', { close: true });
+      return;
+    }
+    c.passBy = passBy;
     const bucket = h.pass !== undefined ? membersSide(room) : room;
     const other = h.pass !== undefined ? room : membersSide(room);
     // Join rate per node (sliding hour).
@@ -178,6 +200,29 @@ export function createRooms(ctx: RelayCtx) {
     });
   };
 
+  /**
+   * `{t:"revoke", revocation}`: a revocation signed by the room's community key (any joined peer may
+   * carry it). The node's passes and those it delegated are refused from now on, and its (or its
+   * invitees') members-side connections are closed with `revoked`.
+   */
+  const revoke = (c: Conn, r: unknown) => {
+    const bad = checkRelayRevocation(r, c.room!);
+    if (bad) {
+      ctx.reject(c, bad, `revocation_${bad}`, 'not a revocation signed by this room’s community key');
+      return;
+    }
+    const node = (r as { node_id: NodeID }).node_id;
+    const key = `${c.room}|${node}`;
+    revoked.delete(key);
+    revoked.set(key, o.now() + RELAY_PASS_MAX_TTL_SECONDS * 1000);
+    while (revoked.size > MEMORY_MAX) revoked.delete(revoked.keys().next().value as string);
+    m.inc('hearthnet_relay_revocations_total');
+    for (const x of rooms.get(membersSide(c.room!))?.values() ?? []) {
+      if (x.nodeId !== node && x.passBy !== node) continue;
+      ctx.reject(x, 'revoked', 'pass_revoked', 'the room pass was revoked', { close: true });
+    }
+  };
+
   /** A joined connection left: drop it from its room and tell the others. */
   const leave = (c: Conn) => {
     if (!c.bucket || !c.nodeId) return;
@@ -202,6 +247,7 @@ export function createRooms(ctx: RelayCtx) {
       else joinLog.delete(k);
     }
     for (const [k, t] of left) if (now - t >= RECENTLY_LEFT_MS) left.delete(k);
+    for (const [k, t] of revoked) if (t <= now) revoked.delete(k);
     for (const [k, v] of freshLog) {
       const keep = v.filter((t) => t > now - MINUTE);
       if (keep.length) freshLog.set(k, keep);
@@ -214,5 +260,5 @@ export function createRooms(ctx: RelayCtx) {
     return t !== undefined && o.now() - t < RECENTLY_LEFT_MS;
   };
 
-  return { hello, leave, prune, recentlyLeft };
+  return { hello, leave, prune, recentlyLeft, revoke };
 }

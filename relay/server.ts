@@ -204,6 +204,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       nodeId: null,
       room: null,
       bucket: null,
+      passBy: null,
       displayName: '',
       joinedAt: '',
       helloTimer: null,
@@ -215,6 +216,8 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       byteTokens: Math.max(o.connectionBytesPerSecond, 2 * RELAY_FORWARD_MAX_BYTES),
       byteTokensAt: t0,
       strikes: 0,
+      waitUntil: 0,
+      ignoredWaits: 0,
       replaced: false,
       pending: 0,
       waitingSenders: new Set(),
@@ -333,6 +336,8 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
     switch (r.t) {
       case 'signal':
         return onSignal(c, r, buf.length);
+      case 'revoke':
+        return admission.revoke(c, r.revocation);
       case 'ping':
         return fwd.send(c, { t: 'pong', server_time: wallClockMs(o.now()) });
       case 'hello':

@@ -123,6 +123,8 @@ export interface Conn {
    * signals and forwarding never cross from one side to the other.
    */
   bucket: string | null;
+  /** Who delegated this connection's room pass (`pass.by.node_id`), if it was delegated. */
+  passBy: NodeID | null;
   displayName: string;
   joinedAt: string;
   helloTimer: ReturnType<typeof setTimeout> | null;
@@ -136,6 +138,10 @@ export interface Conn {
   byteTokens: number;
   byteTokensAt: number;
   strikes: number;
+  /** Until when this connection was told to wait (`rate_limited` with `retry_after_ms`). */
+  waitUntil: number;
+  /** Refused messages it sent inside that window (the grace, then strikes). */
+  ignoredWaits: number;
   replaced: boolean;
   /** Bytes handed to this connection's socket and not yet written out (every message kind). */
   pending: number;

@@ -3,8 +3,9 @@
  * persistent storage, expose the node as `window.hearthnet`. The engine is imported here,
  * dynamically, so the shell paints before the engine's code is parsed.
  */
-import type { HearthNode } from '../../engine/index.js';
-import { startMesh } from './mesh.js';
+import type { HearthNode, RelayPass } from '../../engine/index.js';
+import { toDisplayError } from './errors.js';
+import { meshError, startMesh } from './mesh.js';
 import { claimSlot, parseSlotParam, type SlotClaim } from './slots.js';
 
 export type Engine = typeof import('../../engine/index.js');
@@ -34,7 +35,7 @@ export async function boot(loc: Location = location): Promise<Booted> {
     const persisted = await persistStorage();
     window.hearthnet = node;
     window.hearthnetReady = true;
-    startMesh(node, loc);
+    startMesh(node, loc, linkPass(engine, node, loc));
     // M26: the split demo model as the Distributed LLM provider (nothing is fetched until its view asks)
     void import('./llm/distributed.js').then(
       (m) => m.provideDemoModels(node),
@@ -75,8 +76,54 @@ async function persistStorage(): Promise<boolean | null> {
   }
 }
 
-/** `#join=<communityId>` in the address, if any (the join link other nodes share). */
+/**
+ * `#join=<communityId>` in the address, if any (the join link other nodes share); an invite
+ * community's link adds `&pass=<room pass>` (engine/net/relay-pass-link.ts) for the invited node.
+ */
 export function joinTarget(hash: string): string | null {
-  const m = /^#join=(ed25519:[A-Za-z0-9_-]{43})$/.exec(hash);
+  const m = /^#join=(ed25519:[A-Za-z0-9_-]{43})(?:&pass=[^&]*)?$/.exec(hash);
   return m ? m[1]! : null;
+}
+
+/** The room pass a join link carries, still encoded (decoded by the engine after boot). */
+export function joinPass(hash: string): string | null {
+  const m = /^#join=ed25519:[A-Za-z0-9_-]{43}&pass=([^&]*)$/.exec(hash);
+  return m ? m[1]! : null;
+}
+
+/** sessionStorage: the pass of an accepted join link, kept across the reload into its community. */
+const PENDING_PASS = 'hearthnet.join_pass';
+
+/** Keep a join link's pass for the node that starts in `community` after the reload. */
+export function keepJoinPass(community: string, pass: string): void {
+  sessionStorage.setItem(PENDING_PASS, JSON.stringify({ community, pass }));
+}
+
+/**
+ * The room pass to join with: one from the address when it names this node's community, or one kept
+ * by the join banner before the reload. The node stores it (its own `meta` store), so later starts
+ * need no link. A malformed or foreign pass is reported (mesh error), the node joins without it.
+ */
+function linkPass(engine: Engine, node: HearthNode, loc: Location): RelayPass | undefined {
+  let found: { community: string; pass: string } | null = null;
+  const inHash = joinPass(loc.hash);
+  if (inHash !== null && joinTarget(loc.hash) === node.communityId)
+    found = { community: node.communityId, pass: inHash };
+  try {
+    const kept = sessionStorage.getItem(PENDING_PASS);
+    sessionStorage.removeItem(PENDING_PASS);
+    const k = kept ? (JSON.parse(kept) as { community?: unknown; pass?: unknown }) : null;
+    if (!found && k && k.community === node.communityId && typeof k.pass === 'string')
+      found = { community: node.communityId, pass: k.pass };
+  } catch (e) {
+    console.warn('hearthnet: no pending join pass', e);
+  }
+  if (!found) return undefined;
+  try {
+    const fragment = { community: found.community as HearthNode['id'], pass: found.pass };
+    return engine.passForCommunity(fragment) ?? undefined;
+  } catch (e) {
+    meshError.set(toDisplayError(e));
+    return undefined;
+  }
 }

@@ -5,7 +5,7 @@
  * links forwarded by the relay (end-to-end encrypted) when no direct channel can be made.
  */
 import { writable } from 'svelte/store';
-import type { HearthNode, HearthnetConfig } from '../../engine/index.js';
+import type { HearthNode, HearthnetConfig, RelayPass } from '../../engine/index.js';
 import { toDisplayError, type DisplayError } from './errors.js';
 
 export const meshError = writable<DisplayError | null>(null);
@@ -34,7 +34,8 @@ async function loadSimplePeer(): Promise<JoinOptions['SimplePeer'] | null> {
   }
 }
 
-export function startMesh(node: HearthNode, loc: Location = location): void {
+/** Join the relay room; `relayPass` (from an invite link) admits this node to an invite community's members. */
+export function startMesh(node: HearthNode, loc: Location = location, relayPass?: RelayPass): void {
   const url = relayWsUrl(node.config, loc);
   if (!url || typeof WebSocket === 'undefined') return;
   loadSimplePeer()
@@ -43,6 +44,7 @@ export function startMesh(node: HearthNode, loc: Location = location): void {
         url,
         WebSocket,
         displayName: node.config.identity.display_name,
+        ...(relayPass ? { relayPass } : {}),
         ...(SimplePeer ? { SimplePeer } : {}),
       }),
     )

@@ -43,6 +43,11 @@ export class CommunityView {
     this.admission = admission;
   }
 
+  /** Every node revoked at the current head. */
+  revokedNodes(): NodeID[] {
+    return [...this.revokedAt.keys()];
+  }
+
   /** Current level: null = not a member, 'revoked' = revoked. */
   levelOf(node: NodeID, atLamport = Infinity): TrustLevel | 'revoked' | null {
     const r = this.revokedAt.get(node);

@@ -21,6 +21,7 @@ import {
   parseWallClock,
   type RelayClientMessage,
   type RelayPeerInfo,
+  type RelayRevocation,
   type RelayServerMessage,
 } from './relay-wire.js';
 
@@ -386,6 +387,12 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     const text = JSON.stringify({ t: 'signal', to, data });
     if (UTF8.encode(text).length > RELAY_TEXT_MAX_BYTES) throw new HnError('too_large', 'signal too large');
     this.ws!.send(text);
+  }
+
+  /** Carry a pass revocation signed by the community key to the relay (the founder's node does). */
+  revoke(revocation: RelayRevocation): void {
+    if (this._state !== 'ready') throw new HnError('relay_unreachable', 'not joined to the relay');
+    this.sendText({ t: 'revoke', revocation });
   }
 
   /** Application-level ping (the relay answers `pong` with its time). */

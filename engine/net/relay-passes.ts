@@ -13,6 +13,8 @@ import {
   delegateRelayPass,
   issueRelayPass,
   parseWallClock,
+  revokeRelayPass,
+  type RelayRevocation,
   RELAY_PASS_DEFAULT_TTL_SECONDS,
   type RelayPass,
 } from './relay-wire.js';
@@ -29,6 +31,8 @@ export interface RelayPassDeps {
   communityId: NodeID;
   admission: () => 'open' | 'invite';
   levelOf: (n: NodeID) => TrustLevel | 'revoked' | null;
+  /** nodes revoked in the community view (their passes are revoked at the relay too) */
+  revoked?: () => NodeID[];
   now: () => number;
   log?: { info(msg: string, f?: Record<string, unknown>): void };
 }
@@ -37,6 +41,8 @@ export class RelayPasses {
   private own: RelayPass | null = null;
   /** founder side: expiry (ms) of the last pass handed to each linked peer, per link */
   private readonly handed = new WeakMap<object, number>();
+  /** founder side: revocations already given to the relay on the current connection */
+  private readonly revocationsSent = new Set<NodeID>();
 
   constructor(private readonly d: RelayPassDeps) {}
 
@@ -100,6 +106,22 @@ export class RelayPasses {
         'a room pass is issued by the founder or delegated by a member holding its pass',
       );
     return delegateRelayPass(this.d.keys, own, peer, this.d.now(), ttlSeconds);
+  }
+
+  /**
+   * Founder of an invite community: a relay revocation for each revoked member not yet sent on this
+   * relay connection (`fresh` after a (re)join: the relay keeps them in memory only).
+   */
+  revocationsToSend(fresh = false): RelayRevocation[] {
+    if (fresh) this.revocationsSent.clear();
+    if (!this.founder || this.d.admission() !== 'invite') return [];
+    const out: RelayRevocation[] = [];
+    for (const n of this.d.revoked?.() ?? []) {
+      if (this.revocationsSent.has(n) || n === this.d.keys.nodeId) continue;
+      this.revocationsSent.add(n);
+      out.push(revokeRelayPass(this.d.keys, n, this.d.now()));
+    }
+    return out;
   }
 
   /**

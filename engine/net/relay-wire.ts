@@ -50,7 +50,8 @@ export type RelayErrorCode =
   | 'expired'
   | 'rate_limited'
   | 'capacity_exceeded'
-  | 'forward_target_offline';
+  | 'forward_target_offline'
+  | 'revoked';
 export const RELAY_ERROR_CODES: readonly RelayErrorCode[] = [
   'bad_request',
   'invalid_signature',
@@ -58,6 +59,7 @@ export const RELAY_ERROR_CODES: readonly RelayErrorCode[] = [
   'rate_limited',
   'capacity_exceeded',
   'forward_target_offline',
+  'revoked',
 ];
 
 export interface RelayPeerInfo {
@@ -97,6 +99,7 @@ export type RelayClientMessage =
       signature: string;
     }
   | { t: 'signal'; to: NodeID; data: unknown }
+  | { t: 'revoke'; revocation: RelayRevocation }
   | { t: 'ping' };
 
 // ---------------------------------------------------------------------------------------
@@ -322,4 +325,45 @@ export function checkRelayPass(
   if (exp - nowMs > (RELAY_PASS_DELEGATED_MAX_TTL_SECONDS + RELAY_HELLO_SKEW_SECONDS) * 1000)
     return 'bad_request';
   return verifyObject(r, issuer) ? null : 'invalid_signature';
+}
+
+/**
+ * Early revocation of a room pass: the community key signs "`node_id` holds no pass for `room`
+ * from `revoked_at`". The relay checks it with the room id alone (as a pass), then refuses that
+ * node's passes and the passes it delegated, and closes its members-side connection. The founder's
+ * node sends one per revoked member (client → relay `{t:"revoke", revocation}`).
+ */
+export interface RelayRevocation {
+  v: 1;
+  type: 'relay.revoke';
+  room: NodeID;
+  node_id: NodeID;
+  revoked_at: string;
+  signature: string;
+}
+const REVOCATION_KEYS = new Set(['v', 'type', 'room', 'node_id', 'revoked_at', 'signature']);
+
+/** The founder (community key) revokes `nodeId`'s room passes. */
+export function revokeRelayPass(community: KeyPair, nodeId: NodeID, nowMs: number): RelayRevocation {
+  if (!NODE_ID_RE.test(nodeId)) throw new HnError('bad_request', 'a revocation names a NodeID');
+  const body = {
+    v: 1 as const,
+    type: 'relay.revoke' as const,
+    room: community.nodeId,
+    node_id: nodeId,
+    revoked_at: wallClockMs(nowMs),
+  };
+  return signObject(community, body) as unknown as RelayRevocation;
+}
+
+/** Check a revocation for `room`: null when valid, else `bad_request` or `invalid_signature`. */
+export function checkRelayRevocation(r: unknown, room: NodeID): RelayErrorCode | null {
+  if (!r || typeof r !== 'object' || Array.isArray(r)) return 'bad_request';
+  const o = r as Record<string, unknown>;
+  if (Object.keys(o).some((k) => !REVOCATION_KEYS.has(k))) return 'bad_request';
+  if (o.v !== 1 || o.type !== 'relay.revoke' || o.room !== room) return 'bad_request';
+  if (typeof o.node_id !== 'string' || !NODE_ID_RE.test(o.node_id) || o.node_id === room)
+    return 'bad_request';
+  if (parseWallClock(o.revoked_at) === null || typeof o.signature !== 'string') return 'bad_request';
+  return verifyObject(o, room) ? null : 'invalid_signature';
 }

@@ -16,6 +16,8 @@ import {
   encodeForwardFrame,
   issueRelayPass,
 } from '../../engine/net/relay-client.js';
+import { RELAY_CLOSE_POLICY } from '../../engine/net/relay-wire.js';
+import { IGNORED_WAITS_FREE } from '../../relay/forward.js';
 import { createRelay, type Relay, type RelayOptions } from '../../relay/server.js';
 import { RawClient, eventually, joinRaw, type Json } from './relay-helpers.js';
 
@@ -70,7 +72,7 @@ async function signalRoundTrips(relay: Relay, room: NodeID, n: number): Promise<
 }
 
 describe('relay under attack (issue #18)', () => {
-  it('1. signal flood at a peer that never reads: bounded by its byte queue, senders told rate_limited, sink cut, honest pair unaffected', async () => {
+  it('1. signal flood at a peer that never reads: bounded by its byte queue, senders told rate_limited then closed for ignoring it, sink cut, honest pair unaffected', async () => {
     const relay = await relayWith({
       forwardHighWaterBytes: 1 * MiB,
       forwardLowWaterBytes: 256 * 1024,
@@ -84,13 +86,16 @@ describe('relay under attack (issue #18)', () => {
     const senders = await Promise.all(
       Array.from({ length: 10 }, async () => (await joinRaw(relay.wsUrl, generateKeyPair(), room)).c),
     );
+    // an honest member of the room watches for the sink's departure
+    const { c: observer } = await joinRaw(relay.wsUrl, generateKeyPair(), room);
     cleanups.push(
       () => senders.forEach((s) => s.close()),
       () => sink.ws.terminate(),
+      () => observer.close(),
     );
     const blob = 'x'.repeat(60 * 1024);
     let sinkGone = false;
-    void senders[0]!
+    void observer
       .take('peer_left', (m) => m.node_id === sinkKp.nodeId, 30_000)
       .then(
         () => (sinkGone = true),
@@ -114,6 +119,16 @@ describe('relay under attack (issue #18)', () => {
       .filter((m) => m.t === 'error' && m.code === 'rate_limited');
     expect(limited.length).toBeGreaterThan(0);
     expect(limited.every((m) => m.retry_after_ms > 0)).toBe(true);
+    // senders that kept signalling inside the retry window they were given are closed (policy),
+    // each after the grace of IGNORED_WAITS_FREE ignored refusals plus the strike budget
+    for (const s of senders) {
+      const refused = s.texts.filter((m) => m.t === 'error' && m.code === 'rate_limited').length;
+      if (refused > IGNORED_WAITS_FREE + 10) expect(s.closeInfo?.code).toBe(RELAY_CLOSE_POLICY);
+    }
+    expect(senders.filter((s) => s.closeInfo?.code === RELAY_CLOSE_POLICY).length).toBeGreaterThan(0);
+    expect(relay.metrics.get('hearthnet_relay_rejects_total', { reason: 'retry_ignored' })).toBeGreaterThan(
+      0,
+    );
     // the sink is cut off by the slow-consumer sweep, not by a ping timeout
     await eventually(() => sinkGone, 'sink cut off', 20_000);
     expect(relay.metrics.get('hearthnet_relay_rejects_total', { reason: 'slow_consumer' })).toBe(1);

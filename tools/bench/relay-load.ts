@@ -3,7 +3,8 @@
  * probe's event loop is not the one pushing the bulk frames (a probe sharing its loop with 50
  * senders measured the bench, not the relay). Driven over IPC:
  *   → {wsUrl, room, n}      join n RelayClients to `room`; ← {t:'ready'}
- *   → {t:'run', ms}         n/2 senders forward 64 KiB frames to their n/2 receivers for `ms`;
+ *   → {t:'run', ms, rate?}  n/2 senders forward 64 KiB frames to their n/2 receivers for `ms`, as
+ *                           fast as they can or, with `rate`, at `rate` bytes/s in all (paced);
  *                           ← {t:'done', bytes, secs} (payload bytes received, from the start to
  *                           the last frame received, in-flight frames included)
  *   → {t:'flood', sink, ms}  the first n-4 clients signal 60 KiB at 45/s each to `sink`, the last
@@ -40,7 +41,7 @@ async function join(s: Setup) {
   send({ t: 'ready' });
 }
 
-async function run(ms: number) {
+async function run(ms: number, bytesPerSecond = 0) {
   const half = Math.floor(clients.length / 2);
   let received = 0;
   let lastAt = performance.now();
@@ -52,9 +53,19 @@ async function run(ms: number) {
   const chunk = new Uint8Array(64 * 1024);
   const t0 = performance.now();
   const until = Date.now() + ms;
+  // paced (bytesPerSecond > 0): each sender keeps to its share of the total offered rate
+  const each = bytesPerSecond / Math.max(1, half);
   await Promise.all(
     Array.from({ length: half }, async (_, i) => {
-      while (Date.now() < until) await clients[i]!.forward(clients[half + i]!.nodeId, chunk);
+      let sent = 0;
+      while (Date.now() < until) {
+        await clients[i]!.forward(clients[half + i]!.nodeId, chunk);
+        sent += chunk.length;
+        if (each > 0) {
+          const ahead = t0 + (sent / each) * 1000 - performance.now();
+          if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
+        }
+      }
     }),
   );
   // frames still in flight when the senders stop count too (a starved machine delays, not loses,
@@ -93,12 +104,12 @@ async function flood(sink: NodeID, ms: number) {
   send({ t: 'flooded' });
 }
 
-process.on('message', (m: { t: string; ms?: number; sink?: NodeID } & Partial<Setup>) => {
+process.on('message', (m: { t: string; ms?: number; rate?: number; sink?: NodeID } & Partial<Setup>) => {
   const go =
     m.t === 'join'
       ? join(m as unknown as Setup)
       : m.t === 'run'
-        ? run(m.ms!)
+        ? run(m.ms!, m.rate ?? 0)
         : m.t === 'flood'
           ? flood(m.sink!, m.ms!)
           : Promise.resolve(process.exit(0));

@@ -4,8 +4,12 @@
  *   N/2 sender→receiver pairs of engine RelayClients in one room, 64 KiB frames, for 3 s; the
  *   bulk clients run in a child process of their own (relay-load.ts);
  * - `relay.rtt_p95_ms.peers_N`: p95 round trip of an 8-byte frame between two other peers of the
- *   same room (in this process) while that bulk load runs; `relay.rtt_idle_p95_ms.peers_N` the
- *   same before the load starts (N = 10, 50, 100);
+ *   same room (in this process, an open-loop probe every 10 ms, all rounds' samples pooled) while
+ *   that bulk load runs; `relay.rtt_idle_p95_ms.peers_N` the same before the load starts, and
+ *   `relay.rtt_paced_p95_ms.peers_N` while the same senders offer a paced RELAY_BENCH_PACED_MBPS
+ *   (default 8 MB/s in all): under saturating bulk the machine is the bottleneck, and a relay that
+ *   forwards more starves the probe's process more, so only the paced figure compares the relays'
+ *   latency at equal work (N = 10, 50, 100);
  * - `relay.baseline.*`: the same traffic, in the same run, against the relay as it was before the
  *   hardening (git commit BASELINE_COMMIT, extracted with `git archive` into .cache/); runs
  *   alternate hardened/baseline so that the machine's load hits both alike, and each figure is
@@ -20,7 +24,8 @@
  *   at 45/s and 4 more forward 64 KiB frames at a peer that never reads (6 s), and
  *   `relay.rtt_p95_ms_under_flood`: an honest pair's round trip p95 in the same room meanwhile.
  * Figures depend on the machine and its load; compare only runs on the same machine.
- * Env: RELAY_BENCH_ROUNDS (default 2), RELAY_BENCH_SECONDS (default 3), RELAY_BENCH_BASELINE=0 skips it.
+ * Env: RELAY_BENCH_ROUNDS (default 2), RELAY_BENCH_SECONDS (default 3), RELAY_BENCH_PACED_MBPS (8),
+ * RELAY_BENCH_BASELINE=0 skips the baseline.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -37,6 +42,9 @@ const SIZES = [10, 50, 100];
 const BASELINE_COMMIT = '95556bc^';
 const ROUNDS = Math.max(1, Number(process.env.RELAY_BENCH_ROUNDS ?? 2));
 const SECONDS = Math.max(1, Number(process.env.RELAY_BENCH_SECONDS ?? 3));
+/** Offered load (MB/s in all) of the paced runs: below what either relay forwards on a busy 2-core host. */
+const PACED_MBPS = Math.max(1, Number(process.env.RELAY_BENCH_PACED_MBPS ?? 8));
+const PROBE_EVERY_MS = 10;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export const names = [
@@ -44,7 +52,9 @@ export const names = [
     `relay.forward_mb_per_s.peers_${n}`,
     `relay.rtt_p95_ms.peers_${n}`,
     `relay.rtt_idle_p95_ms.peers_${n}`,
+    `relay.rtt_paced_p95_ms.peers_${n}`,
     `relay.baseline.forward_mb_per_s.peers_${n}`,
+    `relay.baseline.rtt_paced_p95_ms.peers_${n}`,
     `relay.baseline.rtt_p95_ms.peers_${n}`,
     `relay.baseline.rtt_idle_p95_ms.peers_${n}`,
     `relay.forward_vs_baseline.peers_${n}`,
@@ -154,8 +164,8 @@ function loadProcess() {
       child.send({ t: 'join', wsUrl, room, n });
       return next('ready');
     },
-    run: (ms: number) => {
-      child.send({ t: 'run', ms });
+    run: (ms: number, rate = 0) => {
+      child.send({ t: 'run', ms, rate });
       return next('done');
     },
     flood: (sink: NodeID, ms: number) => {
@@ -171,25 +181,35 @@ const p95 = (xs: number[]) => {
   return s[Math.floor(s.length * 0.95)] ?? NaN;
 };
 
-/** Round trips of an 8-byte frame pa → pb → pa until `until` (pb echoes). */
+/**
+ * Round trips of an 8-byte frame pa → pb → pa until `until` (pb echoes), open loop: a probe leaves
+ * every PROBE_EVERY_MS whether or not the last one came back, so a 3 s run gives ~300 samples and a
+ * stall delays every probe sent during it (a closed loop sends one probe per stall and, with ~30
+ * samples, made p95 the single worst round trip). A probe not back within 5 s counts as 5 s.
+ */
 async function probe(pa: RelayClient, pb: RelayClient, until: number): Promise<number[]> {
-  const echoes = new Map<number, () => void>();
-  const offA = pa.onForward(pb.nodeId, (p) =>
-    echoes.get(new DataView(p.buffer, p.byteOffset).getUint32(0))?.(),
-  );
-  const offB = pb.onForward(pa.nodeId, (p) => void pb.forward(pa.nodeId, p));
+  const sentAt = new Map<number, number>();
   const rtts: number[] = [];
+  let lost = 0;
+  const offA = pa.onForward(pb.nodeId, (p) => {
+    const k = new DataView(p.buffer, p.byteOffset).getUint32(0);
+    const s = sentAt.get(k);
+    if (s === undefined) return;
+    sentAt.delete(k);
+    rtts.push(performance.now() - s);
+  });
+  const offB = pb.onForward(pa.nodeId, (p) => void pb.forward(pa.nodeId, p));
   for (let k = 0; Date.now() < until; k++) {
     const p = new Uint8Array(8);
     new DataView(p.buffer).setUint32(0, k);
-    const s = performance.now();
-    const got = new Promise<void>((r) => echoes.set(k, r));
-    await pa.forward(pb.nodeId, p);
-    await Promise.race([got, sleep(5000)]);
-    rtts.push(performance.now() - s);
-    echoes.delete(k);
-    await sleep(20);
+    sentAt.set(k, performance.now());
+    pa.forward(pb.nodeId, p).catch(() => lost++); // a lost probe counts as 5 s below
+    await sleep(PROBE_EVERY_MS);
   }
+  const waitFrom = performance.now();
+  while (sentAt.size && performance.now() - waitFrom < 5000) await sleep(20);
+  for (const s of sentAt.values()) rtts.push(Math.max(5000, performance.now() - s));
+  if (lost) process.stderr.write(`bench relay: ${lost} probe(s) not sent (counted as 5 s)\n`);
   offA();
   offB();
   return rtts;
@@ -199,7 +219,12 @@ interface RoomFigures {
   mbps: number;
   p95: number;
   idleP95: number;
+  pacedP95: number;
   cpuPerMb: number;
+  /** the samples, pooled over rounds for the reported p95 */
+  rtts: number[];
+  idle: number[];
+  paced: number[];
 }
 
 async function room(wsUrl: string, pid: number, n: number): Promise<RoomFigures> {
@@ -214,11 +239,20 @@ async function room(wsUrl: string, pid: number, n: number): Promise<RoomFigures>
     const rtts = await probe(pa!, pb!, Date.now() + SECONDS * 1000);
     const { bytes, secs } = await bulk;
     const cpu = cpuMs(pid) - cpu0;
+    // the same senders paced to PACED_MBPS in all: both relays carry the same bytes, so the round
+    // trip compares their forwarding, not how much more bulk one of them let through
+    const pacedRun = load.run(SECONDS * 1000, PACED_MBPS * 1e6);
+    const paced = await probe(pa!, pb!, Date.now() + SECONDS * 1000);
+    await pacedRun;
     return {
       mbps: bytes! / 1e6 / secs!,
       p95: p95(rtts),
       idleP95: p95(idle),
+      pacedP95: p95(paced),
       cpuPerMb: bytes! > 0 ? cpu / (bytes! / 1e6) : NaN,
+      rtts,
+      idle,
+      paced,
     };
   } finally {
     load.stop();
@@ -276,6 +310,9 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     for (const n of SIZES) {
       if (!names.some((k) => k.endsWith(`.peers_${n}`) && want(k))) continue;
       const runs: { h: RoomFigures[]; b: RoomFigures[] } = { h: [], b: [] };
+      // one unmeasured room per relay at each size first: in two full runs (load 10-19) the first
+      // measured room at a size — always the hardened relay's — was the outlier of its size
+      for (const relay of [hardened, old]) if (relay) await room(relay.wsUrl, relay.proc.pid!, n);
       for (let i = 0; i < ROUNDS; i++) {
         // alternate which relay goes first, so a load change on the machine hits both alike
         const order = i % 2 === 0 ? (['h', 'b'] as const) : (['b', 'h'] as const);
@@ -286,7 +323,9 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
           runs[which].push(f);
           process.stderr.write(
             `bench relay: peers_${n} ${which === 'h' ? 'hardened' : 'baseline'}: ${f.mbps.toFixed(1)} MB/s, ` +
-              `rtt p95 ${f.p95.toFixed(1)} ms (idle ${f.idleP95.toFixed(1)}), ${f.cpuPerMb.toFixed(1)} cpu ms/MB\n`,
+              `rtt p95 ${f.p95.toFixed(1)} ms (idle ${f.idleP95.toFixed(1)}, paced ${PACED_MBPS} MB/s ` +
+              `${f.pacedP95.toFixed(1)}; ${f.rtts.length}/${f.idle.length}/${f.paced.length} samples), ` +
+              `${f.cpuPerMb.toFixed(1)} cpu ms/MB\n`,
           );
           await sleep(300);
         }
@@ -299,8 +338,10 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
       const put = (prefix: string, rs: RoomFigures[]) => {
         if (!rs.length) return;
         out[`${prefix}forward_mb_per_s.peers_${n}`] = r1(mean(rs.map((r) => r.mbps)));
-        out[`${prefix}rtt_p95_ms.peers_${n}`] = r1(mean(rs.map((r) => r.p95)));
-        out[`${prefix}rtt_idle_p95_ms.peers_${n}`] = r1(mean(rs.map((r) => r.idleP95)));
+        // p95 of all rounds' samples together (hundreds), not a mean of per-round p95s
+        out[`${prefix}rtt_p95_ms.peers_${n}`] = r1(p95(rs.flatMap((r) => r.rtts)));
+        out[`${prefix}rtt_idle_p95_ms.peers_${n}`] = r1(p95(rs.flatMap((r) => r.idle)));
+        out[`${prefix}rtt_paced_p95_ms.peers_${n}`] = r1(p95(rs.flatMap((r) => r.paced)));
         const c = cpuPerMb(rs);
         if (Number.isFinite(c)) out[`${prefix}cpu_ms_per_mb.peers_${n}`] = r1(c);
       };
