@@ -270,6 +270,30 @@ describe('M26 pipeline over real nodes', () => {
     expect(st.filter((p) => p.state === 'completed')).toHaveLength(2);
   }, 180_000);
 
+  it('concurrent runs overlap across hosts: both hosts busy at once, each host one forward at a time (B5)', async () => {
+    const ref = await reference(f, PROMPT, 8);
+    // each forward holds its host 30 ms longer (no CPU): 4 runs on 2 hosts must pipeline across the hosts
+    const both = { now: 0, peak: 0 };
+    const own = [
+      { now: 0, peak: 0 },
+      { now: 0, peak: 0 },
+    ];
+    const { orch } = await mesh(
+      [
+        [0, 1],
+        [2, 3],
+      ],
+      { faults: own.map((p) => () => ({ kind: 'delay' as const, after: 0, ms: 30, probes: [both, p] })) },
+    );
+    const runs = await Promise.all(
+      [0, 1, 2, 3].map(() => collect(orch.node.stream(CAP.run, runInput({ max_tokens: 8 })))),
+    );
+    for (const r of runs) expect(tokensOf(r)).toEqual(ref);
+    // never two forwards at once on one host (its one FIFO), but both hosts busy at once (no global lock)
+    expect(own.map((p) => p.peak)).toEqual([1, 1]);
+    expect(both.peak).toBe(2);
+  }, 180_000);
+
   it('closing the stream cancels: BYE to every host session, hosts back to 0 sessions, event cancelled', async () => {
     const { orch, hosts } = await mesh([
       [0, 1],
