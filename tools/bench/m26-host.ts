@@ -119,7 +119,10 @@ export async function startHost(
       if (dead) return;
       dead = true;
       w.postMessage({ type: 'close' });
-      await next('closed').catch(() => undefined);
+      // a host that fails to close cleanly is terminated anyway; say so
+      await next('closed').catch((e: unknown) =>
+        process.stderr.write(`m26 bench: host ${id} did not close cleanly: ${(e as Error).message}\n`),
+      );
       await w.terminate();
     },
   };
