@@ -3,7 +3,9 @@
  * exhausted the run continues on a model this node serves as `llm.chat@1.0` — preferably the unsplit graph of the
  * same export (`llm.models.list` reports its weights_sha256), else a model with the same model_id.
  *
- * `llm.chat` starts from the conversation, so the local model regenerates the answer from its first token with the
+ * A `messages` run hands over its conversation, a `prompt` run its raw prompt (llm.chat's `prompt` input, no chat
+ * template); a bare `prompt_tokens` run has no text to hand over and fails instead (`pipeline_failed`).
+ * `llm.chat` starts from the beginning, so the local model regenerates the answer from its first token with the
  * run's sampling parameters and seed; the tokens already streamed are checked against it (ids via the frames'
  * `token_ids`, and text) and not sent again; only what follows is streamed. With the same export and greedy (or the same seed), the continuation is the one
  * an unbroken run gives (B10.8). If the local text departs from what was streamed, the run fails
@@ -46,7 +48,9 @@ export async function findLocalModel(
 }
 
 export interface LocalContinuation {
-  messages: ChatMessage[];
+  /** the run's conversation, or its raw prompt (llm.chat's `prompt`: no chat template) */
+  messages?: ChatMessage[];
+  prompt?: string;
   max_tokens: number;
   temperature: number;
   top_p: number;
@@ -78,7 +82,7 @@ export async function* continueLocally(
   const input = {
     params: { model },
     input: {
-      messages: c.messages,
+      ...(c.messages ? { messages: c.messages } : { prompt: c.prompt }),
       max_tokens: c.max_tokens,
       temperature: c.temperature,
       top_p: c.top_p,

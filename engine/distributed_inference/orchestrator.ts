@@ -346,7 +346,7 @@ export class Orchestrator implements PlanContext {
           } else {
             // (7) local fallback through `llm.chat` on this node, else fail
             const local =
-              o.fallback_to_local && o.messages
+              o.fallback_to_local && (o.messages || o.prompt !== undefined)
                 ? await findLocalModel(this.d, model.model_id, model.weights_sha256)
                 : null;
             if (!local) {
@@ -379,7 +379,7 @@ export class Orchestrator implements PlanContext {
             });
             backend = null;
             const res = yield* continueLocally(this.d, local, {
-              messages: o.messages!,
+              ...(o.messages ? { messages: o.messages } : { prompt: o.prompt! }),
               max_tokens: o.max_tokens,
               temperature: o.temperature,
               top_p: o.top_p,

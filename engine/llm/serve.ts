@@ -28,8 +28,9 @@ export const CHAT_REQUEST = {
     },
     input: {
       type: 'object',
-      required: ['messages'],
       properties: {
+        // `prompt` (raw text, no chat template) instead of `messages`: M26's local fallback of a prompt run
+        prompt: { type: 'string', minLength: 1, maxLength: 65536 },
         messages: {
           type: 'array',
           maxItems: 256,
@@ -131,7 +132,12 @@ export class LlmService {
           if (!llm)
             throw new HnError('not_found', `model ${req.params.model.slice(0, 128)} is not loaded here`);
           const msgs = req.input.messages;
-          if (!msgs.some((m) => m.role === 'user'))
+          const prompt = req.input.prompt;
+          if ((msgs === undefined) === (prompt === undefined))
+            throw new HnError('bad_request', 'give exactly one of messages and prompt', {
+              field: 'input.messages',
+            });
+          if (msgs && !msgs.some((m) => m.role === 'user'))
             throw new HnError('bad_request', 'messages must contain at least one user message', {
               field: 'input.messages',
             });
@@ -140,7 +146,7 @@ export class LlmService {
               field: 'params.ctx',
             });
           const t0 = Date.now();
-          const it = llm.generate(msgs, {
+          const it = llm.generate(msgs ?? prompt!, {
             max_tokens: req.input.max_tokens ?? 1024,
             temperature: req.input.temperature ?? 0.7,
             top_p: req.input.top_p ?? 0.95,
@@ -217,7 +223,8 @@ export class LlmService {
 }
 
 interface ChatInput {
-  messages: { role: 'system' | 'user' | 'assistant'; content: string }[];
+  messages?: { role: 'system' | 'user' | 'assistant'; content: string }[];
+  prompt?: string;
   max_tokens?: number;
   temperature?: number;
   top_p?: number;

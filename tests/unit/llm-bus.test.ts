@@ -74,6 +74,27 @@ describe('llm.* on the bus', () => {
     await expect(run(A, { params: { model: 'tiny' }, input: { messages: 'x' } })).rejects.toMatchObject({
       code: 'schema_mismatch',
     });
+    // a raw `prompt` instead of `messages` (no chat template; M26's fallback of a prompt run)
+    const raw = await run(A, {
+      params: { model: 'tiny' },
+      input: { prompt: 'hello there', max_tokens: 6, temperature: 0 },
+    });
+    const rawRef: number[] = [];
+    for await (const t of llm.generate('hello there', { max_tokens: 6, temperature: 0 }))
+      rawRef.push(t.token_id);
+    const rawIds = raw.filter((f) => f.event === 'token').flatMap((f) => f.data.token_ids as number[]);
+    expect([...rawIds, ...(raw.at(-1)!.data.held_token_ids ?? [])]).toEqual(rawRef);
+    expect(raw.at(-1)!.data.tokens_out).toBe(rawRef.length);
+    // both, or neither → bad_request
+    await expect(
+      run(A, {
+        params: { model: 'tiny' },
+        input: { prompt: 'x', messages: [{ role: 'user', content: 'x' }] },
+      }),
+    ).rejects.toMatchObject({ code: 'bad_request' });
+    await expect(run(A, { params: { model: 'tiny' }, input: {} })).rejects.toMatchObject({
+      code: 'bad_request',
+    });
     // the prompt never reaches the log
     expect(JSON.stringify(A.logs.entries())).not.toContain('hello there');
     off();

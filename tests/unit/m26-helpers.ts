@@ -73,7 +73,11 @@ export async function reference(
   return out;
 }
 
-export type Fault = { kind: 'nan' | 'stall'; after: number } | null;
+/** `delay`: the host's forward takes `ms` longer (holding its FIFO, no CPU); each probe counts such forwards in flight. */
+export type Fault =
+  | { kind: 'nan' | 'stall'; after: number }
+  | { kind: 'delay'; after: number; ms: number; probes: { now: number; peak: number }[] }
+  | null;
 
 /** A host's installed split, with an optional fault injected into its real backend's output. */
 export function installed(f: Fixture, fault: () => Fault = () => null): InstalledShardModel {
@@ -101,7 +105,11 @@ export function installed(f: Fixture, fault: () => Fault = () => null): Installe
               const fl = fault();
               if (fl && ++n > fl.after) {
                 if (fl.kind === 'stall') await new Promise((r) => setTimeout(r, 60_000));
-                else (out.data as Float32Array).fill(NaN);
+                else if (fl.kind === 'delay') {
+                  for (const p of fl.probes) p.peak = Math.max(p.peak, ++p.now);
+                  await new Promise((r) => setTimeout(r, fl.ms));
+                  for (const p of fl.probes) p.now--;
+                } else (out.data as Float32Array).fill(NaN);
               }
               return out;
             },

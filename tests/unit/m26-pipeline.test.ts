@@ -270,6 +270,30 @@ describe('M26 pipeline over real nodes', () => {
     expect(st.filter((p) => p.state === 'completed')).toHaveLength(2);
   }, 180_000);
 
+  it('concurrent runs overlap across hosts: both hosts busy at once, each host one forward at a time (B5)', async () => {
+    const ref = await reference(f, PROMPT, 8);
+    // each forward holds its host 30 ms longer (no CPU): 4 runs on 2 hosts must pipeline across the hosts
+    const both = { now: 0, peak: 0 };
+    const own = [
+      { now: 0, peak: 0 },
+      { now: 0, peak: 0 },
+    ];
+    const { orch } = await mesh(
+      [
+        [0, 1],
+        [2, 3],
+      ],
+      { faults: own.map((p) => () => ({ kind: 'delay' as const, after: 0, ms: 30, probes: [both, p] })) },
+    );
+    const runs = await Promise.all(
+      [0, 1, 2, 3].map(() => collect(orch.node.stream(CAP.run, runInput({ max_tokens: 8 })))),
+    );
+    for (const r of runs) expect(tokensOf(r)).toEqual(ref);
+    // never two forwards at once on one host (its one FIFO), but both hosts busy at once (no global lock)
+    expect(own.map((p) => p.peak)).toEqual([1, 1]);
+    expect(both.peak).toBe(2);
+  }, 180_000);
+
   it('closing the stream cancels: BYE to every host session, hosts back to 0 sessions, event cancelled', async () => {
     const { orch, hosts } = await mesh([
       [0, 1],
@@ -300,8 +324,8 @@ describe('M26 pipeline over real nodes', () => {
     expect(orch.mod.parts().orchestrator.activeRuns).toBe(0);
   }, 120_000);
 
-  it('failovers exhausted: with the unsplit model → pipeline_aborted{fallback:local}, via local, same text; without → pipeline_failed', async () => {
-    // the fallback is llm.chat, which takes a conversation: the run is asked with messages
+  it('failovers exhausted: with the unsplit model → pipeline_aborted{fallback:local}, via local, same text (messages and prompt runs); without → pipeline_failed', async () => {
+    // the fallback is llm.chat: a conversation run hands over its messages (a prompt run its prompt, below)
     const messages = [{ role: 'user', content: PROMPT }];
     const ref = await reference(f, messages, 24);
     const chatInput = (extra: Record<string, unknown>) => {
@@ -335,6 +359,29 @@ describe('M26 pipeline over real nodes', () => {
         .join(''),
     ).toBe(whole.join(''));
     expect(orch.node.metrics.total('distributed_inference_fallbacks_total')).toBe(1);
+
+    // a prompt run falls back too (llm.chat's raw `prompt`, no chat template): the greedy continuation of PROMPT
+    const refP = await reference(f, PROMPT, 24);
+    expect(refP.length).toBeGreaterThan(5);
+    const withLocal = await mesh(
+      [
+        [0, 1],
+        [2, 3],
+      ],
+      { local: true },
+    );
+    let vp: string | null = null;
+    const pf: StreamFrame[] = [];
+    for await (const fr of withLocal.orch.node.stream(CAP.run, runInput({ max_failovers: 0 }))) {
+      pf.push(fr);
+      if (fr.event === 'shard_status' && !vp) vp = fr.data.shards[1].host;
+      if (fr.event === 'token' && fr.data.index === 4)
+        withLocal.orch.node.session(vp as never)!.close('killed');
+    }
+    expect(tokensOf(pf)).toEqual(refP);
+    expect(pf.filter((x) => x.event === 'token').map((x) => x.data.index)).toEqual(refP.map((_, i) => i));
+    expect(pf.find((x) => x.event === 'pipeline_aborted')!.data).toMatchObject({ fallback: 'local' });
+    expect(doneOf(pf)).toMatchObject({ via: 'local', failovers: 1, tokens_out: refP.length });
 
     // no local model here
     const other = await mesh([
