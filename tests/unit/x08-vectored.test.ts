@@ -311,7 +311,9 @@ describe('X08 session on a link channel (fragments, no joins)', () => {
         expect(w.length).toBeLessThanOrEqual(65536);
         if (lf.kind !== 2) continue;
         cur.push(lf.payload);
-        if (!lf.more) (x08.push(join(cur)), (cur = []));
+        if (lf.more) continue;
+        x08.push(join(cur));
+        cur = [];
       }
       const data = x08.map((b) => decodeFrame(b)).filter((f) => f.type === FrameType.TENSOR_DATA);
       expect(data.length).toBe(Math.ceil(n / 262144));
