@@ -453,7 +453,7 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
         (x) => window.hearthnet!.peers().some((q) => q.id === x && q.state === 'open' && q.link === 'direct'),
         o,
       );
-    await until(async () => (await direct(pa, idB)) && (await direct(pb, idA)), 30_000, 'a direct link');
+    await until(async () => (await direct(pa, idB)) && (await direct(pb, idA)), 90_000, 'a direct link');
     for (const p of [pa, pb]) {
       await p.evaluate(() =>
         window.hearthnet!.setConfig({
