@@ -8,7 +8,7 @@
 import { LINK_CONTROL_MAX_BYTES, LINK_FRAGMENT_BYTES, TENSOR_CHUNK_BYTES } from '../core/constants.js';
 import { HnError } from '../core/errors.js';
 import { fromUtf8, utf8 } from '../core/encoding.js';
-import type { BytePort } from './port.js';
+import type { BytePort, VectoredPort } from './port.js';
 import { queueTail } from '../core/vocab.js';
 
 export const KIND_CONTROL = 0x01;
@@ -26,15 +26,19 @@ export interface LinkFrame {
 
 export function encodeLinkFrame(f: LinkFrame): Uint8Array {
   const out = new Uint8Array(HEADER_BYTES + f.payload.length);
-  const dv = new DataView(out.buffer);
-  out[0] = 1;
-  out[1] = f.kind;
-  out[2] = f.more ? FLAG_MORE : 0;
-  out[3] = 0;
-  dv.setUint32(4, f.channel >>> 0);
-  dv.setUint32(8, f.msgNo >>> 0);
+  writeLinkHeader(out, f.kind, f.more, f.channel, f.msgNo);
   out.set(f.payload, HEADER_BYTES);
   return out;
+}
+
+function writeLinkHeader(out: Uint8Array, kind: number, more: boolean, channel: number, msgNo: number) {
+  const dv = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
+  out[0] = 1;
+  out[1] = kind;
+  out[2] = more ? FLAG_MORE : 0;
+  out[3] = 0;
+  dv.setUint32(4, channel >>> 0);
+  dv.setUint32(8, msgNo >>> 0);
 }
 
 export function decodeLinkFrame(b: Uint8Array): LinkFrame {
@@ -77,9 +81,9 @@ export class LinkMux {
   private channels = new Map<
     number,
     {
-      recv?: (m: Uint8Array) => void;
+      recv?: (parts: Uint8Array[], bytes: number) => void;
       /** messages that arrived before the receiver registered (a session still loading, e.g. zstd WASM) */
-      early: Uint8Array[];
+      early: [Uint8Array[], number][];
       earlyBytes: number;
       close: ((r: string) => void)[];
       closed: boolean;
@@ -114,48 +118,73 @@ export class LinkMux {
     const bytes = utf8(JSON.stringify(msg));
     if (bytes.length > CONTROL_CAP)
       return Promise.reject(new HnError('too_large', 'control message over 1 MiB'));
-    return this.sendMessage(KIND_CONTROL, 0, bytes);
+    return this.sendMessage(KIND_CONTROL, 0, [bytes]);
   }
 
-  private sendMessage(kind: number, channel: number, bytes: Uint8Array): Promise<void> {
+  /** One message given as `parts` (their concatenation), cut into link fragments straight from the parts. */
+  private sendMessage(kind: number, channel: number, parts: readonly Uint8Array[]): Promise<void> {
     const key = `${kind}:${channel}`;
     const msgNo = (this.sendNo.get(key) ?? 0) + 1;
     this.sendNo.set(key, msgNo);
+    let total = 0;
+    for (const p of parts) total += p.length;
     // fragments of one message go out back to back, in order, on the shared port
     const job = async () => {
       if (this.closed) throw new HnError('closed', 'link closed');
       let off = 0;
+      let pi = 0; // the part that holds byte `off`, and where in it
+      let po = 0;
       do {
-        const end = Math.min(bytes.length, off + this.fragPayload);
-        const more = end < bytes.length;
-        const frame = encodeLinkFrame({ kind, more, channel, msgNo, payload: bytes.subarray(off, end) });
+        const n = Math.min(total - off, this.fragPayload);
+        const frame = new Uint8Array(HEADER_BYTES + n);
+        writeLinkHeader(frame, kind, off + n < total, channel, msgNo);
+        for (let at = HEADER_BYTES; at < frame.length;) {
+          const p = parts[pi]!;
+          const take = Math.min(p.length - po, frame.length - at);
+          frame.set(po === 0 && take === p.length ? p : p.subarray(po, po + take), at);
+          at += take;
+          po += take;
+          if (po === p.length) {
+            pi++;
+            po = 0;
+          }
+        }
         this.bytesOut += frame.length;
         await this.port.send(frame);
-        off = end;
-      } while (off < bytes.length);
+        off += n;
+      } while (off < total);
     };
     const p = this.sendChain.then(job, job);
     this.sendChain = queueTail(p); // the sender gets the error from p
     return p;
   }
 
-  /** An X08 session channel on this link, itself a BytePort. */
-  channel(id: number): BytePort {
+  /**
+   * An X08 session channel on this link, itself a BytePort; vectored, so an X08 frame goes into link fragments
+   * and comes out of them without being joined (issue #11).
+   */
+  channel(id: number): VectoredPort {
     if (!Number.isInteger(id) || id < 1 || id > 0xffffffff)
       throw new HnError('bad_request', 'channel id must be a non-zero u32');
     let ch = this.channels.get(id);
     if (!ch) this.channels.set(id, (ch = { early: [], earlyBytes: 0, close: [], closed: false }));
     const c = ch;
     const mux = this;
+    const send = (parts: readonly Uint8Array[]) =>
+      c.closed
+        ? Promise.reject(new HnError('closed', 'channel closed'))
+        : mux.sendMessage(KIND_X08, id, parts);
+    const listen = (cb: (parts: Uint8Array[], bytes: number) => void) => {
+      c.recv = cb;
+      const early = c.early.splice(0);
+      c.earlyBytes = 0;
+      for (const [parts, n] of early) cb(parts, n);
+    };
     return {
-      send: (m) =>
-        c.closed ? Promise.reject(new HnError('closed', 'channel closed')) : mux.sendMessage(KIND_X08, id, m),
-      onMessage: (cb) => {
-        c.recv = cb;
-        const early = c.early.splice(0);
-        c.earlyBytes = 0;
-        for (const m of early) cb(m);
-      },
+      send: (m) => send([m]),
+      sendParts: send,
+      onMessage: (cb) => listen((parts, n) => cb(parts.length === 1 ? parts[0]! : concat(parts, n))),
+      onMessageParts: (cb) => listen(cb),
       onClose: (cb) => {
         c.close.push(cb);
       },
@@ -224,8 +253,8 @@ export class LinkMux {
     if (p.bytes > cap || this.buffered > LINK_BUFFER_CAP) return this.close('protocol: reassembly overflow');
     if (f.more) return;
     this.dropPartial(key);
-    const msg = p.parts.length === 1 ? p.parts[0]! : concat(p.parts, p.bytes);
     if (f.kind === KIND_CONTROL) {
+      const msg = p.parts.length === 1 ? p.parts[0]! : concat(p.parts, p.bytes);
       let obj: unknown;
       try {
         obj = JSON.parse(fromUtf8(msg));
@@ -246,13 +275,14 @@ export class LinkMux {
     } else {
       // frames for an unknown or closed channel are dropped (X08 has its own BYE); a known channel whose
       // receiver is not registered yet holds a few, like every BytePort
+      // an X08 message goes to its channel as the fragments it came in (views, not joined)
       const ch = this.channels.get(f.channel);
       if (!ch) return;
-      if (ch.recv) return ch.recv(msg);
-      if (ch.early.length >= EARLY_MESSAGES_MAX || ch.earlyBytes + msg.length > X08_CAP)
+      if (ch.recv) return ch.recv(p.parts, p.bytes);
+      if (ch.early.length >= EARLY_MESSAGES_MAX || ch.earlyBytes + p.bytes > X08_CAP)
         return this.closeChannel(f.channel, 'protocol: too much before the receiver');
-      ch.early.push(msg);
-      ch.earlyBytes += msg.length;
+      ch.early.push([p.parts, p.bytes]);
+      ch.earlyBytes += p.bytes;
     }
   }
 

@@ -16,6 +16,21 @@ export interface BytePort {
   readonly maxMessageBytes: number;
 }
 
+/**
+ * A BytePort that also sends a message given in parts (gathered, never joined) and hands a message that arrived in
+ * pieces over as those pieces, so bulk senders and receivers skip a copy (issue #11: an X08 channel on a link,
+ * whose messages cross the link in fragments). The bytes on the wire are those of `send(join(parts))`.
+ */
+export interface VectoredPort extends BytePort {
+  sendParts(parts: readonly Uint8Array[]): Promise<void>;
+  /** Register the receiver instead of `onMessage`: each message as the pieces it arrived in (views, for good). */
+  onMessageParts(cb: (parts: Uint8Array[]) => void): void;
+}
+
+export const isVectoredPort = (p: BytePort): p is VectoredPort =>
+  typeof (p as Partial<VectoredPort>).sendParts === 'function' &&
+  typeof (p as Partial<VectoredPort>).onMessageParts === 'function';
+
 export interface MemoryPortOptions {
   /** Bytes buffered in flight before `send` starts waiting (like RTCDataChannel.bufferedAmount). */
   highWaterBytes?: number;

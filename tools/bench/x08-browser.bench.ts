@@ -7,18 +7,20 @@
  *   LinkMux fragments, simple-peer's data channel), compression off, 64 tensors of 1 MiB fp16 random data,
  *   ÷ raw data-channel throughput of the same browser pair: a plain RTCPeerConnection pair in the same pages,
  *   messages of the channel's max-message-size, sent as fast as `bufferedAmount` allows (high water 8 MiB,
- *   resume at 2 MiB). 64 MiB each; median of 3 runs after a warm-up. Both timed from the sender's first `send`
- *   to the receiver's last byte with the shared system clock (`performance.timeOrigin + now()`).
+ *   resume at 2 MiB). 64 MiB each; 3 pairs of one raw and one X08 run back to back (order alternating, so the
+ *   drifting load of a shared machine hits both alike) after a warm-up; the figure is the median of the pairs'
+ *   ratios. Both timed from the sender's first `send` to the receiver's last byte with the shared system clock
+ *   (`performance.timeOrigin + now()`).
  * - `x08.hop_overhead_ms_p95`: p95 of the time one 64 KiB fp16 activation takes to cross one hop through the
  *   whole X08 stack = echo round trip ÷ 2 (sendTensor → peer recvTensor → peer sendTensor → recvTensor),
- *   200 samples after 20 warm-up.
+ *   200 samples after 20 warm-up, each X08 sample beside a raw one (alternating which goes first).
  * - extras: `x08.browser_throughput_mb_per_s`, `x08.raw_datachannel_mb_per_s` (10^6 bytes), and
  *   `x08.raw_datachannel_hop_ms_p95` (the same 64 KiB echo ÷ 2 on the raw channel: the floor under the hop).
  *
  * The app is built into a scratch folder (never `app/dist`, which other runs serve). Never logs tensor bytes.
  */
 import { chromium, type Browser, type CDPSession, type Page } from '@playwright/test';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serveBuiltApp, type BuiltApp } from './built-app.js';
 import type { BenchFilter } from './run.js';
@@ -54,7 +56,7 @@ const ARGS = [
 /** HN_BENCH_X08_MB: a shorter throughput run for traced diagnostics (the figure uses the default 64 MiB) */
 const TOTAL_BYTES = (Number(process.env.HN_BENCH_X08_MB) || 64) << 20;
 const TENSOR_BYTES = 1 << 20;
-const RUNS = 3;
+const RUNS = Number(process.env.HN_BENCH_X08_RUNS) || 3;
 
 /**
  * Installed before the app boots (HN_BENCH_X08_TRACE=1): wraps `RTCDataChannel.prototype.send` to see every
@@ -307,6 +309,30 @@ function installBenchHelpers(): void {
       raw.onData = undefined;
       return out;
     },
+    /**
+     * X08 and raw hops of one size, sample by sample in alternating order (X08 first on even samples), so both
+     * see the same moments of a machine whose load drifts; the peer's raw echo must be serving.
+     */
+    async hopPairs(samples: number, warmup: number, size: number, maxMsg: number) {
+      const b = w.__bench;
+      const x08: number[] = [];
+      const rawOut: number[] = [];
+      for (let i = 0; i < samples + warmup; i++) {
+        const keep = i >= warmup;
+        const one = async (which: 'x08' | 'raw') => {
+          const [v] = which === 'x08' ? await b.x08Echo(1, 0, size) : await b.rawEcho(1, 0, size, maxMsg);
+          if (keep) (which === 'x08' ? x08 : rawOut).push(v);
+        };
+        if (i % 2 === 0) {
+          await one('x08');
+          await one('raw');
+        } else {
+          await one('raw');
+          await one('x08');
+        }
+      }
+      return { x08, raw: rawOut };
+    },
   };
 }
 
@@ -318,6 +344,62 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 const TRACE = process.env.HN_BENCH_X08_TRACE === '1';
+
+/**
+ * CPU time (clock ticks) per thread name of every process under `rootPid` (Linux /proc), for the traced runs:
+ * on this CPU-bound machine the cost of a transfer is the CPU it takes, so X08 and raw are compared per MB.
+ */
+function threadTicks(rootPid: number): Map<string, number> {
+  const kids = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+    } catch {
+      /* the process ended meanwhile */
+    }
+  }
+  const out = new Map<string, number>();
+  const walk = (pid: number) => {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return;
+    }
+    for (const t of tids) {
+      try {
+        const st = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+        const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/[0-9]+$/, '');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        out.set(name, (out.get(name) ?? 0) + Number(f[11]) + Number(f[12]));
+      } catch {
+        /* the thread ended meanwhile */
+      }
+    }
+    for (const k of kids.get(pid) ?? []) walk(k);
+  };
+  walk(rootPid);
+  return out;
+}
+/** The browser process launched with `marker` among its arguments (Browser has no process() handle). */
+function browserPid(marker: string): number | undefined {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(marker)) return Number(d);
+    } catch {
+      /* gone */
+    }
+  }
+  return undefined;
+}
+const tickDiff = (a: Map<string, number>, b: Map<string, number>) => {
+  const d: [string, number][] = [...b].map(([k, v]) => [k, v - (a.get(k) ?? 0)]);
+  return d.filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]);
+};
 
 async function boot(browser: Browser, url: string): Promise<Page> {
   const page = await browser.newPage();
@@ -348,7 +430,11 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     app = await serveBuiltApp();
     for (let i = 0; i < 2; i++)
       browsers.push(
-        await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS }),
+        await chromium.launch({
+          executablePath: '/usr/bin/chromium',
+          headless: true,
+          args: [...ARGS, `--hn-bench-x08=${process.pid}-${i}`],
+        }),
       );
     const url = app.url;
     const pa = await boot(browsers[0]!, url);
@@ -367,7 +453,7 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
         (x) => window.hearthnet!.peers().some((q) => q.id === x && q.state === 'open' && q.link === 'direct'),
         o,
       );
-    await until(async () => (await direct(pa, idB)) && (await direct(pb, idA)), 30_000, 'a direct link');
+    await until(async () => (await direct(pa, idB)) && (await direct(pb, idA)), 90_000, 'a direct link');
     for (const p of [pa, pb]) {
       await p.evaluate(() =>
         window.hearthnet!.setConfig({
@@ -417,11 +503,23 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
       if (!TRACE) return run();
       await pa.evaluate(() => (window as any).__dcTrace.start(() => (window as any).__bench.x08WindowFull()));
       await pb.evaluate(() => (window as any).__dcTrace.start());
+      const pids = [0, 1].map((i) => browserPid(`--hn-bench-x08=${process.pid}-${i}`));
+      const t0 = pids.map((p) => (p ? threadTicks(p) : new Map<string, number>()));
       const out = await run();
+      const t1 = pids.map((p) => (p ? threadTicks(p) : new Map<string, number>()));
       const tx = await pa.evaluate(() => (window as any).__dcTrace.stop());
       const rx = await pb.evaluate(() => (window as any).__dcTrace.stop());
+      // CPU ms per thread name (top 6) in the sender's and the receiver's browser over the run
+      const cpu = [0, 1].map((i) =>
+        tickDiff(t0[i]!, t1[i]!)
+          .slice(0, 6)
+          .map(([k, v]) => `${k} ${v * 10}`)
+          .join(', '),
+      );
+      const total = [0, 1].map((i) => tickDiff(t0[i]!, t1[i]!).reduce((a, [, v]) => a + v * 10, 0));
       process.stderr.write(
-        `trace ${what}: ${typeof out === 'number' ? (out / 1e6).toFixed(1) + ' MB/s' : ''} sender ${JSON.stringify(tx)} receiver loop lag mean ${rx.loop_lag_ms_mean} ms, >20 ms ×${rx.loop_lag_over_20ms}\n`,
+        `trace ${what}: ${typeof out === 'number' ? (out / 1e6).toFixed(1) + ' MB/s' : ''} sender ${JSON.stringify(tx)} receiver loop lag mean ${rx.loop_lag_ms_mean} ms, >20 ms ×${rx.loop_lag_over_20ms}\n` +
+          `  cpu ms: sender ${total[0]} [${cpu[0]}]\n  cpu ms: receiver ${total[1]} [${cpu[1]}]\n`,
       );
       return out;
     };
@@ -450,28 +548,37 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
       });
     await rawRun(8 << 20); // warm-up
     await x08Run(8 << 20);
+    // RUNS pairs of one raw and one X08 run, back to back, in alternating order (raw first in even pairs): the load
+    // of this shared machine drifts over minutes, so each pair compares like with like and the order cancels out;
+    // the ratio is the median of the pairs' ratios
     const rawT: number[] = [];
     const x08T: number[] = [];
     for (let r = 0; r < RUNS; r++) {
+      const profiled = r === RUNS - 1 && cdp.length > 0;
+      const x08Once = async () => {
+        if (profiled) await startProfiles();
+        x08T.push(await x08Run(TOTAL_BYTES));
+        if (profiled) {
+          await stopProfiles('throughput');
+          await startProfiles();
+        }
+      };
+      if (r % 2 === 1) await x08Once();
       rawT.push(await rawRun(TOTAL_BYTES));
       // traced runs also show a raw sender with the link's message size and send queue (diagnostic only)
       if (TRACE) await rawRun(TOTAL_BYTES, 65536, 1 << 20, 256 << 10);
-      if (r === RUNS - 1) await startProfiles();
-      x08T.push(await x08Run(TOTAL_BYTES));
-      if (r === RUNS - 1) {
-        await stopProfiles('throughput');
-        await startProfiles();
-      }
+      if (r % 2 === 0) await x08Once();
     }
     const raw = median(rawT);
     const x08 = median(x08T);
+    const ratio = median(x08T.map((x, i) => x / rawT[i]!));
     if (TRACE || process.env.HN_BENCH_X08_ONLY_THROUGHPUT === '1')
       process.stderr.write(
-        `runs: raw ${rawT.map((x) => (x / 1e6).toFixed(1))} x08 ${x08T.map((x) => (x / 1e6).toFixed(1))}\n`,
+        `runs: raw ${rawT.map((x) => (x / 1e6).toFixed(1))} x08 ${x08T.map((x) => (x / 1e6).toFixed(1))} pair ratios ${x08T.map((x, i) => (x / rawT[i]!).toFixed(3))} (ratio of medians ${(x08 / raw).toFixed(3)})\n`,
       );
     if (process.env.HN_BENCH_X08_ONLY_THROUGHPUT === '1')
       return {
-        'x08.throughput_ratio_vs_raw_datachannel': round(x08 / raw),
+        'x08.throughput_ratio_vs_raw_datachannel': round(ratio),
         'x08.browser_throughput_mb_per_s': round(x08 / 1e6, 1),
         'x08.raw_datachannel_mb_per_s': round(raw / 1e6, 1),
       };
@@ -480,23 +587,23 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     await pa.evaluate((b) => (window as any).__bench.open(b, 'bench.echo'), idB);
     const hop: Record<string, number> = {};
     const rawHop: Record<string, number> = {};
+    await pb.evaluate(() => (window as any).__bench.rawEchoServe());
     for (const [label, size, samples, warm] of HOP_SIZES) {
-      const hops: number[] = await pa.evaluate(
-        ([n, w, s]) => (window as any).__bench.x08Echo(n, w, s),
-        [samples, warm, size],
-      );
-      await pb.evaluate(() => (window as any).__bench.rawEchoServe());
-      const rawHops: number[] = await pa.evaluate(
-        ([n, w, s, m]) => (window as any).__bench.rawEcho(n, w, s, m),
+      const { x08: hops, raw: rawHops } = (await pa.evaluate(
+        ([n, w, s, m]) => (window as any).__bench.hopPairs(n, w, s, m),
         [samples, warm, size, msgBytes],
-      );
+      )) as { x08: number[]; raw: number[] };
       hop[label] = p95(hops);
       rawHop[label] = p95(rawHops);
+      if (TRACE)
+        process.stderr.write(
+          `hop ${label}: x08 p50 ${median(hops).toFixed(2)} p95 ${p95(hops).toFixed(2)} ms; raw p50 ${median(rawHops).toFixed(2)} p95 ${p95(rawHops).toFixed(2)} ms\n`,
+        );
     }
     await stopProfiles();
 
     const out: Record<string, number> = {
-      'x08.throughput_ratio_vs_raw_datachannel': round(x08 / raw),
+      'x08.throughput_ratio_vs_raw_datachannel': round(ratio),
       'x08.hop_ms_p95': round(hop['64k']!),
       'x08.raw_datachannel_hop_ms_p95': round(rawHop['64k']!),
       'x08.hop_overhead_ms_p95': round(hop['64k']! - rawHop['64k']!),

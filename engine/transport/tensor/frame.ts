@@ -8,9 +8,11 @@
  */
 import { TENSOR_CHUNK_BYTES } from '../../core/constants.js';
 import { fromUtf8, utf8 } from '../../core/encoding.js';
-import { HnError, isErrorCode, type ErrorCode } from '../../core/errors.js';
+import { X08Error } from './frame-errors.js';
 import { NODE_ID_RE, type Dtype } from '../../core/types.js';
 import { ULID_RE } from '../../core/ulid.js';
+
+export * from './frame-errors.js';
 
 export const X08_VERSION = 0x01;
 export const HEADER_BYTES = 16;
@@ -59,63 +61,6 @@ export const FLOWCTL_MAX_BYTES = 256;
 export const PING_NONCE_BYTES = 8;
 export const MAX_FLOW_WINDOW = 64;
 export const SEQ_MAX = 0xffffffff;
-
-/** NACK tokens of digest A4, plus the ones the session sends for HELLO failures. */
-export type NackReason =
-  | 'bad_frame'
-  | 'unknown_frame_type'
-  | 'tensor_too_large'
-  | 'seq_gap'
-  | 'shape_mismatch'
-  | 'decompress_failed'
-  | 'window_overrun'
-  | 'purpose_mismatch'
-  | 'timeout';
-export const NACK_REASONS: readonly NackReason[] = [
-  'bad_frame',
-  'unknown_frame_type',
-  'tensor_too_large',
-  'seq_gap',
-  'shape_mismatch',
-  'decompress_failed',
-  'window_overrun',
-  'purpose_mismatch',
-  'timeout',
-];
-
-/** Engine error code carried by an X08Error of each reason (seed codes where the seed has one). */
-const REASON_CODE: Record<NackReason, ErrorCode> = {
-  bad_frame: 'bad_request',
-  unknown_frame_type: 'unknown_frame_type',
-  tensor_too_large: 'tensor_too_large',
-  seq_gap: 'bad_request',
-  shape_mismatch: 'bad_request',
-  decompress_failed: 'bad_request',
-  window_overrun: 'bad_request',
-  purpose_mismatch: 'unauthorized',
-  timeout: 'timeout',
-};
-
-/** X08 reason of a failure: a NACK token of A4, or a token/engine error code (HELLO failures). */
-export type X08Reason = NackReason | ErrorCode;
-
-const isNackReason = (x: string): x is NackReason => (NACK_REASONS as readonly string[]).includes(x);
-
-/**
- * The typed X08 failure. `reason` is what goes into the NACK (or came out of one); `code` is the engine
- * error code (`tensor_too_large`, `unknown_frame_type`, token codes, else `bad_request`).
- */
-export class X08Error extends HnError {
-  readonly reason: X08Reason;
-  constructor(reason: X08Reason, message?: string) {
-    const code: ErrorCode = isNackReason(reason) ? REASON_CODE[reason] : reason;
-    super(code, message ?? reason, { details: { reason } });
-    this.name = 'X08Error';
-    this.reason = reason;
-  }
-}
-
-export const isX08Reason = (x: string): x is X08Reason => isNackReason(x) || isErrorCode(x);
 
 const bad = (why: string): never => {
   throw new X08Error('bad_frame', why);
@@ -248,8 +193,14 @@ function checkChunkHeader(h: ChunkHeader): void {
     if (!Number.isInteger(d) || d < 1 || d > 0xffffffff) bad('a dimension must be a u32 ≥ 1');
 }
 
-/** Decode a chunk body; `data` is a view into `body` (zero-copy). */
-export function decodeChunkBody(body: Uint8Array): ChunkHeader & { data: Uint8Array } {
+/**
+ * Decode a chunk body; `data` is a view into `body` (zero-copy). `bodyBytes` is the whole body's length where
+ * `body` holds only its first part (a frame that arrived in link fragments, see `decodeFrameParts`).
+ */
+export function decodeChunkBody(
+  body: Uint8Array,
+  bodyBytes = body.length,
+): ChunkHeader & { data: Uint8Array } {
   if (body.length < 4) bad('chunk body shorter than its header');
   const dv = new DataView(body.buffer, body.byteOffset, body.length);
   const tensorId = dv.getUint16(0);
@@ -265,7 +216,7 @@ export function decodeChunkBody(body: Uint8Array): ChunkHeader & { data: Uint8Ar
     if (d === 0) bad('a dimension is 0');
     shape.push(d);
   }
-  if (body.length === hdr) bad('chunk carries no data');
+  if (bodyBytes === hdr) bad('chunk carries no data');
   return { tensorId, dtype: dtype!, shape, data: body.subarray(hdr) };
 }
 
@@ -393,6 +344,11 @@ const ALLOWED_FLAGS: Record<FrameType, number> = {
  * limit, then the type's body. Every failure is an X08Error.
  */
 export function decodeFrame(msg: Uint8Array, opts: DecodeOptions = {}): X08Frame {
+  return decodeFrameOf(msg, msg.length, opts);
+}
+
+/** `decodeFrame` where `msg` may be only the first `msg.length` of `total` bytes (TENSOR_DATA only). */
+export function decodeFrameOf(msg: Uint8Array, total: number, opts: DecodeOptions): X08Frame {
   const h = readHeader(msg);
   if (h.version !== X08_VERSION) bad(`version ${h.version} ≠ 1`);
   if (!(h.type >= 1 && h.type <= 9))
@@ -403,14 +359,14 @@ export function decodeFrame(msg: Uint8Array, opts: DecodeOptions = {}): X08Frame
   if (h.flags & FLAG_ENCRYPTED) bad('ENCRYPTED flag is not supported');
   if (h.flags & ~ALLOWED_FLAGS[type])
     bad(`flags 0x${h.flags.toString(16)} not allowed on ${FRAME_TYPE_NAMES[type]}`);
-  if (h.payloadLength !== msg.length - HEADER_BYTES) bad('payload_length ≠ message length − 16');
+  if (h.payloadLength !== total - HEADER_BYTES) bad('payload_length ≠ message length − 16');
   const max = opts.maxPayloadBytes ?? TENSOR_CHUNK_BYTES + MAX_CHUNK_HEADER_BYTES;
   if (h.payloadLength > max) bad(`payload of ${h.payloadLength} bytes exceeds ${max}`);
   const payload = msg.subarray(HEADER_BYTES);
   const { seq, flags } = h;
   switch (type) {
     case FrameType.TENSOR_DATA: {
-      const c = decodeChunkBody(payload);
+      const c = decodeChunkBody(payload, total - HEADER_BYTES);
       return { type, seq, flags, tensorId: c.tensorId, dtype: c.dtype, shape: c.shape, data: c.data };
     }
     case FrameType.TENSOR_END:
@@ -443,16 +399,11 @@ export function encodeFrame(f: X08Frame): Uint8Array {
     bad('flags not allowed on this frame type');
   switch (f.type) {
     case FrameType.TENSOR_DATA: {
-      const h: ChunkHeader = { tensorId: f.tensorId, dtype: f.dtype, shape: f.shape };
-      checkChunkHeader(h);
-      const hdr = chunkHeaderBytes(f.shape.length);
-      const out = encodeRaw(f.type, f.seq, f.flags, null);
+      const head = encodeDataHead(f);
       // single allocation: header + chunk header + data
-      const full = new Uint8Array(HEADER_BYTES + hdr + f.data.length);
-      full.set(out, 0);
-      new DataView(full.buffer).setUint32(8, hdr + f.data.length);
-      writeChunkHeader(full, HEADER_BYTES, h);
-      full.set(f.data, HEADER_BYTES + hdr);
+      const full = new Uint8Array(head.length + f.data.length);
+      full.set(head, 0);
+      full.set(f.data, head.length);
       return full;
     }
     case FrameType.TENSOR_END:
@@ -482,6 +433,25 @@ export function encodeFrame(f: X08Frame): Uint8Array {
     default:
       return bad('unknown frame type');
   }
+}
+
+/**
+ * The first bytes of a TENSOR_DATA frame: the 16-byte header (payload_length counting `f.data`) and the chunk
+ * header. `head + f.data` is exactly `encodeFrame(f)`; a port that sends a message in parts sends the data
+ * without joining it (issue #11). Validates like `encodeFrame`.
+ */
+export function encodeDataHead(f: Extract<X08Frame, { type: typeof FrameType.TENSOR_DATA }>): Uint8Array {
+  if (!isInt(f.seq, 0, SEQ_MAX)) bad('seq must be a u32');
+  if (!isInt(f.flags, 0, SEQ_MAX) || f.flags & ~ALLOWED_FLAGS[f.type])
+    bad('flags not allowed on this frame type');
+  const h: ChunkHeader = { tensorId: f.tensorId, dtype: f.dtype, shape: f.shape };
+  checkChunkHeader(h);
+  const hdr = chunkHeaderBytes(f.shape.length);
+  const out = new Uint8Array(HEADER_BYTES + hdr);
+  out.set(encodeRaw(f.type, f.seq, f.flags, null), 0);
+  new DataView(out.buffer).setUint32(8, hdr + f.data.length);
+  writeChunkHeader(out, HEADER_BYTES, h);
+  return out;
 }
 
 /** Next sender sequence number: u32, starts at 1, wraps 2^32−1 → 1 (A3). */

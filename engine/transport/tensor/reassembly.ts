@@ -40,14 +40,20 @@ export class Reassembly {
   /** Declared bytes of the tensors being reassembled. */
   bytes = 0;
 
-  /** Take one TENSOR_DATA chunk (the window check is the caller's). */
+  /**
+   * Take one TENSOR_DATA chunk (the window check is the caller's). `rest`: the chunk's data continues in these
+   * pieces (a frame that arrived in link fragments, `decodeFrameParts`); they are copied straight into place.
+   */
   add(
     f: Extract<X08Frame, { type: typeof FrameType.TENSOR_DATA }>,
     maxChunk: number,
     maxOpen: number,
     rxMax: number,
+    rest: readonly Uint8Array[] = [],
   ): void {
-    if (f.data.length > maxChunk) throw new X08Error('bad_frame', 'chunk exceeds max_chunk_bytes');
+    let len = f.data.length;
+    for (const r of rest) len += r.length;
+    if (len > maxChunk) throw new X08Error('bad_frame', 'chunk exceeds max_chunk_bytes');
     const chunkFlags = f.flags & (FLAG_COMPRESSED | FLAG_GRAD);
     let p = this.partials.get(f.tensorId);
     if (!p) {
@@ -76,16 +82,20 @@ export class Reassembly {
       }
     }
     if (p.buf) {
-      if (p.filled + f.data.length > p.declared)
+      if (p.filled + len > p.declared)
         throw new X08Error('shape_mismatch', 'more data than the shape declares');
-      p.buf.set(f.data, p.filled);
+      let at = p.filled;
+      for (const piece of [f.data, ...rest]) {
+        p.buf.set(piece, at);
+        at += piece.length;
+      }
     } else {
-      if (p.filled + f.data.length > zstdCompressBound(p.declared)) {
+      if (p.filled + len > zstdCompressBound(p.declared)) {
         throw new X08Error('decompress_failed', 'compressed data exceeds the bound for the declared size');
       }
-      p.parts.push(f.data);
+      p.parts.push(f.data, ...rest);
     }
-    p.filled += f.data.length;
+    p.filled += len;
     if (f.flags & FLAG_FINAL) p.final = true;
   }
 

@@ -7,7 +7,7 @@
 import { randomBytes } from '../../core/encoding.js';
 import { HnError } from '../../core/errors.js';
 import { DTYPE_BYTES, type NodeID, type Tensor } from '../../core/types.js';
-import type { BytePort } from '../../net/port.js';
+import { isVectoredPort, type BytePort, type VectoredPort } from '../../net/port.js';
 import type { Logger } from '../../observability/logger.js';
 import { zstdCompress } from './compress.js';
 import { RecvWindow, SendWindow, wireSeq } from './flow.js';
@@ -20,6 +20,7 @@ import {
   MAX_DIMS,
   X08Error,
   declaredBytes,
+  encodeDataHead,
   encodeFrame,
   type Negotiation,
   type X08Frame,
@@ -178,12 +179,13 @@ export abstract class SessionBase {
     if (this.isClosed()) throw this.closeError ?? new HnError('closed');
     const baseFlags = (compressed ? FLAG_COMPRESSED : 0) | (grad ? FLAG_GRAD : 0);
     const step = neg.max_chunk_bytes;
+    const vectored = isVectoredPort(this.port);
     for (let off = 0; off < body.length; off += step) {
       await win.waitForSlot();
       if (this.isClosed()) throw this.closeError ?? new HnError('closed');
       const end = Math.min(off + step, body.length);
       const seq = this.takeSeq();
-      const frame = encodeFrame({
+      const f = {
         type: FrameType.TENSOR_DATA,
         seq: wireSeq(seq),
         flags: baseFlags | (end === body.length ? FLAG_FINAL : 0),
@@ -191,17 +193,19 @@ export abstract class SessionBase {
         dtype: t.dtype,
         shape: t.shape,
         data: body.subarray(off, end),
-      });
+      } as const;
+      // a link channel takes the frame as header + the tensor's own bytes, cut into fragments without a join
+      const parts = vectored ? [encodeDataHead(f), f.data] : [encodeFrame(f)];
       win.onDataSent(seq);
       this.markStreaming();
-      await this.portSend(frame);
+      await this.portSend(parts);
     }
     await win.waitForSlot();
     if (this.isClosed()) throw this.closeError ?? new HnError('closed');
     const seq = this.takeSeq();
     const endFrame = encodeFrame({ type: FrameType.TENSOR_END, seq: wireSeq(seq), flags: 0, tensorId });
     win.onDataSent(seq);
-    await this.portSend(endFrame);
+    await this.portSend([endFrame]);
     this.statsV.bytes_uncompressed_out += t.data.length;
     this.statsV.bytes_compressed_out += body.length;
     this.statsV.tensors_sent++;
@@ -215,11 +219,12 @@ export abstract class SessionBase {
     if (this.stateV === 'ready') this.stateV = 'streaming';
   }
 
-  protected portSend(frame: Uint8Array): Promise<void> {
+  /** One frame, given as its parts (more than one only on a vectored port). */
+  protected portSend(parts: Uint8Array[]): Promise<void> {
     this.statsV.frames_sent++;
-    this.statsV.bytes_sent += frame.length;
+    for (const p of parts) this.statsV.bytes_sent += p.length;
     this.lastActivity = this.clock.now();
-    return this.port.send(frame);
+    return parts.length === 1 ? this.port.send(parts[0]!) : (this.port as VectoredPort).sendParts(parts);
   }
 
   /** Control frames bypass the window and never wait; ACK takes no seq, every other frame takes the next one. */
@@ -234,7 +239,7 @@ export abstract class SessionBase {
     }
     // never awaited (control frames bypass the window); a failed send means the port closed, which closes
     // the session through the port's onClose
-    this.portSend(bytes).catch((e: unknown) =>
+    this.portSend([bytes]).catch((e: unknown) =>
       this.log?.debug('x08 control frame not sent', { frame_type: f.type, error: e as Error }),
     );
   }

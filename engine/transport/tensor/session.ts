@@ -15,7 +15,7 @@ import { HnError } from '../../core/errors.js';
 import type { Tensor } from '../../core/types.js';
 import { ULID_RE } from '../../core/ulid.js';
 import { queueTail } from '../../core/vocab.js';
-import type { BytePort } from '../../net/port.js';
+import { isVectoredPort, type BytePort } from '../../net/port.js';
 import { initZstd } from './compress.js';
 import { RecvWindow, SendWindow, logicalFromWire, wireSeq } from './flow.js';
 import {
@@ -25,7 +25,6 @@ import {
   MAX_CHUNK_HEADER_BYTES,
   MAX_FLOW_WINDOW,
   X08Error,
-  decodeFrame,
   encodeFrame,
   isX08Reason,
   type HelloMsg,
@@ -33,6 +32,7 @@ import {
   type X08Frame,
   type X08Reason,
 } from './frame.js';
+import { decodeFrameParts } from './frame-parts.js';
 import { SessionBase, hexKey } from './session-base.js';
 import {
   type AcceptOptions,
@@ -114,7 +114,9 @@ export class TensorSession extends SessionBase {
   }
 
   private attach(): void {
-    this.port.onMessage((m) => this.onMessage(m));
+    // on a link channel a frame comes as its link fragments: tensor bytes go from them straight into the tensor
+    if (isVectoredPort(this.port)) this.port.onMessageParts((parts) => this.onMessage(parts));
+    else this.port.onMessage((m) => this.onMessage([m]));
     this.port.onClose((reason) => {
       if (this.stateV !== 'closed') {
         this.finish(
@@ -241,26 +243,27 @@ export class TensorSession extends SessionBase {
   // -------------------------------------------------------------------------------------------------------
   // Receiving
 
-  private onMessage(msg: Uint8Array): void {
+  /** One frame, as the pieces it arrived in (one piece unless it crossed a link in fragments). */
+  private onMessage(parts: Uint8Array[]): void {
     if (this.stateV === 'closed') return;
     this.statsV.frames_received++;
-    this.statsV.bytes_received += msg.length;
+    for (const m of parts) this.statsV.bytes_received += m.length;
     this.lastActivity = this.clock.now();
     try {
       const maxPayload = (this.negotiatedV?.max_chunk_bytes ?? TENSOR_CHUNK_BYTES) + MAX_CHUNK_HEADER_BYTES;
-      const f = decodeFrame(msg, { maxPayloadBytes: maxPayload });
+      const { frame: f, rest } = decodeFrameParts(parts, { maxPayloadBytes: maxPayload });
       if (f.type !== FrameType.ACK) {
         if (f.seq !== wireSeq(this.recvLogical + 1))
           throw new X08Error('seq_gap', 'sequence number is not last + 1');
         this.recvLogical++;
       }
-      this.handle(f);
+      this.handle(f, rest);
     } catch (e) {
       this.fail(e);
     }
   }
 
-  private handle(f: X08Frame): void {
+  private handle(f: X08Frame, rest: Uint8Array[]): void {
     const open = this.stateV === 'ready' || this.stateV === 'streaming';
     switch (f.type) {
       case FrameType.CONTROL_HELLO:
@@ -315,7 +318,7 @@ export class TensorSession extends SessionBase {
         return;
       case FrameType.TENSOR_DATA:
         if (!open) throw new X08Error('bad_frame', 'TENSOR_DATA before READY');
-        this.onData(f);
+        this.onData(f, rest);
         return;
       case FrameType.TENSOR_END:
         if (!open) throw new X08Error('bad_frame', 'TENSOR_END before READY');
@@ -324,12 +327,12 @@ export class TensorSession extends SessionBase {
     }
   }
 
-  private onData(f: Extract<X08Frame, { type: typeof FrameType.TENSOR_DATA }>): void {
+  private onData(f: Extract<X08Frame, { type: typeof FrameType.TENSOR_DATA }>, rest: Uint8Array[]): void {
     const neg = this.negotiatedV!;
     if (!this.recvWin!.onData(this.recvLogical))
       throw new X08Error('window_overrun', 'the sender overran the flow window');
     this.markStreaming();
-    this.rx.add(f, neg.max_chunk_bytes, neg.flow_window, this.cfg.rx_buffer_bytes_max);
+    this.rx.add(f, neg.max_chunk_bytes, neg.flow_window, this.cfg.rx_buffer_bytes_max, rest);
     this.maybeAck(false);
   }
 
