@@ -50,7 +50,9 @@ test('Training view: consent, train a few steps in the worker, loss shown, cance
     // no WebGPU flags here: the worker's webgpu backend gets no adapter and training runs on WASM
     await expect(page.getByTestId('fedlearn-progress')).toHaveAttribute('data-backend', 'wasm');
     // the oracle ran in the worker on that backend before training: TF.js vs ONNX logits within 1e-4
-    const oracle = Number(await page.getByTestId('fedlearn-progress').getAttribute('data-oracle'));
+    const oracleAttr = await page.getByTestId('fedlearn-progress').getAttribute('data-oracle');
+    expect(oracleAttr).toMatch(/^[0-9.e-]+$/); // present: the worker's init measured it
+    const oracle = Number(oracleAttr);
     expect(oracle).toBeGreaterThanOrEqual(0);
     expect(oracle).toBeLessThanOrEqual(1e-4);
 
