@@ -46,6 +46,7 @@ async function run(page: Page): Promise<{ sps: number; backend: string }> {
   return {
     sps: Number(await p.getAttribute('data-steps-per-s')),
     backend: (await p.getAttribute('data-backend')) ?? '',
+    oracle: Number(await p.getAttribute('data-oracle')),
   };
 }
 
@@ -66,7 +67,9 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     await page.getByTestId('fedlearn-text').fill(TEXT.repeat(4));
     await run(page); // warm-up: backend start, shader compilation
     const r = await run(page);
-    process.stderr.write(`bench: m28 browser training: ${r.sps.toFixed(2)} steps/s on ${r.backend}\n`);
+    process.stderr.write(
+      `bench: m28 browser training: ${r.sps.toFixed(2)} steps/s on ${r.backend}, oracle max |Δ| ${r.oracle.toExponential(2)}\n`,
+    );
     if (r.backend !== 'webgpu') {
       process.stderr.write(
         `bench: m28.train_tokens_per_s_webgpu not measured: the worker used ${r.backend}\n`,
