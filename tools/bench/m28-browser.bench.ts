@@ -29,7 +29,7 @@ const TEXT =
   'Roses bloom in june. Prune them hard in march. Tomatoes need sun and deep water. ' +
   'The mesh radio hops each packet from node to node. Knead the dough, let it rise, bake it. ';
 
-async function run(page: Page): Promise<{ sps: number; backend: string }> {
+async function run(page: Page): Promise<{ sps: number; backend: string; oracle: number }> {
   await page.getByTestId('fedlearn-steps').fill(String(STEPS));
   await page.getByTestId('fedlearn-start').click();
   const consent = page.getByTestId('fedlearn-consent-yes');
