@@ -168,13 +168,27 @@ export const fedlearn: ModuleDefinition<'fedlearn', typeof config> = {
 
 /**
  * The inference model this page serves (the app sets it when a model is loaded, clears it on unload):
- * where "try it in chat" and "apply" put an adapter (`null` restores the base weights).
+ * where "try it in chat" (with `sessionId`: that chat session only) and "apply" (without: the node's
+ * model, what peers get too) put an adapter (`null` removes it).
  */
 export interface InferenceTarget {
   model_id: string;
-  setAdapter(adapter: Uint8Array | null): Promise<unknown>;
+  setAdapter(adapter: Uint8Array | null, sessionId?: string): Promise<unknown>;
 }
 export const FEDLEARN_INFERENCE: { target: InferenceTarget | null } = { target: null };
+
+/**
+ * This tab's Local chat session id (sent as `llm.chat` input.session_id): created by the first of the
+ * chat panel or "Try it in chat" that asks, then shared, so the adapter tried lands in that chat.
+ */
+export const CHAT_SESSION: { id: string | null } = { id: null };
+export function chatSessionId(): string {
+  if (!CHAT_SESSION.id) {
+    const b = globalThis.crypto.getRandomValues(new Uint8Array(8));
+    CHAT_SESSION.id = `chat-${[...b].map((x) => x.toString(16).padStart(2, '0')).join('')}`;
+  }
+  return CHAT_SESSION.id;
+}
 
 /** Running services by node id: the app's local engine API (consent records, training texts, trainer, base model). */
 export const FEDLEARN_SERVICES = new Map<string, FedLearnService>();

@@ -35,6 +35,11 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Token ids that end generation (default: the tokenizer's EOS set). */
   eos_token_ids?: number[];
+  /**
+   * The caller's chat session (`llm.chat` input.session_id): the tab's inference worker runs an adapter
+   * applied to that session (M28 session scope); engines without session adapters ignore it.
+   */
+  session_id?: string;
 }
 
 export interface GeneratedToken {

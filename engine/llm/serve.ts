@@ -46,6 +46,8 @@ export const CHAT_REQUEST = {
         stop: { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1, maxLength: 64 } },
         seed: { type: 'integer' },
         stream: { type: 'boolean' },
+        /** M28: the caller's chat session; an adapter applied to it (session scope) runs for it only */
+        session_id: { type: 'string', minLength: 1, maxLength: 128 },
       },
     },
   },
@@ -152,6 +154,7 @@ export class LlmService {
             top_p: req.input.top_p ?? 0.95,
             ...(req.input.seed !== undefined ? { seed: req.input.seed } : {}),
             ...(req.input.stop ? { stop: req.input.stop } : {}),
+            ...(req.input.session_id !== undefined ? { session_id: req.input.session_id } : {}),
             signal: ctx.signal,
           });
           let n = 0;
@@ -230,4 +233,5 @@ interface ChatInput {
   top_p?: number;
   stop?: string[];
   seed?: number;
+  session_id?: string;
 }

@@ -4,7 +4,8 @@
  * button clicked, per round) with their own topic corpus, train in the training worker and submit; A
  * (coordinator) merges once all who joined have submitted; the merged adapter's held-out loss on a mixed held-out text is ≤ 0.85 × the base model's
  * (measured in A's training worker). D never trained: it loads the demo model in Chat, answers a
- * prompt, fetches the adapter from A, "try it in chat", and the same prompt (seed 0) gives other text;
+ * prompt, fetches the adapter from A, "try it in chat", and the same prompt (seed 0) gives other text
+ * in its chat while an llm.chat call without that chat's session id still gets the base text;
  * "Apply…" (node scope) needs its confirmation dialog; "Remove" brings the base model's answer back.
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
@@ -32,6 +33,19 @@ async function ask(page: Page, prompt: string): Promise<string> {
   await page.getByTestId('llm-send').click();
   await expect(page.getByTestId('llm-summary')).toBeVisible({ timeout: 90_000 });
   return (await page.getByTestId('llm-output').textContent()) ?? '';
+}
+
+/** The same prompt through llm.chat with no session_id (what a peer's call is): the panel's settings. */
+async function askWithoutSession(page: Page, prompt: string): Promise<string> {
+  return page.evaluate(async (content) => {
+    const n = window.hearthnet!;
+    const { models } = (await n.call('llm.models.list', {})) as { models: { id: string }[] };
+    const input = { messages: [{ role: 'user', content }], max_tokens: 64, temperature: 0, seed: 0 };
+    let out = '';
+    for await (const f of n.stream('llm.chat', { params: { model: models[0]!.id }, input }))
+      if (f.event === 'token') out += (f.data as { text: string }).text;
+    return out;
+  }, prompt);
 }
 
 test('federated round in three browsers; merged adapter lowers held-out loss; a fourth applies it and its chat changes', async () => {
@@ -142,6 +156,8 @@ test('federated round in three browsers; merged adapter lowers held-out loss; a 
       `m28 e2e: chat before ${JSON.stringify(before.slice(0, 40))} after ${JSON.stringify(after.slice(0, 40))}`,
     );
     expect(after).not.toBe(before);
+    // session scope: a call without this chat's session id (a peer's, say) still gets the base answer
+    expect((await askWithoutSession(pd, prompt)).trim()).toBe(before.trim());
 
     // "Apply…" (node scope) asks first; "Remove" gives the base model's answer back
     await pd.getByTestId('nav-module-fedlearn').click();

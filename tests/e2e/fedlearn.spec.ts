@@ -49,6 +49,12 @@ test('Training view: consent, train a few steps in the worker, loss shown, cance
     await expect(page.getByTestId('fedlearn-curve')).toBeVisible();
     // no WebGPU flags here: the worker's webgpu backend gets no adapter and training runs on WASM
     await expect(page.getByTestId('fedlearn-progress')).toHaveAttribute('data-backend', 'wasm');
+    // the oracle ran in the worker on that backend before training: TF.js vs ONNX logits within 1e-4
+    const oracleAttr = await page.getByTestId('fedlearn-progress').getAttribute('data-oracle');
+    expect(oracleAttr).toMatch(/^[0-9.e-]+$/); // present: the worker's init measured it
+    const oracle = Number(oracleAttr);
+    expect(oracle).toBeGreaterThanOrEqual(0);
+    expect(oracle).toBeLessThanOrEqual(1e-4);
 
     // a long run is cancelled after its first steps
     await page.getByTestId('fedlearn-steps').fill('500');
@@ -61,6 +67,19 @@ test('Training view: consent, train a few steps in the worker, loss shown, cance
     const stoppedAt = Number(await page.getByTestId('fedlearn-step').textContent());
     expect(stoppedAt).toBeLessThan(500);
     await expect(page.getByTestId('fedlearn-start')).toBeVisible();
+
+    // announce form: FFA-LoRA and DP noise σ=1 → the consent dialog shows the round's (ε, δ); declined
+    await page.getByTestId('fedlearn-new-topic').fill('kettles');
+    await page.getByTestId('fedlearn-new-ffa').check();
+    await page.getByTestId('fedlearn-new-noise').fill('1');
+    await page.getByTestId('fedlearn-announce').click();
+    await expect(page.getByTestId('fedlearn-round-msg')).toHaveText('Round announced.', { timeout: 30_000 });
+    await page.getByTestId('fedlearn-join').click();
+    await expect(page.getByTestId('fedlearn-join-consent')).toContainText('FFA-LoRA');
+    // ε = 2·√(2·ln(1.25/δ))/σ with δ = 1e-5 (privacy.ts)
+    await expect(page.getByTestId('fedlearn-join-dp')).toHaveText(', noise σ=1 (ε ≈ 9.69, δ = 1e-5)');
+    await page.getByTestId('fedlearn-join-no').click();
+    await expect(page.getByTestId('fedlearn-round-msg')).toContainText('declined');
 
     // the text stayed on the device: present in the module's IndexedDB store, absent from every log line
     expect(logs.some((l) => l.includes(secret))).toBe(false);

@@ -16,7 +16,13 @@ import { configureOrt } from '../../engine/llm/ort.js';
 import { OnnxLocalLlm } from '../../engine/llm/local.js';
 import { dirSource } from '../../tools/model/node-source.js';
 import { writeTinyModel } from '../../tools/model/tiny-model.js';
-import { adapterApi, type AdaptableEntry } from '../../workers/inference/adapter.js';
+import {
+  adapterApi,
+  closeSessions,
+  llmFor,
+  MAX_ADAPTED_SESSIONS,
+  type AdaptableEntry,
+} from '../../workers/inference/adapter.js';
 import { maxAbsDiff } from './fedlearn-tf-helpers.js';
 
 configureOrt({ numThreads: 1 });
@@ -41,8 +47,8 @@ function adapterBytes(layers: number): Uint8Array {
     if (n.endsWith('lora_B')) for (let i = 0; i < t.data.length; i++) t.data[i] = r.float() - 0.5;
   return encodeSafetensors({ metadata: { format: ADAPTER_FORMAT, rank: '4', alpha: '8' }, tensors });
 }
-async function logits(): Promise<Float32Array> {
-  const ctx = entry.onnx!.openContext();
+async function logits(sessionId?: string): Promise<Float32Array> {
+  const ctx = (llmFor(entry, sessionId) as OnnxLocalLlm).openContext();
   try {
     return (await ctx.forward([104, 101, 108, 108, 111])).slice();
   } finally {
@@ -58,6 +64,7 @@ beforeAll(async () => {
   entry = { llm, onnx: llm, whole: { src, opts } };
 }, 120_000);
 afterAll(async () => {
+  if (entry) await closeSessions(entry);
   await entry?.onnx?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -94,4 +101,55 @@ describe('inference worker setAdapter', () => {
     expect(await code(webllm.setAdapter('w1', adapterBytes(2)))).toBe('base_model_mismatch');
     expect(entry.onnx).toBe(before);
   });
+
+  it(
+    'session scope: that session only gets the adapter; null restores; at most MAX_ADAPTED_SESSIONS kept',
+    { timeout: 180_000 },
+    async () => {
+      const api = adapterApi(() => entry, engine);
+      const handleModel = entry.onnx;
+      const base = await logits();
+      const a = adapterBytes(OVER.num_hidden_layers);
+      const r = await api.setAdapter('m1', a, 's1');
+      expect(r).toMatchObject({
+        handle: 'm1',
+        session_id: 's1',
+        adapter_sha: expect.stringMatching(/^sha256:/),
+      });
+      expect(entry.onnx).toBe(handleModel); // the handle (node scope, peers) is untouched
+      expect(entry.adapter).toBeUndefined();
+      expect(maxAbsDiff(base, await logits('s1'))).toBeGreaterThan(1e-2);
+      expect(maxAbsDiff(base, await logits('s2'))).toBe(0); // another session: base
+      expect(maxAbsDiff(base, await logits())).toBe(0); // no session (a peer's llm.chat): base
+      const sessionLogits = await logits('s1');
+      // null drops it: the session runs the base again
+      expect((await api.setAdapter('m1', null, 's1')).adapter_sha).toBeNull();
+      expect(entry.sessions?.size).toBe(0);
+      expect(maxAbsDiff(base, await logits('s1'))).toBe(0);
+      // bound: a third session evicts the oldest (s1), s2 and s3 keep theirs
+      for (const id of ['s1', 's2', 's3']) await api.setAdapter('m1', a, id);
+      expect(MAX_ADAPTED_SESSIONS).toBe(2);
+      expect([...entry.sessions!.keys()]).toEqual(['s2', 's3']);
+      expect(maxAbsDiff(base, await logits('s1'))).toBe(0);
+      expect(maxAbsDiff(sessionLogits, await logits('s3'))).toBe(0);
+      // re-applying refreshes a session's place: s2 is now the newest, s3 the one evicted next
+      await api.setAdapter('m1', a, 's2');
+      await api.setAdapter('m1', a, 's4');
+      expect([...entry.sessions!.keys()]).toEqual(['s2', 's4']);
+      // bad session ids and bad adapters change nothing
+      const code = (p: Promise<unknown>) =>
+        p.then(
+          () => 'ok',
+          (e: { code?: string }) => e.code,
+        );
+      expect(await code(api.setAdapter('m1', a, ''))).toBe('bad_request');
+      expect(await code(api.setAdapter('m1', a, 7 as unknown as string))).toBe('bad_request');
+      expect(await code(api.setAdapter('m1', new Uint8Array([1]), 's2'))).toBe('delta_invalid');
+      expect([...entry.sessions!.keys()]).toEqual(['s2', 's4']);
+      expect(maxAbsDiff(sessionLogits, await logits('s2'))).toBe(0);
+      await closeSessions(entry);
+      expect(entry.sessions?.size).toBe(0);
+      expect(entry.onnx).toBe(handleModel);
+    },
+  );
 });

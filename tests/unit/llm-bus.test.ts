@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OnnxLocalLlm } from '../../engine/llm/local.js';
+import { OnnxLocalLlm, type LocalLlm } from '../../engine/llm/local.js';
 import { configureOrt } from '../../engine/llm/ort.js';
 import type { HearthNode } from '../../engine/index.js';
 import { dirSource } from '../../tools/model/node-source.js';
@@ -95,8 +95,29 @@ describe('llm.* on the bus', () => {
     await expect(run(A, { params: { model: 'tiny' }, input: {} })).rejects.toMatchObject({
       code: 'bad_request',
     });
+    await expect(run(A, chat('tiny', 'x', { session_id: 7 }))).rejects.toMatchObject({
+      code: 'schema_mismatch',
+    });
+    await expect(run(A, chat('tiny', 'x', { session_id: '' }))).rejects.toMatchObject({
+      code: 'schema_mismatch',
+    });
     // the prompt never reaches the log
     expect(JSON.stringify(A.logs.entries())).not.toContain('hello there');
+    off();
+  });
+
+  it('passes input.session_id down to the model (M28 session-scoped adapters)', async () => {
+    const seen: (string | undefined)[] = [];
+    const spy: LocalLlm = {
+      info: () => llm.info(),
+      close: () => Promise.resolve(),
+      generate: (input, opts) => (seen.push(opts?.session_id), llm.generate(input, opts)),
+    };
+    const off = A.serveModel(spy, 'tiny');
+    const a = await run(A, chat('tiny', 'hello there', { session_id: 'chat-1' }));
+    const b = await run(A, chat('tiny', 'hello there'));
+    expect(seen).toEqual(['chat-1', undefined]);
+    expect(a.filter((f) => f.event === 'token')).toEqual(b.filter((f) => f.event === 'token'));
     off();
   });
 });

@@ -29,7 +29,7 @@ const TEXT =
   'Roses bloom in june. Prune them hard in march. Tomatoes need sun and deep water. ' +
   'The mesh radio hops each packet from node to node. Knead the dough, let it rise, bake it. ';
 
-async function run(page: Page): Promise<{ sps: number; backend: string }> {
+async function run(page: Page): Promise<{ sps: number; backend: string; oracle: number }> {
   await page.getByTestId('fedlearn-steps').fill(String(STEPS));
   await page.getByTestId('fedlearn-start').click();
   const consent = page.getByTestId('fedlearn-consent-yes');
@@ -46,6 +46,7 @@ async function run(page: Page): Promise<{ sps: number; backend: string }> {
   return {
     sps: Number(await p.getAttribute('data-steps-per-s')),
     backend: (await p.getAttribute('data-backend')) ?? '',
+    oracle: Number(await p.getAttribute('data-oracle')),
   };
 }
 
@@ -66,7 +67,9 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     await page.getByTestId('fedlearn-text').fill(TEXT.repeat(4));
     await run(page); // warm-up: backend start, shader compilation
     const r = await run(page);
-    process.stderr.write(`bench: m28 browser training: ${r.sps.toFixed(2)} steps/s on ${r.backend}\n`);
+    process.stderr.write(
+      `bench: m28 browser training: ${r.sps.toFixed(2)} steps/s on ${r.backend}, oracle max |Δ| ${r.oracle.toExponential(2)}\n`,
+    );
     if (r.backend !== 'webgpu') {
       process.stderr.write(
         `bench: m28.train_tokens_per_s_webgpu not measured: the worker used ${r.backend}\n`,

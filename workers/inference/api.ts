@@ -134,7 +134,8 @@ export interface InferenceApi {
   /**
    * M28: rebuild the loaded whole ONNX model `handle` with an adapter file (safetensors A/B, merged as
    * W + (α/r)·Aᵀ·Bᵀ) and run it from now on; `null` restores the base weights. `base_model_mismatch`
-   * for WebLLM, split or quantized models and for a model without the adapted weights.
+   * for WebLLM, split or quantized models and for a model without the adapted weights. With `sessionId`
+   * (session scope) only generations naming that `session_id` run base + adapter; the handle is untouched.
    */
-  setAdapter(handle: string, adapter: Uint8Array | null): Promise<AdapterResult>;
+  setAdapter(handle: string, adapter: Uint8Array | null, sessionId?: string): Promise<AdapterResult>;
 }

@@ -28,7 +28,7 @@ import type {
   WebLlmLoadRequest,
   WorkerStats,
 } from './api.js';
-import { adapterApi, plainErrors, type AdaptableEntry } from './adapter.js';
+import { adapterApi, closeSessions, llmFor, plainErrors, type AdaptableEntry } from './adapter.js';
 import { embedApi } from './embed.js';
 import {
   deleteInstalled,
@@ -325,8 +325,8 @@ const api: Omit<InferenceApi, 'setAdapter'> = {
     const e = entry(handle);
     const ac = new AbortController();
     if (opts.id) aborts.set(opts.id, ac);
-    const { id: _id, ...gen } = opts;
-    const it = e.llm.generate(input, { ...gen, signal: ac.signal });
+    const { id: _id, session_id: sid, ...gen } = opts;
+    const it = llmFor(e, sid).generate(input, { ...gen, signal: ac.signal }); // M28 session-scoped adapter
     const ids: number[] = [];
     let text = '';
     let first = 0;
@@ -405,6 +405,7 @@ const api: Omit<InferenceApi, 'setAdapter'> = {
         shardSessions.delete(id);
       }
     models.delete(handle);
+    await closeSessions(e);
     await e.llm.close();
   },
 

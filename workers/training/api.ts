@@ -17,10 +17,24 @@ export interface WireTensor {
 }
 
 export interface TrainingApi {
-  /** Load the canonical base weight file and pick a backend (webgpu → wasm → cpu). */
-  init(baseWeights: Uint8Array): Promise<{ backend: string; base_model_sha: string }>;
-  /** Load the community's demo model (rebuilt from its seed, nothing fetched) and pick a backend. */
-  initDemo(): Promise<{ backend: string; base_model_sha: string; base_model_id: string; card: ModelCard }>;
+  /**
+   * Load the canonical base weight file and pick a backend (webgpu → wasm → cpu), then run the oracle
+   * on that backend (oracle.ts): the TF.js logits of a fixed canary input must match onnxruntime's
+   * logits of `onnx` (default: the graph tools/model writes for these weights) within 1e-4, or
+   * `base_model_mismatch` and nothing is loaded. `oracle_max_abs_diff` is the measured max |Δ|.
+   */
+  init(
+    baseWeights: Uint8Array,
+    onnx?: Uint8Array,
+  ): Promise<{ backend: string; base_model_sha: string; oracle_max_abs_diff: number }>;
+  /** Load the community's demo model (rebuilt from its seed, nothing fetched), pick a backend, run the oracle. */
+  initDemo(): Promise<{
+    backend: string;
+    base_model_sha: string;
+    base_model_id: string;
+    card: ModelCard;
+    oracle_max_abs_diff: number;
+  }>;
   /**
    * A local practice run of the Training view: LoRA from the deterministic init (`seed`), trained on
    * the texts (structured-cloned from the page to this worker, on this device only); only counts and

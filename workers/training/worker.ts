@@ -13,15 +13,18 @@ import '@tensorflow/tfjs-backend-webgpu';
 import wasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import simdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import threadedUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import ortWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.jsep.wasm?url';
 import { openDB } from 'idb';
 import { HnError } from '../../engine/core/errors.js';
 import { decodeBaseWeights, decoderCard, encodeBaseWeights } from '../../engine/fedlearn/base.js';
 import { loraInit } from '../../engine/fedlearn/lora-init.js';
 import { DEFAULT_TINY, makeWeights } from '../../tools/model/tiny-weights.js';
 import type { Tensors } from '../../engine/fedlearn/delta.js';
-import { TfDecoder } from '../../engine/fedlearn/tf-decoder.js';
+import type { TfDecoder } from '../../engine/fedlearn/tf-decoder.js';
+import { configureOrt, setWasmPaths as setOrtWasmPaths } from '../../engine/llm/ort.js';
 import { evalLoss, trainLora } from '../../engine/fedlearn/trainer.js';
 import type { DatasetRef, TrainingApi, WireTensor } from './api.js';
+import { checkedDecoder } from './oracle.js';
 
 setWasmPaths({
   'tfjs-backend-wasm.wasm': wasmUrl,
@@ -33,6 +36,9 @@ setWasmPaths({
 // that fail once bundled (ReferenceError inside WasmBackendModuleThreadedSimd) and hang the backend
 // start; one training step is small enough that threads buy little here
 tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+// onnxruntime-web computes the oracle's reference logits (oracle.ts); its .wasm is a bundled asset
+setOrtWasmPaths({ wasm: new URL(ortWasmUrl, self.location.href).href });
+configureOrt({ numThreads: 1 });
 
 let dec: TfDecoder | null = null;
 let sha = '';
@@ -79,14 +85,19 @@ function checkBase(m: { base_model_sha: string }) {
 }
 
 const api: TrainingApi = {
-  async init(bytes) {
+  async init(bytes, onnx) {
     const b = decodeBaseWeights(bytes);
     const backend = await pickBackend();
+    // the oracle on this backend before anything is trained: refused (base_model_mismatch) otherwise,
+    // and then no decoder stays loaded, so train/evalLoss/benchmark answer bad_request
     dec?.dispose();
-    dec = new TfDecoder(b.dims, b.weights);
+    dec = null;
+    sha = '';
+    const r = await checkedDecoder(b.base_model_id, b.dims, b.weights, onnx);
+    dec = r.dec;
     sha = b.sha;
     baseId = b.base_model_id;
-    return { backend, base_model_sha: sha };
+    return { backend, base_model_sha: sha, oracle_max_abs_diff: r.oracle_max_abs_diff };
   },
   async initDemo() {
     // the community's demo model (models/demo: seed 42, 259-token byte vocabulary), rebuilt from its

@@ -118,7 +118,7 @@ export async function loadAndServe(
   // M28: the fedlearn view may run this model with an adapter (after the user confirms)
   FEDLEARN_INFERENCE.target = {
     model_id: id,
-    setAdapter: (a) => c.inference().setAdapter(loaded.handle, a),
+    setAdapter: (a, sessionId) => c.inference().setAdapter(loaded.handle, a, sessionId),
   };
   return served;
 }
