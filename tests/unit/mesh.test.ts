@@ -17,6 +17,17 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 const quietRelay = (port = 0) => createRelay({ port, log: () => {} });
+/** A relay on a port below the kernel's ephemeral range (32768–60999), so that no port-0 server of a
+ * parallel test file can take it while this relay is down for a restart. */
+async function relayOnFixedPort(): Promise<Relay> {
+  for (let i = 0; ; i++) {
+    try {
+      return await quietRelay(20_000 + Math.floor(Math.random() * 12_000));
+    } catch (e) {
+      if (i >= 20) throw e;
+    }
+  }
+}
 
 async function meshNode(
   relay: Relay,
@@ -91,7 +102,7 @@ describe('mesh through a real relay', () => {
   }, 60_000);
 
   it('after a relay restart, direct links keep working and peers rejoin by themselves', async () => {
-    let relay = await quietRelay();
+    let relay = await relayOnFixedPort();
     const port = relay.port;
     const a = await meshNode(relay, null);
     const b = await meshNode(relay, a.id);

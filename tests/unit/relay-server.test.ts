@@ -451,7 +451,7 @@ describe('relay: rate limits on joins and connections', () => {
     } finally {
       await relay.close();
     }
-  });
+  }, 90_000);
 });
 
 describe('relay: HTTP surface', () => {
