@@ -61,7 +61,15 @@ test('federated round in three browsers; merged adapter lowers held-out loss; a 
     const [pa, pb, pc, pd] = await Promise.all([launch(), launch(), launch(), launch()]);
     await pa.goto(baseURL);
     await ready(pa);
+    // A founds its own community (the anchor that may announce): on the suite's shared relay an earlier
+    // test's browser is already the founder of the home community that the plain URL joins
+    await pa.evaluate(() =>
+      window.hearthnet!.setConfig({ community: { community_id: window.hearthnet!.id } }),
+    );
+    await pa.reload();
+    await ready(pa);
     const community = await pa.evaluate(() => window.hearthnet!.communityId);
+    expect(community).toBe(await pa.evaluate(() => window.hearthnet!.id));
     await Promise.all(
       [pb, pc, pd].map(async (p) => {
         await p.goto(baseURL);

@@ -22,6 +22,13 @@ test('Training view: consent, train a few steps in the worker, loss shown, cance
       timeout: 30_000,
     });
     expect(await page.evaluate(() => window.hearthnetBootError ?? null)).toBeNull();
+    // its own community, so it is the anchor that may announce a round: on the suite's shared relay the
+    // plain URL joins the home community an earlier test's browser founded
+    await page.evaluate(() =>
+      window.hearthnet!.setConfig({ community: { community_id: window.hearthnet!.id } }),
+    );
+    await page.reload();
+    await page.waitForFunction(() => window.hearthnetReady === true, null, { timeout: 30_000 });
     await page.evaluate(() => window.hearthnet!.enable('fedlearn'));
     await page.getByTestId('nav-module-fedlearn').click();
 
