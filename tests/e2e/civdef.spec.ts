@@ -15,16 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { createRelay } from '../../relay/server.js';
 import { keyPairFromSeed, signObject } from '../../engine/identity/identity.js';
 import { issueCert, iso, signRevocation } from '../../engine/civdef/role.js';
+import { PEER_ARGS } from './peer-browser.js';
 
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
+const ARGS = PEER_ARGS;
 const P = 'experimental.civdef.';
 const ISSUM = 'DE.NRW.Kleve.Issum';
 const ROOT = keyPairFromSeed(new Uint8Array(32).fill(231));

@@ -9,17 +9,11 @@ import { chromium, expect, test, type Browser, type Page } from '@playwright/tes
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRelay } from '../../relay/server.js';
+import { PEER_ARGS } from './peer-browser.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
+const ARGS = PEER_ARGS;
 const P = 'experimental.evidence.';
 
 async function ready(page: Page): Promise<void> {

@@ -10,15 +10,9 @@
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
 import { HELD_OUT, corpus } from '../unit/fedlearn-corpora.js';
+import { PEER_ARGS } from './peer-browser.js';
 
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
+const ARGS = PEER_ARGS;
 
 async function ready(page: Page): Promise<void> {
   await page.waitForFunction(() => window.hearthnetReady === true || !!window.hearthnetBootError, null, {

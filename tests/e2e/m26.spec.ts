@@ -13,16 +13,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OnnxLocalLlm } from '../../engine/llm/local.js';
 import { dirSource } from '../../tools/model/node-source.js';
 import { createRelay } from '../../relay/server.js';
+import { PEER_ARGS } from './peer-browser.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
+const ARGS = PEER_ARGS;
 const PROMPT = 'Tell me about the hearth.';
 const MAX_TOKENS = 96;
 const P = 'experimental.distributed_llm.';

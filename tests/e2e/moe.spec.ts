@@ -10,15 +10,9 @@
  * limit and the rest are covered in tests/unit/moe.test.ts).
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
+import { PEER_ARGS } from './peer-browser.js';
 
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
+const ARGS = PEER_ARGS;
 
 /** An Etc/GMT zone where the local hour is about 12 now (Etc/GMT-3 is UTC+3). */
 function noonZone(): string {

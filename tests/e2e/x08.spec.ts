@@ -4,16 +4,9 @@
  * `window.hearthnet.tensors`. Tensor bytes never leave the pages: the test compares SHA-256 digests.
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
+import { PEER_ARGS } from './peer-browser.js';
 
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  // loopback host candidates instead of mDNS names (no mDNS responder here; digest A5)
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
+const ARGS = PEER_ARGS;
 
 async function launch(): Promise<Browser> {
   return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
