@@ -121,26 +121,32 @@ export function createForwarder(ctx: RelayCtx) {
     return true;
   };
 
-  /** Per-pair budget: shape a sender to its budget per second; disconnect if it stays capped. */
+  /**
+   * Per-pair budget: shape a sender to its budget per second; disconnect if it stays capped.
+   * A run of capped windows ends only when a window closes under budget or the sender stays idle a
+   * full second after being let go — never because the relay's own timers ran late under load.
+   */
   const chargePair = (c: Conn, target: Conn, len: number) => {
     const now = o.now();
     let p = c.pairs.get(target.id);
     if (!p) {
-      p = { winStart: now, bytes: 0, frames: 0, capped: false, cappedRun: 0, timer: null };
+      p = { winStart: now, bytes: 0, frames: 0, capped: false, cappedSince: null, lastAt: now, timer: null };
       c.pairs.set(target.id, p);
     }
     if (now - p.winStart >= 1000) {
-      p.cappedRun = p.capped && now - p.winStart < 2000 ? p.cappedRun + 1 : 0;
+      if (!p.capped || now - p.lastAt >= 1000) p.cappedSince = null;
       p.winStart = now;
       p.bytes = 0;
       p.frames = 0;
       p.capped = false;
     }
+    p.lastAt = now;
     p.bytes += len;
     p.frames += 1;
     if (p.capped || (p.bytes < o.pairBytesPerSecond && p.frames < o.pairFramesPerSecond)) return;
     p.capped = true;
-    if ((p.cappedRun + 1) * 1000 >= o.overBudgetGraceMs) {
+    p.cappedSince ??= p.winStart;
+    if (p.winStart + 1000 - p.cappedSince >= o.overBudgetGraceMs) {
       ctx.reject(c, 'rate_limited', 'forward_budget', 'forwarding stayed over the per-pair budget', {
         close: true,
         retry_after_ms: 1000,
@@ -154,6 +160,7 @@ export function createForwarder(ctx: RelayCtx) {
     pair.timer = setTimeout(
       () => {
         pair.timer = null;
+        pair.lastAt = o.now();
         ctx.resumeReading(c, reason);
       },
       Math.max(1, pair.winStart + 1000 - now),

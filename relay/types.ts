@@ -99,7 +99,10 @@ export interface PairBudget {
   bytes: number;
   frames: number;
   capped: boolean;
-  cappedRun: number;
+  /** Start of the first window of an unbroken run of capped windows; null while not capped. */
+  cappedSince: number | null;
+  /** When the sender last sent (or was resumed after a pause): a full idle second breaks the run. */
+  lastAt: number;
   timer: ReturnType<typeof setTimeout> | null;
 }
 

@@ -452,6 +452,39 @@ describe('relay: rate limits on joins and connections', () => {
       await relay.close();
     }
   }, 90_000);
+
+  it('a sender kept at its budget is disconnected even when the relay’s timers run late (loaded machine)', async () => {
+    // The relay's clock runs 3× real time: every resume timer fires "late" in the relay's own time,
+    // as it does on a loaded machine; the run of capped windows must not reset because of that.
+    const t0 = Date.now();
+    const relay = await createRelay({
+      ...quiet,
+      pairFramesPerSecond: 5,
+      overBudgetGraceMs: 6000,
+      now: () => t0 + (Date.now() - t0) * 3,
+    });
+    try {
+      const room = generateKeyPair().nodeId;
+      const a = generateKeyPair();
+      const b = generateKeyPair();
+      const { c: ca } = await joinRaw(relay.wsUrl, a, room);
+      const { c: cb } = await joinRaw(relay.wsUrl, b, room);
+      // a sender that keeps sending well over its budget, in small bursts, for as long as it is let
+      let n = 0;
+      const tick = setInterval(() => {
+        if (ca.closeInfo) return;
+        for (let k = 0; k < 3; k++) ca.sendBinary(encodeForwardFrame(b.nodeId, new Uint8Array([n++ & 255])));
+      }, 50);
+      const e = await ca.take('error', (m) => m.code === 'rate_limited', 20_000);
+      expect(e.message).toMatch(/budget/);
+      await ca.closed(20_000);
+      clearInterval(tick);
+      expect(relay.metrics.get('hearthnet_relay_budget_pauses_total')).toBeGreaterThanOrEqual(2);
+      cb.close();
+    } finally {
+      await relay.close();
+    }
+  }, 60_000);
 });
 
 describe('relay: HTTP surface', () => {
