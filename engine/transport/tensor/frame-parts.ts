@@ -12,6 +12,7 @@ import {
   type DecodeOptions,
   type X08Frame,
 } from './frame.js';
+import { concatBytes } from '../../core/encoding.js';
 
 /**
  * Decode one X08 message that arrived as several pieces (link fragments), with the same checks and verdicts as
@@ -25,22 +26,14 @@ export function decodeFrameParts(
 ): { frame: X08Frame; rest: Uint8Array[] } {
   const first = parts[0] ?? new Uint8Array(0);
   if (parts.length <= 1) return { frame: decodeFrame(first, opts), rest: [] };
-  let total = 0;
-  for (const p of parts) total += p.length;
   const nDims = first.length > HEADER_BYTES + 3 ? first[HEADER_BYTES + 3]! : 0;
   const headsInFirst =
     first[1] === FrameType.TENSOR_DATA &&
     nDims >= 1 &&
     nDims <= MAX_DIMS &&
     first.length >= HEADER_BYTES + chunkHeaderBytes(nDims);
-  if (!headsInFirst) {
-    const joined = new Uint8Array(total);
-    let o = 0;
-    for (const p of parts) {
-      joined.set(p, o);
-      o += p.length;
-    }
-    return { frame: decodeFrame(joined, opts), rest: [] };
-  }
+  if (!headsInFirst) return { frame: decodeFrame(concatBytes(...parts), opts), rest: [] };
+  let total = 0;
+  for (const p of parts) total += p.length;
   return { frame: decodeFrameOf(first, total, opts), rest: parts.slice(1) };
 }
