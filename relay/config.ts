@@ -218,6 +218,7 @@ export function toRelayOptions(c: RelayCliConfig, tls: RelayOptions['tls'] = nul
     messagesPerSecond: c.messagesPerSecond,
     connectionsPerIp: c.connectionsPerIp,
     home: createHome({ fixed: c.home, dataDir: c.dataDir, log: (l) => console.log(l) }),
+    revocationsFile: path.join(c.dataDir, 'revocations.json'),
     socketsPerIp: c.socketsPerIp,
     unjoinedPerIp: c.unjoinedPerIp,
     freshKeysPerIpPerMinute: c.freshKeysPerMinute,

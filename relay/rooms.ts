@@ -17,6 +17,7 @@ import {
   type RelayPeerInfo,
 } from '../engine/net/relay-wire.js';
 import { shortId, type RelayCtx } from './context.js';
+import { createRevocationStore } from './revocations.js';
 import type { Conn } from './types.js';
 
 const MINUTE = 60_000;
@@ -39,13 +40,10 @@ export function createRooms(ctx: RelayCtx) {
   const joinLog = new Map<string, number[]>(); // node_id → join times within the last hour
   const freshLog = new Map<string, number[]>(); // ip → times a new NodeID joined from it (last minute)
   const left = new Map<string, number>(); // room|node → when it left (frames may still be in flight)
-  // room|node → until when its passes are refused (a pass lives at most RELAY_PASS_MAX_TTL_SECONDS)
-  const revoked = new Map<string, number>();
-  const isRevoked = (room: NodeID, node: NodeID | null | undefined) => {
-    if (!node) return false;
-    const until = revoked.get(`${room}|${node}`);
-    return until !== undefined && until > o.now();
-  };
+  // room|node → until when its passes are refused (a pass lives at most RELAY_PASS_MAX_TTL_SECONDS),
+  // kept across restarts in o.revocationsFile
+  const revoked = createRevocationStore({ file: o.revocationsFile, now: o.now, log: ctx.log });
+  const isRevoked = (room: NodeID, node: NodeID | null | undefined) => !!node && revoked.has(room, node);
 
   const roomPeers = (bucket: string, except: NodeID | null): RelayPeerInfo[] => {
     const r = rooms.get(bucket);
@@ -212,10 +210,7 @@ export function createRooms(ctx: RelayCtx) {
       return;
     }
     const node = (r as { node_id: NodeID }).node_id;
-    const key = `${c.room}|${node}`;
-    revoked.delete(key);
-    revoked.set(key, o.now() + RELAY_PASS_MAX_TTL_SECONDS * 1000);
-    while (revoked.size > MEMORY_MAX) revoked.delete(revoked.keys().next().value as string);
+    revoked.add(c.room!, node, o.now() + RELAY_PASS_MAX_TTL_SECONDS * 1000);
     m.inc('hearthnet_relay_revocations_total');
     for (const x of rooms.get(membersSide(c.room!))?.values() ?? []) {
       if (x.nodeId !== node && x.passBy !== node) continue;
@@ -247,7 +242,7 @@ export function createRooms(ctx: RelayCtx) {
       else joinLog.delete(k);
     }
     for (const [k, t] of left) if (now - t >= RECENTLY_LEFT_MS) left.delete(k);
-    for (const [k, t] of revoked) if (t <= now) revoked.delete(k);
+    revoked.prune();
     for (const [k, v] of freshLog) {
       const keep = v.filter((t) => t > now - MINUTE);
       if (keep.length) freshLog.set(k, keep);
@@ -260,5 +255,5 @@ export function createRooms(ctx: RelayCtx) {
     return t !== undefined && o.now() - t < RECENTLY_LEFT_MS;
   };
 
-  return { hello, leave, prune, recentlyLeft, revoke };
+  return { hello, leave, prune, recentlyLeft, revoke, flush: () => revoked.flush() };
 }

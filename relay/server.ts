@@ -56,6 +56,7 @@ function resolve(opts: RelayOptions): ResolvedOptions {
     port: opts.port ?? 0,
     staticDir: opts.staticDir ?? null,
     modelsDir: opts.modelsDir ?? null,
+    revocationsFile: opts.revocationsFile ?? null,
     iceServers: opts.iceServers ?? [],
     forward: opts.forward ?? true,
     maxRoomPeers: opts.maxRoomPeers ?? 64,
@@ -458,6 +459,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
     closePromise = (async () => {
       clearInterval(pingTimer);
       clearInterval(sweepTimer);
+      admission.flush();
       for (const c of [...conns]) closeConn(c, RELAY_CLOSE_GOING_AWAY, 'relay shutting down');
       // Wait (bounded) for clean closes, then cut whatever is left.
       const deadline = Date.now() + 3000;

@@ -13,6 +13,11 @@ export interface IceServer {
 export interface RelayOptions {
   /** Home community (join by plain URL), see relay/home.ts; default: in memory, first founder */
   home?: HomeCommunity;
+  /**
+   * JSON file that keeps room-pass revocations across restarts (relay/revocations.ts; the CLI uses
+   * `<data>/revocations.json`); null/missing = memory only.
+   */
+  revocationsFile?: string | null;
   /** Bind address (default 127.0.0.1 here; the CLI defaults to 0.0.0.0). */
   host?: string;
   /** Port (0 = any free port). */
@@ -70,8 +75,12 @@ export interface RelayOptions {
 }
 
 export type ResolvedOptions = Required<
-  Omit<RelayOptions, 'tls' | 'log' | 'staticDir' | 'modelsDir' | 'host' | 'port' | 'iceServers'>
+  Omit<
+    RelayOptions,
+    'tls' | 'log' | 'staticDir' | 'modelsDir' | 'host' | 'port' | 'iceServers' | 'revocationsFile'
+  >
 > & {
+  revocationsFile: string | null;
   host: string;
   port: number;
   staticDir: string | null;
