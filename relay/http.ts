@@ -112,6 +112,14 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       return;
     }
     sockets.set(ip, n);
+    // A peer that resets its TCP socket (ECONNRESET, EPIPE) must never take the relay down: after an
+    // upgrade the HTTP server no longer listens for socket errors (ws does once it has the socket,
+    // but a refused upgrade's 404/503 is written to a socket nobody else watches).
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      const code = e.code === 'ECONNRESET' || e.code === 'EPIPE' || e.code === 'ETIMEDOUT' ? e.code : 'other';
+      m.inc('hearthnet_relay_socket_errors_total', { code });
+      socket.destroy();
+    });
     socket.once('close', () => {
       const k = (sockets.get(ip) ?? 1) - 1;
       if (k <= 0) sockets.delete(ip);

@@ -28,6 +28,7 @@ export function registerMetrics(
   m.counter('hearthnet_relay_signal_bytes_total', 'Bytes of signal messages passed between peers.');
   m.counter('hearthnet_relay_errors_total', 'Error messages sent to clients, by wire code.');
   m.counter('hearthnet_relay_rejects_total', 'Rejected client input, by reason.');
+  m.counter('hearthnet_relay_socket_errors_total', 'TCP socket errors (a peer reset or vanished), by code.');
   m.counter('hearthnet_relay_backpressure_pauses_total', 'Times frames were held for a slow target.');
   m.counter('hearthnet_relay_budget_pauses_total', 'Times a sender was paced for exceeding a budget.');
   m.gauge('hearthnet_relay_forward_pending_bytes', 'Bytes queued towards receivers right now.', () => {

@@ -33,6 +33,7 @@ import {
 import { shortId, type RelayCtx } from './context.js';
 import { createForwarder } from './forward.js';
 import { createHttpServer } from './http.js';
+import { createRejectLog } from './reject-log.js';
 import { createRooms } from './rooms.js';
 import type { Conn, Relay, RelayOptions, ResolvedOptions } from './types.js';
 
@@ -130,6 +131,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
   };
   const fwd = createForwarder(ctx);
   const admission = createRooms(ctx);
+  const rejectLog = createRejectLog(ctx.log, o.now);
 
   const closeConn = (c: Conn, code: number, reason: string) => {
     if (c.ws.readyState === c.ws.OPEN || c.ws.readyState === c.ws.CONNECTING) {
@@ -163,13 +165,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       c.strikes++;
       if (c.strikes >= o.strikesBeforeClose) close = true;
     }
-    ctx.log('warning', 'reject', {
-      reason,
-      code,
-      peer: shortId(c.nodeId),
-      room: shortId(c.room),
-      closed: close,
-    });
+    rejectLog.note(c, { reason, code, closed: close });
     if (close) closeConn(c, RELAY_CLOSE_POLICY, reason);
   };
 
@@ -227,6 +223,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       overSince: 0,
       pauseReasons: new Set(),
       pairs: new Map(),
+      refusals: new Map(),
     };
     conns.add(c);
     const n = ipCount(ip);
@@ -293,6 +290,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
     if (n.all <= 0) perIp.delete(c.ip);
     if (c.helloTimer) clearTimeout(c.helloTimer);
     fwd.release(c);
+    rejectLog.flush(c, true);
     if (wasJoined) admission.leave(c);
   };
 
@@ -408,7 +406,11 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 
-  const sweepTimer = setInterval(fwd.sweep, Math.min(1000, Math.max(50, Math.floor(o.slowConsumerMs / 4))));
+  const sweep = () => {
+    fwd.sweep();
+    for (const c of conns) rejectLog.flush(c);
+  };
+  const sweepTimer = setInterval(sweep, Math.min(1000, Math.max(50, Math.floor(o.slowConsumerMs / 4))));
   sweepTimer.unref?.();
 
   const pingTimer = setInterval(() => {

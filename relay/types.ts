@@ -167,4 +167,6 @@ export interface Conn {
   /** Why this connection's reading is paused (empty = reading). */
   pauseReasons: Set<string>;
   pairs: Map<number, PairBudget>;
+  /** Refusals not yet written to the log, per reason (relay/reject-log.ts). */
+  refusals: Map<string, { since: number; count: number; code: string }>;
 }
