@@ -25,7 +25,12 @@
  *   `relay.rtt_p95_ms_under_flood`: an honest pair's round trip p95 in the same room meanwhile.
  * Figures depend on the machine and its load; compare only runs on the same machine.
  * Env: RELAY_BENCH_ROUNDS (default 2), RELAY_BENCH_SECONDS (default 3), RELAY_BENCH_PACED_MBPS (8),
- * RELAY_BENCH_BASELINE=0 skips the baseline.
+ * RELAY_BENCH_BASELINE=0 skips the baseline, RELAY_BENCH_PEERS=10 (or 10,50) measures only those sizes,
+ * RELAY_BENCH_NODE_ARGS passes node flags to both relay processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
+ * Reading the CPU figure: one relay's `cpu_ms_per_mb` swings ±30 % between identical runs on this
+ * 2-core host (its I/O settles either into large batched reads/writes or into a choppy pattern with
+ * 2–3× the page faults per MB, /proc/<pid>/stat minflt), and either relay can land in either mode
+ * in a round; compare `cpu_vs_baseline` over ≥ 4 alternating rounds, never one round.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -37,7 +42,11 @@ import { generateKeyPair } from '../../engine/identity/identity.js';
 import { RelayClient, buildRelayHello } from '../../engine/net/relay-client.js';
 import type { BenchFilter } from './run.js';
 
-const SIZES = [10, 50, 100];
+const ALL_SIZES = [10, 50, 100];
+/** RELAY_BENCH_PEERS=10,50 measures only those room sizes (iteration); default all three. */
+const SIZES = process.env.RELAY_BENCH_PEERS
+  ? ALL_SIZES.filter((n) => process.env.RELAY_BENCH_PEERS!.split(',').map(Number).includes(n))
+  : ALL_SIZES;
 /** The relay before the issue #18 hardening (parent of 95556bc). */
 const BASELINE_COMMIT = '95556bc^';
 const ROUNDS = Math.max(1, Number(process.env.RELAY_BENCH_ROUNDS ?? 2));
@@ -48,7 +57,7 @@ const PROBE_EVERY_MS = 10;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export const names = [
-  ...SIZES.flatMap((n) => [
+  ...ALL_SIZES.flatMap((n) => [
     `relay.forward_mb_per_s.peers_${n}`,
     `relay.rtt_p95_ms.peers_${n}`,
     `relay.rtt_idle_p95_ms.peers_${n}`,
@@ -94,6 +103,8 @@ async function startRelay(cwd: string, baseline: boolean): Promise<{ proc: Child
   const proc = spawn(
     process.execPath,
     [
+      // e.g. RELAY_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles both relays
+      ...(process.env.RELAY_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       '--import',
       'tsx',
       'relay/main.ts',
