@@ -68,17 +68,17 @@ test.describe('invite link', () => {
 
   test('an invitee joins through the link; a passless stranger learns no member', async () => {
     test.setTimeout(120_000);
-    // the founder: the first node on a fresh relay founds its community; it is made invite-only with a
-    // signed community.policy.updated and the node's config (the app has no control for that), then restarts
+    // the founder: the first node on a fresh relay founds its community and makes it invite-only in the
+    // identity panel (a signed community.policy.updated and the node's config; the page restarts)
     const A = await open(relay.url, browsers);
     expect(await A.page.evaluate(() => window.hearthnet!.communityId)).toBe(A.id);
-    await A.page.evaluate(async (id) => {
-      const n = window.hearthnet!;
-      await n.events.append('community.policy.updated', { policy: { admission: 'invite' } });
-      await n.setConfig({ community: { community_id: id as never, admission: 'invite' } });
-    }, A.id);
-    await A.page.reload();
+    await expect(A.page.getByTestId('admission')).toContainText('Anyone');
+    await Promise.all([
+      A.page.waitForEvent('load', { timeout: 20_000 }),
+      A.page.getByTestId('admission-toggle').click(),
+    ]);
     await ready(A.page);
+    await expect(A.page.getByTestId('admission')).toContainText('Invite only');
     await expect(A.page.getByTestId('relay-state')).toContainText('joined', { timeout: 20_000 });
 
     // the invitee's browser starts first, on a plain join link of the community (so it does not join
