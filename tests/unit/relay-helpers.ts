@@ -5,7 +5,7 @@
 import WebSocket from 'ws';
 import type { NodeID } from '../../engine/core/types.js';
 import type { KeyPair } from '../../engine/identity/identity.js';
-import { RELAY_SUBPROTOCOL, buildRelayHello } from '../../engine/net/relay-client.js';
+import { RELAY_SUBPROTOCOL, RelayClient, buildRelayHello } from '../../engine/net/relay-client.js';
 import type { RelayPass } from '../../engine/net/relay-wire.js';
 
 export type Json = Record<string, any>;
@@ -157,4 +157,29 @@ export function parseProm(text: string): Map<string, number> {
     out.set(m[1]!, Number(m[4]));
   }
   return out;
+}
+
+/**
+ * Engine RelayClients of `room` on `wsUrl`, each with its relay errors' codes collected in `errorsOf`;
+ * `cleanup` is told how to close each one.
+ */
+export function passClients(wsUrl: string, room: NodeID, cleanup: (f: () => unknown) => void) {
+  const errorsOf = new Map<RelayClient, string[]>();
+  const client = (kp: KeyPair, pass?: RelayPass) => {
+    const c = new RelayClient({
+      url: wsUrl,
+      keyPair: kp,
+      room,
+      WebSocket,
+      reconnect: false,
+      ...(pass ? { pass } : {}),
+    });
+    const errs: string[] = [];
+    errorsOf.set(c, errs);
+    c.on('relay_error', (e) => errs.push(e.code));
+    cleanup(() => c.close());
+    c.start();
+    return c;
+  };
+  return { client, errorsOf };
 }

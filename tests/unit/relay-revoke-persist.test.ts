@@ -6,16 +6,13 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateKeyPair, type KeyPair } from '../../engine/identity/identity.js';
-import { RelayClient } from '../../engine/net/relay-client.js';
+import { generateKeyPair } from '../../engine/identity/identity.js';
 import {
   RELAY_CLOSE_POLICY,
   delegateRelayPass,
   issueRelayPass,
   revokeRelayPass,
-  type RelayPass,
 } from '../../engine/net/relay-wire.js';
 import {
   REVOCATIONS_FILE_MAX_BYTES,
@@ -23,6 +20,7 @@ import {
   createRevocationStore,
 } from '../../relay/revocations.js';
 import { createRelay } from '../../relay/server.js';
+import { passClients } from './relay-helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -39,23 +37,7 @@ const room = founder.nodeId;
 async function startRelay(file: string, logs: Record<string, unknown>[] = []) {
   const relay = await createRelay({ log: (r) => logs.push(r), revocationsFile: file });
   cleanups.push(() => relay.close());
-  const errorsOf = new Map<RelayClient, string[]>();
-  const client = (kp: KeyPair, pass?: RelayPass) => {
-    const c = new RelayClient({
-      url: relay.wsUrl,
-      keyPair: kp,
-      room,
-      WebSocket,
-      reconnect: false,
-      ...(pass ? { pass } : {}),
-    });
-    const errs: string[] = [];
-    errorsOf.set(c, errs);
-    c.on('relay_error', (e) => errs.push(e.code));
-    cleanups.push(() => c.close());
-    c.start();
-    return c;
-  };
+  const { client, errorsOf } = passClients(relay.wsUrl, room, (f) => cleanups.push(f));
   return { relay, client, errorsOf };
 }
 

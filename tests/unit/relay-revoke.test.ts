@@ -6,11 +6,9 @@
  * the founder node's side (which revocations it sends, once per relay connection).
  */
 import fc from 'fast-check';
-import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NodeID } from '../../engine/core/types.js';
 import { generateKeyPair, signObject, type KeyPair } from '../../engine/identity/identity.js';
-import { RelayClient } from '../../engine/net/relay-client.js';
 import { RelayPasses } from '../../engine/net/relay-passes.js';
 import {
   RELAY_CLOSE_POLICY,
@@ -18,11 +16,11 @@ import {
   delegateRelayPass,
   issueRelayPass,
   revokeRelayPass,
-  type RelayPass,
 } from '../../engine/net/relay-wire.js';
 import { openMemoryStorage } from '../../engine/store/memory.js';
 import { CORE_SCHEMA } from '../../engine/store/core-schema.js';
 import { createRelay } from '../../relay/server.js';
+import { passClients } from './relay-helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -68,23 +66,7 @@ describe('relay revocation: a real relay', () => {
   it('refuses the revoked node and its invitees from the moment it learns, closes them, leaves others be', async () => {
     const relay = await createRelay({ log: () => undefined });
     cleanups.push(() => relay.close());
-    const errorsOf = new Map<RelayClient, string[]>();
-    const client = (kp: KeyPair, pass?: RelayPass) => {
-      const c = new RelayClient({
-        url: relay.wsUrl,
-        keyPair: kp,
-        room,
-        WebSocket,
-        reconnect: false,
-        ...(pass ? { pass } : {}),
-      });
-      const errs: string[] = [];
-      errorsOf.set(c, errs);
-      c.on('relay_error', (e) => errs.push(e.code));
-      cleanups.push(() => c.close());
-      c.start();
-      return c;
-    };
+    const { client, errorsOf } = passClients(relay.wsUrl, room, (f) => cleanups.push(f));
     const now = Date.now();
     const [bK, cK, dK] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
     const bPass = issueRelayPass(founder, bK.nodeId, now);
