@@ -94,35 +94,42 @@ export class RemotePipeline implements Backend {
     // what this hop sends, as values (for the RMS ratio check): the wire tensor decoded once here; every later hop
     // sends on exactly the tensor the previous one returned, whose values its own check already decoded
     let values: Float32Array = toFloat32(t);
-    for (let i = 0; i < this.sessions.length; i++) {
-      const shard = this.shards[i]!;
-      const s = this.sessions[i]!;
-      const fail = (r: FailureReason) => new ShardFailure(i, shard.shard_id, shard.host, r);
-      const id = (this.ids[i] = (this.ids[i]! % 0xffff) + 1);
-      const t0 = this.now();
-      let got;
-      try {
-        await s.sendTensor(id, t);
-        got = await this.hop.within(s.recvTensor(), this.timeoutMs);
-      } catch (e) {
-        if (this.aborted) throw new HnError('pipeline_cancelled', 'the run was cancelled');
-        if (e === TIMEOUT) throw fail('timeout');
-        throw fail(s.closeInfo?.by === 'remote' && s.closeInfo.reason === 'nack' ? 'nack' : 'closed');
+    const hopMs: number[] = [];
+    try {
+      for (let i = 0; i < this.sessions.length; i++) {
+        const shard = this.shards[i]!;
+        const s = this.sessions[i]!;
+        const fail = (r: FailureReason) => new ShardFailure(i, shard.shard_id, shard.host, r);
+        const id = (this.ids[i] = (this.ids[i]! % 0xffff) + 1);
+        const t0 = this.now();
+        let got;
+        try {
+          await s.sendTensor(id, t);
+          got = await this.hop.within(s.recvTensor(), this.timeoutMs);
+        } catch (e) {
+          if (this.aborted) throw new HnError('pipeline_cancelled', 'the run was cancelled');
+          if (e === TIMEOUT) throw fail('timeout');
+          throw fail(s.closeInfo?.by === 'remote' && s.closeInfo.reason === 'nack' ? 'nack' : 'closed');
+        }
+        if (got.tensorId !== id) throw fail('sanity:shape');
+        const chk = checkActivation({
+          sent: t,
+          sentValues: values,
+          got: got.tensor,
+          hidden: this.model.hidden_size,
+          boundary: shard.layer_range[1] + 1,
+          cutStats: this.model.cut_stats,
+        });
+        if (!chk.ok) throw fail(`sanity:${chk.reason}`);
+        const now = this.now();
+        hopMs[i] = now - t0;
+        this.lastActive[i] = now;
+        t = got.tensor;
+        values = chk.values;
       }
-      if (got.tensorId !== id) throw fail('sanity:shape');
-      const chk = checkActivation({
-        sent: t,
-        sentValues: values,
-        got: got.tensor,
-        hidden: this.model.hidden_size,
-        boundary: shard.layer_range[1] + 1,
-        cutStats: this.model.cut_stats,
-      });
-      if (!chk.ok) throw fail(`sanity:${chk.reason}`);
-      this.onHop(i, this.now() - t0);
-      this.lastActive[i] = this.now();
-      t = got.tensor;
-      values = chk.values;
+    } finally {
+      // hop latencies are reported once the activation is past the last shard (or the run failed), not between hops
+      for (let i = 0; i < hopMs.length; i++) this.onHop(i, hopMs[i]!);
     }
     const S = t.shape[1]!;
     return this.model.logits({ dtype: 'float32', dims: [1, S, this.model.hidden_size], data: values });
