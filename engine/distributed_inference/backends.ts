@@ -8,6 +8,7 @@ import type { Tensor } from '../core/types.js';
 import type { TensorSession } from '../transport/tensor/session.js';
 import { checkActivation, ShardFailure, type FailureReason } from './failover.js';
 import type { OrchestratorModel, OrderedShard } from './types.js';
+import { toFloat32 } from '../transport/tensor/dtype.js';
 import { toWire, type WireDtype } from './wire.js';
 
 export const p95 = (xs: number[]): number => {
@@ -31,6 +32,7 @@ export class RemotePipeline implements Backend {
   private busy = false;
   private broken: ShardFailure | null = null;
   private stopBeat: (() => void) | null = null;
+  private readonly hop: HopTimer;
   constructor(
     private readonly model: OrchestratorModel,
     readonly shards: OrderedShard[],
@@ -42,6 +44,7 @@ export class RemotePipeline implements Backend {
   ) {
     this.ids = sessions.map(() => 0);
     this.lastActive = sessions.map(() => now());
+    this.hop = new HopTimer();
   }
 
   /**
@@ -88,37 +91,45 @@ export class RemotePipeline implements Backend {
   private async forward(ids: number[]): Promise<Float32Array> {
     const h = await this.model.embed(ids);
     let t: Tensor = toWire(h, this.wire);
-    let values: Float32Array = new Float32Array(0);
-    for (let i = 0; i < this.sessions.length; i++) {
-      const shard = this.shards[i]!;
-      const s = this.sessions[i]!;
-      const fail = (r: FailureReason) => new ShardFailure(i, shard.shard_id, shard.host, r);
-      const id = (this.ids[i] = (this.ids[i]! % 0xffff) + 1);
-      const t0 = this.now();
-      const sentValues = new Float32Array(t.data.length ? toValues(t) : []);
-      let got;
-      try {
-        await s.sendTensor(id, t);
-        got = await withTimeout(s.recvTensor(), this.timeoutMs);
-      } catch (e) {
-        if (this.aborted) throw new HnError('pipeline_cancelled', 'the run was cancelled');
-        if (e === TIMEOUT) throw fail('timeout');
-        throw fail(s.closeInfo?.by === 'remote' && s.closeInfo.reason === 'nack' ? 'nack' : 'closed');
+    // what this hop sends, as values (for the RMS ratio check): the wire tensor decoded once here; every later hop
+    // sends on exactly the tensor the previous one returned, whose values its own check already decoded
+    let values: Float32Array = toFloat32(t);
+    const hopMs: number[] = [];
+    try {
+      for (let i = 0; i < this.sessions.length; i++) {
+        const shard = this.shards[i]!;
+        const s = this.sessions[i]!;
+        const fail = (r: FailureReason) => new ShardFailure(i, shard.shard_id, shard.host, r);
+        const id = (this.ids[i] = (this.ids[i]! % 0xffff) + 1);
+        const t0 = this.now();
+        let got;
+        try {
+          await s.sendTensor(id, t);
+          got = await this.hop.within(s.recvTensor(), this.timeoutMs);
+        } catch (e) {
+          if (this.aborted) throw new HnError('pipeline_cancelled', 'the run was cancelled');
+          if (e === TIMEOUT) throw fail('timeout');
+          throw fail(s.closeInfo?.by === 'remote' && s.closeInfo.reason === 'nack' ? 'nack' : 'closed');
+        }
+        if (got.tensorId !== id) throw fail('sanity:shape');
+        const chk = checkActivation({
+          sent: t,
+          sentValues: values,
+          got: got.tensor,
+          hidden: this.model.hidden_size,
+          boundary: shard.layer_range[1] + 1,
+          cutStats: this.model.cut_stats,
+        });
+        if (!chk.ok) throw fail(`sanity:${chk.reason}`);
+        const now = this.now();
+        hopMs[i] = now - t0;
+        this.lastActive[i] = now;
+        t = got.tensor;
+        values = chk.values;
       }
-      if (got.tensorId !== id) throw fail('sanity:shape');
-      const chk = checkActivation({
-        sent: t,
-        sentValues,
-        got: got.tensor,
-        hidden: this.model.hidden_size,
-        boundary: shard.layer_range[1] + 1,
-        cutStats: this.model.cut_stats,
-      });
-      if (!chk.ok) throw fail(`sanity:${chk.reason}`);
-      this.onHop(i, this.now() - t0);
-      this.lastActive[i] = this.now();
-      t = got.tensor;
-      values = chk.values;
+    } finally {
+      // hop latencies are reported once the activation is past the last shard (or the run failed), not between hops
+      for (let i = 0; i < hopMs.length; i++) this.onHop(i, hopMs[i]!);
     }
     const S = t.shape[1]!;
     return this.model.logits({ dtype: 'float32', dims: [1, S, this.model.hidden_size], data: values });
@@ -127,26 +138,64 @@ export class RemotePipeline implements Backend {
   close(reason: string): void {
     this.stopBeat?.();
     this.stopBeat = null;
+    this.hop.stop();
     if (reason === 'cancelled') this.aborted = reason;
     for (const s of this.sessions) s.close(reason);
   }
 }
 
-function toValues(t: Tensor): Float32Array {
-  // the orchestrator's own outgoing tensor: fp32 bytes or fp16 bits → values (for the RMS ratio check)
-  if (t.dtype === 'fp32') return new Float32Array(t.data.slice().buffer);
-  const out = new Float32Array(t.data.length / 2);
-  for (let i = 0; i < out.length; i++) {
-    const h = t.data[2 * i]! | (t.data[2 * i + 1]! << 8);
-    const e = (h >> 10) & 0x1f;
-    const f = h & 0x3ff;
-    const v = e === 0 ? 2 ** -14 * (f / 1024) : 2 ** (e - 15) * (1 + f / 1024);
-    out[i] = h & 0x8000 ? -v : v;
+export const TIMEOUT = Symbol('timeout');
+
+/**
+ * The per-hop timeout without a timer per hop: one timer per pipeline, armed when a wait starts and none is armed;
+ * when it fires it rejects the wait that is over its deadline, or re-arms for the one still running. A hop of a few
+ * ms thus costs no setTimeout/clearTimeout pair (and no Promise.race) on the decode path.
+ */
+export class HopTimer {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private wait: { deadline: number; reject: (e: unknown) => void } | null = null;
+  private readonly now = () => Date.now();
+
+  within<T>(p: Promise<T>, ms: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const w = { deadline: this.now() + ms, reject };
+      this.wait = w;
+      const done = () => {
+        if (this.wait === w) this.wait = null;
+      };
+      p.then(
+        (v) => {
+          done();
+          resolve(v);
+        },
+        (e: unknown) => {
+          done();
+          reject(e);
+        },
+      );
+      this.arm(ms);
+    });
   }
-  return out;
+
+  private arm(ms: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const w = this.wait;
+      if (!w) return;
+      const left = w.deadline - this.now();
+      if (left > 0) return this.arm(left);
+      this.wait = null;
+      w.reject(TIMEOUT);
+    }, ms);
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
 }
 
-const TIMEOUT = Symbol('timeout');
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout>;
   return Promise.race([

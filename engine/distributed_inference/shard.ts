@@ -437,8 +437,11 @@ export class ShardHost {
         if (bad) throw new HnError('bad_request', `non-finite activation (${bad})`);
         const t0 = this.now();
         const out = await this.run(() => h.kv.forward(fromWire(got.tensor, s.backend.compute_dtype)));
-        this.record(s, this.now() - t0);
-        await h.session.sendTensor(got.tensorId, toWire(out, got.tensor.dtype as WireDtype));
+        const ms = this.now() - t0;
+        // the answer leaves first; the bookkeeping (p95 window, metrics) runs while it travels
+        const sent = h.session.sendTensor(got.tensorId, toWire(out, got.tensor.dtype as WireDtype));
+        this.record(s, ms);
+        await sent;
         h.lastActive = this.now();
       } catch (e) {
         const code = e instanceof HnError ? e.code : 'internal_error';

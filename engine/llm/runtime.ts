@@ -58,6 +58,16 @@ function i64(values: number[], dims: number[]): ort.Tensor {
   );
 }
 
+let ones = new BigInt64Array(0);
+/**
+ * An all-ones int64 mask of length n: a view of one shared buffer (onnxruntime copies inputs into its own memory at
+ * run time and never writes them), so a decode step builds no per-token array of P+S BigInts.
+ */
+function onesI64(n: number): BigInt64Array {
+  if (ones.length < n) ones = new BigInt64Array(Math.max(n, 2 * ones.length, 256)).fill(1n);
+  return ones.subarray(0, n);
+}
+
 /** Element type of an input as declared by the session (ORT ≥ 1.22 metadata); fallback given. */
 function inputType(s: ort.InferenceSession, name: string, fallback: HiddenDtype): HiddenDtype {
   const md = (s as unknown as { inputMetadata?: { name: string; isTensor: boolean; type?: string }[] })
@@ -154,12 +164,12 @@ export class KvCache {
       );
     const feeds: Record<string, ort.Tensor> = { ...main };
     if (this.part.has('attention_mask'))
-      feeds['attention_mask'] = i64(new Array<number>(P + S).fill(1), [1, P + S]);
-    if (this.part.has('position_ids'))
-      feeds['position_ids'] = i64(
-        Array.from({ length: S }, (_, i) => P + i),
-        [1, S],
-      );
+      feeds['attention_mask'] = new ort.Tensor('int64', onesI64(P + S), [1, P + S]);
+    if (this.part.has('position_ids')) {
+      const pos = new BigInt64Array(S);
+      for (let i = 0; i < S; i++) pos[i] = BigInt(P + i);
+      feeds['position_ids'] = new ort.Tensor('int64', pos, [1, S]);
+    }
     for (const [n, t] of this.past) feeds[n] = t;
     const out = await this.part.session.run(feeds);
     const rest: Record<string, ort.Tensor> = {};

@@ -395,6 +395,32 @@ describe('X08 session: happy paths', () => {
     expect(r.got.some((f) => f.type === FrameType.TENSOR_DATA && f.tensorId === 9)).toBe(true);
   });
 
+  it('the ACK of a TENSOR_END goes out after what the receiver sends back in the same turn, and still goes out', async () => {
+    const r = await rawInitiator();
+    // the receiver answers as a shard host does: as soon as the tensor is complete, in the same event-loop turn
+    const answered = r.server
+      .recvTensor()
+      .then((got) =>
+        r.server.sendTensor(got.tensorId, { dtype: 'int8', shape: [2], data: new Uint8Array([7, 8]) }),
+      );
+    const data = new Uint8Array([1, 2, 3, 4]);
+    await r.send({
+      type: FrameType.TENSOR_DATA,
+      flags: FLAG_FINAL,
+      tensorId: 5,
+      dtype: 'int8',
+      shape: [4],
+      data,
+    });
+    await r.send({ type: FrameType.TENSOR_END, flags: 0, tensorId: 5 });
+    await answered;
+    await settle();
+    const kinds = r.got.filter((f) => f.type !== FrameType.CONTROL_HELLO).map((f) => f.type);
+    // one wake-up of the peer carries the answer and the ACK, instead of an ACK alone before the answer
+    expect(kinds).toEqual([FrameType.TENSOR_DATA, FrameType.TENSOR_END, FrameType.ACK]);
+    expect(r.got.at(-1)).toMatchObject({ type: FrameType.ACK, seq: r.seq });
+  });
+
   it('two sessions on two port pairs run at once without interference', async () => {
     const p1 = await openPair();
     const p2 = await openPair();

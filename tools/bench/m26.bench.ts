@@ -9,6 +9,9 @@
  *                                           whole model; generated model "m26-bench-25m": 8 layers, hidden 512,
  *                                           8 heads / 4 KV heads × 64, MLP 1536, vocab 259 (≈ 25.5 M parameters)
  *   m26.tokens_per_s_ratio_vs_local_demo  — the same on the tiny demo-size model (4 layers, hidden 64)
+ *   m26.tokens_per_s_ratio_vs_local_100m  — the same on generated model "m26-bench-100m": 8 layers, hidden 1024,
+ *                                           16 heads / 8 KV heads × 64, MLP 3072, vocab 259 (≈ 101 M parameters,
+ *                                           fp32, ≈ 400 MB; hosts serve layers 0-3 and 4-7); ratio only
  *   m26.aggregate_ratio_4_sequences       — 4 concurrent runs through the 2-host pipeline ÷ 4 concurrent runs of
  *                                           the whole model on one thread (total tokens/s; 25 M model; `_demo` too)
  *   m26.failover_recovery_ms_p50          — serving host's thread terminated → next token streamed (median of 3;
@@ -29,6 +32,7 @@ import type { BenchFilter } from './run.js';
 export const names = [
   'm26.tokens_per_s_ratio_vs_local',
   'm26.tokens_per_s_ratio_vs_local_demo',
+  'm26.tokens_per_s_ratio_vs_local_100m',
   'm26.aggregate_ratio_4_sequences',
   'm26.aggregate_ratio_4_sequences_demo',
   'm26.failover_recovery_ms_p50',
@@ -150,6 +154,11 @@ async function modelFigures(
         l.push(b.rate);
       }
       out[`m26.tokens_per_s_ratio_vs_local${suffix}`] = median(p) / median(l);
+      process.stderr.write(
+        `m26${suffix || ' 25m'}: decode tokens/s pipeline ${p.map((x) => x.toFixed(1)).join(' ')} | local ${l
+          .map((x) => x.toFixed(1))
+          .join(' ')}\n`,
+      );
     }
 
     if (want(`m26.aggregate_ratio_4_sequences${suffix}`)) {
@@ -213,6 +222,17 @@ const BIG = {
   max_position_embeddings: 256,
 };
 
+const HUGE = {
+  model_id: 'm26-bench-100m',
+  num_hidden_layers: 8,
+  hidden_size: 1024,
+  num_attention_heads: 16,
+  num_key_value_heads: 8,
+  head_dim: 64,
+  intermediate_size: 3072,
+  max_position_embeddings: 256,
+};
+
 async function withFixture<T>(
   o: Parameters<typeof makeFixture>[0],
   fn: (f: Fixture) => Promise<T>,
@@ -249,6 +269,11 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
   )
     await withFixture({ tiny: BIG, ranges: bigRanges, validate: false }, async (big) => {
       Object.assign(out, await modelFigures(big, bigRanges, 32, '', want));
+    });
+  const only100m: BenchFilter = (n) => n === 'm26.tokens_per_s_ratio_vs_local_100m' && want(n);
+  if (want('m26.tokens_per_s_ratio_vs_local_100m'))
+    await withFixture({ tiny: HUGE, ranges: bigRanges, validate: false }, async (huge) => {
+      Object.assign(out, await modelFigures(huge, bigRanges, 32, '_100m', only100m));
     });
   for (const k of Object.keys(out)) out[k] = Math.round(out[k]! * 1000) / 1000;
   return out;

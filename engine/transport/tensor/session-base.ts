@@ -264,11 +264,25 @@ export abstract class SessionBase {
     }
   }
 
+  private ackTurnPending = false;
+  /**
+   * The ACK that follows a TENSOR_END goes out at the end of the current event-loop turn, not from inside the frame
+   * handler: whatever the application does synchronously with the tensor (a shard host's forward, an orchestrator
+   * passing it on to the next shard) goes first, and the ACK then travels with or after that answer instead of
+   * waking the peer on its own in between. Still right after the END, far inside the 20 ms ACK bound.
+   */
+  protected ackAfterTurn(): void {
+    if (this.ackTurnPending) return;
+    this.ackTurnPending = true;
+    afterTurn(() => {
+      this.ackTurnPending = false;
+      this.maybeAck(true);
+    });
+  }
+
   protected sendAck(): void {
-    if (this.ackTimer !== null) {
-      this.clock.clearTimeout(this.ackTimer);
-      this.ackTimer = null;
-    }
+    // a pending delayed-ACK timer is left to fire: it then finds nothing unacked (or acks frames that came since, still
+    // within 20 ms of them), which spares a clearTimeout + setTimeout pair per tensor on a pipeline's decode path
     const upTo = this.recvLogical;
     this.sendControl({ type: FrameType.ACK, seq: wireSeq(upTo), flags: 0 });
     this.recvWin!.noteAckSent(upTo);
@@ -398,3 +412,26 @@ export function hexKey(b: Uint8Array): string {
   for (const x of b) s += x.toString(16).padStart(2, '0');
   return s;
 }
+
+/** Run `fn` as a macrotask (after the current turn and its microtasks): setImmediate where there is one, else a
+ * MessageChannel message (browsers), else a 0 ms timer. */
+const afterTurn: (fn: () => void) => void = (() => {
+  const g = globalThis as unknown as {
+    setImmediate?: (fn: () => void) => unknown;
+    MessageChannel?: new () => {
+      port1: { onmessage: (() => void) | null };
+      port2: { postMessage(m: unknown): void };
+    };
+  };
+  if (typeof g.setImmediate === 'function') return (fn) => void g.setImmediate!(fn);
+  if (typeof g.MessageChannel === 'function') {
+    const q: (() => void)[] = [];
+    const ch = new g.MessageChannel();
+    ch.port1.onmessage = () => q.shift()?.();
+    return (fn) => {
+      q.push(fn);
+      ch.port2.postMessage(0);
+    };
+  }
+  return (fn) => void setTimeout(fn, 0);
+})();

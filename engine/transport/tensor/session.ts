@@ -352,7 +352,7 @@ export class TensorSession extends SessionBase {
       this.queue.push(r);
       this.queueBytes += t.data.length;
     }
-    this.maybeAck(true);
+    this.ackAfterTurn();
   }
 
   // -------------------------------------------------------------------------------------------------------
