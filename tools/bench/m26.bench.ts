@@ -3,7 +3,8 @@
  * shard host a node in its OWN WORKER THREAD (its own ORT-web WASM runtime, one thread each, like a tab on another
  * device), linked by MessagePorts carrying the real link frames and X08 sessions. The local baseline is the whole
  * model on the main thread. Both sides decode greedily with the same settings (temperature 0, top_p 1, seed 0,
- * prefill chunk 64), so they produce the same tokens; pipeline and local runs alternate, medians are taken.
+ * prefill chunk 64), so they produce the same tokens. The single-sequence ratio is the median of 5 paired rounds'
+ * pipeline ÷ local tokens/s (the order alternating each round); the other figures are medians of 3.
  * The machine is shared: only ratios measured side by side in one run mean anything.
  *   m26.tokens_per_s_ratio_vs_local       — single-sequence decode tokens/s, 2-host pipeline (fp16 wire) ÷ the
  *                                           whole model; generated model "m26-bench-25m": 8 layers, hidden 512,
@@ -111,6 +112,8 @@ async function localRate(f: Fixture, n: number): Promise<{ rate: number; tokens:
   return { rate: k > 1 ? ((k - 1) * 1000) / (performance.now() - first) : 0, tokens: k };
 }
 
+/** paired pipeline/local rounds of the single-sequence ratio */
+const RATE_ROUNDS = 5;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Single-sequence ratio, 4-sequence aggregate ratio and wire overhead of one model on one 2-host mesh. */
@@ -144,20 +147,25 @@ async function modelFigures(
         (last - first) / ((k - 1) * hops) / (f.manifest.dims.hidden_size * 2);
     }
     if (want(`m26.tokens_per_s_ratio_vs_local${suffix}`)) {
+      // paired rounds, the order alternating (the machine's load drifts): the figure is the median of the
+      // rounds' pipeline ÷ local ratios, like the x08 bench's pair ratios
       const p: number[] = [];
       const l: number[] = [];
-      for (let r = 0; r < 3; r++) {
-        const a = await pipelineRate(m.orch, f, n);
-        const b = await localRate(f, n);
+      for (let r = 0; r < RATE_ROUNDS; r++) {
+        const first = r % 2 === 0 ? () => pipelineRate(m.orch, f, n) : () => localRate(f, n);
+        const second = r % 2 === 0 ? () => localRate(f, n) : () => pipelineRate(m.orch, f, n);
+        const x = await first();
+        const y = await second();
+        const [a, b] = r % 2 === 0 ? [x, y] : [y, x];
         if (a.tokens !== b.tokens) throw new Error(`pipeline gave ${a.tokens} tokens, local ${b.tokens}`);
         p.push(a.rate);
         l.push(b.rate);
       }
-      out[`m26.tokens_per_s_ratio_vs_local${suffix}`] = median(p) / median(l);
+      out[`m26.tokens_per_s_ratio_vs_local${suffix}`] = median(p.map((x, i) => x / l[i]!));
       process.stderr.write(
         `m26${suffix || ' 25m'}: decode tokens/s pipeline ${p.map((x) => x.toFixed(1)).join(' ')} | local ${l
           .map((x) => x.toFixed(1))
-          .join(' ')}\n`,
+          .join(' ')} | ratios ${p.map((x, i) => (x / l[i]!).toFixed(3)).join(' ')}\n`,
       );
     }
 
