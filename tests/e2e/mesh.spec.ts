@@ -666,12 +666,15 @@ test.describe('mesh of browsers through a real relay', () => {
     try {
       // the relayed link has only the heartbeats to tell (5 s, gone after 3 missed)
       await expect
-        .poll(() => stateOfB(d), { message: "D's relayed link to the hung browser", timeout: 30_000 })
+        .poll(() => stateOfB(d), { message: "D's relayed link to the hung browser", timeout: 40_000 })
         .toBe('gone');
-      const ms = Date.now() - t0;
+      // when D's node ended the link (its own clock), not when this poll looked: 3 missed 5 s heartbeats are
+      // 15–20 s; the rest is slack for a loaded 2-core machine running two browsers' timers late
+      const endD = await linkEnd(d);
+      expect(endD).toMatchObject({ reason: 'peer silent' });
+      const ms = endD!.at - t0;
       test.info().annotations.push({ type: 'hung peer marked gone after', description: `${ms} ms` });
-      expect(ms).toBeLessThan(25_000); // within a few heartbeats
-      expect(await linkEnd(d)).toMatchObject({ reason: 'peer silent' });
+      expect(ms).toBeLessThan(30_000); // within a few heartbeats
       await expect(d.page.getByTestId('peer-row').filter({ hasText: B.shortId })).toContainText('gone');
       // the direct link: the heartbeats, or WebRTC noticing first, end it within the same bound
       await expect
@@ -679,7 +682,7 @@ test.describe('mesh of browsers through a real relay', () => {
         .not.toBe('open');
       const endA = await linkEnd(A);
       expect(endA, 'A saw its link to B end').not.toBeNull();
-      expect(endA!.at - t0).toBeLessThan(25_000);
+      expect(endA!.at - t0).toBeLessThan(30_000);
       test.info().annotations.push({
         type: "A's direct link ended",
         description: `${endA!.at - t0} ms, ${endA!.reason}`,
