@@ -8,6 +8,7 @@ import type { StreamFrame } from '../../engine/bus/types.js';
 import { CAP } from '../../engine/distributed_inference/types.js';
 import type { BytePort } from '../../engine/net/port.js';
 import { admit, m26Node, makeFixture, syncAds } from '../../tests/unit/m26-helpers.js';
+import { BIG } from './m26-models.js';
 
 function immediatePair(): [BytePort, BytePort] {
   type Side = {
@@ -46,16 +47,6 @@ function immediatePair(): [BytePort, BytePort] {
   return [port(a, b), port(b, a)];
 }
 
-const BIG = {
-  model_id: 'm26-bench-25m',
-  num_hidden_layers: 8,
-  hidden_size: 512,
-  num_attention_heads: 8,
-  num_key_value_heads: 4,
-  head_dim: 64,
-  intermediate_size: 1536,
-  max_position_embeddings: 256,
-};
 const PROMPT = 'Describe a community mesh network in one paragraph.';
 const GREEDY = { temperature: 0, top_p: 1, seed: 0, prefill_chunk_tokens: 64 } as const;
 const N = Number(process.env.N ?? 32);

@@ -1,5 +1,5 @@
 /**
- * Profiling aid for M26 (not a bench figure): times each stage of one decoded token on the 25 M bench model in one
+ * Profiling aid for M26 (not a bench figure): times each stage of one decoded token on the 25 M bench model (M26_PROFILE_MODEL=100m: the 100 M one) in one
  * thread — local whole-model step, head embed, each shard's step, tail logits, wire conversions — so the pipeline's
  * per-token cost can be compared stage by stage with the local path. `npx tsx tools/bench/m26-profile.ts`
  */
@@ -9,20 +9,14 @@ import { installedFromManifest } from '../../engine/distributed_inference/onnx.j
 import { dirSource } from '../model/node-source.js';
 import { toWire, fromWire } from '../../engine/distributed_inference/wire.js';
 import { OnnxLocalLlm } from '../../engine/llm/local.js';
+import { BIG, HUGE } from './m26-models.js';
 
-const BIG = {
-  model_id: 'm26-bench-25m',
-  num_hidden_layers: 8,
-  hidden_size: 512,
-  num_attention_heads: 8,
-  num_key_value_heads: 4,
-  head_dim: 64,
-  intermediate_size: 1536,
-  max_position_embeddings: 256,
-};
+/** M26_PROFILE_MODEL=100m profiles the 100 M model instead of the 25 M one. */
+const MODEL = process.env.M26_PROFILE_MODEL === '100m' ? HUGE : BIG;
+
 const N = Number(process.env.N ?? 40);
 const f = await makeFixture({
-  tiny: BIG,
+  tiny: MODEL,
   ranges: [
     [0, 3],
     [4, 7],

@@ -28,6 +28,7 @@ import type { StreamFrame } from '../../engine/bus/types.js';
 import { CAP } from '../../engine/distributed_inference/types.js';
 import { m26Node, makeFixture, type Fixture, type M26Node } from '../../tests/unit/m26-helpers.js';
 import { startHost, type WorkerHost } from './m26-host.js';
+import { BIG, HUGE } from './m26-models.js';
 import type { BenchFilter } from './run.js';
 
 export const names = [
@@ -218,28 +219,6 @@ async function failoverRecovery(demo: Fixture): Promise<number> {
   }
   return median(rec);
 }
-
-const BIG = {
-  model_id: 'm26-bench-25m',
-  num_hidden_layers: 8,
-  hidden_size: 512,
-  num_attention_heads: 8,
-  num_key_value_heads: 4,
-  head_dim: 64,
-  intermediate_size: 1536,
-  max_position_embeddings: 256,
-};
-
-const HUGE = {
-  model_id: 'm26-bench-100m',
-  num_hidden_layers: 8,
-  hidden_size: 1024,
-  num_attention_heads: 16,
-  num_key_value_heads: 8,
-  head_dim: 64,
-  intermediate_size: 3072,
-  max_position_embeddings: 256,
-};
 
 async function withFixture<T>(
   o: Parameters<typeof makeFixture>[0],
