@@ -15,6 +15,7 @@ import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM_ARGS } from '../../playwright.config.js';
+import { WEBGPU_ARGS } from './peer-browser.js';
 import { OnnxLocalLlm } from '../../engine/llm/local.js';
 import { dirSource } from '../../tools/model/node-source.js';
 import { splitModelFile } from '../../tools/model/split-model.js';
@@ -59,12 +60,6 @@ const PROMPT = 't17 t250 t33 t999 t42 t8 t600';
 const FORCED: number[][] = [
   [11, 503, 77, 902],
   ...[345, 12, 678, 90, 431, 765, 23, 888, 150, 601, 9, 444].map((t) => [t]),
-];
-const WEBGPU_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-angle=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
 ];
 
 let nodeTokens: Record<string, number[]> = {};

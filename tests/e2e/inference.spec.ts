@@ -13,6 +13,7 @@ import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CHROMIUM_ARGS } from '../../playwright.config.js';
+import { WEBGPU_ARGS } from './peer-browser.js';
 import { OnnxLocalLlm } from '../../engine/llm/local.js';
 import { dirSource } from '../../tools/model/node-source.js';
 import { splitModelFile } from '../../tools/model/split-model.js';
@@ -43,12 +44,6 @@ const SPLITS: Record<string, [number, number][]> = {
     [3, 3],
   ],
 };
-const WEBGPU_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-angle=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-];
 
 let reference: number[][] = [];
 

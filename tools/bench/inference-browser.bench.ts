@@ -16,21 +16,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type Browser } from '@playwright/test';
 import { serveBuiltApp, type BuiltApp } from './built-app.js';
 import type { BenchFilter } from './run.js';
+import { CHROMIUM_ARGS } from '../../playwright.config.js';
+import { WEBGPU_ARGS } from '../../tests/e2e/peer-browser.js';
 
 export const names = ['inference.local_tokens_per_s_webgpu', 'inference.browser_tokens_per_s_wasm'];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-angle=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-];
+const ARGS = [...CHROMIUM_ARGS, ...WEBGPU_ARGS];
 
 export async function figures(want: BenchFilter): Promise<Record<string, number>> {
   if (!names.some(want)) return {};

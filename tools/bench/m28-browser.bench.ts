@@ -10,20 +10,12 @@
 import { chromium, type Browser, type Page } from '@playwright/test';
 import { serveBuiltApp, type BuiltApp } from './built-app.js';
 import type { BenchFilter } from './run.js';
+import { CHROMIUM_ARGS } from '../../playwright.config.js';
+import { WEBGPU_ARGS } from '../../tests/e2e/peer-browser.js';
 
 export const names = ['m28.train_tokens_per_s_webgpu'];
 
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-angle=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-];
+const ARGS = [...CHROMIUM_ARGS, ...WEBGPU_ARGS];
 const STEPS = 20;
 const TEXT =
   'Roses bloom in june. Prune them hard in march. Tomatoes need sun and deep water. ' +

@@ -11,14 +11,10 @@ import { issueCert, iso } from '../../engine/civdef/role.js';
 import { keyPairFromSeed, signObject } from '../../engine/identity/identity.js';
 import { serveBuiltApp, type BuiltApp } from './built-app.js';
 import type { BenchFilter } from './run.js';
+import { CHROMIUM_ARGS } from '../../playwright.config.js';
 
 export const names = ['m31.publish_to_notify_ms_p50'];
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-];
+const ARGS = CHROMIUM_ARGS;
 const ISSUM = 'DE.NRW.Kleve.Issum';
 const ROOT = keyPairFromSeed(new Uint8Array(32).fill(232));
 const RUNS = 7;

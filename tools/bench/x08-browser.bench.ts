@@ -24,6 +24,7 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serveBuiltApp, type BuiltApp } from './built-app.js';
 import type { BenchFilter } from './run.js';
+import { PEER_ARGS } from '../../tests/e2e/peer-browser.js';
 
 /** Hop sizes (label → bytes, samples after warm-up): decode activations, the classic 64 KiB, bulk. */
 const HOP_SIZES: [string, number, number, number][] = [
@@ -45,14 +46,7 @@ export const names = [
   ...HOP_SIZES.flatMap(([l]) => [`x08.hop_ms_p95_${l}`, `x08.raw_datachannel_hop_ms_p95_${l}`]),
 ];
 
-const ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
+const ARGS = PEER_ARGS;
 /** HN_BENCH_X08_MB: a shorter throughput run for traced diagnostics (the figure uses the default 64 MiB) */
 const TOTAL_BYTES = (Number(process.env.HN_BENCH_X08_MB) || 64) << 20;
 const TENSOR_BYTES = 1 << 20;
