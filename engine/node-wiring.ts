@@ -36,9 +36,11 @@ export function wireCore(o: {
   metrics: Metrics;
   defs: readonly AnyModuleDefinition[];
   isOn: (module: string) => boolean;
+  /** a module's event types may be appended (see ModuleHost.mayEmit) */
+  mayEmit: (module: string) => boolean;
   now?: (() => number) | undefined;
 }) {
-  const { keys, community, metrics, defs, isOn } = o;
+  const { keys, community, metrics, defs, isOn, mayEmit } = o;
   const now = o.now ? { now: o.now } : {};
   const namespaces = namespacesOf(defs);
   const bus = new Bus({
@@ -56,7 +58,7 @@ export function wireCore(o: {
     community,
     metrics,
     ...now,
-    mayProduce: (t) => !defs.some((d) => d.name === area(t)) || isOn(area(t)),
+    mayProduce: (t) => !defs.some((d) => d.name === area(t)) || mayEmit(area(t)),
   });
   return { bus, log };
 }

@@ -137,7 +137,8 @@ export async function createNode(options: NodeOptions = {}): Promise<HearthNode>
   const metrics = new Metrics();
   let host: ModuleHost | null = null;
   const isOn = (m: string) => Boolean(section(m)?.enabled) && !!host?.isLive(m);
-  const { bus, log } = wireCore({ keys, store, community, metrics, defs, isOn, now: options.now });
+  const mayEmit = (m: string) => !!host?.mayEmit(m);
+  const { bus, log } = wireCore({ keys, store, community, metrics, defs, isOn, mayEmit, now: options.now });
   await log.open();
   await foundCommunity(log, community, keys.nodeId, communityId, cfg.config);
   const passes = new RelayPasses({

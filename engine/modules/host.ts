@@ -110,6 +110,12 @@ export class ModuleHost {
     const s = this.status.get(name)?.state;
     return s === 'on' || s === 'starting';
   }
+  /** May the module append its own events? While its code runs — started, starting or stopping (a stop hook's
+   * farewell, such as a withdrawn advert, reaches the peers). */
+  mayEmit(name: string): boolean {
+    const s = this.status.get(name)?.state;
+    return s === 'on' || s === 'starting' || s === 'stopping';
+  }
   states(): ModuleStatus[] {
     return [...this.status.values()].map((s) => ({ ...s }));
   }

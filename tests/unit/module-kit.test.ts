@@ -147,6 +147,34 @@ describe('module host lifecycle', () => {
     await n.close();
   });
 
+  it("a stop hook may append the module's farewell event; once off, the module's events are refused", async () => {
+    const farewell: ModuleDefinition<'probe', typeof cfg> = {
+      name: 'probe',
+      seedId: 'T02',
+      config: cfg,
+      capabilityNames: [],
+      events: [{ type: 'probe.left', schema: { type: 'object' } }],
+      create(c) {
+        return {
+          capabilities: () => [],
+          async stop() {
+            await c.events.append('probe.left', {});
+          },
+        };
+      },
+    };
+    const n = await createNode({ modules: [farewell] });
+    await expect(n.events.append('probe.left', {})).rejects.toMatchObject({ code: 'experimental_disabled' });
+    await n.enable('probe');
+    await n.disable('probe');
+    expect(await n.events.list({ type: 'probe.left' })).toHaveLength(1);
+    await expect(n.events.append('probe.left', {})).rejects.toMatchObject({ code: 'experimental_disabled' });
+    // closing the node stops the module the same way
+    await n.enable('probe');
+    await n.close();
+    expect(n.moduleStates().find((s) => s.name === 'probe')?.state).toBe('off');
+  });
+
   it('a module may register only its declared names in its own namespace', async () => {
     const bad: ModuleDefinition<'probe', typeof cfg> = {
       ...probe(false, []),
