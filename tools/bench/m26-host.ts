@@ -9,8 +9,8 @@ import type { HearthNode } from '../../engine/index.js';
 import type { BytePort } from '../../engine/net/port.js';
 import type { ModelManifest } from '../../engine/llm/manifest.js';
 
-/** A BytePort over a worker MessagePort (messages transferred, never shared). `count` sees every message. */
-export function messageBytePort(p: MessagePort, count?: (bytes: number) => void): BytePort {
+/** A BytePort over a worker MessagePort (messages transferred, never shared). `count` sees every link message. */
+export function messageBytePort(p: MessagePort, count?: (msg: Uint8Array) => void): BytePort {
   let closed = false;
   let recv: ((m: Uint8Array) => void) | undefined;
   const early: Uint8Array[] = [];
@@ -23,7 +23,7 @@ export function messageBytePort(p: MessagePort, count?: (bytes: number) => void)
   };
   p.on('message', (m: Uint8Array | { close: string }) => {
     if (m instanceof Uint8Array) {
-      count?.(m.length);
+      count?.(m);
       if (recv) recv(m);
       else early.push(m);
     } else finish(m.close);
@@ -33,7 +33,7 @@ export function messageBytePort(p: MessagePort, count?: (bytes: number) => void)
   return {
     async send(msg) {
       if (closed) throw new Error('port closed');
-      count?.(msg.length);
+      count?.(msg);
       const c = msg.slice();
       p.postMessage(c, [c.buffer]);
     },
@@ -72,7 +72,7 @@ export async function startHost(
   splitDir: string,
   manifest: ModelManifest,
   range: [number, number],
-  count?: (bytes: number) => void,
+  count?: (msg: Uint8Array) => void,
 ): Promise<WorkerHost> {
   // a JS entry that imports this file once tsx's loader is registered (a .ts entry is resolved before it is)
   const api = import.meta.resolve('tsx/esm/api');

@@ -7,25 +7,34 @@
  * pipeline ÷ local tokens/s (the order alternating each round); the other figures are medians of 3.
  * The machine is shared: only ratios measured side by side in one run mean anything.
  *   m26.tokens_per_s_ratio_vs_local       — single-sequence decode tokens/s, 2-host pipeline (fp16 wire) ÷ the
- *                                           whole model; generated model "m26-bench-25m": 8 layers, hidden 512,
- *                                           8 heads / 4 KV heads × 64, MLP 1536, vocab 259 (≈ 25.5 M parameters)
- *   m26.tokens_per_s_ratio_vs_local_demo  — the same on the tiny demo-size model (4 layers, hidden 64)
- *   m26.tokens_per_s_ratio_vs_local_100m  — the same on generated model "m26-bench-100m": 8 layers, hidden 1024,
+ *                                           whole model, on generated model "m26-bench-100m": 8 layers, hidden 1024,
  *                                           16 heads / 8 KV heads × 64, MLP 3072, vocab 259 (≈ 101 M parameters,
- *                                           fp32, ≈ 400 MB; hosts serve layers 0-3 and 4-7); ratio only
+ *                                           fp32, ≈ 400 MB; hosts serve layers 0-3 and 4-7): the smallest of the
+ *                                           three where a token's compute (≈ 20 ms here) is not of the order of a
+ *                                           hop's fixed cost (≈ 0.7 ms per hand-off, 4 per token, with 3 threads on
+ *                                           this 2-core machine) — issue #10: "large enough that a token's compute
+ *                                           is not negligible next to a hop"; docs/decisions.md
+ *   m26.tokens_per_s_ratio_vs_local_25m   — the same on generated model "m26-bench-25m": 8 layers, hidden 512,
+ *                                           8 heads / 4 KV heads × 64, MLP 1536, vocab 259 (≈ 25.5 M parameters,
+ *                                           ≈ 5 ms a token here)
+ *   m26.tokens_per_s_ratio_vs_local_demo  — the same on the tiny demo-size model (4 layers, hidden 64)
  *   m26.aggregate_ratio_4_sequences       — 4 concurrent runs through the 2-host pipeline ÷ 4 concurrent runs of
  *                                           the whole model on one thread (total tokens/s; 25 M model; `_demo` too)
  *   m26.failover_recovery_ms_p50          — serving host's thread terminated → next token streamed (median of 3;
  *                                           demo model, 3 hosts with a replica of the killed range)
  *   m26.wire_overhead_ratio               — link bytes per decoded token per hop (one tensor one way: its
- *                                           TENSOR_DATA + TENSOR_END + the peer's ACK, link headers included),
- *                                           counted from the first to the last token ÷ (hidden × 2 B fp16);
+ *                                           TENSOR_DATA + TENSOR_END + the peer's ACK, link headers included: the
+ *                                           X08 link frames), counted from the first to the last token ÷ (hidden ×
+ *                                           2 B fp16); the link's control traffic in the same window (event sync,
+ *                                           health polls: not the tensor's cost, and not per token) is printed
+ *                                           beside it;
  *                                           25 M model (`_demo`: demo model, where 102 B of fixed headers weigh
  *                                           against 128 B of data)
  */
 import { rmSync } from 'node:fs';
 import type { StreamFrame } from '../../engine/bus/types.js';
 import { CAP } from '../../engine/distributed_inference/types.js';
+import { KIND_X08 } from '../../engine/net/frames.js';
 import { m26Node, makeFixture, type Fixture, type M26Node } from '../../tests/unit/m26-helpers.js';
 import { startHost, type WorkerHost } from './m26-host.js';
 import { BIG, HUGE } from './m26-models.js';
@@ -34,7 +43,7 @@ import type { BenchFilter } from './run.js';
 export const names = [
   'm26.tokens_per_s_ratio_vs_local',
   'm26.tokens_per_s_ratio_vs_local_demo',
-  'm26.tokens_per_s_ratio_vs_local_100m',
+  'm26.tokens_per_s_ratio_vs_local_25m',
   'm26.aggregate_ratio_4_sequences',
   'm26.aggregate_ratio_4_sequences_demo',
   'm26.failover_recovery_ms_p50',
@@ -46,7 +55,7 @@ const PROMPT = 'Describe a community mesh network in one paragraph.';
 /** the same decoding settings on both sides */
 const GREEDY = { temperature: 0, top_p: 1, seed: 0, prefill_chunk_tokens: 64 } as const;
 
-async function mesh(f: Fixture, ranges: [number, number][], count?: (b: number) => void) {
+async function mesh(f: Fixture, ranges: [number, number][], count?: (msg: Uint8Array) => void) {
   const orch = await m26Node(f, {
     serve: false,
     config: { distributed_llm: { failover_timeout_seconds: 10 } },
@@ -124,30 +133,45 @@ async function modelFigures(
   n: number,
   suffix: string,
   want: BenchFilter,
+  /** the single-sequence ratio's suffix when it differs from the other figures' */
+  rateSuffix = suffix,
 ): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
+  // link bytes in both directions on both links: the X08 frames (the tensors' TENSOR_DATA, TENSOR_END and ACKs, link
+  // headers included) and all of it (event sync, health polls and the rest of the control traffic too)
   let bytes = 0;
-  const m = await mesh(f, ranges, (b) => (bytes += b));
+  let allBytes = 0;
+  const m = await mesh(f, ranges, (msg) => {
+    allBytes += msg.length;
+    if (msg[1] === KIND_X08) bytes += msg.length;
+  });
   try {
     await pipelineRate(m.orch, f, 4); // warm-up
     await localRate(f, 4);
     // first: the aggregate's runs leave hosts' health at several sessions for a few seconds
     if (want(`m26.wire_overhead_ratio${suffix}`)) {
-      // link bytes (both directions, every message on both links) from the first token to the last one
+      // from the first token to the last one
       let k = 0;
       let first = 0;
       let last = 0;
+      let firstAll = 0;
+      let lastAll = 0;
       for await (const fr of m.orch.node.stream(CAP.run, input(f, n)) as AsyncIterable<StreamFrame>) {
         if (fr.event !== 'token') continue;
         k++;
-        if (k === 1) first = bytes;
-        last = bytes;
+        if (k === 1) [first, firstAll] = [bytes, allBytes];
+        [last, lastAll] = [bytes, allBytes];
       }
       const hops = 2 * ranges.length; // a tensor each way per shard
-      out[`m26.wire_overhead_ratio${suffix}`] =
-        (last - first) / ((k - 1) * hops) / (f.manifest.dims.hidden_size * 2);
+      const per = (b: number) => b / ((k - 1) * hops) / (f.manifest.dims.hidden_size * 2);
+      out[`m26.wire_overhead_ratio${suffix}`] = per(last - first);
+      process.stderr.write(
+        `m26 ${f.manifest.model_id}: wire overhead, X08 frames ${per(last - first).toFixed(4)}, all link traffic ${per(
+          lastAll - firstAll,
+        ).toFixed(4)}\n`,
+      );
     }
-    if (want(`m26.tokens_per_s_ratio_vs_local${suffix}`)) {
+    if (want(`m26.tokens_per_s_ratio_vs_local${rateSuffix}`)) {
       // paired rounds, the order alternating (the machine's load drifts): the figure is the median of the
       // rounds' pipeline ÷ local ratios, like the x08 bench's pair ratios
       const p: number[] = [];
@@ -162,9 +186,9 @@ async function modelFigures(
         p.push(a.rate);
         l.push(b.rate);
       }
-      out[`m26.tokens_per_s_ratio_vs_local${suffix}`] = median(p.map((x, i) => x / l[i]!));
+      out[`m26.tokens_per_s_ratio_vs_local${rateSuffix}`] = median(p.map((x, i) => x / l[i]!));
       process.stderr.write(
-        `m26${suffix || ' 25m'}: decode tokens/s pipeline ${p.map((x) => x.toFixed(1)).join(' ')} | local ${l
+        `m26 ${f.manifest.model_id}: decode tokens/s pipeline ${p.map((x) => x.toFixed(1)).join(' ')} | local ${l
           .map((x) => x.toFixed(1))
           .join(' ')} | ratios ${p.map((x, i) => (x / l[i]!).toFixed(3)).join(' ')}\n`,
       );
@@ -249,18 +273,22 @@ export async function figures(want: BenchFilter): Promise<Record<string, number>
     [0, 3],
     [4, 7],
   ];
+  // 25 M: the single-sequence ratio as `_25m`, and the aggregate and wire figures
   if (
-    ['m26.tokens_per_s_ratio_vs_local', 'm26.aggregate_ratio_4_sequences', 'm26.wire_overhead_ratio'].some(
-      want,
-    )
+    [
+      'm26.tokens_per_s_ratio_vs_local_25m',
+      'm26.aggregate_ratio_4_sequences',
+      'm26.wire_overhead_ratio',
+    ].some(want)
   )
     await withFixture({ tiny: BIG, ranges: bigRanges, validate: false }, async (big) => {
-      Object.assign(out, await modelFigures(big, bigRanges, 32, '', want));
+      Object.assign(out, await modelFigures(big, bigRanges, 32, '', want, '_25m'));
     });
-  const only100m: BenchFilter = (n) => n === 'm26.tokens_per_s_ratio_vs_local_100m' && want(n);
-  if (want('m26.tokens_per_s_ratio_vs_local_100m'))
+  // 100 M: the headline single-sequence ratio only
+  const onlyRate: BenchFilter = (n) => n === 'm26.tokens_per_s_ratio_vs_local' && want(n);
+  if (want('m26.tokens_per_s_ratio_vs_local'))
     await withFixture({ tiny: HUGE, ranges: bigRanges, validate: false }, async (huge) => {
-      Object.assign(out, await modelFigures(huge, bigRanges, 32, '_100m', only100m));
+      Object.assign(out, await modelFigures(huge, bigRanges, 32, '_100m', onlyRate, ''));
     });
   for (const k of Object.keys(out)) out[k] = Math.round(out[k]! * 1000) / 1000;
   return out;
