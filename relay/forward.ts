@@ -130,7 +130,16 @@ export function createForwarder(ctx: RelayCtx) {
     const now = o.now();
     let p = c.pairs.get(target.id);
     if (!p) {
-      p = { winStart: now, bytes: 0, frames: 0, capped: false, cappedSince: null, lastAt: now, timer: null };
+      p = {
+        winStart: now,
+        bytes: 0,
+        frames: 0,
+        capped: false,
+        cappedSince: null,
+        lastAt: now,
+        timer: null,
+        queue: [],
+      };
       c.pairs.set(target.id, p);
     }
     if (now - p.winStart >= 1000) {
@@ -161,6 +170,15 @@ export function createForwarder(ctx: RelayCtx) {
       () => {
         pair.timer = null;
         pair.lastAt = o.now();
+        // frames read in the capped window go on now, charged to the new one (they may cap it again)
+        for (const f of pair.queue.splice(0)) {
+          c.heldBytes -= f.length;
+          if (c.state === 'closed' || c.ws.readyState !== c.ws.OPEN) continue; // closed over budget: dropped
+          if (pair.capped && pair.timer) {
+            pair.queue.push(f);
+            c.heldBytes += f.length;
+          } else route(c, target, f);
+        }
         ctx.resumeReading(c, reason);
       },
       Math.max(1, pair.winStart + 1000 - now),
@@ -179,6 +197,8 @@ export function createForwarder(ctx: RelayCtx) {
   };
 
   const binary = (c: Conn, buf: Buffer) => {
+    // a connection the relay is closing (over budget, strikes) forwards nothing it had read but not yet handled
+    if (c.ws.readyState !== c.ws.OPEN) return;
     if (c.state !== 'joined') {
       ctx.reject(c, 'bad_request', 'forward_before_hello', 'binary frames need a joined connection');
       return;
@@ -218,6 +238,19 @@ export function createForwarder(ctx: RelayCtx) {
     rewriteForwardAddr(buf, c.nodeId!);
     m.inc('hearthnet_relay_messages_forwarded_total', { kind: 'forward' });
     m.inc('hearthnet_relay_forward_bytes_total', {}, buf.length);
+    const p = c.pairs.get(target.id);
+    if (p?.timer) {
+      // over its per-pair budget in this window (reading is paused; this frame was already read): wait for the next
+      p.queue.push(buf);
+      c.heldBytes += buf.length;
+      return;
+    }
+    route(c, target, buf);
+  };
+
+  /** Pass a frame on to `target`, or hold it while the target is over its mark; charge the pair's budget. */
+  const route = (c: Conn, target: Conn, buf: Buffer) => {
+    if (target.state === 'closed') return;
     const h = c.held.get(target);
     if (h || over(target)) {
       // the target is not reading: hold this pair's frames, keep reading the sender's others
@@ -251,7 +284,10 @@ export function createForwarder(ctx: RelayCtx) {
       if (s.heldBytes <= holdCap()) ctx.resumeReading(s, 'hold');
     }
     c.waitingSenders.clear();
-    for (const p of c.pairs.values()) if (p.timer) clearTimeout(p.timer);
+    for (const p of c.pairs.values()) {
+      if (p.timer) clearTimeout(p.timer);
+      for (const f of p.queue.splice(0)) c.heldBytes -= f.length;
+    }
     c.pairs.clear();
     c.pending = 0;
   };

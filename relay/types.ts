@@ -113,6 +113,9 @@ export interface PairBudget {
   /** When the sender last sent (or was resumed after a pause): a full idle second breaks the run. */
   lastAt: number;
   timer: ReturnType<typeof setTimeout> | null;
+  /** Frames read while the pair was capped (already in the socket's read chunk when reading paused): passed on
+   * when the window rolls over, charged to it, so a burst is paced like a stream. */
+  queue: Buffer[];
 }
 
 /** Frames a sender sent to one target while that target was not reading. */

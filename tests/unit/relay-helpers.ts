@@ -88,6 +88,14 @@ export class RawClient {
     this.ws.send(b, { binary: true });
   }
 
+  /** Many binary messages in one TCP write (the socket corked around them): the relay reads them in one chunk. */
+  sendBinaryBurst(bs: Uint8Array[]) {
+    const sock = (this.ws as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+    sock.cork();
+    for (const b of bs) this.ws.send(b, { binary: true });
+    sock.uncork();
+  }
+
   async closed(ms = 15_000) {
     await this.until(() => this.closeInfo, 'close', ms);
     return this.closeInfo!;
