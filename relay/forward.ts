@@ -170,14 +170,12 @@ export function createForwarder(ctx: RelayCtx) {
       () => {
         pair.timer = null;
         pair.lastAt = o.now();
-        // frames read in the capped window go on now, charged to the new one (they may cap it again)
-        for (const f of pair.queue.splice(0)) {
+        // frames read in the capped window go on now, charged to the new one, until it caps again (a new timer) or
+        // the connection is being closed (over budget: `release` frees the rest)
+        while (pair.queue.length && !pair.timer && c.ws.readyState === c.ws.OPEN) {
+          const f = pair.queue.shift()!;
           c.heldBytes -= f.length;
-          if (c.state === 'closed' || c.ws.readyState !== c.ws.OPEN) continue; // closed over budget: dropped
-          if (pair.capped && pair.timer) {
-            pair.queue.push(f);
-            c.heldBytes += f.length;
-          } else route(c, target, f);
+          route(c, target, f);
         }
         ctx.resumeReading(c, reason);
       },

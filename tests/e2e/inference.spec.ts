@@ -11,12 +11,13 @@
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { CHROMIUM_ARGS } from '../../playwright.config.js';
 import { WEBGPU_ARGS } from './peer-browser.js';
 import { OnnxLocalLlm } from '../../engine/llm/local.js';
 import { dirSource } from '../../tools/model/node-source.js';
 import { splitModelFile } from '../../tools/model/split-model.js';
+import { ensureDemoModel } from '../../tools/model/demo-model.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TMP_NAME = `e2e-inference-${process.pid}`;
@@ -51,12 +52,7 @@ test.describe.configure({ mode: 'serial' });
 
 test.beforeAll(async () => {
   test.setTimeout(240_000);
-  const { ensureDemoModel } = (await import(
-    pathToFileURL(path.join(ROOT, 'scripts/ensure-demo-model.mjs')).href
-  )) as {
-    ensureDemoModel(o: { root: string }): Promise<{ dir: string; splitDir: string }>;
-  };
-  const { dir, splitDir } = await ensureDemoModel({ root: ROOT });
+  const { dir, splitDir } = await ensureDemoModel();
   rmSync(TMP, { recursive: true, force: true });
   mkdirSync(TMP, { recursive: true });
   for (const [name, ranges] of Object.entries(SPLITS))

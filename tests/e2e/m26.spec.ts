@@ -9,11 +9,12 @@
  */
 import { expect, test, type Page } from '@playwright/test';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { OnnxLocalLlm } from '../../engine/llm/local.js';
 import { dirSource } from '../../tools/model/node-source.js';
 import { createRelay } from '../../relay/server.js';
 import { P, knownAds, m26Browsers, serveRange, type M26Browsers } from './m26-peers.js';
+import { ensureDemoModel } from '../../tools/model/demo-model.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PROMPT = 'Tell me about the hearth.';
@@ -28,10 +29,7 @@ async function ask(q: Page): Promise<void> {
 test('2 hosts give the local answer; 3 hosts with a replica: a host browser killed mid-answer → same answer, 1 failover', async () => {
   // ~70 s on an idle machine; generous for a loaded one (3 browsers + ORT in Node)
   test.setTimeout(540_000);
-  const { ensureDemoModel } = (await import(
-    pathToFileURL(path.join(ROOT, 'scripts/ensure-demo-model.mjs')).href
-  )) as { ensureDemoModel(o: { root: string }): Promise<{ dir: string }> };
-  const { dir } = await ensureDemoModel({ root: ROOT });
+  const { dir } = await ensureDemoModel();
   const whole = await OnnxLocalLlm.loadWhole(dirSource(dir), { executionProviders: ['wasm'] });
   // the demo model has random weights: in chat format it ends at once, so the view asks with the raw prompt
   const reference: number[] = [];

@@ -11,27 +11,20 @@
  * 64 tokens from a chat prompt after a warm-up, the same protocol as inference.bench.ts.
  * The app is built into a scratch folder (never `app/dist`, which other runs serve).
  */
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type Browser } from '@playwright/test';
 import { serveBuiltApp, type BuiltApp } from './built-app.js';
 import type { BenchFilter } from './run.js';
 import { CHROMIUM_ARGS } from '../../playwright.config.js';
 import { WEBGPU_ARGS } from '../../tests/e2e/peer-browser.js';
+import { ensureDemoModel } from '../model/demo-model.js';
 
 export const names = ['inference.local_tokens_per_s_webgpu', 'inference.browser_tokens_per_s_wasm'];
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const ARGS = [...CHROMIUM_ARGS, ...WEBGPU_ARGS];
 
 export async function figures(want: BenchFilter): Promise<Record<string, number>> {
   if (!names.some(want)) return {};
-  const { ensureDemoModel } = (await import(
-    pathToFileURL(resolve(ROOT, 'scripts/ensure-demo-model.mjs')).href
-  )) as {
-    ensureDemoModel(o: { root: string }): Promise<{ dir: string }>;
-  };
-  await ensureDemoModel({ root: ROOT });
+  await ensureDemoModel();
   let browser: Browser | null = null;
   let app: BuiltApp | null = null;
   try {

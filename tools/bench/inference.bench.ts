@@ -4,25 +4,17 @@
  *   inference.local_tokens_per_s_wasm — greedy decode tokens per second after the first token
  *   (prefill excluded), median of 3 runs of 64 tokens from a chat prompt.
  */
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { OnnxLocalLlm } from '../../engine/llm/local.js';
 import { configureOrt } from '../../engine/llm/ort.js';
 import { dirSource } from '../model/node-source.js';
 import type { BenchFilter } from './run.js';
+import { ensureDemoModel } from '../model/demo-model.js';
 
 export const names = ['inference.local_tokens_per_s_wasm'];
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-
 export async function figures(want: BenchFilter): Promise<Record<string, number>> {
   if (!want('inference.local_tokens_per_s_wasm')) return {};
-  const { ensureDemoModel } = (await import(
-    pathToFileURL(resolve(root, 'scripts/ensure-demo-model.mjs')).href
-  )) as {
-    ensureDemoModel(o: { root: string }): Promise<{ dir: string }>;
-  };
-  const { dir } = await ensureDemoModel({ root });
+  const { dir } = await ensureDemoModel();
   configureOrt({ numThreads: 1 });
   const llm = await OnnxLocalLlm.loadWhole(dirSource(dir), { executionProviders: ['wasm'] });
   try {

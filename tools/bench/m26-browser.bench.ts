@@ -18,13 +18,10 @@
  * hop).
  * ≤ 1 meets a budget. The app is built into a scratch folder (never `app/dist`). Never logs prompts or tokens.
  */
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serveBuiltApp, type BuiltApp } from './built-app.js';
 import type { BenchFilter } from './run.js';
 import { P, knownAds, m26Browsers, serveRange, type M26Browsers } from '../../tests/e2e/m26-peers.js';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+import { ensureDemoModel } from '../model/demo-model.js';
 
 export const names = [
   'm26.plan_to_first_byte_ratio_vs_budget',
@@ -90,10 +87,7 @@ function timedRun(q: M26Browsers['q']): Promise<RunTimes> {
 export async function figures(want: BenchFilter): Promise<Record<string, number>> {
   if (!names.some(want)) return {};
   if (PROMPT.length !== 32) throw new Error('the bench prompt must be 32 characters');
-  const { ensureDemoModel } = (await import(
-    pathToFileURL(join(ROOT, 'scripts/ensure-demo-model.mjs')).href
-  )) as { ensureDemoModel(o: { root: string }): Promise<{ dir: string }> };
-  await ensureDemoModel({ root: ROOT });
+  await ensureDemoModel();
   let app: BuiltApp | null = null;
   let mesh: M26Browsers | null = null;
   try {
