@@ -4,10 +4,13 @@
  * - Every byte the relay queues towards a connection — forward frames, signals, roster news —
  *   goes through `queueTo` and counts in that connection's `pending`.
  * - Everything a connection sends is charged to one byte budget per connection (text and binary).
- * - Forward frames are never dropped. A target over its high-water mark does not stall its
- *   senders' sockets: the frames for that target are held per (sender, target) and the sender is
- *   told `{t:"flow", peer, paused:true}`, so its frames to other peers keep flowing. A sender that
- *   ignores the notice and holds more than twice the high-water mark is paused (its own fault).
+ * - Forward frames are never dropped. A target over its high-water mark holds up its senders'
+ *   frames for it per (sender, target), and each sender is told `{t:"flow", peer, paused:true}`
+ *   and its socket is paused, as TCP would: a backlog for a reader that is only slower waits in the
+ *   sender's buffers, not in the relay's memory. A pause lasts at most `slowReaderPauseMs`; then the
+ *   sender reads on, its frames for that target are held and its frames to other peers keep flowing,
+ *   so a reader that stopped cannot freeze its senders (attack 3). A sender that ignores the notice
+ *   and holds more than twice the high-water mark is paused (its own fault).
  * - Signals to a target over its high-water mark are refused with `rate_limited`. A sender that
  *   keeps signalling inside the `retry_after_ms` it was given ignores it: past
  *   IGNORED_WAITS_FREE such messages each refusal is a strike, so a flooder is closed within a
@@ -17,7 +20,7 @@
 import type { NodeID } from '../engine/core/types.js';
 import { RELAY_FORWARD_MAX_BYTES, forwardFrameAddr, rewriteForwardAddr } from '../engine/net/relay-wire.js';
 import { shortId, type RelayCtx } from './context.js';
-import type { Conn } from './types.js';
+import type { Conn, Held } from './types.js';
 
 /** Refused signals a sender may send inside its retry window before each one costs a strike
  * (an honest peer's burst of ICE candidates to a busy target stays under it). */
@@ -54,19 +57,48 @@ export function createForwarder(ctx: RelayCtx) {
   /** The target drained: pass held frames on in order; tell each fully flushed sender to go on. */
   const drain = (t: Conn) => {
     for (const s of [...t.waitingSenders]) {
-      const h = s.held.get(t);
-      while (h && h.frames.length && !over(t)) {
+      const h = s.held.get(t)!;
+      while (h.frames.length && !over(t)) {
         const f = h.frames.shift()!;
         h.bytes -= f.length;
         s.heldBytes -= f.length;
         queueTo(t, f, f.length, true);
       }
-      if (h && h.frames.length) return; // over again: wait for the next drain
-      s.held.delete(t);
-      t.waitingSenders.delete(s);
+      if (h.frames.length) return; // over again: wait for the next drain
+      unhold(s, t, h);
       ctx.sendJson(s, { t: 'flow', peer: t.nodeId, paused: false });
-      if (s.heldBytes <= holdCap()) ctx.resumeReading(s, 'hold');
     }
+  };
+
+  const slowReason = (t: Conn) => `slow:${t.id}`;
+
+  /**
+   * `t` went over its mark while `c` sends to it: hold the pair's frames, tell the sender, and pause
+   * its socket for up to `slowReaderPauseMs` — a reader that is only slower drains by then and the
+   * backlog never left the sender; past it, `c` reads on and its frames for `t` are held.
+   */
+  const hold = (c: Conn, t: Conn): Held => {
+    const h: Held = { frames: [], bytes: 0, timer: null };
+    c.held.set(t, h);
+    t.waitingSenders.add(c);
+    m.inc('hearthnet_relay_backpressure_pauses_total');
+    ctx.sendJson(c, { t: 'flow', peer: t.nodeId, paused: true });
+    ctx.pauseReading(c, slowReason(t));
+    h.timer = setTimeout(() => {
+      h.timer = null;
+      ctx.resumeReading(c, slowReason(t));
+    }, o.slowReaderPauseMs);
+    return h;
+  };
+
+  /** `c` holds nothing more for `t` (flushed, or one of them closed): it may read again. */
+  const unhold = (c: Conn, t: Conn, h: Held) => {
+    if (h.timer) clearTimeout(h.timer);
+    c.heldBytes -= h.bytes;
+    c.held.delete(t);
+    t.waitingSenders.delete(c);
+    ctx.resumeReading(c, slowReason(t));
+    if (c.heldBytes <= holdCap()) ctx.resumeReading(c, 'hold');
   };
 
   /** Byte budget of everything a connection sends; returns ms until `len` bytes are affordable. */
@@ -249,18 +281,11 @@ export function createForwarder(ctx: RelayCtx) {
   /** Pass a frame on to `target`, or hold it while the target is over its mark; charge the pair's budget. */
   const route = (c: Conn, target: Conn, buf: Buffer) => {
     if (target.state === 'closed') return;
-    const h = c.held.get(target);
+    let h = c.held.get(target);
     if (h || over(target)) {
-      // the target is not reading: hold this pair's frames, keep reading the sender's others
-      if (!h) {
-        c.held.set(target, { frames: [buf], bytes: buf.length });
-        target.waitingSenders.add(c);
-        m.inc('hearthnet_relay_backpressure_pauses_total');
-        ctx.sendJson(c, { t: 'flow', peer: target.nodeId, paused: true });
-      } else {
-        h.frames.push(buf);
-        h.bytes += buf.length;
-      }
+      h ??= hold(c, target);
+      h.frames.push(buf);
+      h.bytes += buf.length;
       c.heldBytes += buf.length;
       markOver(target);
       if (c.heldBytes > holdCap()) ctx.pauseReading(c, 'hold');
@@ -270,18 +295,8 @@ export function createForwarder(ctx: RelayCtx) {
 
   /** A connection closed: free what it held and what was held for it. */
   const release = (c: Conn) => {
-    for (const [t, h] of c.held) {
-      c.heldBytes -= h.bytes;
-      t.waitingSenders.delete(c);
-    }
-    c.held.clear();
-    for (const s of c.waitingSenders) {
-      const h = s.held.get(c);
-      if (h) s.heldBytes -= h.bytes;
-      s.held.delete(c);
-      if (s.heldBytes <= holdCap()) ctx.resumeReading(s, 'hold');
-    }
-    c.waitingSenders.clear();
+    for (const [t, h] of c.held) unhold(c, t, h);
+    for (const s of c.waitingSenders) unhold(s, c, s.held.get(c)!);
     for (const p of c.pairs.values()) {
       if (p.timer) clearTimeout(p.timer);
       for (const f of p.queue.splice(0)) c.heldBytes -= f.length;

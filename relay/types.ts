@@ -54,6 +54,11 @@ export interface RelayOptions {
   forwardHighWaterBytes?: number;
   /** Resume paused senders when the target's queue falls below this (default 1 MiB). */
   forwardLowWaterBytes?: number;
+  /**
+   * A target over the high-water mark pauses its senders' sockets for at most this long; then they
+   * read on and their frames for it are held, so a stalled reader cannot freeze them (default 1 s).
+   */
+  slowReaderPauseMs?: number;
   /** Per (sender, target) pair budget per second (defaults 16 MiB and 2000 frames). */
   pairBytesPerSecond?: number;
   pairFramesPerSecond?: number;
@@ -118,10 +123,12 @@ export interface PairBudget {
   queue: Buffer[];
 }
 
-/** Frames a sender sent to one target while that target was not reading. */
+/** Frames a sender sent to one target while that target was over its high-water mark. */
 export interface Held {
   frames: Buffer[];
   bytes: number;
+  /** Ends the sender's pause for this target after `slowReaderPauseMs` (null: it reads on). */
+  timer: ReturnType<typeof setTimeout> | null;
 }
 
 export interface Conn {

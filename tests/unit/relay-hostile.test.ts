@@ -16,7 +16,7 @@ import {
   encodeForwardFrame,
   issueRelayPass,
 } from '../../engine/net/relay-client.js';
-import { RELAY_CLOSE_POLICY } from '../../engine/net/relay-wire.js';
+import { RELAY_CLOSE_POLICY, RELAY_FORWARD_HEADER_BYTES } from '../../engine/net/relay-wire.js';
 import { IGNORED_WAITS_FREE } from '../../relay/forward.js';
 import { createRelay, type Relay, type RelayOptions } from '../../relay/server.js';
 import { RawClient, eventually, joinRaw, type Json } from './relay-helpers.js';
@@ -192,6 +192,106 @@ describe('relay under attack (issue #18)', () => {
     expect(errors).not.toContain('rate_limited');
     expect(relay.metrics.get('hearthnet_relay_backpressure_pauses_total')).toBeGreaterThanOrEqual(1);
     await eventually(() => relay.stats().queued_bytes === 0, 'held frames freed', 10_000);
+  }, 90_000);
+
+  /** a (a raw client: it ignores flow notices) writes 24 MiB at once to b, which reads one message every `everyMs`. */
+  async function slowReader(o: RelayOptions, everyMs: number) {
+    const relay = await relayWith({ forwardHighWaterBytes: 1 * MiB, forwardLowWaterBytes: 256 * 1024, ...o });
+    const room = generateKeyPair().nodeId;
+    const [a, b] = [generateKeyPair(), generateKeyPair()];
+    const { c: ca } = await joinRaw(relay.wsUrl, a, room);
+    const { c: cb } = await joinRaw(relay.wsUrl, b, room);
+    cleanups.push(
+      () => ca.close(),
+      () => cb.close(),
+    );
+    cb.ws.on('message', () => cb.ws.pause());
+    const reader = setInterval(() => cb.ws.resume(), everyMs);
+    cleanups.push(() => clearInterval(reader));
+    const N = 384;
+    for (let i = 0; i < N; i++) {
+      const p = new Uint8Array(64 * 1024);
+      new DataView(p.buffer).setUint32(0, i);
+      ca.sendBinary(encodeForwardFrame(b.nodeId, p));
+    }
+    const got = cb.until(() => cb.bins.length >= N, `${N} frames`, 90_000);
+    const maxQueued = await sampleMax(() => relay.stats().queued_bytes, got);
+    clearInterval(reader);
+    cb.bins.forEach((f, i) => expect(f.readUInt32BE(RELAY_FORWARD_HEADER_BYTES)).toBe(i));
+    expect(relay.metrics.get('hearthnet_relay_rejects_total', { reason: 'slow_consumer' })).toBe(0);
+    return { relay, ca, maxQueued };
+  }
+
+  it('3. a receiver that reads, only slower than its sender sends, pauses the sender: the backlog waits in the sender’s socket, not in the relay', async () => {
+    // b reads one message every 20 ms (~3 MB/s): a pause lasts until it drains
+    const { relay, ca, maxQueued } = await slowReader({ slowReaderPauseMs: 60_000 }, 20);
+    expect(relay.metrics.get('hearthnet_relay_backpressure_pauses_total')).toBeGreaterThanOrEqual(1);
+    expect(ca.has('flow', (m) => m.paused === true)).toBe(true);
+    await ca.until(() => ca.has('flow', (m) => m.paused === false), 'flow resumed');
+    // b's queue (1 MiB) and the frames of one read chunk; holding a's backlog here as well (up to
+    // twice the mark) was the old rule
+    expect(maxQueued).toBeLessThan(1.5 * MiB);
+  }, 90_000);
+
+  it('3. a sender paused for a slow reader reads on after slowReaderPauseMs: its frames for that reader are held, up to twice the mark', async () => {
+    const { maxQueued } = await slowReader({ slowReaderPauseMs: 50 }, 20);
+    expect(maxQueued).toBeGreaterThan(1.5 * MiB);
+    expect(maxQueued).toBeLessThanOrEqual(3 * MiB + 256 * 1024);
+  }, 90_000);
+
+  it('3. a receiver that reads only a trickle holds up its sender’s other traffic no longer than slowReaderPauseMs at a time', async () => {
+    const pauseMs = 400;
+    const relay = await relayWith({
+      forwardHighWaterBytes: 1 * MiB,
+      forwardLowWaterBytes: 256 * 1024,
+      slowConsumerMs: 60_000,
+      slowReaderPauseMs: pauseMs,
+    });
+    const room = generateKeyPair().nodeId;
+    const [a, b, c] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
+    const ca = new RelayClient({ url: relay.wsUrl, keyPair: a, room, WebSocket, reconnect: false });
+    const cc = new RelayClient({ url: relay.wsUrl, keyPair: c, room, WebSocket, reconnect: false });
+    cleanups.push(
+      () => ca.close(),
+      () => cc.close(),
+    );
+    ca.start();
+    cc.start();
+    await ca.waitReady(10_000);
+    await cc.waitReady(10_000);
+    const { c: rb } = await joinRaw(relay.wsUrl, b, room);
+    cleanups.push(() => rb.ws.terminate());
+    await eventually(() => ca.hasPeer(b.nodeId) && ca.hasPeer(c.nodeId), 'roster');
+    // b reads one message every 200 ms (~330 KB/s): it never drains to the low mark within a pause
+    rb.ws.on('message', () => rb.ws.pause());
+    const reader = setInterval(() => rb.ws.resume(), 200);
+    cleanups.push(() => clearInterval(reader));
+    cc.onForward(a.nodeId, (p) => void cc.forward(a.nodeId, p)); // c echoes
+    const echoes: number[] = [];
+    ca.onForward(c.nodeId, (p) => void echoes.push(new DataView(p.buffer, p.byteOffset).getFloat64(0)));
+    let stop = false;
+    const bulk = (async () => {
+      const chunk = new Uint8Array(64 * 1024);
+      while (!stop) await ca.forward(b.nodeId, chunk).catch(() => (stop = true));
+    })();
+    await eventually(() => relay.metrics.get('hearthnet_relay_backpressure_pauses_total') >= 1, 'a paused');
+    const rtts: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const p = new Uint8Array(8);
+      const t0 = performance.now();
+      new DataView(p.buffer).setFloat64(0, t0);
+      await ca.forward(c.nodeId, p);
+      await eventually(() => echoes.includes(t0), `echo ${i}`, 20_000);
+      rtts.push(performance.now() - t0);
+      await sleep(50);
+    }
+    stop = true;
+    clearInterval(reader);
+    rb.ws.terminate();
+    await bulk;
+    // draining 768 KiB at ~330 KB/s takes over 2 s: unbounded, a pause would hold a's other traffic until b is cut off
+    expect(Math.max(...rtts)).toBeLessThan(pauseMs + 1000);
+    expect(ca.state).toBe('ready');
   }, 90_000);
 
   it('6. slowloris: held and trickling sockets are closed within the timeout, extra sockets refused, /healthz answers throughout', async () => {

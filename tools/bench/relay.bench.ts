@@ -25,7 +25,8 @@
  *   `relay.rtt_p95_ms_under_flood`: an honest pair's round trip p95 in the same room meanwhile.
  * Figures depend on the machine and its load; compare only runs on the same machine.
  * Env: RELAY_BENCH_ROUNDS (default 2), RELAY_BENCH_SECONDS (default 3), RELAY_BENCH_PACED_MBPS (8),
- * RELAY_BENCH_BASELINE=0 skips the baseline, RELAY_BENCH_PEERS=10 (or 10,50) measures only those sizes,
+ * RELAY_BENCH_BASELINE=0 skips the baseline, RELAY_BENCH_BASELINE_COMMIT another baseline (HEAD: A/A),
+ * RELAY_BENCH_PEERS=10 (or 10,50) measures only those sizes,
  * RELAY_BENCH_NODE_ARGS passes node flags to both relay processes (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
  * Reading the CPU figure: one relay's `cpu_ms_per_mb` swings ±30 % between identical runs on this
  * 2-core host (its I/O settles either into large batched reads/writes or into a choppy pattern with
@@ -47,8 +48,11 @@ const ALL_SIZES = [10, 50, 100];
 const SIZES = process.env.RELAY_BENCH_PEERS
   ? ALL_SIZES.filter((n) => process.env.RELAY_BENCH_PEERS!.split(',').map(Number).includes(n))
   : ALL_SIZES;
-/** The relay before the issue #18 hardening (parent of 95556bc). */
-const BASELINE_COMMIT = '95556bc^';
+/**
+ * The relay before the issue #18 hardening (parent of 95556bc). RELAY_BENCH_BASELINE_COMMIT=HEAD
+ * runs today's relay against itself: the spread of its ratios is the bench's own noise (A/A).
+ */
+const BASELINE_COMMIT = process.env.RELAY_BENCH_BASELINE_COMMIT ?? '95556bc^';
 const ROUNDS = Math.max(1, Number(process.env.RELAY_BENCH_ROUNDS ?? 2));
 const SECONDS = Math.max(1, Number(process.env.RELAY_BENCH_SECONDS ?? 3));
 /** Offered load (MB/s in all) of the paced runs: below what either relay forwards on a busy 2-core host. */
@@ -79,11 +83,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The pre-hardening relay's source tree (relay/ + engine/), extracted once into .cache/. */
 function baselineTree(): string | null {
-  const dir = join(root, '.cache', 'relay-baseline', BASELINE_COMMIT.replace(/\W/g, '_'));
-  if (existsSync(join(dir, 'relay', 'main.ts'))) return dir;
   try {
+    const rev = execFileSync('git', ['rev-parse', BASELINE_COMMIT], { cwd: root }).toString().trim();
+    const dir = join(root, '.cache', 'relay-baseline', rev);
+    if (existsSync(join(dir, 'relay', 'main.ts'))) return dir;
     mkdirSync(dir, { recursive: true });
-    const tar = execFileSync('git', ['archive', BASELINE_COMMIT, 'relay', 'engine', 'package.json'], {
+    const tar = execFileSync('git', ['archive', rev, 'relay', 'engine', 'package.json'], {
       cwd: root,
       maxBuffer: 256 * 1024 * 1024,
     });
@@ -95,10 +100,10 @@ function baselineTree(): string | null {
   }
 }
 
-async function startRelay(cwd: string, baseline: boolean): Promise<{ proc: ChildProcess; wsUrl: string }> {
+async function startRelay(cwd: string): Promise<{ proc: ChildProcess; wsUrl: string }> {
   const limits = ['--connections-per-ip', '1000', '--joins-per-hour', '1000', '--max-room-peers', '200'];
-  // flags the hardening added (the baseline relay does not know them)
-  if (!baseline)
+  // flags the hardening added, where the tree's relay knows them (the pre-hardening one does not)
+  if (readFileSync(join(cwd, 'relay/config.ts'), 'utf8').includes("'sockets-per-ip'"))
     limits.push('--sockets-per-ip', '1000', '--unjoined-per-ip', '1000', '--fresh-keys-per-minute', '1000');
   const proc = spawn(
     process.execPath,
@@ -315,8 +320,8 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 export async function figures(want: BenchFilter): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const base = process.env.RELAY_BENCH_BASELINE === '0' ? null : baselineTree();
-  const hardened = await startRelay(root, false);
-  const old = base ? await startRelay(base, true) : null;
+  const hardened = await startRelay(root);
+  const old = base ? await startRelay(base) : null;
   try {
     for (const n of SIZES) {
       if (!names.some((k) => k.endsWith(`.peers_${n}`) && want(k))) continue;
