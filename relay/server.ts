@@ -79,7 +79,7 @@ function resolve(opts: RelayOptions): ResolvedOptions {
     overBudgetGraceMs: opts.overBudgetGraceMs ?? 10_000,
     strikesBeforeClose: opts.strikesBeforeClose ?? 10,
     slowConsumerMs: opts.slowConsumerMs ?? 60_000,
-    slowReaderPauseMs: opts.slowReaderPauseMs ?? 1000,
+    slowReaderPauseMs: opts.slowReaderPauseMs ?? 2000,
     version: opts.version ?? readPackageVersion(),
     now: opts.now ?? Date.now,
     log:

@@ -56,7 +56,7 @@ export interface RelayOptions {
   forwardLowWaterBytes?: number;
   /**
    * A target over the high-water mark pauses its senders' sockets for at most this long; then they
-   * read on and their frames for it are held, so a stalled reader cannot freeze them (default 1 s).
+   * read on and their frames for it are held, so a stalled reader cannot freeze them (default 2 s).
    */
   slowReaderPauseMs?: number;
   /** Per (sender, target) pair budget per second (defaults 16 MiB and 2000 frames). */
