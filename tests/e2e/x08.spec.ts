@@ -160,10 +160,17 @@ test('two browsers open an X08 session over their direct link; a cancel mid-tens
     await pb.goto(baseURL);
     await Promise.all([ready(pa), ready(pb)]);
     const community = await pa.evaluate(() => window.hearthnet!.communityId);
-    // B joins A's community (the community is fixed at boot: save it, reload)
-    await pb.evaluate((c) => window.hearthnet!.setConfig({ community: { community_id: c } }), community);
-    await pb.reload();
-    await ready(pb);
+    // B joins A's community (the community is fixed at boot: save it, reload). This spec needs the
+    // direct link: both wait up to 30 s for WebRTC (default 10 s) before falling back to a relayed
+    // link, which is never upgraded later — under CI load the first attempt can take longer than 10 s.
+    const webrtc = { webrtc_connect_timeout_seconds: 30 };
+    await pa.evaluate((t) => window.hearthnet!.setConfig({ transport: t }), webrtc);
+    await pb.evaluate(
+      ([c, t]) => window.hearthnet!.setConfig({ community: { community_id: c }, transport: t }),
+      [community, webrtc] as const,
+    );
+    await Promise.all([pa.reload(), pb.reload()]);
+    await Promise.all([ready(pa), ready(pb)]);
     expect(await pb.evaluate(() => window.hearthnet!.communityId)).toBe(community);
     const idA = await pa.evaluate(() => window.hearthnet!.id);
     const idB = await pb.evaluate(() => window.hearthnet!.id);
@@ -173,7 +180,7 @@ test('two browsers open an X08 session over their direct link; a cancel mid-tens
         other,
       );
     await expect
-      .poll(async () => (await linked(pa, idB)) && (await linked(pb, idA)), { timeout: 30_000 })
+      .poll(async () => (await linked(pa, idB)) && (await linked(pb, idA)), { timeout: 45_000 })
       .toBe(true);
 
     for (const p of [pa, pb]) {

@@ -71,6 +71,45 @@ async function signalRoundTrips(relay: Relay, room: NodeID, n: number): Promise<
   return rtts;
 }
 
+/**
+ * a and c are engine RelayClients (c echoes what a sends it), b a raw client the test drives as a reader;
+ * `roundTrips(n)`: n round trips a → c → a, one every 50 ms, each in ms.
+ */
+async function senderAndTwoReceivers(relay: Relay) {
+  const room = generateKeyPair().nodeId;
+  const [a, b, c] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
+  const ca = new RelayClient({ url: relay.wsUrl, keyPair: a, room, WebSocket, reconnect: false });
+  const cc = new RelayClient({ url: relay.wsUrl, keyPair: c, room, WebSocket, reconnect: false });
+  cleanups.push(
+    () => ca.close(),
+    () => cc.close(),
+  );
+  ca.start();
+  cc.start();
+  await ca.waitReady(10_000);
+  await cc.waitReady(10_000);
+  const { c: rb } = await joinRaw(relay.wsUrl, b, room);
+  cleanups.push(() => rb.ws.terminate());
+  await eventually(() => ca.hasPeer(b.nodeId) && ca.hasPeer(c.nodeId), 'roster');
+  cc.onForward(a.nodeId, (p) => void cc.forward(a.nodeId, p));
+  const echoes: number[] = [];
+  ca.onForward(c.nodeId, (p) => void echoes.push(new DataView(p.buffer, p.byteOffset).getFloat64(0)));
+  const roundTrips = async (n: number) => {
+    const rtts: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const p = new Uint8Array(8);
+      const t0 = performance.now();
+      new DataView(p.buffer).setFloat64(0, t0);
+      await ca.forward(c.nodeId, p);
+      await eventually(() => echoes.includes(t0), `echo ${i}`, 20_000);
+      rtts.push(performance.now() - t0);
+      await sleep(50);
+    }
+    return rtts;
+  };
+  return { ca, b, rb, roundTrips };
+}
+
 describe('relay under attack (issue #18)', () => {
   it('1. signal flood at a peer that never reads: bounded by its byte queue, senders told rate_limited then closed for ignoring it, sink cut, honest pair unaffected', async () => {
     const relay = await relayWith({
@@ -138,25 +177,8 @@ describe('relay under attack (issue #18)', () => {
 
   it('3. a peer that stops reading does not freeze its sender: other destinations flow on, the sender is not kicked', async () => {
     const relay = await relayWith({ forwardHighWaterBytes: 2 * MiB, slowConsumerMs: 4000 });
-    const room = generateKeyPair().nodeId;
-    const [a, b, c] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
-    const ca = new RelayClient({ url: relay.wsUrl, keyPair: a, room, WebSocket, reconnect: false });
-    const cc = new RelayClient({ url: relay.wsUrl, keyPair: c, room, WebSocket, reconnect: false });
-    cleanups.push(
-      () => ca.close(),
-      () => cc.close(),
-    );
-    ca.start();
-    cc.start();
-    await ca.waitReady(10_000);
-    await cc.waitReady(10_000);
-    const { c: rb } = await joinRaw(relay.wsUrl, b, room);
-    cleanups.push(() => rb.ws.terminate());
-    await eventually(() => ca.hasPeer(b.nodeId) && ca.hasPeer(c.nodeId), 'roster');
+    const { ca, b, rb, roundTrips } = await senderAndTwoReceivers(relay);
     rb.ws.pause(); // b stops reading
-    cc.onForward(a.nodeId, (p) => void cc.forward(a.nodeId, p)); // c echoes
-    const echoes: number[] = [];
-    ca.onForward(c.nodeId, (p) => void echoes.push(new DataView(p.buffer, p.byteOffset).getFloat64(0)));
     const errors: string[] = [];
     ca.on('relay_error', (e) => errors.push(e.code));
     // bulk a → b: up to 64 MiB, stops when the relay cuts b off (forward rejects)
@@ -172,16 +194,7 @@ describe('relay under attack (issue #18)', () => {
       return 1024;
     })();
     // meanwhile a ↔ c round trips every 50 ms
-    const rtts: number[] = [];
-    for (let i = 0; i < 60; i++) {
-      const p = new Uint8Array(8);
-      const t0 = performance.now();
-      new DataView(p.buffer).setFloat64(0, t0);
-      await ca.forward(c.nodeId, p);
-      await eventually(() => echoes.includes(t0), `echo ${i}`, 20_000);
-      rtts.push(performance.now() - t0);
-      await sleep(50);
-    }
+    const rtts = await roundTrips(60);
     await bulk; // ends: b is cut off, then frames to it are answered forward_target_offline
     expect(relay.metrics.get('hearthnet_relay_rejects_total', { reason: 'slow_consumer' })).toBe(1);
     rtts.sort((x, y) => x - y);
@@ -247,44 +260,18 @@ describe('relay under attack (issue #18)', () => {
       slowConsumerMs: 60_000,
       slowReaderPauseMs: pauseMs,
     });
-    const room = generateKeyPair().nodeId;
-    const [a, b, c] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
-    const ca = new RelayClient({ url: relay.wsUrl, keyPair: a, room, WebSocket, reconnect: false });
-    const cc = new RelayClient({ url: relay.wsUrl, keyPair: c, room, WebSocket, reconnect: false });
-    cleanups.push(
-      () => ca.close(),
-      () => cc.close(),
-    );
-    ca.start();
-    cc.start();
-    await ca.waitReady(10_000);
-    await cc.waitReady(10_000);
-    const { c: rb } = await joinRaw(relay.wsUrl, b, room);
-    cleanups.push(() => rb.ws.terminate());
-    await eventually(() => ca.hasPeer(b.nodeId) && ca.hasPeer(c.nodeId), 'roster');
+    const { ca, b, rb, roundTrips } = await senderAndTwoReceivers(relay);
     // b reads one message every 200 ms (~330 KB/s): it never drains to the low mark within a pause
     rb.ws.on('message', () => rb.ws.pause());
     const reader = setInterval(() => rb.ws.resume(), 200);
     cleanups.push(() => clearInterval(reader));
-    cc.onForward(a.nodeId, (p) => void cc.forward(a.nodeId, p)); // c echoes
-    const echoes: number[] = [];
-    ca.onForward(c.nodeId, (p) => void echoes.push(new DataView(p.buffer, p.byteOffset).getFloat64(0)));
     let stop = false;
     const bulk = (async () => {
       const chunk = new Uint8Array(64 * 1024);
       while (!stop) await ca.forward(b.nodeId, chunk).catch(() => (stop = true));
     })();
     await eventually(() => relay.metrics.get('hearthnet_relay_backpressure_pauses_total') >= 1, 'a paused');
-    const rtts: number[] = [];
-    for (let i = 0; i < 40; i++) {
-      const p = new Uint8Array(8);
-      const t0 = performance.now();
-      new DataView(p.buffer).setFloat64(0, t0);
-      await ca.forward(c.nodeId, p);
-      await eventually(() => echoes.includes(t0), `echo ${i}`, 20_000);
-      rtts.push(performance.now() - t0);
-      await sleep(50);
-    }
+    const rtts = await roundTrips(40);
     stop = true;
     clearInterval(reader);
     rb.ws.terminate();
