@@ -51,8 +51,8 @@ async function sampleMax(sample: () => number, run: Promise<unknown>): Promise<n
   return Math.max(max, sample());
 }
 
-/** An honest pair exchanging signals: returns each round trip in ms. */
-async function signalRoundTrips(relay: Relay, room: NodeID, n: number): Promise<number[]> {
+/** Two raw clients joined to `room`, closed after the test. */
+async function rawPair(relay: Relay, room: NodeID) {
   const [a, b] = [generateKeyPair(), generateKeyPair()];
   const { c: ca } = await joinRaw(relay.wsUrl, a, room);
   const { c: cb } = await joinRaw(relay.wsUrl, b, room);
@@ -60,6 +60,12 @@ async function signalRoundTrips(relay: Relay, room: NodeID, n: number): Promise<
     () => ca.close(),
     () => cb.close(),
   );
+  return { a, b, ca, cb };
+}
+
+/** An honest pair exchanging signals: returns each round trip in ms. */
+async function signalRoundTrips(relay: Relay, room: NodeID, n: number): Promise<number[]> {
+  const { b, ca, cb } = await rawPair(relay, room);
   const rtts: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
@@ -210,14 +216,7 @@ describe('relay under attack (issue #18)', () => {
   /** a (a raw client: it ignores flow notices) writes 24 MiB at once to b, which reads one message every `everyMs`. */
   async function slowReader(o: RelayOptions, everyMs: number) {
     const relay = await relayWith({ forwardHighWaterBytes: 1 * MiB, forwardLowWaterBytes: 256 * 1024, ...o });
-    const room = generateKeyPair().nodeId;
-    const [a, b] = [generateKeyPair(), generateKeyPair()];
-    const { c: ca } = await joinRaw(relay.wsUrl, a, room);
-    const { c: cb } = await joinRaw(relay.wsUrl, b, room);
-    cleanups.push(
-      () => ca.close(),
-      () => cb.close(),
-    );
+    const { b, ca, cb } = await rawPair(relay, generateKeyPair().nodeId);
     cb.ws.on('message', () => cb.ws.pause());
     const reader = setInterval(() => cb.ws.resume(), everyMs);
     cleanups.push(() => clearInterval(reader));
