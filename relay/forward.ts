@@ -215,6 +215,35 @@ export function createForwarder(ctx: RelayCtx) {
     );
   };
 
+  /** Connections that sent something in this event-loop turn, and what the turn has handled in all. */
+  let turnConns: Conn[] = [];
+  let turnTotal = 0;
+  const nextTurn = () => {
+    const cs = turnConns;
+    turnConns = [];
+    turnTotal = 0;
+    for (const c of cs) {
+      c.turnBytes = -1;
+      ctx.resumeReading(c, 'turn');
+    }
+  };
+
+  /**
+   * Fair shares of a busy event loop: libuv reads up to 2 MiB from a readable socket in one go, so
+   * with dozens of bulk senders one turn ran for hundreds of ms and a small message waited behind
+   * them all. Once a turn has handled 4 × `turnReadBytes`, a connection past its `turnReadBytes`
+   * has its socket paused until the next turn (a relay that is not busy never pauses anyone).
+   */
+  const chargeTurn = (c: Conn, len: number) => {
+    if (c.turnBytes < 0) {
+      c.turnBytes = 0;
+      if (turnConns.push(c) === 1) setImmediate(nextTurn);
+    }
+    c.turnBytes += len;
+    turnTotal += len;
+    if (c.turnBytes > o.turnReadBytes && turnTotal > 4 * o.turnReadBytes) ctx.pauseReading(c, 'turn');
+  };
+
   /** Offline-target replies come from their own bucket; a flood past it costs strikes. */
   const takeOffline = (c: Conn): boolean => {
     const now = o.now();
@@ -337,7 +366,7 @@ export function createForwarder(ctx: RelayCtx) {
     queueTo(c, text, Buffer.byteLength(text), false);
   };
 
-  return { binary, signal, release, sweep, queuedBytes, send, chargeBytes };
+  return { binary, signal, release, sweep, queuedBytes, send, chargeBytes, chargeTurn };
 }
 
 export type Forwarder = ReturnType<typeof createForwarder>;

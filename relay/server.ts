@@ -80,6 +80,7 @@ function resolve(opts: RelayOptions): ResolvedOptions {
     strikesBeforeClose: opts.strikesBeforeClose ?? 10,
     slowConsumerMs: opts.slowConsumerMs ?? 60_000,
     slowReaderPauseMs: opts.slowReaderPauseMs ?? 2000,
+    turnReadBytes: opts.turnReadBytes ?? 256 * 1024,
     version: opts.version ?? readPackageVersion(),
     now: opts.now ?? Date.now,
     log:
@@ -223,6 +224,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
       heldBytes: 0,
       overSince: 0,
       pauseReasons: new Set(),
+      turnBytes: -1,
       pairs: new Map(),
       refusals: new Map(),
     };
@@ -298,6 +300,7 @@ export async function createRelay(opts: RelayOptions = {}): Promise<Relay> {
   const onMessage = (c: Conn, data: RawData, isBinary: boolean) => {
     if (c.state === 'closed') return;
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    fwd.chargeTurn(c, buf.length);
     if (isBinary) return fwd.binary(c, buf);
     const limit = c.state === 'challenged' ? RELAY_HELLO_MAX_BYTES : RELAY_TEXT_MAX_BYTES;
     if (buf.length > limit) {

@@ -59,6 +59,12 @@ export interface RelayOptions {
    * read on and their frames for it are held, so a stalled reader cannot freeze them (default 2 s).
    */
   slowReaderPauseMs?: number;
+  /**
+   * Bytes one connection may have handled in one event-loop turn before it yields to the others
+   * (its socket is paused until the next turn), so a bulk sender cannot hold the loop for hundreds
+   * of ms while a small message waits behind it (default 256 KiB).
+   */
+  turnReadBytes?: number;
   /** Per (sender, target) pair budget per second (defaults 16 MiB and 2000 frames). */
   pairBytesPerSecond?: number;
   pairFramesPerSecond?: number;
@@ -176,6 +182,8 @@ export interface Conn {
   overSince: number;
   /** Why this connection's reading is paused (empty = reading). */
   pauseReasons: Set<string>;
+  /** Bytes it sent in this event-loop turn (-1: none yet; see `turnReadBytes`). */
+  turnBytes: number;
   pairs: Map<number, PairBudget>;
   /** Refusals not yet written to the log, per reason (relay/reject-log.ts). */
   refusals: Map<string, { since: number; count: number; code: string }>;
