@@ -198,21 +198,26 @@ export function createForwarder(ctx: RelayCtx) {
     ctx.pauseReading(c, reason);
     m.inc('hearthnet_relay_budget_pauses_total');
     const pair = p;
-    pair.timer = setTimeout(
-      () => {
-        pair.timer = null;
-        pair.lastAt = o.now();
-        // frames read in the capped window go on now, charged to the new one, until it caps again (a new timer) or
-        // the connection is being closed (over budget: `release` frees the rest)
-        while (pair.queue.length && !pair.timer && c.ws.readyState === c.ws.OPEN) {
-          const f = pair.queue.shift()!;
-          c.heldBytes -= f.length;
-          route(c, target, f);
-        }
-        ctx.resumeReading(c, reason);
-      },
-      Math.max(1, pair.winStart + 1000 - now),
-    );
+    const windowEnd = () => {
+      // a timer may fire a few ms before the relay's clock says the window is over (libuv starts it from the
+      // loop's cached time): wait out the rest, or the queue would go on charged to the capped window
+      const left = pair.winStart + 1000 - o.now();
+      if (left > 0) {
+        pair.timer = setTimeout(windowEnd, left);
+        return;
+      }
+      pair.timer = null;
+      pair.lastAt = o.now();
+      // frames read in the capped window go on now, charged to the new one, until it caps again (a new timer) or
+      // the connection is being closed (over budget: `release` frees the rest)
+      while (pair.queue.length && !pair.timer && c.ws.readyState === c.ws.OPEN) {
+        const f = pair.queue.shift()!;
+        c.heldBytes -= f.length;
+        route(c, target, f);
+      }
+      ctx.resumeReading(c, reason);
+    };
+    pair.timer = setTimeout(windowEnd, Math.max(1, pair.winStart + 1000 - now));
   };
 
   /** Connections that sent something in this event-loop turn, and what the turn has handled in all. */

@@ -430,34 +430,49 @@ describe('relay: rate limits on joins and connections', () => {
     }
   }, 120_000);
 
-  it('a pair that stays at its forwarding budget is paced, then sent rate_limited and disconnected', async () => {
-    const relay = await createRelay({ ...quiet, pairFramesPerSecond: 5, overBudgetGraceMs: 2000 });
-    try {
-      const room = generateKeyPair().nodeId;
-      const a = generateKeyPair();
-      const b = generateKeyPair();
-      const { c: ca } = await joinRaw(relay.wsUrl, a, room);
-      const { c: cb } = await joinRaw(relay.wsUrl, b, room);
-      // one burst the relay reads in one chunk: the frames past the budget were read before reading paused, and must
-      // be paced too (they wait for the next window), not passed on at once
-      ca.sendBinaryBurst(
-        Array.from({ length: 200 }, (_, i) => encodeForwardFrame(b.nodeId, new Uint8Array([i]))),
-      );
-      const e = await ca.take('error', (m) => m.code === 'rate_limited', 30_000);
-      expect(e.message).toMatch(/budget/);
-      await ca.closed(30_000);
-      expect(relay.metrics.get('hearthnet_relay_budget_pauses_total')).toBeGreaterThanOrEqual(1);
-      // paced: the budget's 5 frames a window, in order, for the windows before the disconnect — not the burst
-      await cb.until(() => cb.bins.length >= 5, 'paced frames');
-      await new Promise((r) => setTimeout(r, 300));
-      const got = cb.bins.map((x) => decodeForwardFrame(new Uint8Array(x)).payload[0]);
-      expect(got).toEqual(got.map((_, i) => i));
-      expect(got.length).toBeLessThanOrEqual(15);
-      cb.close();
-    } finally {
-      await relay.close();
-    }
-  }, 90_000);
+  it.each([
+    ['', 1],
+    // the relay's clock at half speed: every window-end timer fires before the relay's clock says the window is over
+    // (as a timer can by a ms, libuv's monotonic clock against Date.now); the queue must still wait for the window
+    [' (its window timers firing early)', 0.5],
+  ])(
+    'a pair that stays at its forwarding budget is paced, then sent rate_limited and disconnected%s',
+    async (_, speed) => {
+      const t0 = Date.now();
+      const relay = await createRelay({
+        ...quiet,
+        pairFramesPerSecond: 5,
+        overBudgetGraceMs: 2000,
+        now: () => t0 + (Date.now() - t0) * speed,
+      });
+      try {
+        const room = generateKeyPair().nodeId;
+        const a = generateKeyPair();
+        const b = generateKeyPair();
+        const { c: ca } = await joinRaw(relay.wsUrl, a, room);
+        const { c: cb } = await joinRaw(relay.wsUrl, b, room);
+        // one burst the relay reads in one chunk: the frames past the budget were read before reading paused, and must
+        // be paced too (they wait for the next window), not passed on at once
+        ca.sendBinaryBurst(
+          Array.from({ length: 200 }, (_, i) => encodeForwardFrame(b.nodeId, new Uint8Array([i]))),
+        );
+        const e = await ca.take('error', (m) => m.code === 'rate_limited', 30_000);
+        expect(e.message).toMatch(/budget/);
+        await ca.closed(30_000);
+        expect(relay.metrics.get('hearthnet_relay_budget_pauses_total')).toBeGreaterThanOrEqual(1);
+        // paced: the budget's 5 frames a window, in order, for the windows before the disconnect — not the burst
+        await cb.until(() => cb.bins.length >= 5, 'paced frames');
+        await new Promise((r) => setTimeout(r, 300));
+        const got = cb.bins.map((x) => decodeForwardFrame(new Uint8Array(x)).payload[0]);
+        expect(got).toEqual(got.map((_, i) => i));
+        expect(got.length).toBeLessThanOrEqual(15);
+        cb.close();
+      } finally {
+        await relay.close();
+      }
+    },
+    90_000,
+  );
 
   it('a sender kept at its budget is disconnected even when the relay’s timers run late (loaded machine)', async () => {
     // The relay's clock runs 3× real time: every resume timer fires "late" in the relay's own time,
