@@ -289,7 +289,10 @@ describe('verifier: signed objects', () => {
       { ...o, a: 2 },
       { ...o, extra: true },
       { ...o, signature: 'garbage' },
-      { ...o, signature: o.signature.slice(0, -2) + 'AA' },
+      {
+        ...o,
+        signature: o.signature.slice(0, 10) + (o.signature[10] === 'A' ? 'B' : 'A') + o.signature.slice(11),
+      },
     ];
     const sync = cases.map((c) => verifyObject(c, kp.nodeId));
     expect(sync).toEqual([true, false, false, false, false]);
