@@ -353,6 +353,30 @@ describe('relay: hostile clients', () => {
   });
 });
 
+/**
+ * A relay with a per-pair budget of 5 frames a second (capped for `graceMs` means disconnected) whose clock runs at
+ * `speed` × real time, and two raw clients a → b joined to one room.
+ */
+async function budgetPair(graceMs: number, speed: number) {
+  const t0 = Date.now();
+  const relay = await createRelay({
+    ...quiet,
+    pairFramesPerSecond: 5,
+    overBudgetGraceMs: graceMs,
+    now: () => t0 + (Date.now() - t0) * speed,
+  });
+  try {
+    const room = generateKeyPair().nodeId;
+    const b = generateKeyPair();
+    const { c: ca } = await joinRaw(relay.wsUrl, generateKeyPair(), room);
+    const { c: cb } = await joinRaw(relay.wsUrl, b, room);
+    return { relay, b, ca, cb };
+  } catch (e) {
+    await relay.close();
+    throw e;
+  }
+}
+
 describe('relay: rate limits on joins and connections', () => {
   it('joins per hour per node → rate_limited with retry_after_ms', async () => {
     const relay = await createRelay({ ...quiet, joinsPerHour: 2 });
@@ -438,19 +462,8 @@ describe('relay: rate limits on joins and connections', () => {
   ])(
     'a pair that stays at its forwarding budget is paced, then sent rate_limited and disconnected%s',
     async (_, speed) => {
-      const t0 = Date.now();
-      const relay = await createRelay({
-        ...quiet,
-        pairFramesPerSecond: 5,
-        overBudgetGraceMs: 2000,
-        now: () => t0 + (Date.now() - t0) * speed,
-      });
+      const { relay, b, ca, cb } = await budgetPair(2000, speed);
       try {
-        const room = generateKeyPair().nodeId;
-        const a = generateKeyPair();
-        const b = generateKeyPair();
-        const { c: ca } = await joinRaw(relay.wsUrl, a, room);
-        const { c: cb } = await joinRaw(relay.wsUrl, b, room);
         // one burst the relay reads in one chunk: the frames past the budget were read before reading paused, and must
         // be paced too (they wait for the next window), not passed on at once
         ca.sendBinaryBurst(
@@ -477,19 +490,8 @@ describe('relay: rate limits on joins and connections', () => {
   it('a sender kept at its budget is disconnected even when the relay’s timers run late (loaded machine)', async () => {
     // The relay's clock runs 3× real time: every resume timer fires "late" in the relay's own time,
     // as it does on a loaded machine; the run of capped windows must not reset because of that.
-    const t0 = Date.now();
-    const relay = await createRelay({
-      ...quiet,
-      pairFramesPerSecond: 5,
-      overBudgetGraceMs: 6000,
-      now: () => t0 + (Date.now() - t0) * 3,
-    });
+    const { relay, b, ca, cb } = await budgetPair(6000, 3);
     try {
-      const room = generateKeyPair().nodeId;
-      const a = generateKeyPair();
-      const b = generateKeyPair();
-      const { c: ca } = await joinRaw(relay.wsUrl, a, room);
-      const { c: cb } = await joinRaw(relay.wsUrl, b, room);
       // a sender that keeps sending well over its budget, in small bursts, for as long as it is let
       let n = 0;
       const tick = setInterval(() => {
