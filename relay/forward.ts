@@ -199,8 +199,8 @@ export function createForwarder(ctx: RelayCtx) {
     m.inc('hearthnet_relay_budget_pauses_total');
     const pair = p;
     const windowEnd = () => {
-      // a timer may fire a few ms before the relay's clock says the window is over (libuv starts it from the
-      // loop's cached time): wait out the rest, or the queue would go on charged to the capped window
+      // a timer may fire before the relay's clock says the window is over (timers run on a monotonic clock, `o.now`
+      // is the wall clock or a test's): wait out the rest, or the queue would go on charged to the capped window
       const left = pair.winStart + 1000 - o.now();
       if (left > 0) {
         pair.timer = setTimeout(windowEnd, left);
